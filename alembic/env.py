@@ -1,0 +1,51 @@
+"""Alembic environment: the models' metadata, batch mode for SQLite, and the monitor's own engine."""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+import monitor.models  # noqa: F401  (registers the tables)
+from alembic import context
+from monitor.config import load_config
+from monitor.db import create_db_engine
+
+config = context.config
+target_metadata = SQLModel.metadata
+
+
+def _url() -> str:
+    return config.get_main_option("sqlalchemy.url") or load_config().database_url
+
+
+def _configure(connection: object) -> None:
+    context.configure(
+        connection=connection,  # type: ignore[arg-type]
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_url(), target_metadata=target_metadata, render_as_batch=True, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+        context.run_migrations()
+        return
+    engine = create_db_engine(_url())
+    with engine.begin() as connection:
+        _configure(connection)
+        context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,361 @@
+"""The `monitor` command: thin commands that build the config, engine and clients and call the pipeline.
+
+Errors become one clean line per problem and a non-zero exit; tables on a terminal, JSON when asked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlmodel import Session
+
+from monitor import __version__, store
+from monitor.config import Config, load_config
+from monitor.db import open_database, run_lock, schema_state, upgrade
+from monitor.errors import ConfigError, LockedError, MonitorError
+from monitor.pipeline import FeedOutcome, PollSummary, run_poll
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_BROKEN = 2  # configuration or database unusable
+EXIT_NOTHING_POLLED = 1
+
+
+def now() -> datetime:
+    """The one clock the commands read."""
+    return datetime.now(UTC)
+
+
+class CommandError(click.ClickException):
+    """A monitor error as the user sees it: its lines, and exit status 2."""
+
+    exit_code = EXIT_BROKEN
+
+    def show(self, file: Any = None) -> None:
+        for line in self.message.splitlines():
+            click.echo(f"error: {line}", err=True)
+
+
+def handle_errors(function: F) -> F:
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except MonitorError as exc:
+            raise CommandError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def config_option(function: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Configuration file (default: $MONITOR_CONFIG, ./feeds.yaml, then the bundled feeds.yaml).",
+    )(function)
+
+
+def json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Write JSON instead of a table.")(function)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="monitor")
+def cli() -> None:
+    """Guarantee Watch: poll news feeds on security guarantees for Ukraine, track each proposal's status
+    with its evidence, and send Telegram digests.
+
+    Example:
+
+        monitor demo          # the whole pipeline on bundled sample feeds, offline
+
+        monitor poll          # what cron runs
+    """
+
+
+@cli.command()
+@config_option
+@handle_errors
+def check(config_path: str | None) -> None:
+    """Validate the configuration file. Every problem is one line: FILE:LINE: FIELD: message.
+
+    Example:
+
+        monitor check --config feeds.yaml
+    """
+    config = load_config(config_path)
+    enabled = sum(1 for source in config.sources if source.enabled)
+    click.echo(
+        f"{config.path}: ok: {len(config.sources)} sources ({enabled} enabled), "
+        f"{len(config.proposals)} proposals, database {config.database_url}"
+    )
+
+
+@cli.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@config_option
+@handle_errors
+def db_upgrade(config_path: str | None) -> None:
+    """Create the database, or migrate it to this version's schema.
+
+    Example:
+
+        MONITOR_DATABASE_URL=sqlite:///data/monitor.db monitor db upgrade
+    """
+    config = load_config(config_path)
+    from monitor.db import create_db_engine
+
+    engine = create_db_engine(config.database_url)
+    applied = upgrade(engine)
+    _current, head = schema_state(engine)
+    click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {config.database_url}")
+
+
+@cli.command()
+@config_option
+@click.option("--source", "sources", multiple=True, metavar="ID", help="Poll only this feed (repeatable).")
+@click.option("--force", is_flag=True, help="Poll even feeds that are not due yet.")
+@json_option
+@handle_errors
+def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Poll the feeds that are due and store every new or edited report. Safe to run from cron.
+
+    Exits 0 when some feeds fail (each failure is recorded on its feed), 1 when feeds were due and none could
+    be polled, 2 when the configuration or database is broken. While another run works, exits 0 at once.
+
+    Example:
+
+        monitor poll --source kyiv-independent --force
+    """
+    config = load_config(config_path)
+    engine = open_database(config.database_url)
+    try:
+        with run_lock(config.database_url, now=now()):
+            summary = _poll_with_progress(config, engine, sources, force, show=not as_json)
+    except LockedError as exc:
+        click.echo(str(exc), err=True)
+        return
+    _print_summary(summary, as_json)
+    if summary.nothing_polled:
+        sys.exit(EXIT_NOTHING_POLLED)
+
+
+def _poll_with_progress(config: Config, engine: Any, sources: tuple[str, ...], force: bool, show: bool) -> PollSummary:
+    console = Console(stderr=True)
+    if not (show and console.is_terminal):
+        return run_poll(config, engine, now, only=sources, force=force)
+    columns = (
+        TextColumn("polling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("", total=None)
+
+        def started(total: int) -> None:
+            progress.update(task, total=total)
+
+        def advanced(outcome: FeedOutcome) -> None:
+            progress.update(task, advance=1, description=f"{outcome.source_id}: {outcome.outcome}")
+
+        return run_poll(config, engine, now, only=sources, force=force, on_feed=advanced, on_start=started)
+
+
+def _print_summary(summary: PollSummary, as_json: bool) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": summary.run_id,
+                    "feeds_due": summary.feeds_due,
+                    "feeds_ok": summary.count("ok"),
+                    "feeds_not_modified": summary.count("not-modified"),
+                    "feeds_failed": summary.count("failed"),
+                    "items_new": summary.items_new,
+                    "items_updated": summary.items_updated,
+                    "feeds": [_outcome_json(feed) for feed in summary.feeds],
+                },
+                indent=None,
+            )
+        )
+        return
+    console = Console(soft_wrap=True)
+    if summary.feeds_due == 0:
+        console.print("No feed is due. (Use --force to poll anyway.)")
+        return
+    for feed in sorted(summary.feeds, key=lambda f: f.source_id):
+        if feed.outcome == "failed":
+            console.print(f"[red]failed[/] {feed.source_id}: {feed.error}", markup=True, highlight=False)
+        elif feed.warning:
+            console.print(f"[yellow]warning[/] {feed.source_id}: {feed.warning}", markup=True, highlight=False)
+        if feed.moved_to:
+            console.print(f"moved {feed.source_id}: now polled at {feed.moved_to}", highlight=False)
+    console.print(
+        f"{summary.feeds_due} feeds: {summary.count('ok')} ok, {summary.count('not-modified')} not modified, "
+        f"{summary.count('failed')} failed; {summary.items_new} new items, {summary.items_updated} updated",
+        highlight=False,
+    )
+
+
+def _outcome_json(feed: FeedOutcome) -> dict[str, Any]:
+    return {
+        "source": feed.source_id,
+        "outcome": feed.outcome,
+        "status": feed.status,
+        "error": feed.error,
+        "warning": feed.warning,
+        "items_new": feed.items_new,
+        "items_updated": feed.items_updated,
+        "moved_to": feed.moved_to,
+        "health": feed.health,
+        "next_poll_at": feed.next_poll_at.isoformat() if feed.next_poll_at else None,
+    }
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@json_option
+@click.pass_context
+@handle_errors
+def feeds(ctx: click.Context, config_path: str | None, as_json: bool) -> None:
+    """Show every feed's health: state, last poll, next poll, failures, items and last error.
+
+    Example:
+
+        monitor feeds --json | jq '.[] | select(.health != "ok")'
+    """
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = config_path
+        return
+    config = load_config(config_path)
+    engine = open_database(config.database_url)
+    with Session(engine) as session:
+        store.sync_sources(config.sources, config.settings.poll.interval, now(), session=session)
+        session.commit()
+        rows = store.all_sources(session=session)
+        counts = store.item_counts_by_source(session=session)
+    records = [_feed_record(row, counts.get(row.id, 0)) for row in rows if row.in_config]
+    if as_json:
+        click.echo(json.dumps(records))
+        return
+    table = Table("feed", "health", "last poll", "next poll", "fail", "items", "last error", box=None)
+    styles = {"ok": "green", "failing": "red", "disabled": "red", "new": "dim"}
+    for record in records:
+        health = record["health"] if record["enabled"] else "off"
+        table.add_row(
+            record["id"],
+            f"[{styles.get(health, 'yellow')}]{health}[/]",
+            _short(record["last_polled_at"]),
+            _short(record["next_poll_at"]),
+            str(record["consecutive_failures"]),
+            str(record["items"]),
+            (record["disabled_reason"] or record["last_error"] or "")[:70],
+        )
+    Console().print(table)
+
+
+@feeds.command("reset")
+@click.argument("source_id")
+@click.pass_obj
+@handle_errors
+def feeds_reset(config_path: str | None, source_id: str) -> None:
+    """Clear a feed's failures or its disabled state (after a 410), so that the next poll takes it.
+
+    Example:
+
+        monitor feeds reset nato-news
+    """
+    config = load_config(config_path)
+    engine = open_database(config.database_url)
+    with Session(engine) as session:
+        if not store.reset_source(source_id, session=session):
+            raise ConfigError([f"no feed {source_id!r} in the database"])
+        session.commit()
+    click.echo(f"{source_id}: reset; it will be polled on the next run")
+
+
+def _feed_record(row: Any, items: int) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat(timespec="seconds") if value else None
+
+    return {
+        "id": row.id,
+        "name": row.name,
+        "url": row.url,
+        "tier": row.tier,
+        "enabled": row.enabled,
+        "health": row.health,
+        "disabled_reason": row.disabled_reason,
+        "last_polled_at": iso(row.last_polled_at),
+        "last_success_at": iso(row.last_success_at),
+        "next_poll_at": iso(row.next_poll_at),
+        "consecutive_failures": row.consecutive_failures,
+        "last_status_code": row.last_status_code,
+        "last_error": row.last_error,
+        "items": items,
+    }
+
+
+def _short(iso: str | None) -> str:
+    return iso.replace("T", " ")[:16] if iso else "-"
+
+
+@cli.command()
+@config_option
+@click.option(
+    "--db",
+    "db_path",
+    default="monitor-demo.db",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="SQLite file the demo writes.",
+)
+@handle_errors
+def demo(config_path: str | None, db_path: str) -> None:
+    """Run the whole pipeline offline: serve the bundled sample feeds on 127.0.0.1, poll them into a local
+    SQLite file and show what was found.
+
+    Example:
+
+        monitor demo --db /tmp/demo.db
+    """
+    from monitor.demo import run_demo
+
+    base = load_config(config_path, env={})
+    config, engine, summary = run_demo(base, f"sqlite:///{db_path}", now)
+    console = Console(soft_wrap=True)
+    console.print(
+        f"[bold]Guarantee Watch demo[/]: {len(config.sources)} sample feeds served on 127.0.0.1, database {db_path}"
+    )
+    _print_summary(summary, as_json=False)
+    with Session(engine) as session:
+        total = store.count_items(session=session)
+        recent = store.recent_items(8, session=session)
+    console.print(f"{total} items stored. Latest:", highlight=False)
+    for item in recent:
+        flag = " (date missing: first seen)" if item.published_fallback else ""
+        console.print(
+            f"  {item.published_at:%Y-%m-%d %H:%M}  [{item.source_id}] {item.title}{flag}",
+            highlight=False,
+            markup=False,
+        )
+
+
+def main() -> None:
+    cli(prog_name="monitor")

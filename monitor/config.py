@@ -1,0 +1,361 @@
+"""feeds.yaml and the environment -> a typed, validated `Config`.
+
+Pure apart from reading the one file it is given: it does not touch the network, the database or the clock.
+Every problem becomes one line, `FILE:LINE: FIELD: message`, collected into a single `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from monitor.errors import ConfigError
+
+CONFIG_ENV = "MONITOR_CONFIG"
+DATABASE_ENV = "MONITOR_DATABASE_URL"
+TOKEN_ENV = "MONITOR_TELEGRAM_TOKEN"
+API_URL_ENV = "MONITOR_TELEGRAM_API_URL"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "feeds.yaml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$")
+_DURATION_UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "mb": 10**6, "gb": 10**9, "kib": 1024, "mib": 2**20, "gib": 2**30}
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def _duration(value: Any) -> float:
+    """Seconds from `90`, `"90s"`, `"30m"`, `"2h"`, `"1d"` or `"1w"`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30m, 2h or 1d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration such as 30m, 2h or 1d, got {value!r}")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+def _size(value: Any) -> int:
+    """Bytes from `1048576`, `"10MB"` or `"512KiB"`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 10MB")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise ValueError(f"expected a size such as 10MB or 512KiB, got {value!r}")
+        unit = match.group(2).lower() if match.group(2) else None
+        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size <= 0:
+        raise ValueError("a size must be positive")
+    return size
+
+
+def _identifier(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(f"{value!r} is not an id: use lower-case letters, digits, '-' and '_'")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value, re.IGNORECASE):
+        raise ValueError(f"{value!r} is not an http or https URL")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+Size = Annotated[int, BeforeValidator(_size)]
+Identifier = Annotated[str, AfterValidator(_identifier)]
+HttpURL = Annotated[str, AfterValidator(_http_url)]
+Tier = Literal["official", "wire", "media", "blog"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Source(_Strict):
+    """One news feed to poll."""
+
+    id: Identifier
+    name: str = Field(min_length=1)
+    url: HttpURL
+    tier: Tier = "media"
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+    interval: Duration | None = None
+    enabled: bool = True
+
+
+class Proposal(_Strict):
+    """One tracked proposal and what identifies reports about it."""
+
+    id: Identifier
+    title: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    actors: list[str] = Field(default_factory=list)
+    required: list[str] = Field(default_factory=list)
+    excluded: list[str] = Field(default_factory=list)
+    initial_status: str = "discussion"
+    notes: str = ""
+
+
+class PollSettings(_Strict):
+    """How feeds are fetched and scheduled."""
+
+    interval: Duration = 1800
+    min_interval: Duration = 300
+    max_backoff: Duration = 86400
+    failing_after: int = Field(default=3, ge=1)
+    concurrency: int = Field(default=16, ge=1, le=256)
+    per_host: int = Field(default=2, ge=1, le=32)
+    connect_timeout: Duration = 10
+    read_timeout: Duration = 30
+    total_timeout: Duration = 60
+    max_bytes: Size = 10 * 2**20
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    user_agent: str = "GuaranteeWatch/0.1 (news feed monitor)"
+
+
+class CorroborationSettings(_Strict):
+    """What it takes for a reported status change to count as confirmed."""
+
+    sources: int = Field(default=2, ge=1)
+    window: Duration = 7 * 86400
+    official_suffices: bool = True
+
+
+class StatusSettings(_Strict):
+    """The status ladder, lowest first, and the corroboration policy per status."""
+
+    ladder: list[Identifier] = Field(default_factory=lambda: ["discussion", "proposal", "signed"], min_length=2)
+    corroboration: dict[str, CorroborationSettings] = Field(default_factory=lambda: {"signed": CorroborationSettings()})
+
+    @model_validator(mode="after")
+    def _known_statuses(self) -> StatusSettings:
+        if len(set(self.ladder)) != len(self.ladder):
+            raise ValueError("the ladder lists a status twice")
+        unknown = sorted(set(self.corroboration) - set(self.ladder))
+        if unknown:
+            raise ValueError(f"corroboration names statuses not on the ladder: {', '.join(unknown)}")
+        return self
+
+
+class TelegramSettings(_Strict):
+    """The Bot API connection and who administers the bot."""
+
+    api_url: HttpURL = "https://api.telegram.org/bot"
+    admin_chats: list[int] = Field(default_factory=list)
+
+
+class DigestSettings(_Strict):
+    """Digest defaults for new subscribers and limits on their length."""
+
+    frequency: Literal["instant", "hourly", "daily", "weekly"] = "daily"
+    hour: int = Field(default=8, ge=0, le=23)
+    timezone: str = "UTC"
+    max_reports: int = Field(default=40, ge=1)
+
+
+class Settings(_Strict):
+    database_url: str = "sqlite:///monitor.db"
+    poll: PollSettings = Field(default_factory=PollSettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    digest: DigestSettings = Field(default_factory=DigestSettings)
+
+
+class ConfigFile(_Strict):
+    settings: Settings = Field(default_factory=Settings)
+    sources: list[Source] = Field(default_factory=list)
+    proposals: list[Proposal] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """`sources:` with nothing under it is an empty list, not an error."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the commands need, after the environment has been applied."""
+
+    path: Path
+    settings: Settings
+    sources: tuple[Source, ...]
+    proposals: tuple[Proposal, ...]
+    telegram_token: str | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url
+
+    def source(self, source_id: str) -> Source:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        raise ConfigError([f"{self.path}: sources: no source with id {source_id!r}"])
+
+
+def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """The file to read: an explicit path, then $MONITOR_CONFIG, then ./feeds.yaml, then the bundled default."""
+    if explicit:
+        return Path(explicit)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    local = Path("feeds.yaml")
+    return local if local.exists() else DEFAULT_CONFIG_PATH
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and apply environment overrides. Raises `ConfigError` with one line per problem."""
+    env = os.environ if env is None else env
+    file = config_path(path, env)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{file}: no such configuration file (set {CONFIG_ENV} or pass --config)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{file}: cannot be read: {exc}"]) from None
+    return parse_config(text, file, env)
+
+
+def parse_config(text: str, file: Path, env: Mapping[str, str]) -> Config:
+    data, lines = _load_yaml(text, file)
+    overrides: dict[str, Any] = {}
+    if env.get(DATABASE_ENV):
+        overrides["database_url"] = env[DATABASE_ENV]
+    if env.get(API_URL_ENV):
+        overrides["telegram"] = {"api_url": env[API_URL_ENV]}
+    if overrides:
+        data = dict(data)
+        settings = dict(data.get("settings") or {})
+        if "telegram" in overrides and isinstance(settings.get("telegram"), dict):
+            overrides["telegram"] = {**settings["telegram"], **overrides["telegram"]}
+        data["settings"] = {**settings, **overrides}
+    try:
+        parsed = ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        problems = sorted(_describe(error, lines) for error in exc.errors())
+        raise ConfigError([f"{file}:{line}: {text}" for line, text in problems]) from None
+    problems_after: list[tuple[int, str]] = []
+    sections: tuple[tuple[str, Sequence[Source | Proposal]], ...] = (
+        ("sources", parsed.sources),
+        ("proposals", parsed.proposals),
+    )
+    for section, entries in sections:
+        seen: set[str] = set()
+        for index, entry in enumerate(entries):
+            if entry.id in seen:
+                line = lines.get((section, index), 1)
+                problems_after.append((line, f"{section}[{index}].id: {entry.id!r} is already used above"))
+            seen.add(entry.id)
+    ladder = parsed.settings.status.ladder
+    for index, proposal in enumerate(parsed.proposals):
+        if proposal.initial_status not in ladder:
+            line = lines.get(("proposals", index, "initial_status"), 1)
+            problems_after.append(
+                (
+                    line,
+                    f"proposals[{index}].initial_status: {proposal.initial_status!r} is not on "
+                    f"the ladder ({', '.join(ladder)})",
+                )
+            )
+    if problems_after:
+        raise ConfigError([f"{file}:{line}: {text}" for line, text in problems_after])
+    return Config(
+        path=file,
+        settings=parsed.settings,
+        sources=tuple(parsed.sources),
+        proposals=tuple(parsed.proposals),
+        telegram_token=env.get(TOKEN_ENV) or None,
+    )
+
+
+Path_ = tuple[str | int, ...]
+
+
+def _load_yaml(text: str, file: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
+    """Plain data plus the line (1-based) where each mapping key or sequence element starts."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{file}{line}: not valid YAML: {problem}"]) from None
+    if node is None:
+        return {}, {}
+    lines: dict[Path_, int] = {(): node.start_mark.line + 1}
+    data = _construct(node, (), lines, file)
+    if not isinstance(data, dict):
+        raise ConfigError([f"{file}:{node.start_mark.line + 1}: the top level must be a mapping"])
+    return data, lines
+
+
+def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: Path) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(yaml.SafeLoader("").construct_object(key_node))
+            line = key_node.start_mark.line + 1
+            if key in result:
+                raise ConfigError([f"{file}:{line}: {_dotted(path + (key,))}: key given twice"])
+            lines[path + (key,)] = line
+            result[key] = _construct(value_node, path + (key,), lines, file)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, child in enumerate(node.value):
+            lines[path + (index,)] = child.start_mark.line + 1
+            items.append(_construct(child, path + (index,), lines, file))
+        return items
+    return yaml.SafeLoader("").construct_object(node)
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: Any, lines: dict[Path_, int]) -> tuple[int, str]:
+    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+    # Pydantic adds the union member or validator name to some locations; keep only real keys and indexes.
+    loc = tuple(part for part in loc if isinstance(part, int) or not part[:1].isupper())
+    probe = loc
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    line = lines.get(probe, 1)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required but missing"
+    return line, f"{_dotted(loc)}: {message}"

@@ -1,0 +1,153 @@
+"""Engine factory, migrations and the cron run lock.
+
+This is the one place that knows which database it talks to. SQLite-only statements (pragmas, the
+transaction recipe) live in `_sqlite_setup` below; everything else is portable SQL through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine, make_url
+
+from alembic import command
+from monitor.config import PROJECT_ROOT
+from monitor.errors import DatabaseError, LockedError
+
+MIGRATIONS = PROJECT_ROOT / "alembic"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for `url`; for SQLite, the parent folder is created and the pragmas are set."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise DatabaseError(f"database URL {url!r} is not valid: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise DatabaseError(f"database URL {url!r}: driver not available: {exc}") from None
+
+
+# --- SQLite only -------------------------------------------------------------------------------------------
+def _sqlite_engine(url: sa.URL) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+    sa.event.listen(engine, "connect", _sqlite_setup)
+    # pysqlite starts transactions lazily and never for DDL; take control so that a unit of work, and a
+    # migration, is one real transaction (SQLAlchemy's documented recipe).
+    sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+    return engine
+
+
+def _sqlite_setup(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+# --- migrations --------------------------------------------------------------------------------------------
+def alembic_config(url: str) -> AlembicConfig:
+    config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def schema_state(engine: Engine) -> tuple[str | None, str]:
+    """(the database's revision, this code's head revision)."""
+    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
+    head = script.get_current_head()
+    assert head is not None
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    known = {revision.revision for revision in script.walk_revisions()}
+    if current is not None and current not in known:
+        raise DatabaseError(
+            f"the database {engine.url.render_as_string()} is at schema revision {current}, which this version "
+            "of monitor does not know: it was made by a newer version; upgrade monitor instead"
+        )
+    return current, head
+
+
+def upgrade(engine: Engine) -> bool:
+    """Bring the schema to this code's head. Returns whether anything was applied."""
+    try:
+        current, head = schema_state(engine)
+        if current == head:
+            return False
+        config = alembic_config(engine.url.render_as_string(hide_password=False))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return True
+    except sa.exc.OperationalError as exc:
+        raise DatabaseError(f"database {engine.url.render_as_string()}: {_first_line(exc)}") from None
+    except sa.exc.DatabaseError as exc:
+        raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {_first_line(exc)}") from None
+
+
+def open_database(url: str) -> Engine:
+    """An engine on an up-to-date schema: what every command uses, so a fresh path just works."""
+    engine = create_db_engine(url)
+    upgrade(engine)
+    return engine
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --- run lock ----------------------------------------------------------------------------------------------
+def lock_path(url: str) -> Path:
+    """The lock file beside a SQLite database, or a per-URL file in the temp folder for other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database).expanduser().with_name(Path(parsed.database).name + ".lock")
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"monitor-{digest}.lock"
+
+
+@contextmanager
+def run_lock(url: str, *, now: datetime | None = None) -> Iterator[None]:
+    """Hold the run lock, or raise `LockedError` at once. The kernel drops it when the process dies."""
+    path = lock_path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise LockedError(f"another monitor run is working ({holder}); lock {path}; exiting") from None
+        stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {stamp}".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

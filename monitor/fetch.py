@@ -1,0 +1,218 @@
+"""Feed requests -> `FetchResult`s, over an `httpx.AsyncClient` that the caller passes in.
+
+Conditional GET (ETag, Last-Modified), redirects followed by hand (so that a permanent move is seen and only
+http and https are ever followed), bounded concurrency overall and per host, connect/read timeouts plus a total
+deadline, and a body limit counted after decompression. Never raises for a feed's fault: the result carries a
+`FetchError`. Does not parse, schedule or store anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from monitor.config import PollSettings
+from monitor.errors import (
+    BodyTooLarge,
+    FetchError,
+    FetchHTTPError,
+    FetchTimeout,
+    RedirectError,
+    UnsupportedURL,
+)
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, "
+    "text/xml;q=0.9, */*;q=0.5"
+)
+PERMANENT = frozenset({301, 308})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    source_id: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What the server said. `content` is the decompressed body of a 200; empty otherwise."""
+
+    request: FetchRequest
+    url: str
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes = b""
+    moved_to: str | None = None
+    error: FetchError | None = None
+    elapsed: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304 and self.error is None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def make_client(settings: PollSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The client the poller uses: timeouts, connection limits and a User-Agent that names the project."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,
+            pool=settings.total_timeout,
+        ),
+        limits=httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency),
+        headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
+        follow_redirects=False,
+        transport=transport,
+    )
+
+
+async def fetch_all(
+    client: httpx.AsyncClient, requests: Iterable[FetchRequest], settings: PollSettings
+) -> AsyncIterator[FetchResult]:
+    """Fetch every request, at most `concurrency` at once and `per_host` per host; yield results as they end."""
+    overall = asyncio.Semaphore(settings.concurrency)
+    per_host: dict[str, asyncio.Semaphore] = {}
+
+    async def one(request: FetchRequest) -> FetchResult:
+        host = (urlsplit(request.url).hostname or "").lower()
+        host_slot = per_host.setdefault(host, asyncio.Semaphore(settings.per_host))
+        async with host_slot, overall:
+            return await fetch_feed(client, request, settings)
+
+    tasks = [asyncio.ensure_future(one(request)) for request in requests]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            yield await next_done
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def fetch_feed(client: httpx.AsyncClient, request: FetchRequest, settings: PollSettings) -> FetchResult:
+    """One conditional GET, redirects included, within the total deadline."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(settings.total_timeout):
+            result = await _follow(client, request, settings)
+    except TimeoutError:
+        result = FetchResult(
+            request, request.url, error=FetchTimeout(f"no complete answer within {settings.total_timeout:g}s")
+        )
+    except FetchError as exc:
+        result = FetchResult(request, request.url, error=exc)
+    except httpx.TimeoutException as exc:
+        result = FetchResult(request, request.url, error=FetchTimeout(_describe(exc)))
+    except httpx.HTTPError as exc:
+        result = FetchResult(request, request.url, error=FetchError(_describe(exc)))
+    return FetchResult(
+        request=result.request,
+        url=result.url,
+        status=result.status,
+        headers=result.headers,
+        content=result.content,
+        moved_to=result.moved_to,
+        error=result.error,
+        elapsed=time.monotonic() - started,
+    )
+
+
+async def _follow(client: httpx.AsyncClient, request: FetchRequest, settings: PollSettings) -> FetchResult:
+    url = request.url
+    seen = {url}
+    moved_to: str | None = None
+    still_permanent = True
+    for _hop in range(settings.max_redirects + 1):
+        _check_scheme(url)
+        headers = {}
+        if request.etag:
+            headers["If-None-Match"] = request.etag
+        if request.last_modified:
+            headers["If-Modified-Since"] = request.last_modified
+        async with client.stream("GET", url, headers=headers) as response:
+            if response.status_code in REDIRECTS and "location" in response.headers:
+                target = urljoin(url, response.headers["location"])
+                if target in seen:
+                    raise RedirectError(f"redirect loop at {target}")
+                _check_scheme(target, redirect=True)
+                still_permanent = still_permanent and response.status_code in PERMANENT
+                if still_permanent:
+                    moved_to = target
+                seen.add(target)
+                url = target
+                continue
+            return await _answer(request, url, response, moved_to, settings)
+    raise RedirectError(f"more than {settings.max_redirects} redirects")
+
+
+async def _answer(
+    request: FetchRequest, url: str, response: httpx.Response, moved_to: str | None, settings: PollSettings
+) -> FetchResult:
+    status = response.status_code
+    headers = {key.lower(): value for key, value in response.headers.items()}
+    if status == 304:
+        return FetchResult(request, url, status, headers, moved_to=moved_to)
+    if status != 200:
+        retry_after = headers.get("retry-after")
+        error = FetchHTTPError(
+            f"HTTP {status} {response.reason_phrase}".strip(),
+            status=status,
+            retry_after=_seconds(retry_after),
+        )
+        return FetchResult(request, url, status, headers, moved_to=moved_to, error=error)
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.max_bytes and "content-encoding" not in headers:
+        raise BodyTooLarge(f"body of {int(declared):,} bytes exceeds the limit of {settings.max_bytes:,}")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > settings.max_bytes:
+            raise BodyTooLarge(f"body exceeds the limit of {settings.max_bytes:,} bytes (after decompression)")
+    return FetchResult(request, url, status, headers, bytes(body), moved_to=moved_to)
+
+
+def _check_scheme(url: str, *, redirect: bool = False) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        if redirect:
+            raise RedirectError(f"redirect to a {scheme or 'relative'} URL refused: only http and https")
+        raise UnsupportedURL(f"{scheme or 'no'} scheme: only http and https URLs are fetched")
+
+
+def _seconds(value: str | None) -> float | None:
+    """Retry-After as delta-seconds only; an HTTP date is resolved by the scheduler, which knows the time."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    kinds = {
+        httpx.ConnectTimeout: "connection timed out",
+        httpx.ReadTimeout: "read timed out",
+        httpx.WriteTimeout: "write timed out",
+        httpx.PoolTimeout: "no free connection in time",
+        httpx.ConnectError: "cannot connect",
+        httpx.RemoteProtocolError: "broken HTTP answer",
+        httpx.ReadError: "connection failed while reading",
+        httpx.DecodingError: "cannot decode the body",
+        httpx.TooManyRedirects: "too many redirects",
+        httpx.UnsupportedProtocol: "unsupported URL",
+    }
+    kind = next((text for cls, text in kinds.items() if isinstance(exc, cls)), type(exc).__name__)
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{kind}: {detail}" if detail else kind

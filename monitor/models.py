@@ -1,0 +1,180 @@
+"""SQLModel tables: the database schema, documented for analysts in docs/schema.md.
+
+Only table definitions live here. Every read and write goes through `monitor.store`.
+Times are stored as UTC and returned timezone-aware on every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+# Stable constraint names, so that migrations can alter them on SQLite (batch mode) and PostgreSQL alike.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite has no time zones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Source(SQLModel, table=True):
+    """A feed from feeds.yaml, with its fetch state and health. Rows are kept when a feed leaves the file."""
+
+    __tablename__ = "source"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    url: str = Field(description="the URL polled now: the configured one, or where it permanently moved")
+    config_url: str = Field(description="the URL feeds.yaml gives; a change there resets `url`")
+    tier: str = Field(max_length=16)
+    language: str = Field(max_length=16)
+    interval_seconds: float
+    enabled: bool = Field(default=True, description="as configured in feeds.yaml")
+    in_config: bool = Field(default=True, description="false once the feed is removed from feeds.yaml")
+    health: str = Field(default="new", max_length=16, description="new, ok, failing or disabled")
+    disabled_reason: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled_at: datetime | None = _utc()
+    last_success_at: datetime | None = _utc()
+    next_poll_at: datetime | None = _utc(index=True)
+    consecutive_failures: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    feed_title: str | None = None
+    feed_link: str | None = None
+
+
+class SourceURL(SQLModel, table=True):
+    """A URL a feed used to have, kept when it moved permanently (301, 308) or was changed in feeds.yaml."""
+
+    __tablename__ = "source_url"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="source.id", index=True, max_length=64)
+    url: str
+    replaced_by: str
+    reason: str
+    replaced_at: datetime = _utc(nullable=False)
+
+
+class Story(SQLModel, table=True):
+    """One story, however many feeds carried it: items with the same canonical URL share a story."""
+
+    __tablename__ = "story"
+
+    id: int | None = Field(default=None, primary_key=True)
+    canonical_url: str = Field(unique=True)
+    first_seen_at: datetime = _utc(nullable=False)
+
+
+class Item(SQLModel, table=True):
+    """A report as its feed published it, latest version. Unique per (source, key)."""
+
+    __tablename__ = "item"
+    __table_args__ = (sa.UniqueConstraint("source_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="source.id", index=True, max_length=64)
+    key: str = Field(description="identity within the source: guid:..., link:... or hash:...")
+    guid: str | None = None
+    link: str | None = None
+    canonical_url: str | None = Field(default=None, index=True)
+    story_id: int | None = Field(default=None, foreign_key="story.id", index=True)
+    title: str
+    summary: str = Field(description="plain text")
+    author: str | None = None
+    published_at: datetime = _utc(nullable=False, index=True)
+    published_fallback: str | None = Field(
+        default=None,
+        description="why published_at is the first-seen time: missing, unparseable, too-old, future",
+    )
+    first_seen_at: datetime = _utc(nullable=False)
+    updated_at: datetime = _utc(nullable=False)
+    version: int = Field(default=1, description="1 for the first version; +1 for each edit")
+    content_hash: str = Field(max_length=64)
+
+
+class ItemVersion(SQLModel, table=True):
+    """An earlier version of an edited item, kept when the feed changed its title, summary or link."""
+
+    __tablename__ = "item_version"
+    __table_args__ = (sa.UniqueConstraint("item_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    version: int
+    title: str
+    summary: str
+    link: str | None = None
+    published_at: datetime = _utc(nullable=False)
+    content_hash: str = Field(max_length=64)
+    seen_from: datetime = _utc(nullable=False)
+    replaced_at: datetime = _utc(nullable=False)
+
+
+class PollRun(SQLModel, table=True):
+    """One `monitor poll`: when, what it polled and how it went."""
+
+    __tablename__ = "poll_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = _utc(nullable=False, index=True)
+    finished_at: datetime | None = _utc()
+    forced: bool = False
+    feeds_due: int = 0
+    feeds_ok: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    items_new: int = 0
+    items_updated: int = 0
+
+
+class FeedPoll(SQLModel, table=True):
+    """What one run did with one feed."""
+
+    __tablename__ = "feed_poll"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="poll_run.id", index=True)
+    source_id: str = Field(foreign_key="source.id", index=True, max_length=64)
+    polled_at: datetime = _utc(nullable=False)
+    outcome: str = Field(max_length=16, description="ok, not-modified or failed")
+    status_code: int | None = None
+    error: str | None = None
+    items_seen: int = 0
+    items_new: int = 0
+    items_updated: int = 0
+    duration_ms: int = 0
+    next_poll_at: datetime | None = _utc()

@@ -1,0 +1,254 @@
+"""Feed bytes + response headers -> `ParsedFeed` of normalised `Item`s, via feedparser.
+
+Pure: takes the bytes, the headers (so feedparser's encoding detection sees the HTTP charset), the URL and
+`now`; touches no network, database or clock. Text is plain (HTML stripped), links canonical (no tracking
+parameters or fragments), dates UTC, and each item has an identity within its feed: guid, then link, then a
+hash of title and summary.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feedparser
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+from w3lib.url import canonicalize_url, url_query_cleaner
+
+from monitor.errors import NotAFeed, ParseError
+
+MAX_TITLE = 1_000
+MAX_SUMMARY = 20_000
+MAX_KEY = 500
+EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)  # before RSS existed: an epoch default or a typo
+FUTURE_SLACK = timedelta(days=1)  # clocks and time zones drift; a day ahead is a wrong date
+
+TRACKING_PARAMS = (
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "utm_id",
+    "utm_name",
+    "utm_brand",
+    "utm_social",
+    "utm_social-type",
+    "fbclid",
+    "gclid",
+    "dclid",
+    "msclkid",
+    "yclid",
+    "mc_cid",
+    "mc_eid",
+    "ocid",
+    "cmpid",
+    "cmp",
+    "at_medium",
+    "at_campaign",
+    "at_custom1",
+    "at_custom2",
+    "at_custom3",
+    "at_custom4",
+    "xtor",
+    "ito",
+    "smid",
+    "smtyp",
+    "ns_mchannel",
+    "ns_source",
+    "ns_campaign",
+    "ns_linkname",
+    "ns_fee",
+    "rss",
+    "feed",
+    "feedname",
+    "ref",
+    "ref_src",
+    "referrer",
+    "src",
+    "igshid",
+    "_ga",
+    "guccounter",
+)
+_SPACE = re.compile(r"\s+")
+_HTML_HINT = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL)
+
+warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of a feed, normalised."""
+
+    key: str
+    title: str
+    summary: str
+    content_hash: str
+    guid: str | None = None
+    link: str | None = None
+    canonical_url: str | None = None
+    author: str | None = None
+    published: datetime | None = None
+    published_flag: str | None = None  # why `published` is None: missing, unparseable, too-old, future
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    ttl_seconds: float | None
+    items: tuple[Item, ...]
+    duplicates: int = 0
+    warning: str | None = None  # feedparser recovered from a problem (bozo) but still found entries
+
+
+def parse_feed(content: bytes, headers: Mapping[str, str], url: str, now: datetime) -> ParsedFeed:
+    """Parse one response body. Raises `NotAFeed` or `ParseError` when no feed can be read from it."""
+    if not content.strip():
+        raise ParseError("empty body")
+    response_headers = {key.lower(): value for key, value in headers.items()}
+    response_headers.setdefault("content-location", url)
+    parsed = feedparser.parse(content, response_headers=response_headers, sanitize_html=True)
+    problem = _bozo_message(parsed)
+    if not parsed.get("version") and not parsed.entries:
+        content_type = response_headers.get("content-type", "")
+        if _HTML_HINT.match(content[:2048]) or "html" in content_type.lower():
+            raise NotAFeed(f"not a feed: an HTML page ({content_type or 'no content type'})")
+        raise ParseError(f"not a feed: {problem or 'no RSS, Atom or RDF document found'}")
+    channel = parsed.get("feed", {})
+    feed_link = _canonical(channel.get("link"))
+    items: list[Item] = []
+    keys: set[str] = set()
+    for entry in parsed.entries:
+        item = _item(entry, feed_link, now)
+        if item.key in keys:
+            continue
+        keys.add(item.key)
+        items.append(item)
+    return ParsedFeed(
+        title=_text(channel.get("title")) or None,
+        link=channel.get("link") or None,
+        ttl_seconds=_ttl(channel.get("ttl")),
+        items=tuple(items),
+        duplicates=len(parsed.entries) - len(items),
+        warning=problem,
+    )
+
+
+def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:
+    title = _text(entry.get("title"))[:MAX_TITLE]
+    summary = _text(entry.get("summary") or _first_content(entry))[:MAX_SUMMARY]
+    link = (entry.get("link") or "").strip() or None
+    canonical = _canonical(link)
+    guid = (entry.get("id") or "").strip() or None
+    if guid:
+        key = f"guid:{guid}"
+    elif canonical and canonical != feed_link:
+        key = f"link:{canonical}"
+    else:
+        key = f"hash:{_digest(title, summary)[:32]}"
+    if len(key) > MAX_KEY:
+        key = f"{key[:5]}sha256:{_digest(key)}"
+    if not title:
+        title = summary[:120] or (link or "(untitled)")
+    published, flag = _published(entry, now)
+    return Item(
+        key=key,
+        title=title,
+        summary=summary,
+        content_hash=_digest(title, summary, link or ""),
+        guid=guid,
+        link=link,
+        canonical_url=canonical if canonical != feed_link else None,
+        author=_text(entry.get("author")) or None,
+        published=published,
+        published_flag=flag,
+    )
+
+
+def _published(entry: Any, now: datetime) -> tuple[datetime | None, str | None]:
+    for field in ("published", "updated", "created"):
+        struct = entry.get(f"{field}_parsed")
+        if struct is None:
+            continue
+        try:
+            when = datetime.fromtimestamp(calendar.timegm(struct), UTC)
+        except (OverflowError, ValueError, OSError):
+            return None, "unparseable"
+        if when < EARLIEST:
+            return None, "too-old"
+        if when > now + FUTURE_SLACK:
+            return None, "future"
+        return when, None
+    if any(entry.get(field) for field in ("published", "updated", "created")):
+        return None, "unparseable"
+    return None, "missing"
+
+
+def clean_text(html: str | None) -> str:
+    """Plain text from an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
+    if not html:
+        return ""
+    if "<" in html or "&" in html:
+        html = BeautifulSoup(html, "html.parser").get_text(" ")
+    return _SPACE.sub(" ", html).strip()
+
+
+_text = clean_text
+
+
+def canonical_url(url: str | None) -> str | None:
+    """The link without tracking parameters or fragment, scheme folded to https, query sorted."""
+    return _canonical(url)
+
+
+def _canonical(url: str | None) -> str | None:
+    if not url:
+        return None
+    url = url.strip()
+    if not re.match(r"^https?://", url, re.IGNORECASE):
+        return None
+    try:
+        cleaned = url_query_cleaner(url, TRACKING_PARAMS, remove=True, keep_fragments=False)
+        canonical = canonicalize_url(cleaned, keep_fragments=False)
+    except ValueError:
+        return None
+    canonical = re.sub(r"^http://", "https://", canonical, flags=re.IGNORECASE)
+    return str(canonical)
+
+
+def _first_content(entry: Any) -> str:
+    contents = entry.get("content") or []
+    return str(contents[0].get("value", "")) if contents else ""
+
+
+def _ttl(value: Any) -> float | None:
+    try:
+        minutes = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return minutes * 60 if 0 < minutes < 60 * 24 * 30 else None
+
+
+def _bozo_message(parsed: Any) -> str | None:
+    if not parsed.get("bozo"):
+        return None
+    exc = parsed.get("bozo_exception")
+    message = str(exc).splitlines()[0] if exc is not None and str(exc) else type(exc).__name__
+    line = getattr(exc, "getLineNumber", None)
+    if callable(line):
+        try:
+            message = f"line {line()}: {message}"
+        except Exception:  # noqa: BLE001 - the SAX locator may be gone
+            pass
+    return message
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,115 @@
+"""The schema comes from Alembic and matches the models; SQLite runs with WAL, foreign keys and a busy
+timeout; a newer database is refused; the cron lock excludes a second run and dies with its process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+from monitor.db import create_db_engine, lock_path, open_database, run_lock, schema_state, upgrade
+from monitor.errors import DatabaseError, LockedError
+
+from .conftest import ROOT
+
+
+def test_db_upgrade_head_matches_the_models(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "render_as_batch": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_db_alembic_command_line_builds_the_same_schema(tmp_path: Path, engine: Engine) -> None:
+    path = tmp_path / "by-alembic.db"
+    env = {**os.environ, "MONITOR_DATABASE_URL": f"sqlite:///{path}"}
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    other = create_db_engine(f"sqlite:///{path}")
+    assert sa.inspect(other).get_table_names() == sa.inspect(engine).get_table_names()
+    assert schema_state(other)[0] == schema_state(other)[1]
+    other.dispose()
+
+
+def test_db_sqlite_pragmas(engine: Engine) -> None:
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_db_foreign_keys_are_enforced(engine: Engine) -> None:
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO feed_poll (run_id, source_id, polled_at, outcome, items_seen, items_new, items_updated, "
+            "duration_ms) VALUES (999, 'nope', '2026-01-01', 'ok', 0, 0, 0, 0)"
+        )
+
+
+def test_db_fresh_path_is_created_and_upgrade_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'm.db'}"
+    engine = open_database(url)
+    assert (tmp_path / "nested" / "dir" / "m.db").exists()
+    assert upgrade(engine) is False
+    engine.dispose()
+
+
+def test_db_newer_schema_is_refused_untouched(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    with pytest.raises(DatabaseError, match="made by a newer version"):
+        upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "9999_from_the_future"
+
+
+def test_db_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatabaseError, match="junk.db"):
+        open_database(f"sqlite:///{path}")
+
+
+def test_lock_excludes_a_second_holder(database_url: str) -> None:
+    with run_lock(database_url):
+        with pytest.raises(LockedError, match=r"another monitor run is working \(pid \d+"):
+            with run_lock(database_url):
+                pass
+    with run_lock(database_url):
+        pass
+
+
+def test_lock_of_a_killed_process_is_not_stale(database_url: str) -> None:
+    code = (
+        "import sys, time\n"
+        "from monitor.db import run_lock\n"
+        f"with run_lock({database_url!r}):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockedError), run_lock(database_url):
+            pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout:
+            holder.stdout.close()
+    assert lock_path(database_url).exists()
+    started = time.monotonic()
+    with run_lock(database_url):
+        assert time.monotonic() - started < 1
