@@ -27,14 +27,14 @@ class Sample:
 
 DEMO_SOURCES = (
     Sample(
-        "reuters-2026-02-28.xml",
-        Source(id="demo-reuters", name="Reuters (sample, 28 Feb 2026)", url="http://placeholder/", tier="wire"),
+        "reuters-2026-03-01.xml",
+        Source(id="demo-reuters", name="Reuters (sample, 1 Mar 2026)", url="http://placeholder/", tier="wire"),
     ),
     Sample(
-        "reuters-direct-2026-07-10.xml",
+        "reuters-direct-2026-07-11.xml",
         Source(
             id="demo-reuters-direct",
-            name="Reuters Direct (sample, 10 Jul 2026)",
+            name="Reuters Direct (sample, 11 Jul 2026)",
             url="http://placeholder/",
             tier="wire",
         ),

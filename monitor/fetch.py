@@ -88,7 +88,7 @@ async def fetch_all(
     per_host: dict[str, asyncio.Semaphore] = {}
 
     async def one(request: FetchRequest) -> FetchResult:
-        host = (urlsplit(request.url).hostname or "").lower()
+        host = _host(request.url)
         host_slot = per_host.setdefault(host, asyncio.Semaphore(settings.per_host))
         async with host_slot, overall:
             return await fetch_feed(client, request, settings)
@@ -143,19 +143,23 @@ async def _follow(client: httpx.AsyncClient, request: FetchRequest, settings: Po
             headers["If-None-Match"] = request.etag
         if request.last_modified:
             headers["If-Modified-Since"] = request.last_modified
-        async with client.stream("GET", url, headers=headers) as response:
-            if response.status_code in REDIRECTS and "location" in response.headers:
-                target = urljoin(url, response.headers["location"])
-                if target in seen:
-                    raise RedirectError(f"redirect loop at {target}")
-                _check_scheme(target, redirect=True)
-                still_permanent = still_permanent and response.status_code in PERMANENT
-                if still_permanent:
-                    moved_to = target
-                seen.add(target)
-                url = target
-                continue
-            return await _answer(request, url, response, moved_to, settings)
+        try:
+            async with client.stream("GET", url, headers=headers) as response:
+                if response.status_code in REDIRECTS and "location" in response.headers:
+                    target = urljoin(url, response.headers["location"])
+                    if target in seen:
+                        raise RedirectError(f"redirect loop at {target}")
+                    _check_scheme(target, redirect=True)
+                    still_permanent = still_permanent and response.status_code in PERMANENT
+                    if still_permanent:
+                        moved_to = target
+                    seen.add(target)
+                    url = target
+                    continue
+                return await _answer(request, url, response, moved_to, settings)
+        except httpx.InvalidURL as exc:
+            # httpx resolves a Location into its next request even when it does not follow it.
+            raise RedirectError(f"invalid redirect from {url}: {exc}") from None
     raise RedirectError(f"more than {settings.max_redirects} redirects")
 
 
@@ -186,18 +190,28 @@ async def _answer(
 
 
 def _check_scheme(url: str, *, redirect: bool = False) -> None:
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = httpx.URL(url).scheme.lower()
+    except httpx.InvalidURL as exc:
+        raise (RedirectError if redirect else UnsupportedURL)(f"invalid URL {url}: {exc}") from None
     if scheme not in ("http", "https"):
         if redirect:
             raise RedirectError(f"redirect to a {scheme or 'relative'} URL refused: only http and https")
         raise UnsupportedURL(f"{scheme or 'no'} scheme: only http and https URLs are fetched")
 
 
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:  # an invalid URL: fetch_feed reports it
+        return ""
+
+
 def _seconds(value: str | None) -> float | None:
     """Retry-After as delta-seconds only; an HTTP date is resolved by the scheduler, which knows the time."""
-    if value is None or not value.strip().isdigit():
-        return None
-    return float(value.strip())
+    text = (value or "").strip()
+    # isascii: str.isdigit() also accepts '²' (a header byte 0xB2), which float() refuses.
+    return float(text) if text.isascii() and text.isdigit() else None
 
 
 def _describe(exc: httpx.HTTPError) -> str:

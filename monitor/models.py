@@ -178,3 +178,149 @@ class FeedPoll(SQLModel, table=True):
     items_updated: int = 0
     duration_ms: int = 0
     next_poll_at: datetime | None = _utc()
+
+
+class Proposal(SQLModel, table=True):
+    """A tracked proposal from feeds.yaml and where it stands: its current (confirmed) status."""
+
+    __tablename__ = "proposal"
+
+    id: str = Field(primary_key=True, max_length=64)
+    title: str
+    status: str = Field(max_length=32, description="current confirmed status")
+    status_since: datetime | None = _utc()
+    status_change_id: int | None = Field(default=None, description="the confirmed change that set `status`")
+    in_config: bool = True
+
+
+class ItemMatch(SQLModel, table=True):
+    """One item matched to one proposal: the score, what matched, the sentences and the status they report."""
+
+    __tablename__ = "item_match"
+    __table_args__ = (sa.UniqueConstraint("item_id", "item_version", "proposal_id", "matcher_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    item_version: int
+    proposal_id: str = Field(foreign_key="proposal.id", index=True, max_length=64)
+    score: float = Field(description="0..1")
+    alias: str
+    actors: str = Field(description="JSON list of the actors found")
+    sentences: str = Field(description="JSON list of the sentences the match rests on")
+    status: str = Field(max_length=32, description="what the item reports: a status on the ladder")
+    status_sentence: str
+    withdrawn: bool = False
+    matcher_version: str = Field(max_length=32)
+    matched_at: datetime = _utc(nullable=False)
+
+
+class StatusChange(SQLModel, table=True):
+    """Append-only history of a proposal's status. Rows are never deleted or re-pointed; an unconfirmed change
+    may only move on to confirmed (or be rejected by an analyst)."""
+
+    __tablename__ = "status_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposal_id: str = Field(foreign_key="proposal.id", index=True, max_length=64)
+    kind: str = Field(max_length=16, description="upgrade, withdrawal or analyst")
+    from_status: str = Field(max_length=32)
+    to_status: str = Field(max_length=32)
+    state: str = Field(max_length=16, description="confirmed, unconfirmed, review or rejected")
+    observed_at: datetime = _utc(nullable=False, index=True)
+    confirmed_at: datetime | None = _utc()
+    confidence: float = 0.0
+    note: str | None = None
+    decided_by: str | None = Field(default=None, description="who, for an analyst's decision")
+
+
+class Evidence(SQLModel, table=True):
+    """A report behind a status change (or behind the current status)."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (sa.UniqueConstraint("change_id", "match_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: int = Field(foreign_key="status_change.id", index=True)
+    match_id: int = Field(foreign_key="item_match.id", index=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    source_id: str = Field(foreign_key="source.id", max_length=64)
+    status: str = Field(max_length=32)
+    score: float
+    sentence: str
+    reported_at: datetime = _utc(nullable=False)
+    added_at: datetime = _utc(nullable=False)
+
+
+class Event(SQLModel, table=True):
+    """Something worth telling subscribers, in the order it happened: the outbox digests are cut from.
+
+    kind: `change` (a confirmed status change), `unconfirmed` (a reported, unconfirmed change), `confirmed` (an
+    earlier unconfirmed change now corroborated), `withdrawal`, `report` (a new matched report), and for admin
+    chats only `feed-failing` and `feed-disabled`.
+    """
+
+    __tablename__ = "event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16, index=True)
+    created_at: datetime = _utc(nullable=False)
+    proposal_id: str | None = Field(default=None, foreign_key="proposal.id", index=True, max_length=64)
+    change_id: int | None = Field(default=None, foreign_key="status_change.id")
+    match_id: int | None = Field(default=None, foreign_key="item_match.id")
+    source_id: str | None = Field(default=None, foreign_key="source.id", max_length=64)
+    detail: str | None = None
+
+
+class Subscriber(SQLModel, table=True):
+    """A Telegram chat that receives digests, with its settings."""
+
+    __tablename__ = "subscriber"
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False, unique=True))
+    chat_type: str = Field(max_length=16, description="private, group, supergroup or channel")
+    title: str | None = None
+    active: bool = True
+    deactivated_reason: str | None = None
+    frequency: str = Field(default="daily", max_length=16, description="instant, hourly, daily or weekly")
+    hour: int = Field(default=8, description="local hour for daily and weekly digests")
+    min_status: str = Field(default="all", max_length=32, description="all, or the lowest status to report")
+    follows: str | None = Field(default=None, description="JSON list of followed proposal ids; null = all")
+    last_event_id: int = Field(default=0, description="events up to this id are in a composed digest")
+    last_admin_event_id: int = Field(default=0, description="feed alerts up to this id were composed (admins)")
+    last_digest_at: datetime | None = _utc()
+    subscribed_at: datetime = _utc(nullable=False)
+    updated_at: datetime = _utc(nullable=False)
+
+
+class Digest(SQLModel, table=True):
+    """One digest for one subscriber and one window of events, composed once, sent part by part."""
+
+    __tablename__ = "digest"
+    __table_args__ = (sa.UniqueConstraint("subscriber_id", "kind", "last_event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    kind: str = Field(default="digest", max_length=16, description="digest, or admin for feed alerts")
+    first_event_id: int
+    last_event_id: int
+    composed_at: datetime = _utc(nullable=False)
+    parts: int
+    state: str = Field(default="pending", max_length=16, index=True, description="pending, sent or abandoned")
+    finished_at: datetime | None = _utc()
+
+
+class DigestPart(SQLModel, table=True):
+    """One message of a digest. `sent_at` is set only once Telegram confirmed it: such a part is never resent."""
+
+    __tablename__ = "digest_part"
+    __table_args__ = (sa.UniqueConstraint("digest_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest_id: int = Field(foreign_key="digest.id", index=True)
+    seq: int
+    text: str
+    sent_at: datetime | None = _utc()
+    message_id: int | None = None
+    attempts: int = 0
+    last_error: str | None = None

@@ -15,7 +15,9 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
 
 import feedparser
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
@@ -77,6 +79,7 @@ TRACKING_PARAMS = (
     "guccounter",
 )
 _SPACE = re.compile(r"\s+")
+_MAX_DECODE_ROUNDS = 10
 _HTML_HINT = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL)
 
 warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
@@ -113,7 +116,10 @@ def parse_feed(content: bytes, headers: Mapping[str, str], url: str, now: dateti
     if not content.strip():
         raise ParseError("empty body")
     response_headers = {key.lower(): value for key, value in headers.items()}
-    response_headers.setdefault("content-location", url)
+    # The base for relative links: Content-Location resolved against the URL (it may be relative), and only
+    # when that gives an http(s) URL; feedparser would otherwise leave relative links relative.
+    base = urljoin(url, response_headers.get("content-location", "").strip())
+    response_headers["content-location"] = base if re.match(r"^https?://", base, re.IGNORECASE) else url
     parsed = feedparser.parse(content, response_headers=response_headers, sanitize_html=True)
     problem = _bozo_message(parsed)
     if not parsed.get("version") and not parsed.entries:
@@ -121,6 +127,9 @@ def parse_feed(content: bytes, headers: Mapping[str, str], url: str, now: dateti
         if _HTML_HINT.match(content[:2048]) or "html" in content_type.lower():
             raise NotAFeed(f"not a feed: an HTML page ({content_type or 'no content type'})")
         raise ParseError(f"not a feed: {problem or 'no RSS, Atom or RDF document found'}")
+    if problem and not parsed.entries:
+        # Nothing was recovered (a truncated or broken document): a failure, not an empty success.
+        raise ParseError(f"malformed feed, no entries recovered: {problem}")
     channel = parsed.get("feed", {})
     feed_link = _canonical(channel.get("link"))
     items: list[Item] = []
@@ -174,7 +183,8 @@ def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:
 
 def _published(entry: Any, now: datetime) -> tuple[datetime | None, str | None]:
     for field in ("published", "updated", "created"):
-        struct = entry.get(f"{field}_parsed")
+        # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed, with a warning.
+        struct = dict.get(entry, f"{field}_parsed")
         if struct is None:
             continue
         try:
@@ -186,7 +196,7 @@ def _published(entry: Any, now: datetime) -> tuple[datetime | None, str | None]:
         if when > now + FUTURE_SLACK:
             return None, "future"
         return when, None
-    if any(entry.get(field) for field in ("published", "updated", "created")):
+    if any(dict.get(entry, field) for field in ("published", "updated", "created")):
         return None, "unparseable"
     return None, "missing"
 
@@ -195,8 +205,17 @@ def clean_text(html: str | None) -> str:
     """Plain text from an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
     if not html:
         return ""
-    if "<" in html or "&" in html:
-        html = BeautifulSoup(html, "html.parser").get_text(" ")
+    # Feeds often escape their HTML twice ("&lt;p&gt;"): decode until nothing changes (each round shortens).
+    for _ in range(_MAX_DECODE_ROUNDS):
+        if "<" in html:
+            decoded = BeautifulSoup(html, "html.parser").get_text(" ")
+        elif "&" in html:
+            decoded = unescape(html)
+        else:
+            break
+        if decoded == html:
+            break
+        html = decoded
     return _SPACE.sub(" ", html).strip()
 
 
@@ -215,12 +234,18 @@ def _canonical(url: str | None) -> str | None:
     if not re.match(r"^https?://", url, re.IGNORECASE):
         return None
     try:
-        cleaned = url_query_cleaner(url, TRACKING_PARAMS, remove=True, keep_fragments=False)
+        cleaned = url_query_cleaner(url, (*TRACKING_PARAMS, *_utm_names(url)), remove=True, keep_fragments=False)
         canonical = canonicalize_url(cleaned, keep_fragments=False)
     except ValueError:
         return None
     canonical = re.sub(r"^http://", "https://", canonical, flags=re.IGNORECASE)
     return str(canonical)
+
+
+def _utm_names(url: str) -> list[str]:
+    """The query's utm_* parameter names as written (utm_reader, utm_pubreferrer... are not all listed)."""
+    names = (pair.partition("=")[0] for pair in urlsplit(url).query.split("&"))
+    return [name for name in names if unquote(name).lower().startswith("utm_")]
 
 
 def _first_content(entry: Any) -> str:

@@ -1,7 +1,10 @@
 """The one module that wires the stages together.
 
-    store.sync_sources | store.due_sources | fetch.fetch_all (bounded, concurrent) | parse.parse_feed
-        | store.save_items + schedule.after_success/after_failure   (one transaction per feed)
+    run_poll:   store.sync_sources | store.due_sources | fetch.fetch_all (bounded, concurrent) | parse.parse_feed
+                | store.save_items | match.Matcher.match | status.decide | history.apply_decisions (+ events)
+                + schedule.after_success/after_failure                    (one transaction per feed)
+    run_digest: outbox.compose_due (digest.select_content | digest.render_digest)   (one transaction)
+                | notify.deliver (one transaction per part), or notify.print_outbox without a token
 
 The clock, the HTTP client and the database engine are passed in, so tests hand in a fake clock, a local
 server and a temporary database.
@@ -10,21 +13,27 @@ server and a temporary database.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TextIO
 
 import httpx
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
+from telegram import Bot
 
-from monitor import models, schedule, store
+from monitor import history, models, outbox, schedule, store
 from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
+from monitor.match import Matcher
+from monitor.notify import DeliveryReport, RateLimiter, deliver, plain_text, print_outbox
 from monitor.parse import parse_feed
+from monitor.status import Observation, decide
 
 Clock = Callable[[], datetime]
 
@@ -38,6 +47,7 @@ class FeedOutcome:
     warning: str | None = None
     items_new: int = 0
     items_updated: int = 0
+    changes: tuple[int, ...] = ()  # status changes this feed's reports created or confirmed
     moved_to: str | None = None
     health: str = "ok"
     next_poll_at: datetime | None = None
@@ -87,6 +97,7 @@ def run_poll(
     try:
         with Session(engine) as session:
             store.sync_sources(config.sources, config.settings.poll.interval, clock(), session=session)
+            history.sync_proposals(config.proposals, session=session)
             due = store.due_sources(clock(), session=session, only=only, force=force)
             run = store.start_run(clock(), force, len(due), session=session)
             requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified) for row in due]
@@ -99,7 +110,8 @@ def run_poll(
         on_start(len(requests))
     summary = PollSummary(run_id=run_id, feeds_due=len(requests))
     if requests:
-        asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed))
+        matcher = Matcher(config.proposals, config.settings.status.ladder)
+        asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher))
     with Session(engine) as session:
         store.finish_run(run_id, clock(), session=session)
         session.commit()
@@ -115,6 +127,7 @@ async def _poll(
     run_id: int,
     summary: PollSummary,
     on_feed: Callable[[FeedOutcome], None] | None,
+    matcher: Matcher,
 ) -> None:
     settings = config.settings.poll
     owned = client is None
@@ -123,7 +136,7 @@ async def _poll(
     try:
         async for result in fetch_all(http, requests, settings):
             # Parsing and the database write run off the event loop so other fetches keep their deadlines.
-            outcome = await asyncio.to_thread(_store_result, config, engine, clock, result, run_id, write_lock)
+            outcome = await asyncio.to_thread(_store_result, config, engine, clock, result, run_id, write_lock, matcher)
             summary.feeds.append(outcome)
             if on_feed:
                 on_feed(outcome)
@@ -133,9 +146,16 @@ async def _poll(
 
 
 def _store_result(
-    config: Config, engine: Engine, clock: Clock, result: FetchResult, run_id: int, write_lock: threading.Lock
+    config: Config,
+    engine: Engine,
+    clock: Clock,
+    result: FetchResult,
+    run_id: int,
+    write_lock: threading.Lock,
+    matcher: Matcher,
 ) -> FeedOutcome:
-    """Parse one fetch result and store it, all in one transaction."""
+    """Parse one fetch result, store it, match its new and edited items and record what they change,
+    all in one transaction."""
     now = clock()
     settings = config.settings.poll
     parsed = None
@@ -166,7 +186,11 @@ def _store_result(
                     now, interval, source.consecutive_failures, settings, result.headers, status
                 )
                 message = f"{type(error).__name__}: {error}"
+                was = source.health
                 store.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
+                if plan.health in ("failing", "disabled") and was != plan.health:
+                    detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
+                    history.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
                 poll.error = message
                 outcome = FeedOutcome(
                     source.id,
@@ -182,6 +206,7 @@ def _store_result(
                     now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None
                 )
                 saved = store.save_items(source.id, parsed.items, now, session=session) if parsed else None
+                changes = record_matches(saved.changed if saved else (), matcher, config, now, session=session)
                 warning = f"recovered from a malformed feed: {parsed.warning}" if parsed and parsed.warning else None
                 store.record_success(
                     source,
@@ -206,6 +231,7 @@ def _store_result(
                     warning=warning,
                     items_new=poll.items_new,
                     items_updated=poll.items_updated,
+                    changes=tuple(change.id for change in changes if change.id is not None),
                     moved_to=result.moved_to,
                     next_poll_at=plan.next_poll_at,
                 )
@@ -218,3 +244,137 @@ def _store_result(
             raise DatabaseError(
                 f"database, while storing feed {result.request.source_id!r}: {str(exc).splitlines()[0]}"
             ) from None
+
+
+def record_matches(
+    items: Sequence[models.Item],
+    matcher: Matcher,
+    config: Config,
+    now: datetime,
+    *,
+    session: Session,
+    notify: bool = True,
+) -> list[models.StatusChange]:
+    """Match items to the proposals and record the history events their reports cause; with `notify`, also
+    append them to the event outbox for digests."""
+    ladder = config.settings.status.ladder
+    policy = config.settings.status.corroboration
+    tiers = {source.id: source.tier for source in config.sources}
+    touched: list[models.StatusChange] = []
+    for item in items:
+        for match in matcher.match(item.title, item.summary):
+            row = history.add_match(item, match, now, session=session)
+            if row is None or row.id is None:
+                continue
+            observation = Observation(
+                proposal=match.proposal,
+                status=match.status,
+                source_id=item.source_id,
+                tier=tiers.get(item.source_id, "media"),
+                reported_at=item.published_at,
+                score=match.score,
+                withdrawn=match.withdrawn,
+                match_id=row.id,
+            )
+            if notify:
+                history.report_event(row, item, now, session=session)
+            state = history.proposal_state(match.proposal, ladder, session=session)
+            decisions = decide(state, observation, ladder, policy)
+            touched += history.apply_decisions(
+                decisions, observation, row, item, ladder, now, session=session, notify=notify
+            )
+    return touched
+
+
+@dataclass(frozen=True)
+class RematchSummary:
+    items: int
+    matches: int
+    changes: int
+
+
+def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> RematchSummary:
+    """Re-run matching over every stored item and rebuild the derived statuses, in one transaction.
+
+    Deterministic: items are taken in the order they were stored, each at the time it was first seen, so
+    the same database and configuration always give the same history. Analysts' own decisions are kept.
+    Subscribers are not told again: a rebuild adds nothing to the event outbox.
+    """
+    matcher = Matcher(config.proposals, config.settings.status.ladder)
+    items = matches = changes = 0
+    with Session(engine) as session:
+        history.sync_proposals(config.proposals, session=session)
+        history.clear_derived(session=session)
+        history.reset_statuses(config.proposals, session=session)
+        last_id = 0
+        while page := history.items_in_order(last_id, batch, session=session):
+            for item in page:
+                touched = record_matches([item], matcher, config, item.first_seen_at, session=session, notify=False)
+                changes += len({change.id for change in touched})
+            items += len(page)
+            last_id = page[-1].id or last_id
+            session.expunge_all()
+        matches = history.count_matches(session=session)
+        session.commit()
+    return RematchSummary(items, matches, changes)
+
+
+@dataclass(frozen=True)
+class DigestSummary:
+    composed: int
+    printed: int = 0
+    delivery: DeliveryReport | None = None
+
+
+def run_digest(
+    config: Config,
+    engine: Engine,
+    clock: Clock,
+    *,
+    out: TextIO = sys.stdout,
+    dry_run: bool = False,
+    force_chat: int | None = None,
+    limiter: RateLimiter | None = None,
+) -> DigestSummary:
+    """Compose the digests that are due and send them: through Telegram when a token is set, else to `out`.
+
+    `dry_run` writes what would be composed to `out` and changes nothing. `force_chat` composes that chat's
+    digest now, due or not (the bot's /digest)."""
+    titles = {proposal.id: proposal.title for proposal in config.proposals}
+    settings = config.settings
+    with Session(engine) as session:
+        if not config.telegram_token:
+            outbox.ensure_stdout_subscriber(clock(), settings.digest, session=session)
+        composed = outbox.compose_due(
+            clock(),
+            settings.digest,
+            titles,
+            settings.status.ladder,
+            settings.telegram.admin_chats,
+            session=session,
+            force_chat=force_chat,
+        )
+        if dry_run:
+            for digest in composed:
+                for part in session.exec(
+                    select(models.DigestPart)
+                    .where(models.DigestPart.digest_id == digest.id)
+                    .order_by(col(models.DigestPart.seq))
+                ):
+                    out.write(f"--- digest for subscriber {digest.subscriber_id}, part {part.seq}/{digest.parts}\n")
+                    out.write(plain_text(part.text) + "\n")
+            session.rollback()
+            return DigestSummary(len(composed))
+        session.commit()
+    if not config.telegram_token:
+        return DigestSummary(len(composed), printed=print_outbox(engine, clock, out))
+    report = asyncio.run(_deliver(config, engine, clock, limiter or RateLimiter(), force_chat))
+    return DigestSummary(len(composed), delivery=report)
+
+
+async def _deliver(
+    config: Config, engine: Engine, clock: Clock, limiter: RateLimiter, chat_id: int | None
+) -> DeliveryReport:
+    assert config.telegram_token
+    async with Bot(config.telegram_token, base_url=config.settings.telegram.api_url) as bot:
+        return await deliver(bot, engine, clock, limiter, chat_id=chat_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from monitor.config import PollSettings
@@ -63,7 +63,8 @@ def after_failure(
     failures = failures_before + 1
     if status == GONE:
         return Schedule(now, failures, "disabled", "410 Gone: the feed was removed")
-    delay = min(interval * 2 ** (failures - 1), settings.max_backoff)
+    # The exponent is bounded: past 1,023 failures 2 ** n no longer converts to a float.
+    delay = min(interval * 2.0 ** min(failures - 1, 1000), settings.max_backoff)
     reason = f"backoff after {failures} failure{'s' if failures > 1 else ''}"
     requested = retry_after(headers, now)
     if requested is not None and requested > delay:
@@ -78,14 +79,14 @@ def retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit() alone accepts '²', which float() refuses
         return float(value)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        return None
+    if when.tzinfo is None:  # the asctime form carries no zone; every HTTP date is GMT
+        when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
 
 

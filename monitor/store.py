@@ -24,6 +24,7 @@ class SavedItems:
     new: int
     updated: int
     unchanged: int
+    changed: tuple[models.Item, ...] = ()  # the new and updated rows, flushed (they have ids)
 
 
 def sync_sources(sources: Sequence[config.Source], default_interval: float, now: datetime, *, session: Session) -> None:
@@ -103,29 +104,30 @@ def save_items(source_id: str, items: Sequence[ParsedItem], now: datetime, *, se
         existing.update((row.key, row) for row in session.exec(query))
     stories = _stories({item.canonical_url for item in items if item.canonical_url}, now, session=session)
     new = updated = 0
+    changed: list[models.Item] = []
     for item in items:
         row = existing.get(item.key)
         story_id = stories.get(item.canonical_url) if item.canonical_url else None
         if row is None:
-            session.add(
-                models.Item(
-                    source_id=source_id,
-                    key=item.key,
-                    guid=item.guid,
-                    link=item.link,
-                    canonical_url=item.canonical_url,
-                    story_id=story_id,
-                    title=item.title,
-                    summary=item.summary,
-                    author=item.author,
-                    published_at=item.published or now,
-                    published_fallback=item.published_flag,
-                    first_seen_at=now,
-                    updated_at=now,
-                    version=1,
-                    content_hash=item.content_hash,
-                )
+            row = models.Item(
+                source_id=source_id,
+                key=item.key,
+                guid=item.guid,
+                link=item.link,
+                canonical_url=item.canonical_url,
+                story_id=story_id,
+                title=item.title,
+                summary=item.summary,
+                author=item.author,
+                published_at=item.published or now,
+                published_fallback=item.published_flag,
+                first_seen_at=now,
+                updated_at=now,
+                version=1,
+                content_hash=item.content_hash,
             )
+            session.add(row)
+            changed.append(row)
             new += 1
         elif row.content_hash != item.content_hash:
             assert row.id is not None
@@ -149,9 +151,10 @@ def save_items(source_id: str, items: Sequence[ParsedItem], now: datetime, *, se
             row.version += 1
             row.content_hash, row.updated_at = item.content_hash, now
             session.add(row)
+            changed.append(row)
             updated += 1
     session.flush()
-    return SavedItems(new=new, updated=updated, unchanged=len(items) - new - updated)
+    return SavedItems(new=new, updated=updated, unchanged=len(items) - new - updated, changed=tuple(changed))
 
 
 def _stories(urls: set[str], now: datetime, *, session: Session) -> dict[str, int]:

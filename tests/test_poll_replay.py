@@ -178,34 +178,6 @@ def test_poll_same_story_from_two_sources_is_one_story(
     assert any("utm_source" in (link or "") for link in by_source["b"].values()), "links are stored as published"
 
 
-def test_replay_twice_gives_the_same_database(
-    replay_db: tuple[Config, Engine], replay_server: FeedServer, base_config: Config, tmp_path: Path
-) -> None:
-    url = f"sqlite:///{tmp_path / 'again.db'}"
-    engine = open_database(url)
-    config = make_config(
-        base_config,
-        url,
-        {
-            "reuters": replay_server.url("/reuters.xml"),
-            "reuters-direct": replay_server.url("/reuters-direct.xml"),
-        },
-    )
-    _replay(replay_server, config, engine, FakeClock())
-    dumps = []
-    for each in (replay_db[1], engine):
-        with each.connect() as connection:
-            dumps.append(
-                connection.exec_driver_sql(
-                    "SELECT source_id, key, title, summary, version, published_at, first_seen_at, story_id "
-                    "FROM item ORDER BY id"
-                ).all()
-            )
-    engine.dispose()
-    assert len(dumps[0]) > 1000
-    assert dumps[0] == dumps[1]
-
-
 def test_poll_edited_item_is_updated_in_place_and_its_earlier_version_kept(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
 ) -> None:

@@ -1,0 +1,57 @@
+"""What every `monitor` command shares: the clock it reads, its options, and errors as one clean line each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from monitor.errors import MonitorError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_BROKEN = 2  # configuration or database unusable
+
+
+def now() -> datetime:
+    """The one clock the commands read."""
+    return datetime.now(UTC)
+
+
+class CommandError(click.ClickException):
+    """A monitor error as the user sees it: its lines, and exit status 2."""
+
+    exit_code = EXIT_BROKEN
+
+    def show(self, file: Any = None) -> None:
+        for line in self.message.splitlines():
+            click.echo(f"error: {line}", err=True)
+
+
+def handle_errors(function: F) -> F:
+    """Turn a `MonitorError` into its one-line messages and exit status 2, never a traceback."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except MonitorError as exc:
+            raise CommandError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def config_option(function: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Configuration file (default: $MONITOR_CONFIG, ./feeds.yaml, then the bundled feeds.yaml).",
+    )(function)
+
+
+def json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Write JSON instead of a table.")(function)

@@ -1,0 +1,230 @@
+"""The sentences that mention one proposal -> its status on the ladder, and whether they report a withdrawal.
+
+Takes `Passage`s: the clause(s) of a sentence that mention one proposal, folded the way `monitor.match` folds
+text (lower case, no accents, plain quotes, hyphens between words as spaces), with the sentence they come from.
+Returns a `StatusDecision`. Pure: reads no configuration, file, clock, network or database.
+
+Within one passage the cue rules apply in this order (English, Italian, French, German, Ukrainian, some Russian):
+1. a negated signing ("has not signed", "refused to sign", "non ha firmato", "nicht unterzeichnet") is no
+   signing and is masked out;
+2. a modal signing ("will sign", "plans to sign", "ready to sign", "before signing", "firmera", "va signer",
+   "wird ... unterzeichnen", "pidpyshe") is masked out and makes at least a proposal;
+3. a signing ("signed", "signs", "inks", "struck a deal", "signed in 2024", "firmato", "signe",
+   "unterzeichnet", "pidpysaly", "entered into force") -> signed;
+4. a finite offer ("offered", "proposed", "pledges", "promised", "invited", "irreversible path"), unless negated
+   or hypothetical ("could offer", "won't get an invite") -> proposal;
+5. anything else -> discussion.
+Separately, an explicit withdrawal or collapse ("withdrew from", "collapsed", "scrapped", "gekundigt") sets
+`withdrawn`, unless the clause makes it conditional ("if", "would", "demands").
+The passages' highest status wins. Cue levels are named discussion / proposal / signed; on a configured ladder
+that lacks one of them a cue falls back to the next lower name the ladder has, else to the ladder's first rung.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DISCUSSION, PROPOSAL, SIGNED = "discussion", "proposal", "signed"
+CUE_LEVELS = (DISCUSSION, PROPOSAL, SIGNED)
+DEFAULT_LADDER = CUE_LEVELS
+
+
+_MARKS = re.compile("[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def strip_marks(text: str) -> str:
+    """Drop the accents of Latin, Greek and Cyrillic letters (é -> e, ї -> і, й -> и)."""
+    if text.isascii():
+        return text
+    return _MARKS.sub("", unicodedata.normalize("NFKD", text))
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The folded clause(s) that mention a proposal, and the sentence (as published) they come from."""
+
+    text: str
+    sentence: str
+
+
+@dataclass(frozen=True)
+class Cue:
+    level: str
+    cue: str
+    withdrawn: bool
+
+
+@dataclass(frozen=True)
+class StatusDecision:
+    status: str
+    sentence: str
+    cue: str
+    withdrawn: bool
+
+
+def _compile(*patterns: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{strip_marks(p)})" for p in patterns))
+
+
+_W = r"(?:\w+\s+)"  # one word and the space after it
+_SIGN_VERB = r"(?:sign|ink|seal|finali[sz]e|conclude|strike|reach|clinch)"
+_SIGN_NOUN = r"(?:deal|pact|agreement|accord|treaty|commitments|partnership)"
+
+_NEG_SIGN = _compile(
+    r"\b(?:has|have|had|did|does|do|is|are|was|were)\s+(?:not|never)\s+(?:yet\s+)?(?:been\s+)?"
+    r"(?:sign|ink|seal|finali[sz]|conclud)\w*",
+    r"\b(?:not|never)\s+(?:yet\s+)?(?:sign|ink|seal|finali[sz]|conclud)\w*",
+    r"\b(?:hasn't|haven't|hadn't|didn't|doesn't|don't|won't|wouldn't|can't|cannot|couldn't|isn't|aren't|wasn't)"
+    r"\s+(?:yet\s+)?(?:been\s+|be\s+)?(?:sign|ink|seal|finali[sz]|conclud|strike|struck|reach)\w*",
+    r"\b(?:refus|declin|reject|fail)\w*\s+to\s+(?:sign|ink|seal|finali[sz]e|conclude|strike|reach)\w*",
+    r"\byet\s+to\s+(?:be\s+)?(?:sign|finali[sz]|conclud)\w*",
+    r"\bno\s+(?:security\s+)?(?:deal|agreement|pact)\b",
+    # a peace deal or ceasefire is not one of the tracked guarantees, and one that is only awaited is not signed
+    r"\b(?:after|once|when|if|until|unless|before)\s+(?:\w+\s+){0,4}?" + _SIGN_NOUN + r"\s+(?:is|are|has been|gets)\s+"
+    r"(?:\w+ly\s+)?(?:signed|reached|concluded|agreed|finali[sz]ed)\b",
+    r"\b(?:sign\w*|reach\w*|struck|strikes?|conclud\w*|agree\w*|seal\w*|ink\w*)\s+(?:\w+\s+){0,3}?"
+    r"(?:peace|ceasefire|cease fire|truce)\s+" + _SIGN_NOUN,
+    r"\b(?:peace|ceasefire|cease fire|truce)\s+" + _SIGN_NOUN + r"\s+(?:\w+\s+){0,4}?"
+    r"(?:signed|reached|concluded|agreed|finali[sz]ed|sealed|struck)\b",
+    r"\bnon\s+(?:ha|hanno|abbia|e|sono)\s+(?:ancora\s+)?(?:firmat|siglat|sottoscritt)\w*",
+    r"\b(?:rifiut|neg)\w*\s+(?:di\s+)?firmar\w*",
+    r"\bn'?\s?(?:a|ont|avait)\s+pas\s+(?:encore\s+)?(?:signe|conclu)\w*",
+    r"\brefus\w*\s+de\s+signer",
+    r"\b(?:noch\s+)?nicht\s+(?:unterzeichne|unterschrieb|unterschreib)\w*",
+    r"\b(?:unterzeichnet|unterschrieben)\s+(?:noch\s+)?nicht\b",
+    r"\bне\s+(?:підпис|подпис)\w*",
+    r"\b(?:відмов|отказ)\w*\s+(?:\w+\s+)?(?:підпис|подпис)\w*",
+)
+_MODAL_SIGN = _compile(
+    r"\b(?:will|would|shall|to|could|may|might|must|should|can|'ll|going to)\s+(?:\w+ly\s+)?(?:be\s+)?"
+    rf"{_SIGN_VERB}(?:ed|d)?\b",
+    r"\b(?:before|ahead of|prior to|preparing for)\s+(?:the\s+)?signing\b",
+    r"\bsigning\s+(?:ceremony\s+)?(?:is\s+)?(?:scheduled|planned|expected)\b",
+    r"\b(?:firmera|firmeranno|firmerebbe|siglera|sottoscrivera)\w*",
+    r"\b(?:per|di|a)\s+firmare\b",
+    r"\bsara\s+(?:firmat|siglat)\w*",
+    r"\bsigner(?:a|ont|ait|aient)\b",
+    r"\b(?:va|vont|doit|doivent|devrait|devraient|pourrait|compte|veut|veulent|pour|de|a)\s+signer\b",
+    r"\bsera\s+signe\w*",
+    r"\b(?:wird|werden|will|wollen|soll|sollen|bereit|plant|planen|mochte)\s+" + _W + r"{0,6}?"
+    r"(?:unterzeichnen|unterschreiben|unterzeichnet werden)\b",
+    r"\bzu\s+(?:unterzeichnen|unterschreiben)\b",
+    r"\b(?:підпише|підпишуть|підпишемо|подпишет|подпишут)\w*",
+    r"\b(?:готов|план|має|мають|збира|намір|можуть|може|хоче|готовы|планиру)\w*\s+(?:\w+\s+)?"
+    r"(?:підписати|подписать)\b",
+    r"\bбуде\s+підписан\w*",
+)
+_SIGNED = _compile(
+    r"(?<!\ba )(?<!\bthe )(?<!\bno )(?<!\bany )(?<!\bclear )\bsigns?\b(?!\s+(?:of|that|up|off|in|at|are|were)\b)",
+    r"\b(?:signed|inks|inked|sealed)\b",
+    r"\b(?:ink|seal|seals)\b(?!\s+of\b)",
+    rf"\b(?:struck|strikes?|clinch\w*|reach(?:es|ed)|seal(?:s|ed)?)\s+(?:\w+\s+){{0,3}}?{_SIGN_NOUN}",
+    rf"\b(?:concluded|finali[sz]ed|adopted)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
+    rf"\b{_SIGN_NOUN}\s+(?:\w+\s+){{0,6}}?(?:was|were|has been|have been|had been|is|are)\s+"
+    r"(?:\w+ly\s+)?(?:concluded|finali[sz]ed|adopted|agreed)\b",
+    rf"\b{_SIGN_NOUN}\s+(?:is\s+|was\s+)?reached\b",
+    r"\b(?:entered|came|comes|enters)\s+into\s+force\b",
+    r"\b(?:firmat[oaie]|firmano|firma|hanno firmato|siglat[oaie]|siglano|sottoscritt[oaie]|stipulat[oaie])\b",
+    r"\bentrat[oa] in vigore\b",
+    r"\b(?:signe|signent|signee|signees|signes|paraphe\w*|scelle\w*)\b",
+    r"\bentre\w* en vigueur\b",
+    r"\b(?:unterzeichnet\w*|unterzeichnen|unterzeichne|unterschrieben|unterschreiben|besiegelt|abgeschlossen)\b",
+    r"\bin kraft getreten\b",
+    r"\b(?:підписа(?:в|ла|ли|но|ні)|підписують|уклал\w*|укладено|подписа(?:л|ла|ли|но)|подписывают)\w*",
+    r"\bнабу\w*\s+чинност\w*",
+)
+_NOT_OFFER = _compile(
+    r"\b(?:not|n't|never|no longer|refus\w* to|reject\w*)\s+(?:\w+\s+){0,3}?"
+    r"(?:offer|propos|pledg|promis|invit|commit|get|receive)\w*",
+    r"\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?(?:offer|propose|pledge|promise|invite|commit)\b",
+)
+_OFFER = _compile(
+    r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabled|"
+    r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)\s+to|vow(?:ed|s))\b",
+    r"\b(?:path|trajectory)\b(?:\s+\w+){0,4}\s+(?:is\s+|as\s+)?'?irreversible",
+    r"\birreversible\s+(?:path|trajectory)\b",
+    rf"\bdraft(?:ed)?\s+(?:\w+\s+){{0,2}}{_SIGN_NOUN}",
+    r"\b(?:propost[oaie]|propone|proponendo|offert[oaie]|offre|promess[oaie]|promette|impegnat[oaie]|invitat[oaie])\b",
+    r"\b(?:propose|proposent|offrent|promis|promet|promettent|s'engage\w*)\b",
+    r"\b(?:vorgeschlagen|angeboten|zugesagt|versprochen|verspricht|eingeladen)\b",
+    r"\b(?:schlagt|bietet|sagt)\s+(?:\w+\s+){0,5}?(?:vor|an|zu)\b",
+    r"\b(?:запропонува|пропону|пообіця|обіця|запросил|запрошу|предлож|пообеща)\w*",
+)
+_WITHDRAWN = _compile(
+    r"\b(?:withdr(?:ew|aws|awn|awing)|pull(?:ed|s|ing)\s+out)\s+(?:\w+\s+)?(?:from|of)\b",
+    r"\b(?:collaps(?:ed|es|ing)|scrap(?:ped|s|ping)|tore up|torn up|terminated|revoked|abandon(?:ed|s))\b",
+    r"\b(?:cancel+(?:ed|s)|suspended)\b\s+(?:the\s+)?(?:\w+\s+){0,3}?" + _SIGN_NOUN,
+    r"\b(?:ritirat\w*|si ritira|annullat\w*|stracciat\w*|saltat[oa])\b",
+    r"\b(?:s'est retire\w*|se retire\w*|annule\w*|abandonne\w*|rompu)\b",
+    r"\b(?:zuruckgezogen|aufgekundigt|gekundigt|gescheitert|aufgegeben|ausgesetzt)\b",
+    r"\b(?:вийшл\w*|вийшов|скасува\w*|розірва\w*|вышл\w*|вышел|расторг\w*)",
+)
+_CONDITIONAL = _compile(
+    r"\b(?:if|unless|would|could|might|may|must|should|threaten\w*|demand\w*|call\w* on|urg\w*|se|si|wenn|falls|якщо)\b"
+)
+
+
+def _mask(text: str, pattern: re.Pattern[str]) -> tuple[str, str]:
+    """The text with every hit blanked out, and the first hit ('' if none)."""
+    first = ""
+    pieces: list[str] = []
+    last = 0
+    for hit in pattern.finditer(text):
+        first = first or hit.group(0)
+        pieces.append(text[last : hit.start()])
+        pieces.append(" " * (hit.end() - hit.start()))
+        last = hit.end()
+    if not pieces:
+        return text, ""
+    pieces.append(text[last:])
+    return "".join(pieces), first
+
+
+def _withdrawn(text: str) -> bool:
+    for hit in _WITHDRAWN.finditer(text):
+        if not _CONDITIONAL.search(text[max(0, hit.start() - 60) : hit.start()]):
+            return True
+    return False
+
+
+def read_cue(text: str) -> Cue:
+    """The status one folded clause gives a proposal (`discussion`, `proposal` or `signed`)."""
+    withdrawn = _withdrawn(text)
+    masked, _negated = _mask(text, _NEG_SIGN)
+    masked, modal = _mask(masked, _MODAL_SIGN)
+    signed = _SIGNED.search(masked)
+    if signed:
+        return Cue(SIGNED, signed.group(0), withdrawn)
+    if modal:
+        return Cue(PROPOSAL, modal, withdrawn)
+    masked, _not_offered = _mask(masked, _NOT_OFFER)
+    offered = _OFFER.search(masked)
+    if offered:
+        return Cue(PROPOSAL, offered.group(0), withdrawn)
+    return Cue(DISCUSSION, "", withdrawn)
+
+
+def ladder_status(level: str, ladder: Sequence[str]) -> str:
+    """The ladder rung a cue level maps to: itself, else the next lower cue level on the ladder, else rung 0."""
+    for candidate in reversed(CUE_LEVELS[: CUE_LEVELS.index(level) + 1]):
+        if candidate in ladder:
+            return candidate
+    return ladder[0]
+
+
+def decide_status(passages: Sequence[Passage], ladder: Sequence[str] = DEFAULT_LADDER) -> StatusDecision:
+    """The highest status any passage gives, the sentence and cue it came from, and any withdrawal."""
+    best = StatusDecision(ladder[0], passages[0].sentence if passages else "", "", False)
+    best_rank = -1
+    withdrawn = False
+    for passage in passages:
+        cue = read_cue(passage.text)
+        withdrawn = withdrawn or cue.withdrawn
+        status = ladder_status(cue.level, ladder)
+        rank = ladder.index(status)
+        if rank > best_rank:
+            best, best_rank = StatusDecision(status, passage.sentence, cue.cue, False), rank
+    return StatusDecision(best.status, best.sentence, best.cue, withdrawn)

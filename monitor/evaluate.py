@@ -1,0 +1,203 @@
+"""A labelled JSON Lines file x a `Matcher` -> matching and status scores, beside a keyword-only baseline.
+
+Takes the path of a labels file in the format of eval/dev.jsonl (one object a line: id, title, summary,
+labels: [{proposal, status, also?}], vague) and the proposals. Returns an `Evaluation`; `render_evaluation` turns
+it into a small text table. Reads only the file it is given; touches no database, network or clock.
+
+Scoring: precision, recall and F1 over (item, proposal) pairs, skipping items marked "vague"; status accuracy
+over pairs both labelled and matched, where a status listed in the label's `also` counts as right. The baseline
+matches an alias as a case-insensitive substring and takes the status from a bare keyword.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.config import Proposal
+from monitor.cues import DEFAULT_LADDER, PROPOSAL, SIGNED, ladder_status
+from monitor.errors import MonitorError
+from monitor.match import Matcher
+
+Predict = Callable[[str, str], dict[str, str]]
+
+
+class LabelsError(MonitorError):
+    """The labels file cannot be read or a line in it is not a labelled item."""
+
+
+@dataclass(frozen=True)
+class LabelledItem:
+    id: str
+    title: str
+    summary: str
+    labels: dict[str, frozenset[str]]  # proposal id -> statuses counted as right
+    vague: bool
+
+
+@dataclass(frozen=True)
+class Mistake:
+    item: str
+    proposal: str
+    kind: str  # "false match", "missed", "status"
+    detail: str
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Pair counts and the figures derived from them."""
+
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    status_right: int
+    status_total: int
+    mistakes: tuple[Mistake, ...] = field(default=(), repr=False)
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else 1.0
+
+    @property
+    def recall(self) -> float:
+        labelled = self.true_positives + self.false_negatives
+        return self.true_positives / labelled if labelled else 1.0
+
+    @property
+    def f1(self) -> float:
+        total = self.precision + self.recall
+        return 2 * self.precision * self.recall / total if total else 0.0
+
+    @property
+    def status_accuracy(self) -> float:
+        return self.status_right / self.status_total if self.status_total else 1.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    items: int
+    skipped_vague: int
+    matcher: Scores
+    baseline: Scores
+
+
+def read_labels(path: str | os.PathLike[str]) -> list[LabelledItem]:
+    """Every labelled item in the file; a broken line raises `LabelsError` naming the line."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelsError(f"{path}: cannot be read: {exc}") from None
+    items = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                items.append(_labelled_item(json.loads(line)))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise LabelsError(f"{path}:{number}: not a labelled item: {exc}") from None
+    return items
+
+
+def _labelled_item(data: Any) -> LabelledItem:
+    labels = {
+        str(label["proposal"]): frozenset([str(label["status"]), *map(str, label.get("also", []))])
+        for label in data.get("labels", [])
+    }
+    return LabelledItem(
+        id=str(data["id"]),
+        title=str(data.get("title") or ""),
+        summary=str(data.get("summary") or ""),
+        labels=labels,
+        vague=bool(data.get("vague", False)),
+    )
+
+
+def score(items: Iterable[LabelledItem], predict: Predict) -> Scores:
+    """Compare one predictor's (proposal -> status) output with the labels, skipping vague items."""
+    tp = fp = fn = right = total = 0
+    mistakes: list[Mistake] = []
+    for item in items:
+        if item.vague:
+            continue
+        predicted = predict(item.title, item.summary)
+        for proposal, status in sorted(predicted.items()):
+            if proposal not in item.labels:
+                fp += 1
+                mistakes.append(Mistake(item.id, proposal, "false match", status))
+                continue
+            tp += 1
+            total += 1
+            if status in item.labels[proposal]:
+                right += 1
+            else:
+                expected = "/".join(sorted(item.labels[proposal]))
+                mistakes.append(Mistake(item.id, proposal, "status", f"{status}, labelled {expected}"))
+        for proposal in sorted(set(item.labels) - set(predicted)):
+            fn += 1
+            mistakes.append(Mistake(item.id, proposal, "missed", "/".join(sorted(item.labels[proposal]))))
+    return Scores(tp, fp, fn, right, total, tuple(mistakes))
+
+
+def keyword_baseline(proposals: Sequence[Proposal], ladder: Sequence[str] = DEFAULT_LADDER) -> Predict:
+    """A predictor that finds aliases as plain substrings and reads the status from bare keywords."""
+    aliases = [(p.id, [a.casefold() for a in p.aliases]) for p in proposals]
+
+    def predict(title: str, summary: str) -> dict[str, str]:
+        text = f"{title} {summary}".casefold()
+        level = SIGNED if "sign" in text else PROPOSAL if any(w in text for w in ("propos", "offer", "pledg")) else ""
+        status = ladder_status(level, ladder) if level else ladder[0]
+        return {pid: status for pid, names in aliases if any(name in text for name in names)}
+
+    return predict
+
+
+def matcher_predictor(matcher: Matcher) -> Predict:
+    def predict(title: str, summary: str) -> dict[str, str]:
+        return {m.proposal: m.status for m in matcher.match(title, summary)}
+
+    return predict
+
+
+def evaluate(
+    path: str | os.PathLike[str], proposals: Sequence[Proposal], ladder: Sequence[str] = DEFAULT_LADDER
+) -> Evaluation:
+    """Score the matcher and the keyword baseline on one labels file."""
+    items = read_labels(path)
+    matcher = Matcher(proposals, ladder)
+    return Evaluation(
+        items=len(items),
+        skipped_vague=sum(item.vague for item in items),
+        matcher=score(items, matcher_predictor(matcher)),
+        baseline=score(items, keyword_baseline(proposals, ladder)),
+    )
+
+
+_ROW_NAMES = ("precision", "recall", "F1", "status accuracy", "pairs tp/fp/fn")
+
+
+def _cells(s: Scores) -> tuple[str, ...]:
+    return (
+        f"{s.precision:.3f}",
+        f"{s.recall:.3f}",
+        f"{s.f1:.3f}",
+        f"{s.status_accuracy:.3f} ({s.status_right}/{s.status_total})",
+        f"{s.true_positives}/{s.false_positives}/{s.false_negatives}",
+    )
+
+
+def render_evaluation(result: Evaluation, *, mistakes: bool = False) -> str:
+    """A small plain-text table of both predictors; with `mistakes`, the matcher's errors below it."""
+    rows = [("", "matcher", "keyword baseline")]
+    for name, cells in zip(_ROW_NAMES, zip(_cells(result.matcher), _cells(result.baseline), strict=True), strict=True):
+        rows.append((name, *cells))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"{result.items} items, {result.skipped_vague} vague skipped"]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    if mistakes:
+        lines += ["", "matcher mistakes:"]
+        lines += [f"  {m.item}  {m.proposal}  {m.kind}: {m.detail}" for m in result.matcher.mistakes]
+    return "\n".join(lines)

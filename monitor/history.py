@@ -1,0 +1,355 @@
+"""Database reads and writes for proposals, matches and the status history: the store's second half.
+
+Functions take a keyword-only `session`; callers own the transaction. Portable SQL only. The decisions
+themselves come from `monitor.status` (pure); this module only records them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, delete, select, update
+
+from monitor import config, models
+from monitor.match import Match
+from monitor.status import Decision, Observation, Pending, ProposalState
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one report did to the history: the match row and any change it created or confirmed."""
+
+    match: models.ItemMatch
+    changes: tuple[models.StatusChange, ...]
+
+
+def sync_proposals(proposals: Sequence[config.Proposal], *, session: Session) -> None:
+    """Make the proposal table agree with feeds.yaml; a proposal's status and history are kept."""
+    existing = {row.id: row for row in session.exec(select(models.Proposal))}
+    for proposal in proposals:
+        row = existing.pop(proposal.id, None)
+        if row is None:
+            row = models.Proposal(id=proposal.id, title=proposal.title, status=proposal.initial_status)
+        row.title, row.in_config = proposal.title, True
+        session.add(row)
+    for row in existing.values():
+        row.in_config = False
+        session.add(row)
+    session.flush()
+
+
+def proposal_state(proposal_id: str, ladder: Sequence[str], *, session: Session) -> ProposalState:
+    """The current status and the open unconfirmed upgrades above it, with their evidence."""
+    proposal = session.get(models.Proposal, proposal_id)
+    assert proposal is not None
+    rank = {status: index for index, status in enumerate(ladder)}
+    open_changes = session.exec(
+        select(models.StatusChange).where(
+            models.StatusChange.proposal_id == proposal_id,
+            models.StatusChange.kind == "upgrade",
+            models.StatusChange.state == "unconfirmed",
+        )
+    ).all()
+    pending: dict[str, Pending] = {}
+    for change in open_changes:
+        if rank.get(change.to_status, -1) <= rank.get(proposal.status, -1) or change.id is None:
+            continue
+        rows = session.exec(
+            select(models.Evidence, models.Source.tier)
+            .join(models.Source, col(models.Source.id) == models.Evidence.source_id)
+            .where(models.Evidence.change_id == change.id)
+        ).all()
+        evidence = tuple(
+            Observation(proposal_id, row.status, row.source_id, tier, row.reported_at, row.score, False, row.match_id)
+            for row, tier in rows
+        )
+        pending[change.to_status] = Pending(change.id, change.to_status, evidence)
+    return ProposalState(proposal_id, proposal.status, proposal.status_change_id, pending)
+
+
+def add_match(item: models.Item, match: Match, now: datetime, *, session: Session) -> models.ItemMatch | None:
+    """Record a match of this version of the item; None when this matcher already matched it."""
+    assert item.id is not None
+    existing = session.exec(
+        select(models.ItemMatch).where(
+            models.ItemMatch.item_id == item.id,
+            models.ItemMatch.item_version == item.version,
+            models.ItemMatch.proposal_id == match.proposal,
+            models.ItemMatch.matcher_version == match.matcher_version,
+        )
+    ).first()
+    if existing is not None:
+        return None
+    row = models.ItemMatch(
+        item_id=item.id,
+        item_version=item.version,
+        proposal_id=match.proposal,
+        score=match.score,
+        alias=match.alias,
+        actors=json.dumps(list(match.actors), ensure_ascii=False),
+        sentences=json.dumps(list(match.sentences), ensure_ascii=False),
+        status=match.status,
+        status_sentence=match.status_sentence,
+        withdrawn=match.withdrawn,
+        matcher_version=match.matcher_version,
+        matched_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def apply_decisions(
+    decisions: Sequence[Decision],
+    observation: Observation,
+    match: models.ItemMatch,
+    item: models.Item,
+    ladder: Sequence[str],
+    now: datetime,
+    *,
+    session: Session,
+    notify: bool = True,
+) -> list[models.StatusChange]:
+    """Record what `monitor.status.decide` decided. Returns the changes created or confirmed.
+
+    With `notify`, each new or confirmed change is also appended to the event outbox."""
+    touched: list[models.StatusChange] = []
+    proposal = session.get(models.Proposal, observation.proposal)
+    assert proposal is not None
+    rank = {status: index for index, status in enumerate(ladder)}
+    for decision in decisions:
+        change: models.StatusChange | None = None
+        if decision.kind in ("upgrade", "withdrawal"):
+            change = models.StatusChange(
+                proposal_id=decision.proposal,
+                kind=decision.kind,
+                from_status=decision.from_status,
+                to_status=decision.to_status,
+                state=("confirmed" if decision.confirmed else "unconfirmed")
+                if decision.kind == "upgrade"
+                else "review",
+                observed_at=now,
+                confirmed_at=now if decision.kind == "upgrade" and decision.confirmed else None,
+                confidence=decision.confidence,
+            )
+            session.add(change)
+            session.flush()
+            touched.append(change)
+            kind = (
+                "withdrawal" if decision.kind == "withdrawal" else ("change" if decision.confirmed else "unconfirmed")
+            )
+            if notify:
+                _change_event(kind, change, match, item, now, session=session)
+        elif decision.change_id is not None:
+            change = session.get(models.StatusChange, decision.change_id)
+            if change is not None and decision.kind == "corroborate":
+                change.confidence = max(change.confidence, decision.confidence)
+                if decision.confirmed and change.state == "unconfirmed":
+                    change.state, change.confirmed_at = "confirmed", now
+                    touched.append(change)
+                    if notify:
+                        _change_event("confirmed", change, match, item, now, session=session)
+                session.add(change)
+        if change is None or change.id is None:
+            continue
+        _add_evidence(change.id, match, item, observation, now, session=session)
+        if change.kind == "upgrade" and change.state == "confirmed":
+            if rank.get(change.to_status, -1) > rank.get(proposal.status, -1):
+                proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, now, change.id
+                session.add(proposal)
+    session.flush()
+    return touched
+
+
+def _add_evidence(
+    change_id: int,
+    match: models.ItemMatch,
+    item: models.Item,
+    observation: Observation,
+    now: datetime,
+    *,
+    session: Session,
+) -> None:
+    assert match.id is not None and item.id is not None
+    session.add(
+        models.Evidence(
+            change_id=change_id,
+            match_id=match.id,
+            item_id=item.id,
+            source_id=item.source_id,
+            status=match.status,
+            score=match.score,
+            sentence=match.status_sentence,
+            reported_at=observation.reported_at,
+            added_at=now,
+        )
+    )
+
+
+def clear_derived(*, session: Session) -> None:
+    """Drop what matching derived (matches, machine-made history) before a deterministic rebuild.
+
+    An analyst's own decisions (kind `analyst`) are kept.
+    """
+    machine = select(models.StatusChange.id).where(models.StatusChange.kind != "analyst")
+    # Events already told stay told: keep them (their detail is self-contained) but drop their pointers.
+    session.exec(update(models.Event).where(col(models.Event.match_id).is_not(None)).values(match_id=None))
+    session.exec(update(models.Event).where(col(models.Event.change_id).in_(machine)).values(change_id=None))
+    session.exec(delete(models.Evidence).where(col(models.Evidence.change_id).in_(machine)))
+    session.exec(delete(models.StatusChange).where(col(models.StatusChange.kind) != "analyst"))
+    session.exec(delete(models.ItemMatch))
+    for proposal in session.exec(select(models.Proposal)):
+        proposal.status_since, proposal.status_change_id = None, None
+        session.add(proposal)
+    session.flush()
+
+
+def reset_statuses(proposals: Sequence[config.Proposal], *, session: Session) -> None:
+    initial = {proposal.id: proposal.initial_status for proposal in proposals}
+    for row in session.exec(select(models.Proposal)):
+        row.status = initial.get(row.id, row.status)
+        session.add(row)
+
+
+def items_in_order(after_id: int, limit: int, *, session: Session) -> list[models.Item]:
+    """Items in the order they were stored, a page at a time."""
+    return list(
+        session.exec(
+            select(models.Item).where(col(models.Item.id) > after_id).order_by(col(models.Item.id)).limit(limit)
+        )
+    )
+
+
+def statuses(*, session: Session) -> list[models.Proposal]:
+    return list(
+        session.exec(select(models.Proposal).where(col(models.Proposal.in_config)).order_by(col(models.Proposal.id)))
+    )
+
+
+def changes(proposal_id: str | None = None, *, session: Session) -> list[models.StatusChange]:
+    query = select(models.StatusChange).order_by(col(models.StatusChange.observed_at), col(models.StatusChange.id))
+    if proposal_id:
+        query = query.where(models.StatusChange.proposal_id == proposal_id)
+    return list(session.exec(query))
+
+
+def evidence_for(change_id: int, *, session: Session) -> list[tuple[models.Evidence, models.Item]]:
+    rows = session.exec(
+        select(models.Evidence, models.Item)
+        .join(models.Item, col(models.Item.id) == models.Evidence.item_id)
+        .where(models.Evidence.change_id == change_id)
+        .order_by(col(models.Evidence.reported_at), col(models.Evidence.id))
+    ).all()
+    return [(evidence, item) for evidence, item in rows]
+
+
+def count_matches(*, session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(models.ItemMatch)).one())
+
+
+def match_counts(*, session: Session) -> dict[str, tuple[int, datetime | None]]:
+    """Per proposal: how many items matched it, and when the latest of them was published."""
+    rows = session.exec(
+        select(
+            models.ItemMatch.proposal_id,
+            func.count(func.distinct(models.ItemMatch.item_id)),
+            func.max(models.Item.published_at),
+        )
+        .join(models.Item, col(models.Item.id) == models.ItemMatch.item_id)
+        .group_by(models.ItemMatch.proposal_id)
+    ).all()
+    return {proposal_id: (int(count), latest) for proposal_id, count, latest in rows}
+
+
+def add_event(
+    kind: str,
+    now: datetime,
+    detail: dict[str, object],
+    *,
+    session: Session,
+    proposal_id: str | None = None,
+    change_id: int | None = None,
+    match_id: int | None = None,
+    source_id: str | None = None,
+) -> None:
+    """Append to the event outbox that digests are cut from. `detail` carries everything a digest shows, so
+    an event stays readable even after `monitor rematch` rebuilt the rows it points to."""
+    session.add(
+        models.Event(
+            kind=kind,
+            created_at=now,
+            proposal_id=proposal_id,
+            change_id=change_id,
+            match_id=match_id,
+            source_id=source_id,
+            detail=json.dumps(detail, ensure_ascii=False, default=str),
+        )
+    )
+
+
+def report_event(match: models.ItemMatch, item: models.Item, now: datetime, *, session: Session) -> None:
+    """A new matched report, for digests."""
+    add_event(
+        "report",
+        now,
+        _item_detail(match, item, session=session),
+        session=session,
+        proposal_id=match.proposal_id,
+        match_id=match.id,
+        source_id=item.source_id,
+    )
+
+
+def _change_event(
+    kind: str,
+    change: models.StatusChange,
+    match: models.ItemMatch,
+    item: models.Item,
+    now: datetime,
+    *,
+    session: Session,
+) -> None:
+    sources = session.exec(
+        select(models.Source.name)
+        .join(models.Evidence, col(models.Evidence.source_id) == models.Source.id)
+        .where(models.Evidence.change_id == change.id)
+        .distinct()
+    ).all()
+    detail = {
+        **_item_detail(match, item, session=session),
+        "from_status": change.from_status,
+        "to_status": change.to_status,
+        "change_kind": change.kind,
+        "confirmed": change.state == "confirmed",
+        "sources": sorted(set(sources) | {_source_name(item.source_id, session=session)}),
+    }
+    add_event(
+        kind,
+        now,
+        detail,
+        session=session,
+        proposal_id=change.proposal_id,
+        change_id=change.id,
+        match_id=match.id,
+        source_id=item.source_id,
+    )
+
+
+def _item_detail(match: models.ItemMatch, item: models.Item, *, session: Session) -> dict[str, object]:
+    return {
+        "title": item.title,
+        "link": item.link,
+        "source": _source_name(item.source_id, session=session),
+        "published_at": item.published_at.isoformat(),
+        "status": match.status,
+        "story": f"story:{item.story_id}" if item.story_id else f"item:{item.id}",
+    }
+
+
+def _source_name(source_id: str, *, session: Session) -> str:
+    source = session.get(models.Source, source_id)
+    return source.name if source else source_id

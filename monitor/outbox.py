@@ -1,0 +1,262 @@
+"""Database reads and writes for subscribers and the digest outbox.
+
+A digest is composed once per subscriber and window of events (unique), in the same transaction that moves
+the subscriber's watermark; its parts are then sent in order, each part's delivery recorded on its own. Callers
+own the transactions; portable SQL only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from monitor import models
+from monitor.config import DigestSettings
+from monitor.digest import EventView, admin_content, is_due, render_digest, select_content
+
+USER_KINDS = ("report", "change", "unconfirmed", "confirmed", "withdrawal")
+ADMIN_KINDS = ("feed-failing", "feed-disabled")
+STDOUT_CHAT = 0  # the subscriber that stands for standard output when no Telegram token is set
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A part waiting to be sent, with what is needed to send it."""
+
+    part_id: int
+    digest_id: int
+    seq: int
+    parts: int
+    subscriber_id: int
+    chat_id: int
+    chat_type: str
+    text: str
+
+
+def subscriber(chat_id: int, *, session: Session) -> models.Subscriber | None:
+    return session.exec(select(models.Subscriber).where(models.Subscriber.chat_id == chat_id)).first()
+
+
+def subscribe(
+    chat_id: int, chat_type: str, title: str | None, now: datetime, defaults: DigestSettings, *, session: Session
+) -> tuple[models.Subscriber, bool]:
+    """Subscribe a chat (again). Returns the subscriber and whether it is newly active. A new subscriber starts
+    at the current end of the outbox: it is told what happens from now on, not the past."""
+    row = subscriber(chat_id, session=session)
+    if row is not None and row.active:
+        return row, False
+    if row is None:
+        row = models.Subscriber(
+            chat_id=chat_id,
+            chat_type=chat_type,
+            title=title,
+            frequency=defaults.frequency,
+            hour=defaults.hour,
+            subscribed_at=now,
+            updated_at=now,
+            last_event_id=head_event_id(session=session),
+            last_admin_event_id=head_event_id(session=session),
+        )
+    row.active, row.deactivated_reason, row.updated_at, row.title = True, None, now, title or row.title
+    row.last_event_id = max(row.last_event_id, head_event_id(session=session))
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def deactivate(chat_id: int, reason: str, now: datetime, *, session: Session) -> None:
+    row = subscriber(chat_id, session=session)
+    if row is None or not row.active:
+        return
+    row.active, row.deactivated_reason, row.updated_at = False, reason, now
+    session.add(row)
+    pending = session.exec(
+        select(models.Digest).where(models.Digest.subscriber_id == row.id, models.Digest.state == "pending")
+    ).all()
+    for digest in pending:
+        digest.state, digest.finished_at = "abandoned", now
+        session.add(digest)
+
+
+def migrate_chat(old_chat_id: int, new_chat_id: int, now: datetime, *, session: Session) -> None:
+    """A group became a supergroup: the subscriber keeps its settings and outbox under the new chat id."""
+    row = subscriber(old_chat_id, session=session)
+    if row is None or subscriber(new_chat_id, session=session) is not None:
+        return
+    row.chat_id, row.chat_type, row.updated_at = new_chat_id, "supergroup", now
+    session.add(row)
+
+
+def update_settings(row: models.Subscriber, now: datetime, *, session: Session, **changes: object) -> None:
+    for name, value in changes.items():
+        if name == "follows":
+            value = None if value is None else json.dumps(sorted(set(value)))  # type: ignore[call-overload]
+        setattr(row, name, value)
+    row.updated_at = now
+    session.add(row)
+
+
+def follows(row: models.Subscriber) -> list[str] | None:
+    return None if row.follows is None else list(json.loads(row.follows))
+
+
+def head_event_id(*, session: Session) -> int:
+    head = session.exec(select(sa.func.max(models.Event.id))).one()
+    return int(head or 0)
+
+
+def events_after(after: int, upto: int, kinds: Sequence[str], *, session: Session) -> list[EventView]:
+    rows = session.exec(
+        select(models.Event)
+        .where(col(models.Event.id) > after, col(models.Event.id) <= upto, col(models.Event.kind).in_(kinds))
+        .order_by(col(models.Event.id))
+    ).all()
+    return [
+        EventView(row.id or 0, row.kind, row.proposal_id, json.loads(row.detail or "{}"), row.created_at)
+        for row in rows
+    ]
+
+
+def compose_due(
+    now: datetime,
+    settings: DigestSettings,
+    titles: dict[str, str],
+    ladder: Sequence[str],
+    admin_chats: Sequence[int],
+    *,
+    session: Session,
+    force_chat: int | None = None,
+) -> list[models.Digest]:
+    """Compose the digests that are due (or the one for `force_chat`, due or not). Each moves its
+    subscriber's watermark in the same transaction, so a window is never composed twice."""
+    zone = ZoneInfo(settings.timezone)
+    head = head_event_id(session=session)
+    composed: list[models.Digest] = []
+    query = select(models.Subscriber).where(col(models.Subscriber.active)).order_by(col(models.Subscriber.id))
+    for row in session.exec(query).all():
+        if force_chat is not None and row.chat_id != force_chat:
+            continue
+        if row.chat_id in admin_chats and head > row.last_admin_event_id:
+            events = events_after(row.last_admin_event_id, head, ADMIN_KINDS, session=session)
+            composed += _store(
+                row,
+                "admin",
+                row.last_admin_event_id,
+                head,
+                render_digest(admin_content(events, titles)),
+                now,
+                session=session,
+            )
+            row.last_admin_event_id = head
+        due = force_chat is not None or is_due(row.frequency, row.hour, row.last_digest_at, now, zone)
+        if due and head > row.last_event_id:
+            events = events_after(row.last_event_id, head, USER_KINDS, session=session)
+            content = select_content(
+                events,
+                titles,
+                ladder,
+                follows=follows(row),
+                min_status=row.min_status,
+                max_reports=settings.max_reports,
+            )
+            composed += _store(row, "digest", row.last_event_id, head, render_digest(content), now, session=session)
+            row.last_event_id = head
+        if due:
+            row.last_digest_at = now
+        session.add(row)
+    session.flush()
+    return composed
+
+
+def _store(
+    row: models.Subscriber, kind: str, after: int, head: int, parts: list[str], now: datetime, *, session: Session
+) -> list[models.Digest]:
+    if not parts:
+        return []
+    assert row.id is not None
+    digest = models.Digest(
+        subscriber_id=row.id, kind=kind, first_event_id=after + 1, last_event_id=head, composed_at=now, parts=len(parts)
+    )
+    session.add(digest)
+    session.flush()
+    assert digest.id is not None
+    for seq, text in enumerate(parts, start=1):
+        session.add(models.DigestPart(digest_id=digest.id, seq=seq, text=text))
+    return [digest]
+
+
+def outgoing(*, session: Session, chat_id: int | None = None) -> list[Outgoing]:
+    """Unsent parts of pending digests, digest by digest, each digest's parts in order."""
+    query = (
+        select(models.DigestPart, models.Digest, models.Subscriber)
+        .join(models.Digest, col(models.Digest.id) == models.DigestPart.digest_id)
+        .join(models.Subscriber, col(models.Subscriber.id) == models.Digest.subscriber_id)
+        .where(models.Digest.state == "pending", col(models.DigestPart.sent_at).is_(None))
+        .order_by(col(models.Digest.id), col(models.DigestPart.seq))
+    )
+    if chat_id is not None:
+        query = query.where(models.Subscriber.chat_id == chat_id)
+    return [
+        Outgoing(
+            part.id or 0, digest.id or 0, part.seq, digest.parts, sub.id or 0, sub.chat_id, sub.chat_type, part.text
+        )
+        for part, digest, sub in session.exec(query).all()
+    ]
+
+
+def mark_sent(part_id: int, message_id: int | None, now: datetime, *, session: Session) -> None:
+    """Record a part Telegram confirmed, and finish its digest when it was the last one."""
+    part = session.get(models.DigestPart, part_id)
+    assert part is not None
+    part.sent_at, part.message_id, part.attempts = now, message_id, part.attempts + 1
+    session.add(part)
+    session.flush()
+    remaining = session.exec(
+        select(sa.func.count())
+        .select_from(models.DigestPart)
+        .where(models.DigestPart.digest_id == part.digest_id, col(models.DigestPart.sent_at).is_(None))
+    ).one()
+    if remaining == 0:
+        digest = session.get(models.Digest, part.digest_id)
+        assert digest is not None
+        digest.state, digest.finished_at = "sent", now
+        session.add(digest)
+
+
+def mark_failed(
+    part_id: int, error: str, *, session: Session, abandon: bool = False, now: datetime | None = None
+) -> None:
+    part = session.get(models.DigestPart, part_id)
+    assert part is not None
+    part.attempts, part.last_error = part.attempts + 1, error
+    session.add(part)
+    if abandon:
+        digest = session.get(models.Digest, part.digest_id)
+        assert digest is not None
+        digest.state, digest.finished_at = "abandoned", now
+        session.add(digest)
+
+
+def ensure_stdout_subscriber(now: datetime, defaults: DigestSettings, *, session: Session) -> models.Subscriber:
+    """Without a Telegram token, digests go to standard output: one subscriber stands for it, following all,
+    with instant frequency, and starting from the beginning of the outbox."""
+    row = subscriber(STDOUT_CHAT, session=session)
+    if row is None:
+        row = models.Subscriber(
+            chat_id=STDOUT_CHAT,
+            chat_type="stdout",
+            title="standard output",
+            frequency="instant",
+            hour=defaults.hour,
+            subscribed_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+    return row

@@ -1,0 +1,255 @@
+"""Status history through the real pipeline: matches and decisions stored in the poll's transaction,
+corroboration across feeds, no silent downgrade, append-only history, deterministic re-matching and replay."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from html import escape
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from monitor import history, models
+from monitor.cli import cli
+from monitor.config import Config, Source
+from monitor.db import open_database
+from monitor.feedserver import FeedServer, Response
+from monitor.pipeline import run_poll, run_rematch
+
+from .conftest import EVAL, REPLAY, FakeClock, make_config
+
+
+def rss(*items: tuple[str, str, str]) -> bytes:
+    """A feed of (guid, title, summary) items, with the fake clock's date."""
+    entries = "".join(
+        f"<item><guid>{guid}</guid><title>{escape(title)}</title><description>{escape(summary)}</description>"
+        f"<link>https://news.example/{guid}</link></item>"
+        for guid, title, summary in items
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{entries}</channel></rss>'.encode()
+
+
+def _config(base: Config, database_url: str, server: FeedServer, tiers: dict[str, str]) -> Config:
+    config = make_config(base, database_url, {name: server.url(f"/{name}.xml") for name in tiers})
+    sources = tuple(replace_tier(source, tiers[source.id]) for source in config.sources)
+    return replace(config, sources=sources)
+
+
+def replace_tier(source: Source, tier: str) -> Source:
+    return source.model_copy(update={"tier": tier})
+
+
+def _history(engine: Engine, proposal: str) -> list[tuple[str, str, str, str]]:
+    with Session(engine) as session:
+        return [(c.kind, c.from_status, c.to_status, c.state) for c in history.changes(proposal, session=session)]
+
+
+def _status(engine: Engine, proposal: str) -> str:
+    with Session(engine) as session:
+        row = session.get(models.Proposal, proposal)
+        assert row is not None
+        return row.status
+
+
+SIGNED_DK = (
+    "dk1",
+    "Ukraine and Denmark sign 10-year security agreement",
+    "Danish Prime Minister Mette Frederiksen and President Zelensky signed a bilateral security agreement.",
+)
+SIGNED_DK_AGAIN = (
+    "dk2",
+    "Denmark signs security agreement with Ukraine",
+    "Denmark on Friday signed a security agreement with Ukraine in Lviv.",
+)
+PLANNED_DK = (
+    "dk3",
+    "Denmark plans to sign a new security pact with Ukraine",
+    "Denmark will sign a further security agreement with Ukraine next year, officials said.",
+)
+
+
+def test_history_seed_report_statuses(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    lines = (EVAL / "seed-report.txt").read_text(encoding="utf-8").strip().splitlines()
+    server.serve("/gaze.xml", Response(rss(("seed", lines[0], "\n".join(lines[1:])))))
+    config = _config(base_config, database_url, server, {"gaze": "media"})
+    run_poll(config, engine, clock)
+    with Session(engine) as session:
+        matches = {m.proposal_id: m.status for m in session.exec(select(models.ItemMatch))}
+    assert matches == {"it-article5-guarantee": "proposal", "reassurance-force": "discussion", "it-ua-2024": "signed"}
+    assert _history(engine, "it-article5-guarantee") == [("upgrade", "discussion", "proposal", "confirmed")]
+    assert _history(engine, "reassurance-force") == []
+    # One media report of a signing is recorded, but not confirmed: the default policy wants two sources.
+    assert _history(engine, "it-ua-2024") == [("upgrade", "discussion", "signed", "unconfirmed")]
+    assert _status(engine, "it-ua-2024") == "discussion"
+
+
+def test_history_signing_confirmed_by_a_second_source_then_never_downgraded(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    config = _config(base_config, database_url, server, {"one": "media", "two": "wire"})
+    server.serve("/one.xml", Response(rss(SIGNED_DK)))
+    server.serve("/two.xml", Response(rss()))
+    run_poll(config, engine, clock)
+    assert _history(engine, "dk-ua-2024") == [("upgrade", "discussion", "signed", "unconfirmed")]
+    assert _status(engine, "dk-ua-2024") == "discussion"
+    with Session(engine) as session:
+        first = session.exec(select(models.StatusChange)).one()
+        frozen = (first.id, first.kind, first.from_status, first.to_status, first.observed_at)
+
+    clock.advance(days=1)
+    server.serve("/two.xml", Response(rss(SIGNED_DK_AGAIN)))
+    summary = run_poll(config, engine, clock)
+    assert [feed.changes for feed in summary.feeds if feed.source_id == "two"] == [(frozen[0],)]
+    assert _history(engine, "dk-ua-2024") == [("upgrade", "discussion", "signed", "confirmed")]
+    assert _status(engine, "dk-ua-2024") == "signed"
+    with Session(engine) as session:
+        change = session.exec(select(models.StatusChange)).one()
+        assert (change.id, change.kind, change.from_status, change.to_status, change.observed_at) == frozen
+        assert change.confirmed_at == clock.now
+        sources = {
+            e.source_id for e in session.exec(select(models.Evidence).where(models.Evidence.change_id == change.id))
+        }
+        assert sources == {"one", "two"}
+
+    clock.advance(days=1)
+    server.serve("/one.xml", Response(rss(SIGNED_DK, PLANNED_DK)))
+    run_poll(config, engine, clock)
+    assert _status(engine, "dk-ua-2024") == "signed"
+    assert _history(engine, "dk-ua-2024") == [("upgrade", "discussion", "signed", "confirmed")]
+    with Session(engine) as session:
+        planned = session.exec(select(models.ItemMatch).where(models.ItemMatch.status == "proposal")).all()
+        assert [m.proposal_id for m in planned] == ["dk-ua-2024"]
+
+
+def test_history_official_source_confirms_alone(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    config = _config(base_config, database_url, server, {"gov": "official"})
+    server.serve("/gov.xml", Response(rss(SIGNED_DK)))
+    run_poll(config, engine, clock)
+    assert _history(engine, "dk-ua-2024") == [("upgrade", "discussion", "signed", "confirmed")]
+    assert _status(engine, "dk-ua-2024") == "signed"
+
+
+def test_history_withdrawal_is_flagged_for_review_not_applied(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    config = _config(base_config, database_url, server, {"gov": "official"})
+    server.serve("/gov.xml", Response(rss(SIGNED_DK)))
+    run_poll(config, engine, clock)
+    clock.advance(days=30)
+    collapse = (
+        "dk9",
+        "Denmark withdraws from its security agreement with Ukraine",
+        "Copenhagen withdrew from the bilateral security agreement with Ukraine on Monday.",
+    )
+    server.serve("/gov.xml", Response(rss(SIGNED_DK, collapse)))
+    run_poll(config, engine, clock)
+    assert _history(engine, "dk-ua-2024")[-1] == ("withdrawal", "signed", "signed", "review")
+    assert _status(engine, "dk-ua-2024") == "signed"
+
+
+def _dump(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as connection:
+        changes = connection.exec_driver_sql(
+            "SELECT proposal_id, kind, from_status, to_status, state, observed_at, confirmed_at, confidence "
+            "FROM status_change ORDER BY id"
+        ).all()
+        evidence = connection.exec_driver_sql(
+            "SELECT c.proposal_id, e.item_id, e.source_id, e.status, e.score, e.sentence FROM evidence e "
+            "JOIN status_change c ON c.id = e.change_id ORDER BY e.id"
+        ).all()
+        proposals = connection.exec_driver_sql("SELECT id, status, status_since FROM proposal ORDER BY id").all()
+        items = connection.exec_driver_sql(
+            "SELECT source_id, key, title, summary, version, published_at, first_seen_at, story_id "
+            "FROM item ORDER BY id"
+        ).all()
+    return [*changes, *evidence, *proposals, *items]
+
+
+def test_rematch_rebuilds_the_same_history_deterministically(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    config = _config(base_config, database_url, server, {"one": "media", "two": "wire"})
+    server.serve("/one.xml", Response(rss(SIGNED_DK)))
+    server.serve("/two.xml", Response(rss()))
+    run_poll(config, engine, clock)
+    clock.advance(days=2)
+    server.serve("/two.xml", Response(rss(SIGNED_DK_AGAIN, PLANNED_DK)))
+    run_poll(config, engine, clock)
+    incremental = _dump(engine)
+    assert len(incremental) > 5
+
+    first = run_rematch(config, engine)
+    rebuilt = _dump(engine)
+    second = run_rematch(config, engine)
+    assert rebuilt == _dump(engine) == incremental
+    assert first == second
+    assert (first.items, first.matches) == (3, 3)
+
+
+def test_rematch_applies_changed_aliases(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    config = _config(base_config, database_url, server, {"gov": "official"})
+    server.serve(
+        "/gov.xml",
+        Response(
+            rss(
+                (
+                    "x1",
+                    "Ukraine and Freedonia sign the Sylvania Accord",
+                    "President Zelensky signed the Sylvania Accord on security.",
+                )
+            )
+        ),
+    )
+    run_poll(config, engine, clock)
+    assert _history(engine, "other-eu-ua-bilateral-2024") == []
+    proposals = tuple(
+        p.model_copy(update={"aliases": [*p.aliases, "Sylvania Accord"], "actors": [*p.actors, "Freedonia"]})
+        if p.id == "other-eu-ua-bilateral-2024"
+        else p
+        for p in config.proposals
+    )
+    run_rematch(replace(config, proposals=proposals), engine)
+    assert _history(engine, "other-eu-ua-bilateral-2024") == [("upgrade", "discussion", "signed", "confirmed")]
+
+
+@pytest.mark.parametrize("runs", [2])
+def test_replay_twice_gives_the_same_history(tmp_path: Path, runs: int) -> None:
+    dumps = []
+    for run in range(runs):
+        url = f"sqlite:///{tmp_path / f'replay{run}.db'}"
+        result = CliRunner().invoke(cli, ["replay", str(REPLAY), "--db", url, "--json"])
+        assert result.exit_code == 0, result.output
+        engine = open_database(url)
+        dumps.append(_dump(engine))
+        with Session(engine) as session:
+            assert session.exec(select(models.Item)).first() is not None
+            matched = session.exec(select(models.ItemMatch.proposal_id)).all()
+        engine.dispose()
+        assert "us-security-backstop" in matched or "reassurance-force" in matched
+    assert dumps[0] == dumps[1]
+
+
+def test_poll_match_and_history_share_the_feed_transaction(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    """A feed whose history write fails stores none of its items either."""
+    config = _config(base_config, database_url, server, {"gov": "official"})
+    server.serve("/gov.xml", Response(rss(SIGNED_DK)))
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON evidence BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+    with pytest.raises(Exception, match="disk says no"):
+        run_poll(config, engine, clock)
+    with Session(engine) as session:
+        assert session.exec(select(models.Item)).all() == []
+        assert session.exec(select(models.ItemMatch)).all() == []
