@@ -6,6 +6,7 @@ Errors become one clean line per problem and a non-zero exit; tables on a termin
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 from datetime import datetime
@@ -20,8 +21,8 @@ from sqlmodel import Session
 
 from monitor import __version__, store
 from monitor.cli_match import eval_command, match_command
-from monitor.cli_options import CommandError, config_option, handle_errors, json_option, now
-from monitor.config import Config, load_config
+from monitor.cli_options import CommandError, config_option, handle_errors, json_option, now, setup_logging
+from monitor.config import TOKEN_ENV, Config, load_config
 from monitor.db import open_database, run_lock, schema_state, upgrade
 from monitor.errors import ConfigError, LockedError
 from monitor.pipeline import FeedOutcome, PollSummary, run_poll
@@ -506,9 +507,45 @@ def run(config_path: str | None) -> None:
         sys.exit(EXIT_NOTHING_POLLED)
 
 
+@cli.command()
+@config_option
+@click.option(
+    "--webhook-url",
+    default=None,
+    metavar="URL",
+    help="Receive updates by webhook at this public https URL instead of long polling.",
+)
+@click.option("--listen", default="127.0.0.1", show_default=True, help="Address the webhook server listens on.")
+@click.option("--port", default=8443, show_default=True, type=int, help="Port the webhook server listens on.")
+@handle_errors
+def bot(config_path: str | None, webhook_url: str | None, listen: str, port: int) -> None:
+    """Run the subscriber bot (long polling, or a webhook). Needs MONITOR_TELEGRAM_TOKEN.
+
+    Subscribers use /start, /stop, /proposals, /status ID, /history ID, /follow ID, /unfollow ID,
+    /frequency instant|hourly|daily|weekly [hour], /only signed|proposal|all, /digest and /help; admin chats
+    (settings.telegram.admin_chats) also /stats and /feeds.
+
+    Example:
+
+        MONITOR_TELEGRAM_TOKEN=123:abc monitor bot
+    """
+    from monitor.bot import SubscriberBot
+
+    config = load_config(config_path)
+    if not config.telegram_token:
+        raise ConfigError(["MONITOR_TELEGRAM_TOKEN is not set: the bot needs a token from @BotFather"])
+    engine = open_database(config.database_url)
+    app = SubscriberBot(config, engine, now).application(config.telegram_token)
+    if webhook_url:
+        app.run_webhook(listen=listen, port=port, webhook_url=webhook_url, url_path="telegram")
+    else:
+        app.run_polling()
+
+
 cli.add_command(match_command, "match")
 cli.add_command(eval_command, "eval")
 
 
 def main() -> None:
+    setup_logging(os.environ.get(TOKEN_ENV) or None)
     cli(prog_name="monitor")

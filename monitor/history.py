@@ -224,6 +224,10 @@ def items_in_order(after_id: int, limit: int, *, session: Session) -> list[model
     )
 
 
+def proposal(proposal_id: str, *, session: Session) -> models.Proposal | None:
+    return session.get(models.Proposal, proposal_id)
+
+
 def statuses(*, session: Session) -> list[models.Proposal]:
     return list(
         session.exec(select(models.Proposal).where(col(models.Proposal.in_config)).order_by(col(models.Proposal.id)))

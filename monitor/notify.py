@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from sqlmodel import Session
 from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
 
 from monitor import outbox
 from monitor.errors import MonitorError
@@ -143,11 +145,17 @@ async def _send_part(
     for _attempt in range(5):
         await limiter.wait(chat, part.chat_type in GROUP_TYPES)
         try:
-            message = await bot.send_message(
-                chat, part.text, parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
-            )
+            with warnings.catch_warnings():
+                # PTB 22 warns, while raising RetryAfter, that retry_after will become a timedelta; handled below.
+                warnings.simplefilter("ignore", PTBDeprecationWarning)
+                message = await bot.send_message(
+                    chat,
+                    part.text,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
         except RetryAfter as exc:
-            pause = _seconds(exc.retry_after)
+            pause = _retry_after(exc)
             if pause > max_retry_after:
                 _record(engine, part, f"rate limited for {pause:g}s", report)
                 return "stop"
@@ -208,7 +216,11 @@ def _record(
     report.errors.append(f"chat {part.chat_id}, digest {part.digest_id} part {part.seq}: {error}")
 
 
-def _seconds(value: int | float | timedelta) -> float:
+def _retry_after(exc: RetryAfter) -> float:
+    # PTB 22 warns that `retry_after` will become a timedelta; either form is read the same here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: int | float | timedelta = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 

@@ -326,20 +326,17 @@ class DigestSummary:
     delivery: DeliveryReport | None = None
 
 
-def run_digest(
+def compose_digests(
     config: Config,
     engine: Engine,
     clock: Clock,
     *,
-    out: TextIO = sys.stdout,
-    dry_run: bool = False,
+    out: TextIO | None = None,
     force_chat: int | None = None,
-    limiter: RateLimiter | None = None,
-) -> DigestSummary:
-    """Compose the digests that are due and send them: through Telegram when a token is set, else to `out`.
+) -> int:
+    """Compose the digests that are due (or `force_chat`'s, due or not) into the outbox; returns how many.
 
-    `dry_run` writes what would be composed to `out` and changes nothing. `force_chat` composes that chat's
-    digest now, due or not (the bot's /digest)."""
+    With `out`, a dry run: what would be composed is written there, and nothing is changed."""
     titles = {proposal.id: proposal.title for proposal in config.proposals}
     settings = config.settings
     with Session(engine) as session:
@@ -354,27 +351,43 @@ def run_digest(
             session=session,
             force_chat=force_chat,
         )
-        if dry_run:
-            for digest in composed:
-                for part in session.exec(
-                    select(models.DigestPart)
-                    .where(models.DigestPart.digest_id == digest.id)
-                    .order_by(col(models.DigestPart.seq))
-                ):
-                    out.write(f"--- digest for subscriber {digest.subscriber_id}, part {part.seq}/{digest.parts}\n")
-                    out.write(plain_text(part.text) + "\n")
-            session.rollback()
-            return DigestSummary(len(composed))
-        session.commit()
+        if out is None:
+            session.commit()
+            return len(composed)
+        for digest in composed:
+            parts = session.exec(
+                select(models.DigestPart)
+                .where(models.DigestPart.digest_id == digest.id)
+                .order_by(col(models.DigestPart.seq))
+            )
+            for part in parts:
+                out.write(f"--- digest for subscriber {digest.subscriber_id}, part {part.seq}/{digest.parts}\n")
+                out.write(plain_text(part.text) + "\n")
+        session.rollback()
+        return len(composed)
+
+
+def run_digest(
+    config: Config,
+    engine: Engine,
+    clock: Clock,
+    *,
+    out: TextIO = sys.stdout,
+    dry_run: bool = False,
+    limiter: RateLimiter | None = None,
+) -> DigestSummary:
+    """Compose the digests that are due and send everything pending in the outbox: through Telegram when a
+    token is set, else to `out`. `dry_run` writes what would be composed to `out` and changes nothing."""
+    if dry_run:
+        return DigestSummary(compose_digests(config, engine, clock, out=out))
+    composed = compose_digests(config, engine, clock)
     if not config.telegram_token:
-        return DigestSummary(len(composed), printed=print_outbox(engine, clock, out))
-    report = asyncio.run(_deliver(config, engine, clock, limiter or RateLimiter(), force_chat))
-    return DigestSummary(len(composed), delivery=report)
+        return DigestSummary(composed, printed=print_outbox(engine, clock, out))
+    report = asyncio.run(_deliver(config, engine, clock, limiter or RateLimiter()))
+    return DigestSummary(composed, delivery=report)
 
 
-async def _deliver(
-    config: Config, engine: Engine, clock: Clock, limiter: RateLimiter, chat_id: int | None
-) -> DeliveryReport:
+async def _deliver(config: Config, engine: Engine, clock: Clock, limiter: RateLimiter) -> DeliveryReport:
     assert config.telegram_token
     async with Bot(config.telegram_token, base_url=config.settings.telegram.api_url) as bot:
-        return await deliver(bot, engine, clock, limiter, chat_id=chat_id)
+        return await deliver(bot, engine, clock, limiter)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -298,3 +299,21 @@ def item_counts_by_source(*, session: Session) -> dict[str, int]:
 def recent_items(limit: int, *, session: Session) -> list[models.Item]:
     query = select(models.Item).order_by(col(models.Item.published_at).desc(), col(models.Item.id)).limit(limit)
     return list(session.exec(query))
+
+
+def stats(*, session: Session) -> dict[str, int]:
+    """Headline numbers for admins."""
+
+    def count(model: Any, *where: Any) -> int:
+        return int(session.exec(select(sa.func.count()).select_from(model).where(*where)).one())
+
+    return {
+        "feeds": count(models.Source, col(models.Source.in_config)),
+        "feeds failing": count(models.Source, col(models.Source.in_config), models.Source.health == "failing"),
+        "feeds disabled": count(models.Source, col(models.Source.in_config), models.Source.health == "disabled"),
+        "items": count(models.Item),
+        "matches": count(models.ItemMatch),
+        "status changes": count(models.StatusChange),
+        "subscribers": count(models.Subscriber, col(models.Subscriber.active)),
+        "digests sent": count(models.Digest, models.Digest.state == "sent"),
+    }

@@ -1,0 +1,360 @@
+"""The interactive subscriber bot: a python-telegram-bot `Application` whose handlers read and change
+subscribers, and answer questions about the proposals, through the store modules.
+
+I/O at the edge: the token, the Bot API base URL, the engine and the clock are passed in. Works in private
+chats and groups; in a group only administrators change settings. Admin chats listed in feeds.yaml also get
+/stats and /feeds; other chats get no answer to those.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from html import escape
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, MessageHandler, filters
+
+from monitor import history, models, outbox, store
+from monitor.config import Config
+from monitor.digest import FREQUENCIES, split_html
+from monitor.notify import RateLimiter, deliver
+from monitor.pipeline import Clock, compose_digests
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+COMMANDS = (
+    ("start", "subscribe to digests"),
+    ("stop", "unsubscribe"),
+    ("proposals", "tracked proposals and their status"),
+    ("status", "one proposal: /status ID"),
+    ("history", "recent changes with evidence: /history ID"),
+    ("follow", "follow a proposal: /follow ID (default: all)"),
+    ("unfollow", "stop following: /unfollow ID"),
+    ("frequency", "instant, hourly, daily or weekly, with an hour: /frequency daily 8"),
+    ("only", "minimum status: /only signed, proposal or all"),
+    ("digest", "my digest now"),
+    ("settings", "my settings"),
+    ("help", "what I can do"),
+)
+ADMIN_COMMANDS = (("stats", "numbers (admins)"), ("feeds", "feed health (admins)"))
+SETTING_COMMANDS = frozenset({"start", "stop", "follow", "unfollow", "frequency", "only"})
+GROUPS = frozenset({ChatType.GROUP, ChatType.SUPERGROUP})
+
+
+class FloodGuard:
+    """At most `limit` commands per chat per `window` seconds; the first refusal says so, later ones are silent."""
+
+    def __init__(self, limit: int = 20, window: float = 60.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self._monotonic = limit, window, monotonic
+        self._seen: dict[int, deque[float]] = {}
+        self._warned: set[int] = set()
+
+    def allow(self, chat_id: int) -> bool | None:
+        """True: go on; False: refuse and warn once; None: refuse silently."""
+        now = self._monotonic()
+        seen = self._seen.setdefault(chat_id, deque())
+        while seen and now - seen[0] >= self.window:
+            seen.popleft()
+        if len(seen) < self.limit:
+            seen.append(now)
+            self._warned.discard(chat_id)
+            return True
+        if chat_id in self._warned:
+            return None
+        self._warned.add(chat_id)
+        return False
+
+
+class SubscriberBot:
+    """The handlers, bound to one configuration, database and clock."""
+
+    def __init__(self, config: Config, engine: Engine, clock: Clock, flood: FloodGuard | None = None) -> None:
+        self.config, self.engine, self.clock = config, engine, clock
+        self.flood = flood or FloodGuard()
+        self.limiter = RateLimiter()
+        self.titles = {proposal.id: proposal.title for proposal in config.proposals}
+        self.admins = set(config.settings.telegram.admin_chats)
+
+    def application(self, token: str) -> Application:  # type: ignore[type-arg]
+        app = ApplicationBuilder().token(token).base_url(self.config.settings.telegram.api_url).build()
+        for name, _description in COMMANDS + ADMIN_COMMANDS:
+            app.add_handler(CommandHandler(name, self._guarded(name, getattr(self, f"cmd_{name}"))))
+        app.add_handler(MessageHandler(filters.COMMAND, self._guarded("unknown", self.cmd_unknown)))
+        app.post_init = self._post_init
+        return app
+
+    async def _post_init(self, app: Application) -> None:  # type: ignore[type-arg]
+        await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+
+    def _guarded(self, name: str, handler: Handler) -> Handler:
+        async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            chat, user = update.effective_chat, update.effective_user
+            if chat is None or update.effective_message is None:
+                return
+            verdict = self.flood.allow(chat.id)
+            if verdict is None:
+                return
+            if verdict is False:
+                await self._reply(update, "Too many commands at once: please wait a minute.")
+                return
+            if name in ("stats", "feeds") and chat.id not in self.admins:
+                return
+            if name in SETTING_COMMANDS and chat.type in GROUPS:
+                if user is None or not await _is_admin(context, chat.id, user.id):
+                    await self._reply(update, "In a group, only administrators can change the digest settings.")
+                    return
+            await handler(update, context)
+
+        return run
+
+    async def _reply(self, update: Update, html: str) -> None:
+        message = update.effective_message
+        assert message is not None
+        for part in split_html(html):
+            await message.reply_text(
+                part, parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+            )
+
+    def _args(self, context: ContextTypes.DEFAULT_TYPE) -> list[str]:
+        return [arg.strip() for arg in (context.args or []) if arg.strip()]
+
+    # ------------------------------------------------------------------------------------- subscribers
+    async def cmd_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        assert chat is not None
+        with Session(self.engine) as session:
+            row, new = outbox.subscribe(
+                chat.id,
+                chat.type,
+                chat.title or chat.username,
+                self.clock(),
+                self.config.settings.digest,
+                session=session,
+            )
+            session.commit()
+            frequency, hour = row.frequency, row.hour
+        intro = "Welcome to Guarantee Watch." if new else "You are already subscribed."
+        await self._reply(
+            update,
+            f"<b>{intro}</b> You will get a {escape(frequency)} digest"
+            f"{f' at {hour}:00' if frequency in ('daily', 'weekly') else ''} of the security"
+            " guarantees for Ukraine that I track: status changes with their evidence, and new"
+            " reports.\n\n" + _help_text(),
+        )
+
+    async def cmd_stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        assert chat is not None
+        with Session(self.engine) as session:
+            outbox.deactivate(chat.id, "unsubscribed with /stop", self.clock(), session=session)
+            session.commit()
+        await self._reply(update, "Unsubscribed. Send /start to subscribe again.")
+
+    async def cmd_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update, _help_text())
+
+    async def cmd_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        command = (message.text or "").split()[0] if message and message.text else "that"
+        await self._reply(update, f"I don't know {escape(command)}.\n\n" + _help_text())
+
+    async def cmd_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        row = self._subscriber(update)
+        if row is None:
+            await self._reply(update, "You are not subscribed. Send /start.")
+            return
+        followed = outbox.follows(row)
+        await self._reply(
+            update,
+            (
+                f"Frequency: <b>{escape(row.frequency)}</b>"
+                f"{f' at {row.hour}:00' if row.frequency in ('daily', 'weekly') else ''}\n"
+                f"Minimum status: <b>{escape(row.min_status)}</b>\n"
+                f"Following: {escape(', '.join(followed)) if followed is not None else 'all proposals'}"
+            ),
+        )
+
+    async def cmd_follow(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._follow(update, context, follow=True)
+
+    async def cmd_unfollow(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._follow(update, context, follow=False)
+
+    async def _follow(self, update: Update, context: ContextTypes.DEFAULT_TYPE, *, follow: bool) -> None:
+        args = self._args(context)
+        verb = "follow" if follow else "unfollow"
+        unknown = [arg for arg in args if arg not in self.titles and arg != "all"]
+        if not args or unknown:
+            shown = f"I don't track {escape(', '.join(unknown))}. " if unknown else ""
+            await self._reply(update, f"{shown}Usage: /{verb} ID (or all). The ids:\n{self._ids()}")
+            return
+        with Session(self.engine) as session:
+            row = self._subscriber(update, session=session)
+            if row is None:
+                await self._reply(update, "You are not subscribed. Send /start first.")
+                return
+            current = outbox.follows(row)
+            chosen = set(self.titles) if "all" in args else set(args)
+            if follow:
+                # Following everything is the default: naming proposals narrows it to them.
+                followed = chosen if current is None else set(current) | chosen
+            else:
+                followed = (set(self.titles) if current is None else set(current)) - chosen
+            value = None if followed >= set(self.titles) else sorted(followed)
+            outbox.update_settings(row, self.clock(), session=session, follows=value)
+            session.commit()
+        summary = "all proposals" if value is None else (", ".join(value) or "nothing")
+        await self._reply(update, f"Now following: {escape(summary)}.")
+
+    async def cmd_frequency(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        args = self._args(context)
+        usage = "Usage: /frequency instant|hourly|daily|weekly [hour 0-23], e.g. /frequency daily 8"
+        if not args or args[0] not in FREQUENCIES or len(args) > 2 or (len(args) == 2 and not _hour(args[1])):
+            await self._reply(update, usage)
+            return
+        changes: dict[str, object] = {"frequency": args[0]}
+        if len(args) == 2:
+            changes["hour"] = int(args[1])
+        await self._update(
+            update,
+            changes,
+            f"Digests now {escape(args[0])}"
+            + (f" at {int(args[1])}:00 {escape(self.config.settings.digest.timezone)}." if len(args) == 2 else "."),
+        )
+
+    async def cmd_only(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        args = self._args(context)
+        ladder = self.config.settings.status.ladder
+        if len(args) != 1 or args[0] not in (*ladder[1:], "all"):
+            await self._reply(update, f"Usage: /only {'|'.join(ladder[1:])}|all")
+            return
+        await self._update(update, {"min_status": args[0]}, f"Minimum status now: {escape(args[0])}.")
+
+    async def _update(self, update: Update, changes: dict[str, object], done: str) -> None:
+        with Session(self.engine) as session:
+            row = self._subscriber(update, session=session)
+            if row is None:
+                await self._reply(update, "You are not subscribed. Send /start first.")
+                return
+            outbox.update_settings(row, self.clock(), session=session, **changes)
+            session.commit()
+        await self._reply(update, done)
+
+    async def cmd_digest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        assert chat is not None
+        if self._subscriber(update) is None:
+            await self._reply(update, "You are not subscribed. Send /start first.")
+            return
+        composed = compose_digests(self.config, self.engine, self.clock, force_chat=chat.id)
+        if not composed:
+            await self._reply(update, "Nothing new since your last digest.")
+            return
+        await deliver(context.bot, self.engine, self.clock, self.limiter, chat_id=chat.id)
+
+    # ------------------------------------------------------------------------------------- proposals
+    async def cmd_proposals(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        with Session(self.engine) as session:
+            rows = history.statuses(session=session)
+        lines = ["<b>Tracked proposals</b>"]
+        for row in rows:
+            lines.append(f"• <code>{escape(row.id)}</code>: <b>{escape(row.status)}</b> — {escape(row.title)}")
+        await self._reply(update, "\n".join(lines))
+
+    async def cmd_status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        proposal = await self._proposal_arg(update, context, "status")
+        if proposal is None:
+            return
+        with Session(self.engine) as session:
+            row = history.proposal(proposal, session=session)
+            changes = history.changes(proposal, session=session)
+            reports = history.match_counts(session=session).get(proposal, (0, None))[0]
+        assert row is not None
+        since = f" since {row.status_since:%Y-%m-%d}" if row.status_since else ""
+        pending = [c for c in changes if c.state == "unconfirmed"]
+        text = f"<b>{escape(row.title)}</b>\nStatus: <b>{escape(row.status)}</b>{since}\nReports: {reports}"
+        if pending:
+            text += "\nReported, unconfirmed: " + ", ".join(escape(c.to_status) for c in pending)
+        await self._reply(update, text + f"\n/history {escape(proposal)}")
+
+    async def cmd_history(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        proposal = await self._proposal_arg(update, context, "history")
+        if proposal is None:
+            return
+        lines = [f"<b>{escape(self.titles[proposal])}</b>: history"]
+        with Session(self.engine) as session:
+            changes = history.changes(proposal, session=session)[-10:]
+            for change in reversed(changes):
+                state = "" if change.state == "confirmed" else f" ({escape(change.state)})"
+                what = (
+                    "withdrawal reported"
+                    if change.kind == "withdrawal"
+                    else (f"{escape(change.from_status)} → <b>{escape(change.to_status)}</b>")
+                )
+                lines.append(f"\n{change.observed_at:%Y-%m-%d}: {what}{state}")
+                assert change.id is not None
+                for proof, item in history.evidence_for(change.id, session=session)[:3]:
+                    title = escape(item.title[:200])
+                    if item.link and item.link.startswith(("http://", "https://")):
+                        title = f'<a href="{escape(item.link, quote=True)}">{title}</a>'
+                    lines.append(f"• {title} — {escape(proof.source_id)}")
+        if len(lines) == 1:
+            lines.append("No status change recorded yet.")
+        await self._reply(update, "\n".join(lines))
+
+    async def _proposal_arg(self, update: Update, context: ContextTypes.DEFAULT_TYPE, command: str) -> str | None:
+        args = self._args(context)
+        if len(args) == 1 and args[0] in self.titles:
+            return args[0]
+        await self._reply(update, f"Usage: /{command} ID. The ids:\n{self._ids()}")
+        return None
+
+    def _ids(self) -> str:
+        return "\n".join(f"<code>{escape(proposal)}</code>" for proposal in self.titles)
+
+    # ------------------------------------------------------------------------------------- admins
+    async def cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        with Session(self.engine) as session:
+            numbers = store.stats(session=session)
+        await self._reply(
+            update,
+            "<b>Guarantee Watch</b>\n" + "\n".join(f"{escape(name)}: {value}" for name, value in numbers.items()),
+        )
+
+    async def cmd_feeds(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        with Session(self.engine) as session:
+            rows = [row for row in store.all_sources(session=session) if row.in_config]
+        lines = ["<b>Feeds</b>"]
+        for row in rows:
+            problem = f": {escape((row.disabled_reason or row.last_error or '')[:120])}" if row.health != "ok" else ""
+            lines.append(f"• <code>{escape(row.id)}</code> {escape(row.health)}{problem}")
+        await self._reply(update, "\n".join(lines))
+
+    def _subscriber(self, update: Update, *, session: Session | None = None) -> models.Subscriber | None:
+        chat = update.effective_chat
+        assert chat is not None
+        if session is not None:
+            row = outbox.subscriber(chat.id, session=session)
+            return row if row is not None and row.active else None
+        with Session(self.engine) as own:
+            row = outbox.subscriber(chat.id, session=own)
+            return row if row is not None and row.active else None
+
+
+async def _is_admin(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> bool:
+    member = await context.bot.get_chat_member(chat_id, user_id)
+    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+def _hour(text: str) -> bool:
+    return text.isdigit() and 0 <= int(text) <= 23
+
+
+def _help_text() -> str:
+    return "<b>Commands</b>\n" + "\n".join(f"/{name} — {escape(text)}" for name, text in COMMANDS)
