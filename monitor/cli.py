@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -20,8 +18,9 @@ from rich.table import Table
 from sqlmodel import Session
 
 from monitor import __version__, store
-from monitor.cli_match import eval_command, match_command
-from monitor.cli_options import CommandError, config_option, handle_errors, json_option, now, setup_logging
+from monitor.cli_match import eval_command, match_command, rematch, replay, show_statuses
+from monitor.cli_options import config_option, handle_errors, json_option, now, setup_logging
+from monitor.cli_telegram import _digest, bot, digest
 from monitor.config import TOKEN_ENV, Config, load_config
 from monitor.db import open_database, run_lock, schema_state, upgrade
 from monitor.errors import ConfigError, LockedError
@@ -327,163 +326,6 @@ def demo(config_path: str | None, db_path: str) -> None:
 @cli.command()
 @config_option
 @handle_errors
-def rematch(config_path: str | None) -> None:
-    """Re-run matching over every stored item and rebuild the derived statuses from scratch.
-
-    Run it after changing proposals, aliases or the corroboration policy in feeds.yaml. Deterministic: the
-    same items and configuration always give the same history. Analysts' own decisions are kept.
-
-    Example:
-
-        monitor rematch && monitor history it-article5-guarantee
-    """
-    from monitor.pipeline import run_rematch
-
-    config = load_config(config_path)
-    engine = open_database(config.database_url)
-    try:
-        with run_lock(config.database_url, now=now()):
-            result = run_rematch(config, engine)
-    except LockedError as exc:
-        raise CommandError(f"{exc}: try again when it has finished") from None
-    click.echo(f"rematched {result.items} items: {result.matches} matches, {result.changes} status changes")
-
-
-@cli.command()
-@config_option
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option(
-    "--db",
-    "database_url",
-    default=None,
-    metavar="URL",
-    help="Database to replay into (default: the configured one). Use a fresh one for backtests.",
-)
-@click.option(
-    "--tier",
-    type=click.Choice(["official", "wire", "media", "blog"]),
-    default="media",
-    show_default=True,
-    help="Tier given to the replayed feeds.",
-)
-@json_option
-@handle_errors
-def replay(config_path: str | None, folder: str, database_url: str | None, tier: str, as_json: bool) -> None:
-    """Ingest a folder of feed snapshots in time order, as if each were polled at its time (simulated clock).
-
-    Snapshot files are named NAME__2026-02-28T203713Z__anything.xml: NAME is the feed, the stamp its time.
-
-    Example:
-
-        monitor replay ../shared/corpus/real/replay_reuters_wl --db sqlite:///backtest.db
-    """
-    from monitor.replay import run_replay
-
-    config = load_config(config_path)
-    url = database_url or config.database_url
-    config = replace(config, settings=config.settings.model_copy(update={"database_url": url}))
-    engine = open_database(url)
-    with run_lock(url, now=now()):
-        result = run_replay(config, engine, Path(folder), tier=tier)  # type: ignore[arg-type]
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "snapshots": result.snapshots,
-                    "sources": list(result.sources),
-                    "items_new": result.items_new,
-                    "items_updated": result.items_updated,
-                    "status_changes": result.changes,
-                }
-            )
-        )
-        return
-    click.echo(
-        f"replayed {result.snapshots} snapshots of {len(result.sources)} feeds: {result.items_new} new "
-        f"items, {result.items_updated} updated, {result.changes} status changes"
-    )
-    show_statuses(engine)
-
-
-def show_statuses(engine: Any, evidence: int = 3) -> None:
-    """Each proposal's status and report count, then the changes behind it with their evidence."""
-    from monitor import history
-
-    console = Console(soft_wrap=True)
-    marker = {"confirmed": "", "unconfirmed": " (reported, unconfirmed)", "review": " (for review)"}
-    with Session(engine) as session:
-        counts = history.match_counts(session=session)
-        for proposal in history.statuses(session=session):
-            reports, _latest = counts.get(proposal.id, (0, None))
-            since = f" since {proposal.status_since:%Y-%m-%d}" if proposal.status_since else ""
-            style = "bold" if reports else "dim"
-            plural = "" if reports == 1 else "s"
-            console.print(
-                f"[{style}]{proposal.id}[/]: {proposal.status}{since}, {reports} matching report{plural}",
-                highlight=False,
-            )
-            for change in history.changes(proposal.id, session=session):
-                label = (
-                    "withdrawal reported"
-                    if change.kind == "withdrawal"
-                    else (f"{change.from_status} -> {change.to_status}")
-                )
-                console.print(
-                    f"  {change.observed_at:%Y-%m-%d %H:%M}  {label}{marker.get(change.state, '')}"
-                    f"  confidence {change.confidence:.2f}",
-                    highlight=False,
-                    markup=False,
-                )
-                assert change.id is not None
-                for proof, item in history.evidence_for(change.id, session=session)[:evidence]:
-                    console.print(f"      [{proof.source_id}] {proof.sentence[:160]}", highlight=False, markup=False)
-                    if item.link:
-                        console.print(f"        {item.link}", highlight=False, markup=False)
-
-
-@cli.command()
-@config_option
-@click.option("--dry-run", is_flag=True, help="Print the digests that are due instead of sending them; change nothing.")
-@handle_errors
-def digest(config_path: str | None, dry_run: bool) -> None:
-    """Compose and send the digests that are due (cron). Without MONITOR_TELEGRAM_TOKEN they are printed.
-
-    Each digest is composed once per subscriber and window, and its parts are sent in order; a part Telegram
-    confirmed is never sent again, so after a crash or an outage the next run resumes where this one stopped.
-
-    Example:
-
-        monitor digest --dry-run
-    """
-    config = load_config(config_path)
-    engine = open_database(config.database_url)
-    try:
-        with run_lock(config.database_url, now=now()):
-            _digest(config, engine, dry_run)
-    except LockedError as exc:
-        click.echo(str(exc), err=True)
-
-
-def _digest(config: Config, engine: Any, dry_run: bool) -> None:
-    from monitor.pipeline import run_digest
-
-    summary = run_digest(config, engine, now, dry_run=dry_run)
-    if summary.delivery is not None:
-        report = summary.delivery
-        click.echo(
-            f"digests: {summary.composed} composed; {report.sent} parts sent, {report.failed} failed, "
-            f"{report.deferred} deferred; {len(report.deactivated)} subscribers deactivated",
-            err=True,
-        )
-        for error in report.errors:
-            click.echo(f"warning: {error}", err=True)
-    elif not dry_run:
-        click.echo(f"digests: {summary.composed} composed, {summary.printed} parts printed", err=True)
-
-
-@cli.command()
-@config_option
-@handle_errors
 def run(config_path: str | None) -> None:
     """Poll the due feeds, then send the digests that are due: the one cron line.
 
@@ -507,43 +349,8 @@ def run(config_path: str | None) -> None:
         sys.exit(EXIT_NOTHING_POLLED)
 
 
-@cli.command()
-@config_option
-@click.option(
-    "--webhook-url",
-    default=None,
-    metavar="URL",
-    help="Receive updates by webhook at this public https URL instead of long polling.",
-)
-@click.option("--listen", default="127.0.0.1", show_default=True, help="Address the webhook server listens on.")
-@click.option("--port", default=8443, show_default=True, type=int, help="Port the webhook server listens on.")
-@handle_errors
-def bot(config_path: str | None, webhook_url: str | None, listen: str, port: int) -> None:
-    """Run the subscriber bot (long polling, or a webhook). Needs MONITOR_TELEGRAM_TOKEN.
-
-    Subscribers use /start, /stop, /proposals, /status ID, /history ID, /follow ID, /unfollow ID,
-    /frequency instant|hourly|daily|weekly [hour], /only signed|proposal|all, /digest and /help; admin chats
-    (settings.telegram.admin_chats) also /stats and /feeds.
-
-    Example:
-
-        MONITOR_TELEGRAM_TOKEN=123:abc monitor bot
-    """
-    from monitor.bot import SubscriberBot
-
-    config = load_config(config_path)
-    if not config.telegram_token:
-        raise ConfigError(["MONITOR_TELEGRAM_TOKEN is not set: the bot needs a token from @BotFather"])
-    engine = open_database(config.database_url)
-    app = SubscriberBot(config, engine, now).application(config.telegram_token)
-    if webhook_url:
-        app.run_webhook(listen=listen, port=port, webhook_url=webhook_url, url_path="telegram")
-    else:
-        app.run_polling()
-
-
-cli.add_command(match_command, "match")
-cli.add_command(eval_command, "eval")
+for command in (match_command, eval_command, replay, rematch, digest, bot):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,21 +1,24 @@
-"""`monitor match` and `monitor eval`: the matcher on JSON Lines from stdin, and its scores on a labels file.
-
-Both load the proposals with `monitor.config.load_config` and build one `Matcher`. Neither touches the
-database or the network; `match` reads stdin and writes stdout, `eval` reads the labels file it is given.
-The main CLI registers them with `cli.add_command(match_command, "match")` and `cli.add_command(eval_command,
-"eval")`.
+"""The matching commands: `match` and `eval` (the matcher on JSON Lines from stdin, and its scores on a labels
+file; neither touches the database or the network), `replay` (backtest a folder of snapshots) and `rematch`
+(rebuild the derived statuses), and `show_statuses`, which prints where each proposal stands.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
+from rich.console import Console
+from sqlmodel import Session
 
-from monitor.cli_options import config_option, handle_errors
+from monitor.cli_options import CommandError, config_option, handle_errors, json_option, now
 from monitor.config import Config, load_config
+from monitor.db import open_database, run_lock
+from monitor.errors import LockedError
 from monitor.evaluate import evaluate, render_evaluation
 from monitor.match import Match, Matcher
 
@@ -108,3 +111,120 @@ def eval_command(labels: str, mistakes: bool, config_path: str | None) -> None:
     config = _load(config_path)
     result = evaluate(labels, config.proposals, config.settings.status.ladder)
     click.echo(render_evaluation(result, mistakes=mistakes))
+
+
+@click.command()
+@config_option
+@handle_errors
+def rematch(config_path: str | None) -> None:
+    """Re-run matching over every stored item and rebuild the derived statuses from scratch.
+
+    Run it after changing proposals, aliases or the corroboration policy in feeds.yaml. Deterministic: the
+    same items and configuration always give the same history. Analysts' own decisions are kept.
+
+    Example:
+
+        monitor rematch && monitor history it-article5-guarantee
+    """
+    from monitor.pipeline import run_rematch
+
+    config = load_config(config_path)
+    engine = open_database(config.database_url)
+    try:
+        with run_lock(config.database_url, now=now()):
+            result = run_rematch(config, engine)
+    except LockedError as exc:
+        raise CommandError(f"{exc}: try again when it has finished") from None
+    click.echo(f"rematched {result.items} items: {result.matches} matches, {result.changes} status changes")
+
+
+@click.command()
+@config_option
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--db",
+    "database_url",
+    default=None,
+    metavar="URL",
+    help="Database to replay into (default: the configured one). Use a fresh one for backtests.",
+)
+@click.option(
+    "--tier",
+    type=click.Choice(["official", "wire", "media", "blog"]),
+    default="media",
+    show_default=True,
+    help="Tier given to the replayed feeds.",
+)
+@json_option
+@handle_errors
+def replay(config_path: str | None, folder: str, database_url: str | None, tier: str, as_json: bool) -> None:
+    """Ingest a folder of feed snapshots in time order, as if each were polled at its time (simulated clock).
+
+    Snapshot files are named NAME__2026-02-28T203713Z__anything.xml: NAME is the feed, the stamp its time.
+
+    Example:
+
+        monitor replay ../shared/corpus/real/replay_reuters_wl --db sqlite:///backtest.db
+    """
+    from monitor.replay import run_replay
+
+    config = load_config(config_path)
+    url = database_url or config.database_url
+    config = replace(config, settings=config.settings.model_copy(update={"database_url": url}))
+    engine = open_database(url)
+    with run_lock(url, now=now()):
+        result = run_replay(config, engine, Path(folder), tier=tier)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "snapshots": result.snapshots,
+                    "sources": list(result.sources),
+                    "items_new": result.items_new,
+                    "items_updated": result.items_updated,
+                    "status_changes": result.changes,
+                }
+            )
+        )
+        return
+    click.echo(
+        f"replayed {result.snapshots} snapshots of {len(result.sources)} feeds: {result.items_new} new "
+        f"items, {result.items_updated} updated, {result.changes} status changes"
+    )
+    show_statuses(engine)
+
+
+def show_statuses(engine: Any, evidence: int = 3) -> None:
+    """Each proposal's status and report count, then the changes behind it with their evidence."""
+    from monitor import history
+
+    console = Console(soft_wrap=True)
+    marker = {"confirmed": "", "unconfirmed": " (reported, unconfirmed)", "review": " (for review)"}
+    with Session(engine) as session:
+        counts = history.match_counts(session=session)
+        for proposal in history.statuses(session=session):
+            reports, _latest = counts.get(proposal.id, (0, None))
+            since = f" since {proposal.status_since:%Y-%m-%d}" if proposal.status_since else ""
+            style = "bold" if reports else "dim"
+            plural = "" if reports == 1 else "s"
+            console.print(
+                f"[{style}]{proposal.id}[/]: {proposal.status}{since}, {reports} matching report{plural}",
+                highlight=False,
+            )
+            for change in history.changes(proposal.id, session=session):
+                label = (
+                    "withdrawal reported"
+                    if change.kind == "withdrawal"
+                    else (f"{change.from_status} -> {change.to_status}")
+                )
+                console.print(
+                    f"  {change.observed_at:%Y-%m-%d %H:%M}  {label}{marker.get(change.state, '')}"
+                    f"  confidence {change.confidence:.2f}",
+                    highlight=False,
+                    markup=False,
+                )
+                assert change.id is not None
+                for proof, item in history.evidence_for(change.id, session=session)[:evidence]:
+                    console.print(f"      [{proof.source_id}] {proof.sentence[:160]}", highlight=False, markup=False)
+                    if item.link:
+                        console.print(f"        {item.link}", highlight=False, markup=False)
