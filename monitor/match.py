@@ -225,8 +225,11 @@ class _Rule:
     actors: tuple[tuple[str, re.Pattern[str]], ...]
     required: tuple[re.Pattern[str], ...]
     excluded: re.Pattern[str] | None
+    any_actor: re.Pattern[str] | None = None  # all actors in one pattern: most sentences name none
 
     def actor_hits(self, text: str) -> list[tuple[str, tuple[int, int]]]:
+        if self.any_actor is None or self.any_actor.search(text) is None:
+            return []
         return [(name, hit.span()) for name, pattern in self.actors for hit in pattern.finditer(text)]
 
     def vetoed(self, text: str) -> bool:
@@ -302,7 +305,10 @@ class Matcher:
         groups = [g for g in proposal.required if g.strip() != ACTOR_GROUP]
         actors = tuple((name, re.compile(_term_pattern(name))) for name in proposal.actors if fold_text(name))
         required = tuple(p for p in (_terms([g]) for g in groups) if p is not None)
-        return _Rule(proposal, len(groups) < len(proposal.required), actors, required, _terms(proposal.excluded))
+        any_actor = re.compile("|".join(f"(?:{pattern.pattern})" for _name, pattern in actors)) if actors else None
+        return _Rule(
+            proposal, len(groups) < len(proposal.required), actors, required, _terms(proposal.excluded), any_actor
+        )
 
     def _candidates(self, text: str) -> list[tuple[_Alias, tuple[int, ...]]]:
         """The aliases whose telling word and word starts all occur somewhere in the folded item."""
