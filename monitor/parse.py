@@ -234,7 +234,9 @@ def _canonical(url: str | None) -> str | None:
     if not re.match(r"^https?://", url, re.IGNORECASE):
         return None
     try:
-        cleaned = url_query_cleaner(url, (*TRACKING_PARAMS, *_utm_names(url)), remove=True, keep_fragments=False)
+        cleaned = url_query_cleaner(
+            url, (*TRACKING_PARAMS, *_utm_names(url)), remove=True, unique=False, keep_fragments=False
+        )
         canonical = canonicalize_url(cleaned, keep_fragments=False)
     except ValueError:
         return None

@@ -170,7 +170,7 @@ def _store_result(
             source = store.get_source(result.request.source_id, session=session)
             assert source is not None
             interval = schedule.base_interval(source.interval_seconds, settings)
-            if result.moved_to:
+            if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
                 store.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
             poll = models.FeedPoll(
                 run_id=run_id,
