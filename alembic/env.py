@@ -7,7 +7,7 @@ from sqlmodel import SQLModel
 import monitor.models  # noqa: F401  (registers the tables)
 from alembic import context
 from monitor.config import load_config
-from monitor.db import create_db_engine
+from monitor.db import create_db_engine, include_object
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -23,6 +23,7 @@ def _configure(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=include_object,
     )
 
 

@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from monitor.db import create_db_engine, lock_path, open_database, run_lock, schema_state, upgrade
+from monitor.db import create_db_engine, include_object, lock_path, open_database, run_lock, schema_state, upgrade
 from monitor.errors import DatabaseError, LockedError
 
 from .conftest import ROOT
@@ -25,7 +25,8 @@ from .conftest import ROOT
 
 def test_db_upgrade_head_matches_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True, "render_as_batch": True})
+        opts = {"compare_type": True, "render_as_batch": True, "include_object": include_object}
+        context = MigrationContext.configure(connection, opts=opts)
         assert compare_metadata(context, SQLModel.metadata) == []
 
 
