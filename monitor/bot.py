@@ -8,10 +8,13 @@ chats and groups; in a group only administrators change settings. Admin chats li
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -307,6 +310,22 @@ class SubscriberBot:
         if len(lines) == 1:
             lines.append("No status change recorded yet.")
         await self._reply(update, "\n".join(lines))
+        await self._send_chart(update, proposal)
+
+    async def _send_chart(self, update: Update, proposal: str) -> None:
+        """The proposal's timeline (status over time, reports beneath) as a picture."""
+        from monitor.chart import draw_timelines
+        from monitor.queries import timelines
+
+        with Session(self.engine) as session:
+            lines = timelines(session=session, proposals=[proposal])
+        message = update.effective_message
+        if not lines or message is None:
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{proposal}.png"
+            await asyncio.to_thread(draw_timelines, lines, self.config.settings.status.ladder, path, self.clock())
+            await message.reply_photo(path.read_bytes(), caption=f"{self.titles[proposal][:200]}: timeline")
 
     async def _proposal_arg(self, update: Update, context: ContextTypes.DEFAULT_TYPE, command: str) -> str | None:
         args = self._args(context)

@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from monitor import __version__, store
+from monitor.cli_analyst import ANALYST_COMMANDS
 from monitor.cli_match import eval_command, match_command, rematch, replay, show_statuses
 from monitor.cli_options import config_option, handle_errors, json_option, now, setup_logging
 from monitor.cli_telegram import _digest, bot, digest
@@ -349,7 +350,7 @@ def run(config_path: str | None) -> None:
         sys.exit(EXIT_NOTHING_POLLED)
 
 
-for command in (match_command, eval_command, replay, rematch, digest, bot):
+for command in (match_command, eval_command, replay, rematch, digest, bot, *ANALYST_COMMANDS):
     cli.add_command(command)
 
 

@@ -136,6 +136,8 @@ def rematch(config_path: str | None) -> None:
     except LockedError as exc:
         raise CommandError(f"{exc}: try again when it has finished") from None
     click.echo(f"rematched {result.items} items: {result.matches} matches, {result.changes} status changes")
+    if result.reviews_kept or result.reviews_dropped:
+        click.echo(f"analysts' decisions: {result.reviews_kept} kept, {result.reviews_dropped} no longer apply")
 
 
 @click.command()

@@ -10,8 +10,11 @@
     │   ├── BodyTooLarge         the decompressed body exceeded the size limit
     │   ├── RedirectError        a redirect loop, too many hops or a non-http(s) target
     │   └── UnsupportedURL       a scheme other than http or https
-    └── ParseError           the body is not a usable feed
-        └── NotAFeed             an HTML page or other document where a feed was expected
+    ├── ParseError           the body is not a usable feed
+    │   └── NotAFeed             an HTML page or other document where a feed was expected
+    ├── TelegramConfigError  Telegram refused the bot token                    (monitor.notify)
+    ├── ReviewError          a review action that cannot apply                  (monitor.review)
+    └── SearchError          a full-text query the index cannot read            (monitor.queries)
 
 Every message is a single line that names what is at fault (the file and line, the feed, or the field).
 """

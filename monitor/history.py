@@ -357,3 +357,73 @@ def _item_detail(match: models.ItemMatch, item: models.Item, *, session: Session
 def _source_name(source_id: str, *, session: Session) -> str:
     source = session.get(models.Source, source_id)
     return source.name if source else source_id
+
+
+@dataclass(frozen=True)
+class Review:
+    """An analyst's decision on a machine-made change, kept across `monitor rematch`."""
+
+    proposal_id: str
+    kind: str
+    to_status: str
+    state: str
+    decided_by: str
+    note: str | None
+    confirmed_at: datetime | None
+
+
+def reviews(*, session: Session) -> list[Review]:
+    rows = session.exec(
+        select(models.StatusChange)
+        .where(col(models.StatusChange.kind) != "analyst", col(models.StatusChange.decided_by).is_not(None))
+        .order_by(col(models.StatusChange.id))
+    ).all()
+    return [
+        Review(row.proposal_id, row.kind, row.to_status, row.state, row.decided_by or "", row.note, row.confirmed_at)
+        for row in rows
+    ]
+
+
+def reapply_reviews(decisions: Sequence[Review], *, session: Session) -> int:
+    """Put analysts' decisions back on the rebuilt changes they were about; returns how many still applied."""
+    applied = 0
+    for decision in decisions:
+        change = session.exec(
+            select(models.StatusChange)
+            .where(
+                models.StatusChange.proposal_id == decision.proposal_id,
+                models.StatusChange.kind == decision.kind,
+                models.StatusChange.to_status == decision.to_status,
+                col(models.StatusChange.decided_by).is_(None),
+            )
+            .order_by(col(models.StatusChange.observed_at), col(models.StatusChange.id))
+        ).first()
+        if change is None:
+            continue
+        change.state, change.decided_by, change.note = decision.state, decision.decided_by, decision.note
+        if decision.state == "confirmed":
+            change.confirmed_at = change.confirmed_at or decision.confirmed_at
+        session.add(change)
+        applied += 1
+    session.flush()
+    return applied
+
+
+def recompute_statuses(proposals: Sequence[config.Proposal], ladder: Sequence[str], *, session: Session) -> None:
+    """Each proposal's status from its history: confirmed upgrades move it up, an analyst's decision sets it."""
+    rank = {status: index for index, status in enumerate(ladder)}
+    for proposal in proposals:
+        row = session.get(models.Proposal, proposal.id)
+        if row is None:
+            continue
+        status, since, change_id = proposal.initial_status, None, None
+        # An analyst's decision overrides what the machine had seen by then, whatever order the rows were made in.
+        ordered = sorted(changes(proposal.id, session=session), key=lambda c: (c.observed_at, c.kind == "analyst"))
+        for change in ordered:
+            if change.kind == "analyst" or (
+                change.kind == "upgrade" and change.state == "confirmed" and rank[change.to_status] > rank[status]
+            ):
+                status, since, change_id = change.to_status, change.confirmed_at or change.observed_at, change.id
+        row.status, row.status_since, row.status_change_id = status, since, change_id
+        session.add(row)
+    session.flush()

@@ -291,19 +291,23 @@ class RematchSummary:
     items: int
     matches: int
     changes: int
+    reviews_kept: int = 0
+    reviews_dropped: int = 0  # decisions about changes the rebuilt history no longer has
 
 
 def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> RematchSummary:
     """Re-run matching over every stored item and rebuild the derived statuses, in one transaction.
 
     Deterministic: items are taken in the order they were stored, each at the time it was first seen, so
-    the same database and configuration always give the same history. Analysts' own decisions are kept.
+    the same database and configuration always give the same history. Analysts' own decisions are kept:
+    their `set-status` rows stay, and their confirmations and rejections are put back on the rebuilt changes.
     Subscribers are not told again: a rebuild adds nothing to the event outbox.
     """
     matcher = Matcher(config.proposals, config.settings.status.ladder)
     items = matches = changes = 0
     with Session(engine) as session:
         history.sync_proposals(config.proposals, session=session)
+        reviewed = history.reviews(session=session)
         history.clear_derived(session=session)
         history.reset_statuses(config.proposals, session=session)
         last_id = 0
@@ -314,9 +318,11 @@ def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> Rematch
             items += len(page)
             last_id = page[-1].id or last_id
             session.expunge_all()
+        kept = history.reapply_reviews(reviewed, session=session)
+        history.recompute_statuses(config.proposals, config.settings.status.ladder, session=session)
         matches = history.count_matches(session=session)
         session.commit()
-    return RematchSummary(items, matches, changes)
+    return RematchSummary(items, matches, changes, kept, len(reviewed) - kept)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ and answers like Telegram: `{"ok": true, "result": ...}`, or `{"ok": false, "err
 
 Methods served: getMe, getUpdates (offset confirms, negative offset keeps the tail, limit, timeout long-polls,
 allowed_updates filters later updates, a newer poll ends a waiting one with 409 Conflict), sendMessage,
-editMessageText, answerCallbackQuery, sendChatAction, getChat, getChatMember, getChatAdministrators,
+editMessageText, sendPhoto, answerCallbackQuery, sendChatAction, getChat, getChatMember, getChatAdministrators,
 setMyCommands / getMyCommands / deleteMyCommands, setWebhook / deleteWebhook / getWebhookInfo (an active webhook
 makes getUpdates answer 409), logOut, close.
 
@@ -434,6 +434,8 @@ def _read_params(path: str, content_type: str, body: bytes) -> JSON:
                 payload = part.get_payload(decode=True)
                 if isinstance(payload, bytes) and not part.get_filename():
                     params[name] = payload.decode(errors="replace")
+                elif isinstance(payload, bytes):
+                    params[name] = payload  # an uploaded file (sendPhoto)
     return params
 
 
@@ -515,6 +517,7 @@ class FakeBotAPI:
         self._callback_ids = itertools.count(1)
         self.answered_callbacks: list[JSON] = []
         self.chat_actions: list[JSON] = []
+        self.photos: list[JSON] = []  # sendPhoto calls: chat_id, data (bytes of an upload, or a file_id/URL), caption
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self._webhook_url = ""
         self._calls: list[ApiCall] = []
@@ -862,6 +865,28 @@ class FakeBotAPI:
             self._messages[(chat_id, message["message_id"])] = message
             self._deliveries.append(replace(content.record, kind="send", chat_id=chat_id,
                                             message_id=message["message_id"], date=message["date"]))
+            return _copy(message)
+
+    def _api_sendphoto(self, params: JSON) -> JSON:
+        """A photo: an uploaded file (multipart), a file_id or a URL; recorded in `photos`."""
+        chat_id = self._chat_id(params)
+        photo = params.get("photo")
+        if not photo:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        caption = _text(params, "caption") or ""
+        if len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        with self._lock:
+            self._check_reachable(chat_id)
+            size = len(photo) if isinstance(photo, bytes) else 0
+            sizes = [{"file_id": f"photo-{chat_id}-{len(self.photos)}", "file_unique_id": f"u{len(self.photos)}",
+                      "width": 1280, "height": 720, "file_size": size}]
+            message: JSON = {"message_id": self._next_message_id(chat_id), "from": dict(self.bot_user),
+                             "chat": dict(self._chats[chat_id]), "date": int(self._clock()), "photo": sizes}
+            if caption:
+                message["caption"] = caption
+            self._messages[(chat_id, message["message_id"])] = message
+            self.photos.append({"chat_id": chat_id, "data": photo, "caption": caption})
             return _copy(message)
 
     def _api_editmessagetext(self, params: JSON) -> JSON:

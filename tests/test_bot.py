@@ -135,6 +135,8 @@ def test_bot_end_to_end_one_digest(
         assert "signed" in say(fake, CHAT, "/status dk-ua-2024")
         history = say(fake, CHAT, "/history dk-ua-2024")
         assert "discussion → signed" in history and "Ukraine and Denmark sign" in history
+        wait_for(lambda: fake.photos)
+        assert fake.photos[-1]["chat_id"] == CHAT and fake.photos[-1]["data"][:8] == b"\x89PNG\r\n\x1a\n"
         assert "Nothing new since your last digest." in say(fake, CHAT, "/digest")
         assert "Unsubscribed" in say(fake, CHAT, "/stop")
 

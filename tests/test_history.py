@@ -64,6 +64,8 @@ SIGNED_DK_AGAIN = (
     "Denmark signs security agreement with Ukraine",
     "Denmark on Friday signed a security agreement with Ukraine in Lviv.",
 )
+SEED_LIKE_A5 = ("it1", "Meloni proposes NATO-light guarantee for Ukraine",
+                "Italian Prime Minister Giorgia Meloni proposed an Article 5-style security guarantee for Ukraine.")
 PLANNED_DK = (
     "dk3",
     "Denmark plans to sign a new security pact with Ukraine",
@@ -253,3 +255,29 @@ def test_poll_match_and_history_share_the_feed_transaction(
     with Session(engine) as session:
         assert session.exec(select(models.Item)).all() == []
         assert session.exec(select(models.ItemMatch)).all() == []
+
+
+def test_rematch_keeps_analysts_decisions(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    from monitor import review
+
+    ladder = base_config.settings.status.ladder
+    config = _config(base_config, database_url, server, {"one": "media"})
+    server.serve("/one.xml", Response(rss(SIGNED_DK, SEED_LIKE_A5)))
+    run_poll(config, engine, clock)
+    with Session(engine) as session:
+        pending = session.exec(select(models.StatusChange).where(models.StatusChange.state == "unconfirmed")).one()
+        assert pending.id is not None
+        review.confirm_change(pending.id, "Confirmed with the Danish MFA", "ana", ladder, clock(), session=session)
+        review.set_status("it-article5-guarantee", "discussion", "Meloni's idea was only floated", "ben", ladder,
+                          clock(), session=session)
+        session.commit()
+    assert (_status(engine, "dk-ua-2024"), _status(engine, "it-article5-guarantee")) == ("signed", "discussion")
+
+    result = run_rematch(config, engine)
+    assert (result.reviews_kept, result.reviews_dropped) == (1, 0)
+    assert (_status(engine, "dk-ua-2024"), _status(engine, "it-article5-guarantee")) == ("signed", "discussion")
+    with Session(engine) as session:
+        kept = session.exec(select(models.StatusChange).where(models.StatusChange.proposal_id == "dk-ua-2024")).one()
+        assert (kept.state, kept.decided_by, kept.note) == ("confirmed", "ana", "Confirmed with the Danish MFA")
