@@ -136,6 +136,7 @@ class PollSettings(_Strict):
     total_timeout: Duration = 60
     max_bytes: Size = 10 * 2**20
     max_redirects: int = Field(default=5, ge=0, le=20)
+    max_items: int = Field(default=5000, ge=1)
     user_agent: str = "GuaranteeWatch/0.1 (news feed monitor)"
 
 

@@ -103,15 +103,36 @@ def upgrade(engine: Engine) -> bool:
         current, head = schema_state(engine)
         if current == head:
             return False
-        config = alembic_config(engine.url.render_as_string(hide_password=False))
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        url = engine.url.render_as_string(hide_password=False)
+        with _migration_lock(url):
+            # Another process may have migrated while this one waited for the lock: look again.
+            current, head = schema_state(engine)
+            if current == head:
+                return False
+            config = alembic_config(url)
+            with engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
         return True
     except sa.exc.OperationalError as exc:
         raise DatabaseError(f"database {engine.url.render_as_string()}: {_first_line(exc)}") from None
     except sa.exc.DatabaseError as exc:
         raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {_first_line(exc)}") from None
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """Migrate one process at a time (two cron runs starting on a fresh path): a blocking kernel lock beside
+    the run lock. A migration takes a moment, so waiting is right; the kernel drops it if the process dies."""
+    run = lock_path(url)
+    path = run.with_name(run.name.removesuffix(".lock") + ".migrate.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def open_database(url: str) -> Engine:

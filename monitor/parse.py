@@ -80,6 +80,12 @@ TRACKING_PARAMS = (
 )
 _SPACE = re.compile(r"\s+")
 _MAX_DECODE_ROUNDS = 10
+# feedparser's lenient parser expands the entities a feed declares in its DOCTYPE (those with plain quoted
+# text), however often they are referenced: 30 KB of feed can become hundreds of megabytes ("quadratic
+# blowup"). A feed may use a few short ones; beyond this much expanded text it is refused.
+MAX_ENTITY_EXPANSION = 100_000
+MAX_ENTITY_DECLARATIONS = 100
+_ENTITY_DECLARATION = re.compile(rb'<!ENTITY\s+([^\s%"\'>]+)\s+"([^"]*)"')
 _HTML_HINT = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL)
 
 warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
@@ -111,10 +117,16 @@ class ParsedFeed:
     warning: str | None = None  # feedparser recovered from a problem (bozo) but still found entries
 
 
-def parse_feed(content: bytes, headers: Mapping[str, str], url: str, now: datetime) -> ParsedFeed:
-    """Parse one response body. Raises `NotAFeed` or `ParseError` when no feed can be read from it."""
+def parse_feed(
+    content: bytes, headers: Mapping[str, str], url: str, now: datetime, max_items: int | None = None
+) -> ParsedFeed:
+    """Parse one response body. Raises `NotAFeed` or `ParseError` when no feed can be read from it.
+
+    At most `max_items` items are kept, the first in the document (feeds list their newest first); the
+    warning says how many more there were."""
     if not content.strip():
         raise ParseError("empty body")
+    _check_entity_expansion(content)
     response_headers = {key.lower(): value for key, value in headers.items()}
     # The base for relative links: Content-Location resolved against the URL (it may be relative), and only
     # when that gives an http(s) URL; feedparser would otherwise leave relative links relative.
@@ -134,9 +146,15 @@ def parse_feed(content: bytes, headers: Mapping[str, str], url: str, now: dateti
     feed_link = _canonical(channel.get("link"))
     items: list[Item] = []
     keys: set[str] = set()
+    duplicates = 0
     for entry in parsed.entries:
+        if max_items is not None and len(items) >= max_items:
+            cut = f"the feed has {len(parsed.entries):,} entries: kept the first {max_items:,}"
+            problem = f"{problem}; {cut}" if problem else cut
+            break
         item = _item(entry, feed_link, now)
         if item.key in keys:
+            duplicates += 1
             continue
         keys.add(item.key)
         items.append(item)
@@ -145,9 +163,37 @@ def parse_feed(content: bytes, headers: Mapping[str, str], url: str, now: dateti
         link=channel.get("link") or None,
         ttl_seconds=_ttl(channel.get("ttl")),
         items=tuple(items),
-        duplicates=len(parsed.entries) - len(items),
+        duplicates=duplicates,
         warning=problem,
     )
+
+
+def _check_entity_expansion(content: bytes) -> None:
+    """Refuse a feed whose declared entities would expand beyond `MAX_ENTITY_EXPANSION` bytes."""
+    text = _ascii_view(content)
+    if b"<!ENTITY" not in text:
+        return
+    declared = dict(_ENTITY_DECLARATION.findall(text))
+    if len(declared) > MAX_ENTITY_DECLARATIONS:
+        raise ParseError(f"refused: the feed declares {len(declared)} XML entities (entity expansion attack?)")
+    expanded = sum(text.count(b"&" + name + b";") * len(value) for name, value in declared.items())
+    if expanded > MAX_ENTITY_EXPANSION:
+        raise ParseError(
+            f"refused: the XML entities the feed declares would expand to {expanded:,} bytes "
+            f"(over {MAX_ENTITY_EXPANSION:,}; entity expansion attack?)"
+        )
+
+
+def _ascii_view(content: bytes) -> bytes:
+    """The document as ASCII-compatible bytes for the entity check: UTF-16 and UTF-32 (which feedparser also
+    reads) are decoded first; other encodings are left as they are."""
+    if b"\x00" not in content[:4]:
+        return content
+    for codec in ("utf-32-be", "utf-32-le", "utf-16-be", "utf-16-le"):
+        text = content.decode(codec, errors="ignore")
+        if "<" in text[:8]:
+            return text.encode("utf-8", errors="ignore")
+    return content
 
 
 def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:

@@ -162,7 +162,7 @@ def _store_result(
     error: MonitorError | None = result.error
     if result.ok and not result.not_modified:
         try:
-            parsed = parse_feed(result.content, result.headers, result.url, now)
+            parsed = parse_feed(result.content, result.headers, result.url, now, settings.max_items)
         except MonitorError as exc:
             error = exc
     with write_lock, Session(engine) as session:

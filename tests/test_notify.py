@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from html import escape
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -271,3 +272,41 @@ def test_digest_command_path_never_logs_the_token(
     logged = captured.out + captured.err
     assert "sendMessage" in logged, "the requests were logged"
     assert TOKEN not in logged and "TEST-token" not in logged
+
+
+def test_deliver_feed_text_cannot_break_or_alter_the_message(
+    fake: FakeBotAPI, server: FeedServer, telegram_config: Config, engine: Engine, clock: FakeClock
+) -> None:
+    evil_title = 'Denmark signs security agreement with Ukraine </b><a href="https://evil.example/">click</a> & <i'
+    evil_link = 'https://news.example/x?a=1&b="2"><b>bold</b>'
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><guid>h1</guid>'
+        f"<title>{escape(evil_title)}</title>"
+        "<description>Danish Prime Minister Mette Frederiksen and President Zelensky signed a bilateral "
+        "security agreement. &lt;script&gt;alert(1)&lt;/script&gt;</description>"
+        f"<link>{escape(evil_link)}</link></item>"
+        "<item><guid>h2</guid><title>Ukraine and Denmark sign a security pact</title>"
+        "<link>javascript:alert(1)</link></item></channel></rss>"
+    ).encode()
+    fake.add_chat(CHAT)
+    server.serve("/gov.xml", Response(rss()))
+    run_poll(telegram_config, engine, clock)
+    _subscribe(engine, telegram_config, clock)
+    server.serve("/gov.xml", Response(feed))
+    clock.advance(hours=1)
+    run_poll(telegram_config, engine, clock)
+    compose_digests(telegram_config, engine, clock)
+    report = _deliver(telegram_config, engine, clock)
+    assert (report.sent, report.failed) == (1, 0), report.errors
+    message = fake.sent(CHAT)[0]
+    with Session(engine) as session:
+        stored = session.exec(select(models.Item.title).where(models.Item.key.endswith("h1"))).one()  # type: ignore[attr-defined]
+    assert "&" in stored and "<i" in stored
+    assert stored in message.plain_text, "the stored text shows as it is, nothing in it became markup"
+    links = [entity.get("url") for entity in message.entities if entity.get("type") == "text_link"]
+    assert links and all(link.startswith("https://news.example/") for link in links)
+    assert not any("evil.example" in link or "javascript" in link for link in links)
+    bold = [
+        message.plain_text[e["offset"] : e["offset"] + e["length"]] for e in message.entities if e["type"] == "bold"
+    ]
+    assert "bold" not in bold and "click" not in bold

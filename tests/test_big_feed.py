@@ -1,0 +1,45 @@
+"""A feed of 100,000 items: polled without a crash or a hang, the first `max_items` stored, the rest named in
+a warning; a re-poll stores nothing twice."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+
+from monitor import models
+from monitor.config import Config
+from monitor.feedserver import FeedServer, Response
+from monitor.pipeline import run_poll
+
+from .conftest import FakeClock, make_config
+
+ITEMS = 100_000
+
+
+def test_poll_feed_of_100000_items_keeps_the_first_max_items(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    entries = "".join(f"<item><guid>g{n}</guid><title>Market report {n}</title></item>" for n in range(ITEMS))
+    body = f'<rss version="2.0"><channel><title>huge</title>{entries}</channel></rss>'.encode()
+    server.serve("/huge.xml", Response(body))
+    config = make_config(
+        base_config, database_url, {"huge": server.url("/huge.xml")}, max_items=2_000, total_timeout=60, read_timeout=30
+    )
+    started = time.monotonic()
+    summary = run_poll(config, engine, clock)
+    assert time.monotonic() - started < 120
+    feed = summary.feeds[0]
+    assert (feed.outcome, feed.items_new) == ("ok", 2_000)
+    assert feed.warning is not None and "the feed has 100,000 entries: kept the first 2,000" in feed.warning
+    with Session(engine) as session:
+        keys = session.exec(select(models.Item.key).order_by(models.Item.id)).all()
+    assert keys[0].endswith("/g0") and keys[-1].endswith("/g1999") and len(set(keys)) == 2_000
+
+    clock.advance(hours=1)
+    server.serve("/huge.xml", Response(body + b" "))  # a new ETag: parsed again, nothing new
+    again = run_poll(config, engine, clock)
+    assert (again.feeds[0].outcome, again.items_new, again.items_updated) == ("ok", 0, 0)
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(models.Item)).one() == 2_000
