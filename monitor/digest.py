@@ -40,7 +40,7 @@ class Change:
     proposal: str
     from_status: str
     to_status: str
-    kind: str  # upgrade or withdrawal
+    kind: str  # upgrade, withdrawal, or rejected (an analyst rejected a reported change)
     confirmed: bool
     observed_at: datetime
     sources: tuple[str, ...] = ()
@@ -85,6 +85,11 @@ def _change_line(change: Change, titles: dict[str, str]) -> str:
     name = escape(_cut(titles.get(change.proposal, change.proposal), 120))
     if change.kind == "withdrawal":
         text = f"⚠️ <b>{name}</b>: withdrawal or collapse reported (for review)"
+    elif change.kind == "rejected":
+        text = (
+            f"✖️ <b>{name}</b>: the reported {escape(change.from_status)} → {escape(change.to_status)} was "
+            "rejected by an analyst"
+        )
     else:
         arrow = f"{escape(change.from_status)} → <b>{escape(change.to_status)}</b>"
         text = f"{'✅' if change.confirmed else '❔'} <b>{name}</b>: {arrow}"
@@ -254,8 +259,8 @@ def select_content(
         if event.kind == "report":
             if rank.get(str(detail.get("status")), 0) >= floor:
                 reports.append(_report_of(event))
-        elif event.kind in ("change", "unconfirmed", "confirmed", "withdrawal"):
-            kind = "withdrawal" if event.kind == "withdrawal" else "upgrade"
+        elif event.kind in ("change", "unconfirmed", "confirmed", "withdrawal", "rejected"):
+            kind = event.kind if event.kind in ("withdrawal", "rejected") else "upgrade"
             if kind == "upgrade" and rank.get(str(detail.get("to_status")), 0) < floor:
                 continue
             changes.append(
@@ -274,9 +279,12 @@ def select_content(
 
 
 def _latest_per_change(changes: list[Change]) -> list[Change]:
-    """A change reported unconfirmed and confirmed within one window is shown once, as confirmed."""
-    confirmed = {(c.proposal, c.to_status) for c in changes if c.confirmed and c.kind == "upgrade"}
-    return [c for c in changes if c.confirmed or c.kind != "upgrade" or (c.proposal, c.to_status) not in confirmed]
+    """A change reported unconfirmed and then confirmed, or rejected, within one window is shown once, as it
+    ended."""
+    settled = {
+        (c.proposal, c.to_status) for c in changes if (c.confirmed and c.kind == "upgrade") or c.kind == "rejected"
+    }
+    return [c for c in changes if c.confirmed or c.kind != "upgrade" or (c.proposal, c.to_status) not in settled]
 
 
 def _report_of(event: EventView) -> Report:

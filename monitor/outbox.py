@@ -20,7 +20,7 @@ from monitor import models
 from monitor.config import DigestSettings
 from monitor.digest import EventView, admin_content, is_due, render_digest, select_content
 
-USER_KINDS = ("report", "change", "unconfirmed", "confirmed", "withdrawal")
+USER_KINDS = ("report", "change", "unconfirmed", "confirmed", "withdrawal", "rejected")
 ADMIN_KINDS = ("feed-failing", "feed-disabled")
 STDOUT_CHAT = 0  # the subscriber that stands for standard output when no Telegram token is set
 

@@ -3,8 +3,8 @@
 Takes a session (the caller commits), the status ladder, who, why and `now`; returns the change acted on.
 History is never rewritten silently: confirming or rejecting records the new state on the change with who
 decided and why (and when, through its event); setting a status appends a new `analyst` change. Each action
-appends an event to the outbox: `confirmed` and `change` are told to subscribers, `rejected` is kept for
-the record (digests do not show it). Reads nothing but the rows it acts on; queries live in `monitor.queries`.
+appends an event to the outbox, and subscribers are told: `confirmed`, `change`, and `rejected` (a reported
+change they may have heard of was rejected). Reads nothing but the rows it acts on; queries live in `monitor.queries`.
 """
 
 from __future__ import annotations

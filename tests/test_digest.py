@@ -166,3 +166,17 @@ def test_split_arbitrary_markup_keeps_parts_within_limit(tokens: list[str], limi
     html = "".join(tokens)
     for part in split_html(html, limit):
         assert html_length(part) <= limit
+
+
+def test_render_an_analysts_rejection_replaces_the_unconfirmed_report() -> None:
+    from monitor.digest import EventView, select_content
+
+    detail = {"from_status": "discussion", "to_status": "signed", "sources": ["Reuters"], "link": None}
+    events = [
+        EventView(1, "unconfirmed", "dk-ua-2024", detail, T0),
+        EventView(2, "rejected", "dk-ua-2024", {**detail, "confirmed": False}, T0 + timedelta(hours=1)),
+    ]
+    content = select_content(events, TITLES, ("discussion", "proposal", "signed"))
+    text = render_digest(content)[0]
+    assert "was rejected by an analyst" in text
+    assert "(reported, unconfirmed)" not in text
