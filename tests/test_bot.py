@@ -275,3 +275,55 @@ def test_digest_sender_killed_mid_digest_resumes_without_repeating(
     assert all(part.text in every for part in parts), "the digest is complete"
     with Session(engine) as session:
         assert session.exec(select(models.Digest)).one().state == "sent"
+
+
+def test_bot_by_webhook_answers_an_update_posted_to_it(
+    tmp_path: Path, fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
+) -> None:
+    import socket
+
+    import httpx
+
+    run_poll(bot_config, engine, clock)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MONITOR_CONFIG": str(_config_file(tmp_path, bot_config)), "MONITOR_TELEGRAM_TOKEN": TOKEN}
+    hook = f"http://127.0.0.1:{port}/telegram"
+    command = [
+        sys.executable,
+        "-m",
+        "monitor",
+        "bot",
+        "--webhook-url",
+        hook,
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    bot = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: fake.calls("setWebhook"), limit=30)
+        assert fake.calls("setWebhook")[-1].params["url"] == hook
+        update = fake.send_user_message(CHAT, "/start")
+
+        def posted() -> bool:
+            try:
+                return httpx.post(hook, json=update, timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(posted, limit=30)
+        wait_for(lambda: any("Welcome to Guarantee Watch" in m.plain_text for m in fake.sent(CHAT)), limit=30)
+    finally:
+        bot.send_signal(signal.SIGINT)
+        try:
+            bot.wait(20)
+        finally:
+            bot.kill()
+            bot.wait()
+            assert bot.stderr is not None
+            errors = bot.stderr.read().decode(errors="replace")
+            bot.stderr.close()
+    assert TOKEN not in errors
