@@ -358,12 +358,11 @@ class SubscriberBot:
     def _subscriber(self, update: Update, *, session: Session | None = None) -> models.Subscriber | None:
         chat = update.effective_chat
         assert chat is not None
-        if session is not None:
-            row = outbox.subscriber(chat.id, session=session)
-            return row if row is not None and row.active else None
-        with Session(self.engine) as own:
-            row = outbox.subscriber(chat.id, session=own)
-            return row if row is not None and row.active else None
+        if session is None:
+            with Session(self.engine) as own:
+                return self._subscriber(update, session=own)
+        row = outbox.subscriber(chat.id, session=session)
+        return row if row is not None and row.active else None
 
 
 async def _is_admin(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> bool:

@@ -16,15 +16,11 @@ from rich.console import Console
 from sqlmodel import Session
 
 from monitor.cli_options import CommandError, config_option, handle_errors, json_option, now
-from monitor.config import Config, load_config
+from monitor.config import load_config
 from monitor.db import open_database, run_lock
 from monitor.errors import LockedError
 from monitor.evaluate import evaluate, render_evaluation
 from monitor.match import Match, Matcher
-
-
-def _load(config_path: str | None) -> Config:
-    return load_config(config_path)
 
 
 def _match_json(match: Match) -> dict[str, Any]:
@@ -86,7 +82,7 @@ def match_command(config_path: str | None) -> None:
 
         echo '{"id": "1", "title": "Ukraine, Japan ink 10-year security pact", "summary": ""}' | monitor match
     """
-    config = _load(config_path)
+    config = load_config(config_path)
     matcher = Matcher(config.proposals, config.settings.status.ladder)
     bad = match_lines(matcher, sys.stdin, sys.stdout, sys.stderr)
     if bad:
@@ -108,7 +104,7 @@ def eval_command(labels: str, mistakes: bool, config_path: str | None) -> None:
 
         monitor eval eval/dev.jsonl --mistakes
     """
-    config = _load(config_path)
+    config = load_config(config_path)
     result = evaluate(labels, config.proposals, config.settings.status.ladder)
     click.echo(render_evaluation(result, mistakes=mistakes))
 

@@ -74,6 +74,7 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     """Autogenerate's filter: the full-text index is made by hand in a migration, not by the models."""
     return not (type_ == "table" and reflected and compare_to is None and (name or "").startswith(NOT_MODELLED))
 
+
 def alembic_config(url: str) -> AlembicConfig:
     config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(MIGRATIONS))

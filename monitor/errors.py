@@ -6,7 +6,7 @@
     ├── LockedError          another run holds the run lock
     ├── FetchError           a feed could not be fetched
     │   ├── FetchTimeout         connect, read or total deadline exceeded
-    │   ├── FetchHTTPError       a non-success HTTP status (carries status and Retry-After)
+    │   ├── FetchHTTPError       a non-success HTTP status (carries the status)
     │   ├── BodyTooLarge         the decompressed body exceeded the size limit
     │   ├── RedirectError        a redirect loop, too many hops or a non-http(s) target
     │   └── UnsupportedURL       a scheme other than http or https
@@ -53,10 +53,9 @@ class FetchTimeout(FetchError):
 class FetchHTTPError(FetchError):
     """The server answered with a status that carries no feed."""
 
-    def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
-        self.retry_after = retry_after
 
 
 class BodyTooLarge(FetchError):

@@ -171,12 +171,8 @@ async def _answer(
     if status == 304:
         return FetchResult(request, url, status, headers, moved_to=moved_to)
     if status != 200:
-        retry_after = headers.get("retry-after")
-        error = FetchHTTPError(
-            f"HTTP {status} {response.reason_phrase}".strip(),
-            status=status,
-            retry_after=_seconds(retry_after),
-        )
+        # Retry-After stays in the headers: the scheduler reads it, in either form, with the clock.
+        error = FetchHTTPError(f"HTTP {status} {response.reason_phrase}".strip(), status=status)
         return FetchResult(request, url, status, headers, moved_to=moved_to, error=error)
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_bytes and "content-encoding" not in headers:
@@ -205,13 +201,6 @@ def _host(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:  # an invalid URL: fetch_feed reports it
         return ""
-
-
-def _seconds(value: str | None) -> float | None:
-    """Retry-After as delta-seconds only; an HTTP date is resolved by the scheduler, which knows the time."""
-    text = (value or "").strip()
-    # isascii: str.isdigit() also accepts '²' (a header byte 0xB2), which float() refuses.
-    return float(text) if text.isascii() and text.isdigit() else None
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -51,6 +51,7 @@ def subscribe(
     row = subscriber(chat_id, session=session)
     if row is not None and row.active:
         return row, False
+    head = head_event_id(session=session)
     if row is None:
         row = models.Subscriber(
             chat_id=chat_id,
@@ -60,11 +61,11 @@ def subscribe(
             hour=defaults.hour,
             subscribed_at=now,
             updated_at=now,
-            last_event_id=head_event_id(session=session),
-            last_admin_event_id=head_event_id(session=session),
+            last_event_id=head,
+            last_admin_event_id=head,
         )
     row.active, row.deactivated_reason, row.updated_at, row.title = True, None, now, title or row.title
-    row.last_event_id = max(row.last_event_id, head_event_id(session=session))
+    row.last_event_id = max(row.last_event_id, head)
     session.add(row)
     session.flush()
     return row, True

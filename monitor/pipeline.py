@@ -86,9 +86,11 @@ def run_poll(
     force: bool = False,
     on_feed: Callable[[FeedOutcome], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    matcher: Matcher | None = None,
 ) -> PollSummary:
     """Poll the due feeds (or `only` those) and store what they carry. Raises only for configuration or
-    database faults; a feed's own failure is recorded on the feed and in the summary."""
+    database faults; a feed's own failure is recorded on the feed and in the summary. A caller that polls
+    many times with one configuration (a replay) may pass the `matcher` it built once."""
     only = list(only)
     known = {source.id for source in config.sources}
     unknown = [source_id for source_id in only if source_id not in known]
@@ -110,7 +112,7 @@ def run_poll(
         on_start(len(requests))
     summary = PollSummary(run_id=run_id, feeds_due=len(requests))
     if requests:
-        matcher = Matcher(config.proposals, config.settings.status.ladder)
+        matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
         asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher))
     with Session(engine) as session:
         store.finish_run(run_id, clock(), session=session)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from monitor.config import Config, Source, Tier
 from monitor.errors import ConfigError
 from monitor.feedserver import FeedServer, Response
+from monitor.match import Matcher
 from monitor.pipeline import FeedOutcome, run_poll
 
 SUFFIXES = (".xml", ".rss", ".atom", ".rdf")
@@ -99,11 +100,12 @@ def run_replay(
             for source_id in source_ids
         )
         config = replace(base, sources=sources)
+        matcher = Matcher(config.proposals, config.settings.status.ladder)
         for snapshot in snapshots:
             clock.now = snapshot.taken_at
             body = snapshot.path.read_bytes()
             server.serve(f"/{snapshot.source_id}.xml", Response(body, last_modified=snapshot.taken_at.timestamp()))
-            summary = run_poll(config, engine, clock, only=[snapshot.source_id], force=True)
+            summary = run_poll(config, engine, clock, only=[snapshot.source_id], force=True, matcher=matcher)
             for outcome in summary.feeds:
                 outcomes.append(outcome)
                 if on_snapshot:
