@@ -19,7 +19,7 @@ from monitor.cli_options import CommandError, config_option, handle_errors, json
 from monitor.config import load_config
 from monitor.db import open_database, run_lock
 from monitor.errors import LockedError
-from monitor.evaluate import evaluate, render_evaluation
+from monitor.evaluate import HALVES, evaluate_files, render_evaluation
 from monitor.match import Match, Matcher
 
 
@@ -90,23 +90,31 @@ def match_command(config_path: str | None) -> None:
 
 
 @click.command("eval")
-@click.argument("labels", type=click.Path(dir_okay=False))
+@click.argument("labels", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--mistakes", is_flag=True, help="Also list every pair the matcher got wrong.")
+@click.option(
+    "--half",
+    type=click.Choice(HALVES),
+    default="all",
+    show_default=True,
+    help="Score one half of each file, split by day: the 1st, 3rd, ... day to tune on, the others to measure.",
+)
 @config_option
 @handle_errors
-def eval_command(labels: str, mistakes: bool, config_path: str | None) -> None:
-    """Score the matcher, beside a keyword-only baseline, on a labelled JSON Lines file.
+def eval_command(labels: tuple[str, ...], mistakes: bool, half: str, config_path: str | None) -> None:
+    """Score the matcher, beside a keyword-only baseline, on labelled JSON Lines files.
 
-    Prints matching precision, recall and F1 over (item, proposal) pairs (items marked "vague" are skipped)
-    and status accuracy over pairs both labelled and matched.
+    Prints each file's matching precision, recall and F1 over (item, proposal) pairs (items marked "vague"
+    are skipped) and status accuracy over pairs both labelled and matched; for several files, the pooled
+    figures too.
 
     Example:
 
-        monitor eval eval/dev.jsonl --mistakes
+        monitor eval eval/dev.jsonl eval/dev2.jsonl --half measure --mistakes
     """
     config = load_config(config_path)
-    result = evaluate(labels, config.proposals, config.settings.status.ladder)
-    click.echo(render_evaluation(result, mistakes=mistakes))
+    results = evaluate_files(labels, config.proposals, config.settings.status.ladder, half=half)
+    click.echo("\n\n".join(render_evaluation(result, mistakes=mistakes) for result in results))
 
 
 @click.command()

@@ -86,6 +86,12 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _term_group(value: str) -> str:
+    if not any(any(c.isalnum() for c in term) for term in value.split("|")):
+        raise ValueError(f"{value!r} names no term: give words separated by '|'")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 Size = Annotated[int, BeforeValidator(_size)]
 Identifier = Annotated[str, AfterValidator(_identifier)]
@@ -109,12 +115,26 @@ class Source(_Strict):
     enabled: bool = True
 
 
+class Concept(_Strict):
+    """The proposal described by what it is: parts that must all occur in one sentence, close together.
+
+    Each part is a group of term alternatives ("troop*|forces|soldiers"); "@actor" in a group stands for the
+    proposal's actors. `near` is the most words allowed between two neighbouring parts; `ordered` asks for the
+    parts in the order given ("security agreement", not "agreement on security")."""
+
+    parts: list[Annotated[str, AfterValidator(_term_group)]] = Field(min_length=2, max_length=4)
+    near: int = Field(default=4, ge=0, le=20)
+    ordered: bool = False
+
+
 class Proposal(_Strict):
     """One tracked proposal and what identifies reports about it."""
 
     id: Identifier
     title: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
+    names: list[str] = Field(default_factory=list)
+    concepts: list[Concept] = Field(default_factory=list)
     actors: list[str] = Field(default_factory=list)
     required: list[str] = Field(default_factory=list)
     excluded: list[str] = Field(default_factory=list)

@@ -127,6 +127,8 @@ _SIGNED = _compile(
     r"(?:\w+ly\s+)?(?:concluded|finali[sz]ed|adopted|agreed)\b",
     rf"\b{_SIGN_NOUN}\s+(?:is\s+|was\s+)?reached\b",
     r"\b(?:entered|came|comes|enters)\s+into\s+force\b",
+    rf"\b(?:gets?|got|secures?|secured|wins?|won)\s+(?:\S+\s+){{0,6}}?(?:security\s+)?{_SIGN_NOUN}\b",
+    rf"\b(?:conclude[sd]?|finali[sz]e[sd]?)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     r"\b(?:firmat[oaie]|firmano|firma|hanno firmato|siglat[oaie]|siglano|sottoscritt[oaie]|stipulat[oaie])\b",
     r"\bentrat[oa] in vigore\b",
     r"\b(?:signe|signent|signee|signees|signes|paraphe\w*|scelle\w*)\b",
@@ -136,10 +138,27 @@ _SIGNED = _compile(
     r"\b(?:підписа(?:в|ла|ли|но|ні)|підписують|уклал\w*|укладено|подписа(?:л|ла|ли|но)|подписывают)\w*",
     r"\bнабу\w*\s+чинност\w*",
 )
+_COMMIT_VERB = (
+    r"(?:send|deploy|provide|offer|put|contribute|lead(?!\s+to\b)|guarantee|give|station|back|extend|spend|protect|defend|"
+    r"take part|participate|run|monitor)"
+)
 _NOT_OFFER = _compile(
     r"\b(?:not|n't|never|no longer|refus\w* to|reject\w*)\s+(?:\w+\s+){0,3}?"
     r"(?:offer|propos|pledg|promis|invit|commit|get|receive)\w*",
     r"\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?(?:offer|propose|pledge|promise|invite|commit)\b",
+    # a commitment that is refused, doubted or only a condition is no commitment
+    r"\b(?:not|n't|never|no|refus\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+(?:\w+\s+){0,3}?"
+    rf"(?:(?:ready|willing|prepared)(?:\s+and\s+\w+)?(?:\s+to\s+\w+)?|to {_COMMIT_VERB}|{_COMMIT_VERB}\w*)\b",
+    r"\b(?:if|unless|whether|provided|once)\s+(?:\w+\s+){0,3}?"
+    r"(?:offer|propos|pledg|promis|provid|send|deploy|commit|give|agree)\w*",
+    r"\b(?:could|might|may)\s+(?:\w+\s+)?(?:send|deploy|provide|give|contribute)\b",
+    # pledges, offers and promises as nouns ("security pledges"), not as verbs ("the UK pledges")
+    r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable)"
+    r"\s+(?:pledges|offers|proposals|promises)\b",
+    r"\bstops?\s+short\s+of\s+(?:\w+\s+){0,3}",
+    # wanting, urging or being unable to commit is not committing
+    r"\b(?:wants?|wanted|wish\w*|hop\w*|seek\w*|ask\w*|urg\w*|call\w* on|call\w* for|push\w* for|press\w*|too \w+)\s+"
+    rf"(?:\w+\s+){{0,2}}?to\s+{_COMMIT_VERB}\b",
 )
 _OFFER = _compile(
     r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabled|"
@@ -152,6 +171,18 @@ _OFFER = _compile(
     r"\b(?:vorgeschlagen|angeboten|zugesagt|versprochen|verspricht|eingeladen)\b",
     r"\b(?:schlagt|bietet|sagt)\s+(?:\w+\s+){0,5}?(?:vor|an|zu)\b",
     r"\b(?:запропонува|пропону|пообіця|обіця|запросил|запрошу|предлож|пообеща)\w*",
+    # being ready, willing or agreed to commit; a headline's "X to send troops"; announcing or setting up
+    r"\b(?:ready|willing|prepared|agree[sd]?|set|commit(?:s|ted)|decid(?:es|ed)|plan(?:s|ned)|aim(?:s|ed)?)\s+"
+    rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
+    rf"\b(?:will|'ll|shall|would)\s+(?:\w+\s+)?{_COMMIT_VERB}\b",
+    rf"^(?:[\w'.]+\s+){{1,6}}?to\s+{_COMMIT_VERB}\b",
+    r"\b(?:announc(?:es|ed)|unveil(?:s|ed)|launch(?:es|ed)|earmark(?:s|ed)|allocat(?:es|ed)|establish(?:es|ed)|"
+    r"sets?\s+up|takes?\s+command|took\s+command|begins?\s+(?:its\s+)?work|becomes?\s+operational)\b",
+    r"\b(?:guarantees?|agreement|deal|pact|document|plan|package|framework)\b(?:\W+\w+){0,6}?\W+"
+    r"(?:is\s+|are\s+|now\s+)?(?:\d+\W*(?:%|percent)\W+)?ready\b",
+    r"\b(?:annuncia\w*|annonce\w*|kundigt\w*|kuendigt\w*|оголоси\w*|объяви\w*)\b",
+    r"\b(?:pront[aoie]|prets?|pretes?|bereit|готов\w*)\W+(?:a|ad|de|zu|до)?\s*(?:\w+\W+){0,2}?"
+    r"(?:inviare|schierare|envoyer|deployer|entsenden|schicken|направ\w*|відправ\w*)",
 )
 _WITHDRAWN = _compile(
     r"\b(?:withdr(?:ew|aws|awn|awing)|pull(?:ed|s|ing)\s+out)\s+(?:\w+\s+)?(?:from|of)\b",

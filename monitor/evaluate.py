@@ -7,6 +7,10 @@ it into a small text table. Reads only the file it is given; touches no database
 Scoring: precision, recall and F1 over (item, proposal) pairs, skipping items marked "vague"; status accuracy
 over pairs both labelled and matched, where a status listed in the label's `also` counts as right. The baseline
 matches an alias as a case-insensitive substring and takes the status from a bare keyword.
+
+Halves: a file can be split by day into a half to tune rules on and a half only to measure on. The distinct
+publication days of the file, in order, go alternately to `tune` (the 1st, 3rd, ...) and `measure` (the 2nd,
+4th, ...); every item of one day falls in the same half, and items without a readable date go to `tune`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,7 @@ from monitor.errors import MonitorError
 from monitor.match import Matcher
 
 Predict = Callable[[str, str], dict[str, str]]
+HALVES = ("all", "tune", "measure")
 
 
 class LabelsError(MonitorError):
@@ -37,6 +44,7 @@ class LabelledItem:
     summary: str
     labels: dict[str, frozenset[str]]  # proposal id -> statuses counted as right
     vague: bool
+    day: date | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,19 @@ class Evaluation:
     skipped_vague: int
     matcher: Scores
     baseline: Scores
+    name: str = ""
+
+
+def pool(scores: Sequence[Scores]) -> Scores:
+    """Several files' scores as one: the pair counts added up."""
+    return Scores(
+        sum(s.true_positives for s in scores),
+        sum(s.false_positives for s in scores),
+        sum(s.false_negatives for s in scores),
+        sum(s.status_right for s in scores),
+        sum(s.status_total for s in scores),
+        tuple(m for s in scores for m in s.mistakes),
+    )
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[LabelledItem]:
@@ -113,7 +134,31 @@ def _labelled_item(data: Any) -> LabelledItem:
         summary=str(data.get("summary") or ""),
         labels=labels,
         vague=bool(data.get("vague", False)),
+        day=_day(str(data.get("published") or "")),
     )
+
+
+def _day(published: str) -> date | None:
+    """The publication day of an ISO 8601 or RFC 822 date, None if it is neither."""
+    try:
+        return date.fromisoformat(published[:10])
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(published).date()
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+def split_by_day(items: Sequence[LabelledItem], half: str) -> list[LabelledItem]:
+    """The items of one half ("tune" or "measure"; "all" keeps every item): whole days, alternately."""
+    if half == "all":
+        return list(items)
+    if half not in HALVES:
+        raise ValueError(f"unknown half {half!r}: use one of {', '.join(HALVES)}")
+    days = sorted({item.day for item in items if item.day is not None})
+    measured = set(days[1::2])
+    return [item for item in items if (item.day in measured) == (half == "measure")]
 
 
 def score(items: Iterable[LabelledItem], predict: Predict) -> Scores:
@@ -163,17 +208,47 @@ def matcher_predictor(matcher: Matcher) -> Predict:
 
 
 def evaluate(
-    path: str | os.PathLike[str], proposals: Sequence[Proposal], ladder: Sequence[str] = DEFAULT_LADDER
+    path: str | os.PathLike[str],
+    proposals: Sequence[Proposal],
+    ladder: Sequence[str] = DEFAULT_LADDER,
+    *,
+    half: str = "all",
+    matcher: Matcher | None = None,
 ) -> Evaluation:
-    """Score the matcher and the keyword baseline on one labels file."""
-    items = read_labels(path)
-    matcher = Matcher(proposals, ladder)
+    """Score the matcher and the keyword baseline on one labels file (or one half of it)."""
+    items = split_by_day(read_labels(path), half)
+    matcher = matcher or Matcher(proposals, ladder)
+    name = str(path) if half == "all" else f"{path} ({half} half)"
     return Evaluation(
         items=len(items),
         skipped_vague=sum(item.vague for item in items),
         matcher=score(items, matcher_predictor(matcher)),
         baseline=score(items, keyword_baseline(proposals, ladder)),
+        name=name,
     )
+
+
+def evaluate_files(
+    paths: Sequence[str | os.PathLike[str]],
+    proposals: Sequence[Proposal],
+    ladder: Sequence[str] = DEFAULT_LADDER,
+    *,
+    half: str = "all",
+) -> list[Evaluation]:
+    """Each file's evaluation and, for more than one file, the pooled figures last."""
+    matcher = Matcher(proposals, ladder)
+    results = [evaluate(path, proposals, ladder, half=half, matcher=matcher) for path in paths]
+    if len(results) > 1:
+        results.append(
+            Evaluation(
+                items=sum(r.items for r in results),
+                skipped_vague=sum(r.skipped_vague for r in results),
+                matcher=pool([r.matcher for r in results]),
+                baseline=pool([r.baseline for r in results]),
+                name=f"pooled, {len(results)} files" + ("" if half == "all" else f" ({half} halves)"),
+            )
+        )
+    return results
 
 
 _ROW_NAMES = ("precision", "recall", "F1", "status accuracy", "pairs tp/fp/fn")
@@ -195,7 +270,8 @@ def render_evaluation(result: Evaluation, *, mistakes: bool = False) -> str:
     for name, cells in zip(_ROW_NAMES, zip(_cells(result.matcher), _cells(result.baseline), strict=True), strict=True):
         rows.append((name, *cells))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [f"{result.items} items, {result.skipped_vague} vague skipped"]
+    heading = f"{result.items} items, {result.skipped_vague} vague skipped"
+    lines = [f"{result.name}: {heading}" if result.name else heading]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     if mistakes:
         lines += ["", "matcher mistakes:"]

@@ -8,14 +8,20 @@ How feeds.yaml describes a proposal:
 - aliases   phrases naming it or its defining words, in any language. Found per sentence with rapidfuzz
             (best partial alignment, widened to whole words and re-scored), so inflection and spelling
             variants count; numbers must agree exactly.
+- names     aliases that identify it alone ("coalition of the willing"): required groups and actors are not
+            asked for.
+- concepts  the proposal described by what it is, for reports that use no alias: parts (who commits, what
+            the commitment is) that must all occur in one clause, near each other (`monitor.concepts`).
+            A concept hit scores `CONCEPT_SCORE`, below any named alias.
 - actors    its parties ("Germany", "Scholz"); reported in the match.
 - required  groups of alternatives, "Ukrain*|Kyiv|Zelensk*"; every group must occur in the window (the
             sentence plus the headline). The group "@actor" means one of the actors must, and then an alias
             in the headline may combine with an actor in a summary sentence or the other way round.
-- excluded  terms that veto any sentence the evidence would rest on ("training", "without ... membership").
-Term syntax (actors, required, excluded): case, accents, quotes and dashes are folded; words match whole, a word
-of four letters or more may take a two-letter ending (German -> Germany), "*" takes any ending and " ... "
-allows up to five words in between.
+- excluded  terms that explain a reading away ("training", "without ... membership"). They narrow, they do not
+            veto: an excluded term drops a sentence's reading only when it stands in the clause that holds the
+            hit (or the actor the reading rests on), so the same item may still match on another sentence or
+            clause.
+Term syntax: see `monitor.text`.
 
 Status comes from `monitor.cues`, read in the clause that mentions the proposal (the actor's clause for
 "@actor" proposals), highest on the ladder wins. `Match.score` is 0..1: the similarity of the best alias hit.
@@ -23,20 +29,23 @@ Status comes from `monitor.cues`, read in the clause that mentions the proposal 
 
 from __future__ import annotations
 
-import html
 import operator
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
+from monitor.concepts import Concept, ConceptIndex, compile_concept, word_starts
 from monitor.config import Proposal
 from monitor.cues import DEFAULT_LADDER, Passage, decide_status, strip_marks
+from monitor.text import focus, fold_text, normalize_text, split_sentences, term_pattern, terms_pattern
 
-MATCHER_VERSION = "2026.1"
+__all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
+
+MATCHER_VERSION = "2026.2"
 ACTOR_GROUP = "@actor"
+CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
 
 @dataclass(frozen=True)
@@ -54,115 +63,6 @@ class Match:
     matcher_version: str = MATCHER_VERSION
 
 
-# ---------------------------------------------------------------- text normalisation
-_COMMENT = re.compile(r"<!--.*?(?:-->|$)|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
-_TAG = re.compile(r"<[^<>]*>")
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff]")
-_MOJIBAKE = re.compile(r"[^\x00-\x7f]{2,}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_PUNCT = {
-    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u00b4\u02bc`", "'"),
-    **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
-    **dict.fromkeys("\u2010\u2011\u2012\u2212", "-"),
-    **dict.fromkeys("\u2013\u2014\u2015", " - "),
-    **dict.fromkeys("<>", " "),
-}
-_PUNCT_CHARS = re.compile("[" + re.escape("".join(_PUNCT)) + "]")
-
-
-def _unmojibake(run: re.Match[str]) -> str:
-    """UTF-8 that was decoded as Mac Roman or Windows-1252 (‚Äô, â€™), decoded back; other text unchanged."""
-    text = run.group(0)
-    for codec in ("mac_roman", "cp1252"):
-        try:
-            return text.encode(codec).decode("utf-8")
-        except UnicodeError:
-            continue
-    return text
-
-
-def _normalize_once(text: str) -> str:
-    if "<" in text:
-        text = _TAG.sub(" ", _COMMENT.sub(" ", text))
-    if not text.isascii():
-        text = _INVISIBLE.sub("", text)
-    if "&" in text:
-        text = html.unescape(text)
-    if not text.isascii():
-        text = _MOJIBAKE.sub(_unmojibake, text)
-    if not text.isascii() or "`" in text or "<" in text or ">" in text:
-        text = _PUNCT_CHARS.sub(lambda c: _PUNCT[c.group()], text)
-    if not text.isprintable():
-        text = _CONTROL.sub(" ", text)
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
-    return " ".join(text.split())
-
-
-def normalize_text(text: str) -> str:
-    """Feed text -> plain readable text: no tags, entities or mojibake; plain quotes and dashes; one space."""
-    for _ in range(50):
-        cleaner = _normalize_once(text)
-        if cleaner == text or (cleaner.isascii() and "&" not in cleaner):
-            return cleaner  # plain ASCII without entities cannot change again
-        text = cleaner
-    return text
-
-
-# Each pattern starts with a literal character, which Python's re finds far faster than a leading \b.
-_US = re.compile(r"U(?<!\wU)(?:\.\s?S\.(?:\s?A\.)?|SA?(?!\w))")
-_UK = re.compile(r"U(?<!\wU)\.\s?K\.")
-_HYPHEN = re.compile(r"-(?<=\w-)(?=\w)")
-
-
-_SPACES = re.compile(r"[^\S\n]+")
-
-
-def fold_text(text: str) -> str:
-    """Normalised text -> the form matching works on: case, accents and hyphens folded, US spelled out.
-
-    Line breaks are kept, so that many sentences can be folded in one call."""
-    if "U" in text:
-        text = _UK.sub("UK", _US.sub("United States", text))
-    text = strip_marks(strip_marks(text).casefold()).casefold()
-    if "-" in text:
-        text = _HYPHEN.sub(" ", text)
-    if "  " in text or not text.replace("\n", " ").isprintable():
-        text = _SPACES.sub(" ", text)
-    return text.strip(" ")
-
-
-_SENTENCE_BREAK = re.compile(r"([.!?][\"')\]]*)\s+(?=[\"'(\[]?[A-Z\u0400-\u04ff0-9])")
-_ABBREVIATION = re.compile(r"(?:^|\W)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Prof|No|vs|etc)\.$")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Normalised text -> sentences (not split after initials such as U.S. or titles such as Mr.)."""
-    parts = _SENTENCE_BREAK.split(text)  # text, end punctuation, text, ...
-    pieces = [parts[i] + (parts[i + 1] if i + 1 < len(parts) else "") for i in range(0, len(parts), 2)]
-    sentences: list[str] = []
-    for piece in pieces:
-        if sentences and _ABBREVIATION.search(sentences[-1][-6:]):
-            sentences[-1] = f"{sentences[-1]} {piece}"
-        elif piece.strip():
-            sentences.append(piece.strip())
-    return sentences
-
-
-_CLAUSE_BREAK = re.compile(
-    r";|:\s|\s-\s|,\s+(?=(?:and|but|while|whereas|although|though|yet|ma|mais|aber|але)\b)"
-    r"|\s(?=(?:but|while|whereas|ma|mais|aber|але)\s)"
-)
-
-
-def _focus(text: str, spans: Sequence[tuple[int, int]]) -> str:
-    """The clauses of a folded sentence that overlap any of the spans."""
-    bounds = [0, *(b for hit in _CLAUSE_BREAK.finditer(text) for b in (hit.start(), hit.end())), len(text)]
-    clauses = [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
-    chosen = [text[s:e] for s, e in clauses if any(a < e and b > s for a, b in spans)]
-    return " ".join(chosen) or text
-
-
 # ---------------------------------------------------------------- compiled proposal rules
 _DIGITS = re.compile(r"\d+")
 _REFERENCE = re.compile(
@@ -171,33 +71,12 @@ _REFERENCE = re.compile(
         r"garanzi|abkommen|vereinbarung|garanti|zusage|угод|гаранті|зобов'яз|договір)"
     )
 )
-_WORD = re.compile(r"\w+")
 _TOKEN_BREAKS = str.maketrans(dict.fromkeys("'\"()[]{},.;:!?-/|", " "))
 _COMMON = frozenset(
     "ukraine ukraine's ukrainian ukraina ucraina ukrainian security united states european europe year years "
     "the of to in for on with and a an de la le di del der die das".split()
 )
 _PREFIX = operator.itemgetter(slice(0, 4))
-
-
-def _term_pattern(term: str) -> str:
-    parts = []
-    for chunk in term.split("..."):
-        words = fold_text(chunk).split()
-        if words:
-            parts.append(r"\W+".join(_word_pattern(w) for w in words))
-    return r"(?<!\w)" + r"(?:\W+\w+){0,5}?\W+".join(parts) + r"(?!\w)"
-
-
-def _word_pattern(word: str) -> str:
-    if word.endswith("*"):
-        return re.escape(word.rstrip("*")) + r"\w*"
-    return re.escape(word) + (r"\w{0,2}" if len(word) >= 4 else "")
-
-
-def _terms(terms: Sequence[str]) -> re.Pattern[str] | None:
-    alternatives = [_term_pattern(t) for group in terms for t in group.split("|") if fold_text(t).strip("*. ")]
-    return re.compile("|".join(alternatives)) if alternatives else None
 
 
 @dataclass(frozen=True)
@@ -226,14 +105,24 @@ class _Rule:
     required: tuple[re.Pattern[str], ...]
     excluded: re.Pattern[str] | None
     any_actor: re.Pattern[str] | None = None  # all actors in one pattern: most sentences name none
+    names: frozenset[str] = frozenset()  # aliases that identify the proposal alone
+    required_starts: tuple[frozenset[str] | None, ...] = ()  # per required group: a cheap test before its pattern
 
     def actor_hits(self, text: str) -> list[tuple[str, tuple[int, int]]]:
         if self.any_actor is None or self.any_actor.search(text) is None:
             return []
         return [(name, hit.span()) for name, pattern in self.actors for hit in pattern.finditer(text)]
 
-    def vetoed(self, text: str) -> bool:
-        return self.excluded is not None and self.excluded.search(text) is not None
+    def vetoed(self, text: str, spans: Sequence[tuple[int, int]]) -> bool:
+        """Whether an excluded term explains the reading: it stands in a clause of the text that holds a span."""
+        return self.excluded is not None and self.excluded.search(focus(text, spans)) is not None
+
+
+_AliasesByAnchor = list[tuple[str, list[tuple[_Alias, tuple[int, ...]]]]]
+
+
+def _frozen(starts: set[str] | None) -> frozenset[str] | None:
+    return frozenset(starts) if starts is not None else None
 
 
 def _alias(text: str, shown: str) -> _Alias:
@@ -288,7 +177,7 @@ class Matcher:
         aliases: dict[str, _Alias] = {}
         owners: dict[str, list[int]] = {}
         for index, proposal in enumerate(proposals):
-            for shown in proposal.aliases:
+            for shown in [*proposal.aliases, *proposal.names]:
                 text = fold_text(shown)
                 if not _tokens(text):
                     continue
@@ -299,55 +188,129 @@ class Matcher:
         for text, alias in aliases.items():
             self._by_anchor.setdefault(_anchor(text), []).append((alias, tuple(owners[text])))
         self._anchors = frozenset(self._by_anchor)
+        # proposals that share a concept (the bilateral agreements do) share one compiled copy, read once
+        compiled: dict[tuple[object, ...], tuple[list[int], Concept]] = {}
+        for index, proposal in enumerate(proposals):
+            for c in proposal.concepts:
+                actors = tuple(proposal.actors) if any(ACTOR_GROUP in part for part in c.parts) else ()
+                key = (tuple(c.parts), c.near, c.ordered, actors)
+                if key not in compiled:
+                    compiled[key] = ([], compile_concept(c.parts, c.near, actors, c.ordered))
+                compiled[key][0].append(index)
+        self._concepts = [(tuple(owners), concept) for owners, concept in compiled.values()]
+        self._concept_index = ConceptIndex([c for _, c in self._concepts])
+        # a word start that every concept-bearing proposal needs one of (Ukraine's names): a cheap first test
+        gates = [self._rules[i].required_starts for owners, _ in self._concepts for i in owners]
+        self._concept_gate: frozenset[str] | None = None
+        if gates and all(g and g[0] is not None for g in gates):
+            self._concept_gate = frozenset().union(*(g[0] or () for g in gates))
 
     @staticmethod
     def _rule(proposal: Proposal) -> _Rule:
         groups = [g for g in proposal.required if g.strip() != ACTOR_GROUP]
-        actors = tuple((name, re.compile(_term_pattern(name))) for name in proposal.actors if fold_text(name))
-        required = tuple(p for p in (_terms([g]) for g in groups) if p is not None)
+        actors = tuple((name, re.compile(term_pattern(name))) for name in proposal.actors if fold_text(name))
+        compiled = [(p, g) for p, g in ((terms_pattern([g]), g) for g in groups) if p is not None]
+        required = tuple(p for p, _ in compiled)
         any_actor = re.compile("|".join(f"(?:{pattern.pattern})" for _name, pattern in actors)) if actors else None
         return _Rule(
-            proposal, len(groups) < len(proposal.required), actors, required, _terms(proposal.excluded), any_actor
+            proposal,
+            len(groups) < len(proposal.required),
+            actors,
+            required,
+            terms_pattern(proposal.excluded),
+            any_actor,
+            frozenset(proposal.names),
+            tuple(_frozen(word_starts(g.split("|"))) for _, g in compiled),
         )
 
-    def _candidates(self, text: str) -> list[tuple[_Alias, tuple[int, ...]]]:
-        """The aliases whose telling word and word starts all occur somewhere in the folded item."""
-        anchors = set(map(_PREFIX, _tokens(text))) & self._anchors
-        if not anchors:
-            return []
-        contains = text.__contains__
-        return [entry for a in anchors for entry in self._by_anchor[a] if all(map(contains, entry[0].prefixes))]
+    def _candidates(self, text: str) -> tuple[_AliasesByAnchor, list[tuple[tuple[int, ...], Concept]]]:
+        """The aliases whose telling word and word starts all occur somewhere in the folded item, and the
+        concepts one of whose key word starts does."""
+        starts = set(map(_PREFIX, _tokens(text)))
+        gate = self._concept_gate
+        concepts = (
+            [self._concepts[n] for n in self._concept_index.possible(starts)]
+            if gate is None or not gate.isdisjoint(starts)
+            else []
+        )
+        if concepts:  # a concept is read only where the item names what its proposal needs (Ukraine)
+            present: dict[str, bool] = {}
 
-    @staticmethod
-    def _alias_hits(text: str, candidates: Sequence[tuple[_Alias, tuple[int, ...]]]) -> dict[int, _Hit]:
-        """Best alias hit per proposal index in one folded sentence."""
+            def occurs(pattern: re.Pattern[str], keys: frozenset[str] | None) -> bool:
+                if pattern.pattern not in present:
+                    maybe = keys is None or not keys.isdisjoint(starts)
+                    present[pattern.pattern] = maybe and pattern.search(text) is not None
+                return present[pattern.pattern]
+
+            kept = []
+            for owners, concept in concepts:
+                needed = [
+                    i for i in owners if all(map(occurs, self._rules[i].required, self._rules[i].required_starts))
+                ]
+                if needed:
+                    kept.append((tuple(needed), concept))
+            concepts = kept
+        anchors = starts & self._anchors
+        if not anchors:
+            return [], concepts
+        contains = text.__contains__
+        aliases = [
+            (anchor, entries)
+            for anchor in anchors
+            if (entries := [e for e in self._by_anchor[anchor] if all(map(contains, e[0].prefixes))])
+        ]
+        return aliases, concepts
+
+    def _hits(
+        self,
+        text: str,
+        aliases: _AliasesByAnchor,
+        concepts: Sequence[tuple[tuple[int, ...], Concept]],
+    ) -> dict[int, _Hit]:
+        """Best hit per proposal index in one folded sentence: an alias, else a concept."""
         best: dict[int, _Hit] = {}
-        for alias, owners in candidates:
-            hit = _find(alias, text) if alias.anchor in text else None
-            if hit is None:
+        for anchor, entries in aliases:
+            if anchor not in text:
                 continue
-            for index in owners:
-                if index not in best or hit.score > best[index].score:
-                    best[index] = hit
+            for alias, owners in entries:
+                hit = _find(alias, text)
+                if hit is None:
+                    continue
+                for index in owners:
+                    if index not in best or hit.score > best[index].score:
+                        best[index] = hit
+        for owners, concept in concepts:
+            wanting = [i for i in owners if i not in best]
+            if wanting and concept.may_hold(text) and (found := concept.find(text)) is not None:
+                for index in wanting:
+                    best[index] = _Hit(CONCEPT_SCORE, found.words, found.span)
         return best
 
     def match(self, title: str, summary: str) -> list[Match]:
         """Every proposal the item reports on, best score first."""
         title_text, summary_text = normalize_text(title), normalize_text(summary)
-        candidates = self._candidates(fold_text(f"{title_text}\n{summary_text}"))
-        if not candidates:
+        aliases, concepts = self._candidates(fold_text(f"{title_text}\n{summary_text}"))
+        if not aliases and not concepts:
             return []  # the common case, decided before any sentence is split
         sentences = [title_text, *split_sentences(summary_text)]
         folded = [line.strip() for line in fold_text("\n".join(sentences)).split("\n")]
         if len(folded) > 1 and folded[1].startswith(folded[0]) and folded[0]:
             folded[1] = folded[1][len(folded[0]) :].strip()  # feeds that repeat the headline in the summary
-        hits = [self._alias_hits(text, candidates) for text in folded]
+        hits = [self._hits(text, aliases, concepts) for text in folded]
         found = []
         for index in sorted(set().union(*hits)):
             match = self._match_rule(index, self._rules[index], sentences, folded, hits)
             if match is not None:
                 found.append(match)
         return sorted(found, key=lambda m: (-m.score, m.proposal))
+
+    @staticmethod
+    def _spans(
+        j: int, index: int, hits: list[dict[int, _Hit]], rule: _Rule, folded: list[str]
+    ) -> list[tuple[int, int]]:
+        """Where sentence j bears on the reading: its hit, else the actors it names."""
+        own = hits[j].get(index)
+        return [own.span] if own else [span for _, span in rule.actor_hits(folded[j])]
 
     def _match_rule(
         self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, _Hit]]
@@ -362,23 +325,26 @@ class Matcher:
             hit = own_hit or (hits[0].get(index) if i and rule.needs_actor else None)
             if hit is None or not text:
                 continue
+            named = own_hit is not None and own_hit.alias in rule.names
             own_actors = rule.actor_hits(text) if rule.needs_actor else []
-            if rule.needs_actor and not (own_actors or (i and title_actors and own_hit)):
+            if rule.needs_actor and not (named or own_actors or (i and title_actors and own_hit)):
                 continue
-            rests_on = {i} if own_hit and (own_actors or not rule.needs_actor) else {i, 0}
+            rests_on = {i} if own_hit and (named or own_actors or not rule.needs_actor) else {i, 0}
             window = text if i == 0 else f"{folded[0]} | {text}"
-            if any(rule.vetoed(folded[j]) for j in rests_on) or not all(p.search(window) for p in rule.required):
+            if not named and not all(p.search(window) for p in rule.required):
+                continue
+            if any(rule.vetoed(folded[j], self._spans(j, index, hits, rule, folded)) for j in rests_on):
                 continue
             used |= rests_on
             best = hit if best is None or hit.score > best.score else best
-            if not rule.needs_actor:
-                passages.append(Passage(_focus(text, [hit.span]), sentences[i]))
+            if not rule.needs_actor or named:
+                passages.append(Passage(focus(text, [hit.span]), sentences[i]))
             elif own_actors and (own_hit or _REFERENCE.search(text)):
-                passages.append(Passage(_focus(text, [span for _, span in own_actors]), sentences[i]))
+                passages.append(Passage(focus(text, [span for _, span in own_actors]), sentences[i]))
             elif own_actors:  # the headline names the agreement, this sentence only a party: read the headline
-                passages.append(Passage(_focus(folded[0], [hits[0][index].span]), sentences[0]))
+                passages.append(Passage(focus(folded[0], [hits[0][index].span]), sentences[0]))
             else:
-                passages.append(Passage(_focus(folded[0], [span for _, span in title_actors]), sentences[0]))
+                passages.append(Passage(focus(folded[0], [span for _, span in title_actors]), sentences[0]))
         if best is None:
             return None
         for j in used:

@@ -11,7 +11,16 @@ from click.testing import CliRunner
 
 from monitor.cli_match import eval_command
 from monitor.config import DEFAULT_CONFIG_PATH, Proposal, load_config
-from monitor.evaluate import LabelsError, evaluate, keyword_baseline, read_labels, render_evaluation, score
+from monitor.evaluate import (
+    LabelsError,
+    evaluate,
+    evaluate_files,
+    keyword_baseline,
+    read_labels,
+    render_evaluation,
+    score,
+    split_by_day,
+)
 
 PROPOSALS = [
     Proposal(id="jp", title="Japan pact", aliases=["security pact"], actors=["Japan"], required=["@actor"]),
@@ -118,3 +127,28 @@ def test_eval_command_reports_a_missing_file_in_one_line(tmp_path: Path) -> None
 def test_eval_command_has_help_with_example() -> None:
     result = CliRunner().invoke(cli(), ["eval", "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_split_by_day_keeps_whole_days_and_alternates(tmp_path: Path) -> None:
+    days = ["2025-03-01T08:00:00+00:00", "Sun, 02 Mar 2025 10:00:00 GMT", "2025-03-03", "2025-03-01T21:00:00Z"]
+    rows = [dict(ROWS[2], id=str(n), published=day) for n, day in enumerate(days)] + [dict(ROWS[2], id="x")]
+    items = read_labels(write_labels(tmp_path / "labels.jsonl", rows))
+    tune, measure = split_by_day(items, "tune"), split_by_day(items, "measure")
+    assert [i.id for i in tune] == ["0", "2", "3", "x"]  # days 1 and 3, and the undated item
+    assert [i.id for i in measure] == ["1"]
+    assert split_by_day(items, "all") == items
+
+
+def test_eval_command_scores_each_file_and_pools_them(tmp_path: Path) -> None:
+    first = write_labels(tmp_path / "a.jsonl", ROWS[:2])
+    second = write_labels(tmp_path / "b.jsonl", ROWS[2:])
+    results = evaluate_files([first, second], PROPOSALS)
+    assert [r.name for r in results] == [str(first), str(second), "pooled, 2 files"]
+    pooled = results[-1].matcher
+    assert pooled.true_positives == sum(r.matcher.true_positives for r in results[:2])
+    assert pooled.false_negatives == sum(r.matcher.false_negatives for r in results[:2])
+    config = tmp_path / "feeds.yaml"
+    config.write_text(Path(DEFAULT_CONFIG_PATH).read_text(encoding="utf-8"), encoding="utf-8")
+    out = CliRunner().invoke(eval_command, [str(first), str(second), "--half", "measure", "--config", str(config)])
+    assert out.exit_code == 0, out.output
+    assert "pooled, 2 files (measure halves)" in out.output and f"{first} (measure half)" in out.output

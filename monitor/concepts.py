@@ -1,0 +1,177 @@
+"""A proposal's concepts x one folded sentence -> the span where the sentence describes the proposal.
+
+A concept describes a proposal by what it is rather than by a name: who commits, what the commitment is, and
+what it is about ("European|Western|allies" + "troop*|soldiers|peacekeep*"; "NATO|alliance" + "membership|
+accession"). A sentence holds the concept when every part occurs in it, in any order (or the order given, for an
+`ordered` concept) and inflection, each within `near` words of the next and in one clause: no comma, colon,
+dash or word such as "while", "after" or "says" between them. A part word of seven letters or more that the
+sentence misspells is still found, with rapidfuzz. Who the report is for (Ukraine) is left to the proposal's
+`required` groups, and the look-alikes to its `excluded` terms, as for aliases.
+
+Takes folded text (see `monitor.text.fold_text`); touches no network, database, clock or file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import product
+
+from rapidfuzz import fuzz, process
+
+from monitor.text import alternatives_pattern, fold_text
+
+ACTOR = "@actor"
+_MAX_HITS = 6  # hits per part looked at: enough for any sentence a feed publishes
+_FUZZY_MIN = 7  # shorter words vary too little for a fuzzy match to mean a misspelling
+_FUZZY_CUTOFF = 88.0
+_TOKEN = re.compile(r"\w+")
+# what separates two statements: parts on either side of one are not one concept
+_SEPARATOR = re.compile(
+    r"[,;:!?|]|\s-\s|\b(?:while|but|whereas|although|though|after|amid|when|because|since|as|says|said|tells|told|"
+    r"ma|mais|aber|але|mentre|pendant|während|nachdem)\b"
+)
+
+
+@dataclass(frozen=True)
+class ConceptHit:
+    span: tuple[int, int]
+    words: str  # the parts as the sentence says them, for the evidence ("UK troops")
+
+
+@dataclass(frozen=True)
+class _Part:
+    pattern: re.Pattern[str]
+    fuzzy: tuple[str, ...]  # long plain words a misspelling of which still counts
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One compiled concept; `keys` are word starts one of which any sentence holding it must contain."""
+
+    parts: tuple[_Part, ...]
+    near: int
+    keys: tuple[frozenset[str], ...]  # per part that has them: word starts one of which the item must contain
+    ordered: bool = False
+    order: tuple[int, ...] = ()  # the parts, the ones least likely to occur first
+
+    KEY_LENGTH = 4  # misspellings keep a word's first four letters: the keys and the fuzzy match rely on it
+
+    def may_hold(self, text: str) -> bool:
+        """A cheap test: False means the folded text cannot hold the concept (a key part's words are absent)."""
+        contains = text.__contains__
+        return all(any(map(contains, keys)) for keys in self.keys)
+
+    def find(self, text: str) -> ConceptHit | None:
+        """The tightest place in the folded sentence where every part occurs, near each other."""
+        missing = -1
+        for i in self.order:  # a cheap search per part first: most sentences lack one
+            if self.parts[i].pattern.search(text) is None:
+                if missing >= 0 or not self.parts[i].fuzzy:
+                    return None
+                missing = i
+        spans = [
+            [hit.span() for _, hit in zip(range(_MAX_HITS), part.pattern.finditer(text), strict=False)]
+            if i != missing
+            else _fuzzy_spans(part.fuzzy, text)  # not found as written: perhaps misspelt
+            for i, part in enumerate(self.parts)
+        ]
+        if not all(spans):
+            return None
+        best: tuple[int, int] | None = None
+        for choice in product(*spans):
+            ordered = sorted(choice)
+            if self.ordered and list(choice) != ordered:
+                continue
+            gaps = [text[a[1] : b[0]] for a, b in zip(ordered, ordered[1:], strict=False)]
+            if any(a[1] > b[0] for a, b in zip(ordered, ordered[1:], strict=False)):
+                continue  # two parts on the same words
+            if all(len(gap.split()) <= self.near and not _SEPARATOR.search(gap) for gap in gaps):
+                window = (ordered[0][0], max(end for _, end in ordered))
+                if best is None or window[1] - window[0] < best[1] - best[0]:
+                    best = window
+        if best is None:
+            return None
+        return ConceptHit(best, text[best[0] : best[1]])
+
+
+class ConceptIndex:
+    """Which of many concepts a text may hold, from its words' starts alone: one pass over the starts the
+    concepts use rather than one test per concept."""
+
+    def __init__(self, concepts: Sequence[Concept]) -> None:
+        self._concepts = list(concepts)
+        by_start: dict[str, dict[int, int]] = {}  # word start -> concept position -> bit of each part it keys
+        for n, concept in enumerate(concepts):
+            for k, keys in enumerate(concept.keys):
+                for start in keys:
+                    by_start.setdefault(start, {}).setdefault(n, 0)
+                    by_start[start][n] |= 1 << k
+        self._by_start = {start: tuple(bits.items()) for start, bits in by_start.items()}
+        self._full = [(1 << len(c.keys)) - 1 for c in concepts]
+        self._keys = frozenset(self._by_start)
+        self._always = [n for n, c in enumerate(concepts) if not c.keys]
+
+    def possible(self, starts: set[str]) -> list[int]:
+        """The positions of the concepts every keyed part of which has a word start (`KEY_LENGTH` letters)
+        among `starts`."""
+        found: dict[int, int] = {}
+        for start in self._keys.intersection(starts):
+            for n, bits in self._by_start[start]:
+                found[n] = found.get(n, 0) | bits
+        full = self._full
+        return self._always + [n for n, bits in found.items() if bits == full[n]]
+
+
+def _fuzzy_spans(words: tuple[str, ...], text: str) -> list[tuple[int, int]]:
+    spans = []
+    starts = {w[: Concept.KEY_LENGTH] for w in words}
+    for token in _TOKEN.finditer(text):
+        word = token.group()
+        if (
+            len(word) >= _FUZZY_MIN
+            and word[: Concept.KEY_LENGTH] in starts
+            and process.extractOne(token.group(), words, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
+        ):
+            spans.append(token.span())
+    return spans[:_MAX_HITS]
+
+
+def compile_concept(parts: Sequence[str], near: int, actors: Sequence[str], ordered: bool = False) -> Concept:
+    """A concept from its parts in term syntax; "@actor" in a part stands for any of `actors`."""
+    compiled = []
+    keys = []
+    for group in parts:
+        terms = [t.strip() for t in group.split("|") if t.strip()]
+        if ACTOR in terms:
+            terms = [t for t in terms if t != ACTOR] + list(actors)
+        terms = [t for t in terms if fold_text(t).strip("*. ")]
+        fuzzy = tuple(sorted({fold_text(t) for t in terms if _plain(t) and len(fold_text(t)) >= _FUZZY_MIN}))
+        pattern = alternatives_pattern(terms)
+        if pattern is None:
+            raise ValueError(f"concept part {group!r} names no term")
+        compiled.append(_Part(pattern, fuzzy))
+        starts = word_starts(terms)
+        if ACTOR not in group and starts is not None:
+            keys.append(frozenset(starts))
+    order = sorted(range(len(parts)), key=lambda i: (ACTOR in parts[i], parts[i].count("|")))
+    return Concept(tuple(compiled), near, tuple(keys), ordered, tuple(order))
+
+
+def _plain(term: str) -> bool:
+    return not any(c in term for c in "*.") and " " not in fold_text(term)
+
+
+def word_starts(terms: Sequence[str]) -> set[str] | None:
+    """The first `Concept.KEY_LENGTH` letters of each term's first word, one of which any text holding a term
+    has among its words' starts; None if a term is too short to tell."""
+    starts = set()
+    for term in terms:
+        first = fold_text(term.split("...")[0]).split()
+        word = first[0] if first else ""
+        stem = word.rstrip("*")
+        if len(stem) < Concept.KEY_LENGTH and (word.endswith("*") or len(stem) < 2):
+            return None
+        starts.add(stem[: Concept.KEY_LENGTH])
+    return starts

@@ -1,0 +1,159 @@
+"""Feed text -> the plain and folded forms matching reads, sentences, clauses, and the term syntax.
+
+Shared by `monitor.match` (aliases, actors, required and excluded terms) and `monitor.concepts` (concept
+parts). Pure: touches no network, database, clock or file.
+
+Term syntax: case, accents, quotes and dashes are folded; words match whole, a word of four letters or more may
+take a two-letter ending (German -> Germany), "*" takes any ending and " ... " allows up to five words in between.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from monitor.cues import strip_marks
+
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
+_TAG = re.compile(r"<[^<>]*>")
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff]")
+_MOJIBAKE = re.compile(r"[^\x00-\x7f]{2,}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_PUNCT = {
+    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u00b4\u02bc`", "'"),
+    **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
+    **dict.fromkeys("\u2010\u2011\u2012\u2212", "-"),
+    **dict.fromkeys("\u2013\u2014\u2015", " - "),
+    **dict.fromkeys("<>", " "),
+}
+_PUNCT_CHARS = re.compile("[" + re.escape("".join(_PUNCT)) + "]")
+
+
+def _unmojibake(run: re.Match[str]) -> str:
+    """UTF-8 that was decoded as Mac Roman or Windows-1252 (‚Äô, â€™), decoded back; other text unchanged."""
+    text = run.group(0)
+    for codec in ("mac_roman", "cp1252"):
+        try:
+            return text.encode(codec).decode("utf-8")
+        except UnicodeError:
+            continue
+    return text
+
+
+def _normalize_once(text: str) -> str:
+    if "<" in text:
+        text = _TAG.sub(" ", _COMMENT.sub(" ", text))
+    if not text.isascii():
+        text = _INVISIBLE.sub("", text)
+    if "&" in text:
+        text = html.unescape(text)
+    if not text.isascii():
+        text = _MOJIBAKE.sub(_unmojibake, text)
+    if not text.isascii() or "`" in text or "<" in text or ">" in text:
+        text = _PUNCT_CHARS.sub(lambda c: _PUNCT[c.group()], text)
+    if not text.isprintable():
+        text = _CONTROL.sub(" ", text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())
+
+
+def normalize_text(text: str) -> str:
+    """Feed text -> plain readable text: no tags, entities or mojibake; plain quotes and dashes; one space."""
+    for _ in range(50):
+        cleaner = _normalize_once(text)
+        if cleaner == text or (cleaner.isascii() and "&" not in cleaner):
+            return cleaner  # plain ASCII without entities cannot change again
+        text = cleaner
+    return text
+
+
+# Each pattern starts with a literal character, which Python's re finds far faster than a leading \b.
+_US = re.compile(r"U(?<!\wU)(?:\.\s?S\.(?:\s?A\.)?|SA?(?!\w))")
+_UK = re.compile(r"U(?<!\wU)\.\s?K\.")
+_HYPHEN = re.compile(r"-(?<=\w-)(?=\w)")
+
+
+_SPACES = re.compile(r"[^\S\n]+")
+
+
+def fold_text(text: str) -> str:
+    """Normalised text -> the form matching works on: case, accents and hyphens folded, US spelled out.
+
+    Line breaks are kept, so that many sentences can be folded in one call."""
+    if "U" in text:
+        text = _UK.sub("UK", _US.sub("United States", text))
+    text = strip_marks(strip_marks(text).casefold()).casefold()
+    if "-" in text:
+        text = _HYPHEN.sub(" ", text)
+    if "  " in text or not text.replace("\n", " ").isprintable():
+        text = _SPACES.sub(" ", text)
+    return text.strip(" ")
+
+
+_SENTENCE_BREAK = re.compile(r"([.!?][\"')\]]*)\s+(?=[\"'(\[]?[A-Z\u0400-\u04ff0-9])")
+_ABBREVIATION = re.compile(r"(?:^|\W)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Prof|No|vs|etc)\.$")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Normalised text -> sentences (not split after initials such as U.S. or titles such as Mr.)."""
+    parts = _SENTENCE_BREAK.split(text)  # text, end punctuation, text, ...
+    pieces = [parts[i] + (parts[i + 1] if i + 1 < len(parts) else "") for i in range(0, len(parts), 2)]
+    sentences: list[str] = []
+    for piece in pieces:
+        if sentences and _ABBREVIATION.search(sentences[-1][-6:]):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        elif piece.strip():
+            sentences.append(piece.strip())
+    return sentences
+
+
+_CLAUSE_BREAK = re.compile(
+    r";|:\s|\s-\s|,\s+(?=(?:and|but|while|whereas|although|though|yet|ma|mais|aber|але)\b)"
+    r"|\s(?=(?:but|while|whereas|ma|mais|aber|але)\s)"
+    r"|\s(?=(?:if|unless|provided|in exchange for|in return for|wenn|falls|якщо)\s)"
+)
+
+
+def focus(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """The clauses of a folded sentence that overlap any of the spans."""
+    bounds = [0, *(b for hit in _CLAUSE_BREAK.finditer(text) for b in (hit.start(), hit.end())), len(text)]
+    clauses = [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
+    chosen = [text[s:e] for s, e in clauses if any(a < e and b > s for a, b in spans)]
+    return " ".join(chosen) or text
+
+
+_BEFORE, _AFTER = r"(?<!\w)", r"(?!\w)"
+
+
+def term_pattern(term: str) -> str:
+    """One term as a regular expression over folded text, bounded by whole words."""
+    return _BEFORE + _term_body(term) + _AFTER
+
+
+def _term_body(term: str) -> str:
+    parts = []
+    for chunk in term.split("..."):
+        words = fold_text(chunk).split()
+        if words:
+            parts.append(r"\W+".join(_word_pattern(w) for w in words))
+    return r"(?:\W+\w+){0,5}?\W+".join(parts)
+
+
+def _word_pattern(word: str) -> str:
+    if word.endswith("*"):
+        return re.escape(word.rstrip("*")) + r"\w*"
+    return re.escape(word) + (r"\w{0,2}" if len(word) >= 4 else "")
+
+
+def alternatives_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
+    """Any of the terms, as one pattern whose word boundaries are tested once rather than once per term."""
+    bodies = [_term_body(t) for t in terms if fold_text(t).strip("*. ")]
+    return re.compile(_BEFORE + "(?:" + "|".join(bodies) + ")" + _AFTER) if bodies else None
+
+
+def terms_pattern(groups: Sequence[str]) -> re.Pattern[str] | None:
+    """Any term of any of the groups ("a|b*|c ... d")."""
+    return alternatives_pattern([t for group in groups for t in group.split("|")])

@@ -1,0 +1,208 @@
+"""Concept matching: parts in any order and inflection, near each other in one clause; look-alikes kept apart;
+excluded terms that narrow rather than veto; and the status each kind of sentence gives."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from monitor.concepts import ConceptIndex, compile_concept
+from monitor.config import DEFAULT_CONFIG_PATH, ConfigError, Proposal, load_config
+from monitor.cues import read_cue
+from monitor.match import CONCEPT_SCORE, Matcher, fold_text, normalize_text
+
+
+@functools.cache
+def default_matcher() -> Matcher:
+    return Matcher(load_config(DEFAULT_CONFIG_PATH, env={}).proposals)
+
+
+def found(title: str, summary: str = "") -> dict[str, str]:
+    return {m.proposal: m.status for m in default_matcher().match(title, summary)}
+
+
+def folded(text: str) -> str:
+    return fold_text(normalize_text(text))
+
+
+# ---------------------------------------------------------------- the concept itself
+@pytest.mark.parametrize(
+    ("text", "hit"),
+    [
+        ("British troops could deploy next year", "british troops"),
+        ("troops British", None),  # ordered: who before what
+        ("Britain's peacekeepers", "britain's peacekeepers"),  # inflection and possessive
+        ("British army and air force troops", None),  # too far apart
+        ("British officials, troops and tanks", None),  # a comma separates two statements
+        ("British peacekeeeepers", "british peacekeeeepers"),  # a misspelt long word, found with rapidfuzz
+        ("British peacemakers", None),  # a different word is not a misspelling
+    ],
+)
+def test_concept_parts_in_order_near_and_in_one_clause(text: str, hit: str | None) -> None:
+    concept = compile_concept(["British|Britain", "troop*|peacekeepers"], near=2, actors=[], ordered=True)
+    result = concept.find(folded(text))
+    assert (result.words if result else None) == hit
+
+
+def test_concept_any_order_and_actor_group() -> None:
+    concept = compile_concept(["@actor", "guarante*"], near=3, actors=["United States", "Trump"])
+    assert concept.find(folded("guarantees from Trump")) is not None
+    assert concept.find(folded("U.S. guarantees")) is not None  # "U.S." folds to "united states"
+    assert concept.find(folded("guarantees from Italy")) is None
+
+
+def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
+    concept = compile_concept(["NATO|alliance", "membership|accession"], near=3, actors=[])
+    assert concept.keys == (frozenset({"nato", "alli"}), frozenset({"memb", "acce"}))
+    index = ConceptIndex([concept])
+    assert index.possible({"nato", "memb"}) == [0]
+    assert index.possible({"nato", "trad"}) == []  # one part's words are missing
+    assert concept.may_hold("nato membership") and not concept.may_hold("nato trade")
+
+
+# ---------------------------------------------------------------- the default proposals, by concept
+@pytest.mark.parametrize(
+    ("title", "summary", "expected"),
+    [
+        # membership, in words no alias uses
+        ("NATO shows no sign of letting Ukraine join soon", "", {"ukraine-nato-membership": "discussion"}),
+        ("Zelensky confident Ukraine will one day enter NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("NATO allies split over Ukraine's accession", "", {"ukraine-nato-membership": "discussion"}),
+        ("Kremlin insists on a neutral Ukraine", "", {"ukraine-nato-membership": "discussion"}),
+        # a reassurance force described, not named
+        ("Twenty countries pledged troops to guarantee a Ukraine ceasefire", "", {"reassurance-force": "proposal"}),
+        ("Canadian soldiers could deploy to Ukraine after a truce", "", {"reassurance-force": "discussion"}),
+        ("Paris readies plans for possible Ukraine deployment", "", {"reassurance-force": "discussion"}),
+        ("Lithuania joins the coalition of the willing", "", {"reassurance-force": "discussion"}),
+        # the US backstop described
+        (
+            "Ukraine ceasefire plan: American guarantees would cover air defence",
+            "",
+            {"us-security-backstop": "discussion"},
+        ),
+        ("Trump rules out US ground troops in Ukraine", "", {"us-security-backstop": "discussion"}),
+        # agreements with a qualifier other than "security"
+        ("Ukraine, Japan agree 10-year defence pact", "", {"jp-ua-2024": "discussion"}),
+        ("Norway and Ukraine conclude bilateral treaty", "", {"other-eu-ua-bilateral-2024": "signed"}),
+        # an Article 5-like guarantee described
+        ("Envoy says Ukraine may get guarantees akin to Article 5", "", {"it-article5-guarantee": "discussion"}),
+    ],
+)
+def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
+    assert found(title, summary) == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "summary"),
+    [
+        ("Russian troops advance near Pokrovsk in eastern Ukraine", ""),
+        ("Ukrainian forces strike refinery deep inside Russia", ""),
+        ("Ukraine must withdraw troops from four regions, Kremlin says", ""),
+        ("Ukraine proposes joint drone production at NATO summit", ""),
+        ("US to cut troops in Europe after Ukraine talks", ""),
+        ("UK pledges largest military aid package to Ukraine", ""),
+        ("Ukraine's EU accession talks open in Luxembourg", ""),
+        ("NATO chief admitted Ukraine funding plan stalled", ""),
+        ("Ukraine's bid to host the games fails", ""),
+    ],
+)
+def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
+    assert found(title, summary) == {}
+
+
+def test_concept_hit_scores_below_a_named_alias() -> None:
+    [concept] = default_matcher().match("Ukraine, Japan agree 10-year defence pact", "")
+    [named] = default_matcher().match("Ukraine, Japan agree security pact", "")
+    assert concept.score == CONCEPT_SCORE < named.score == 1.0
+    assert concept.alias == "10 year defence pact"
+
+
+# ---------------------------------------------------------------- exclusions narrow
+EXCLUDING = [
+    Proposal(
+        id="force",
+        title="Force",
+        aliases=["peacekeepers"],
+        required=["Ukrain*"],
+        excluded=["training"],
+    )
+]
+
+
+def test_excluded_term_no_longer_vetoes_an_item_that_reports_the_proposal_elsewhere() -> None:
+    matcher = Matcher(EXCLUDING)
+    # the headline's peacekeepers are explained by training; the summary's are not
+    title = "Ukraine peacekeepers training ends"
+    summary = "Europe pledged peacekeepers for Ukraine after a ceasefire."
+    [match] = matcher.match(title, summary)
+    assert match.sentences == (summary,) and match.status == "proposal"
+    # in one sentence, an exclusion in another clause does not explain the reading
+    [match] = matcher.match("Europe pledged peacekeepers for Ukraine, while the training mission ends", "")
+    assert match.proposal == "force"
+    # in the same clause it does
+    assert matcher.match("Peacekeepers training in Ukraine", "") == []
+
+
+def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
+    assert found("US offers Ukraine security guarantees similar to Article 5") == {
+        "us-security-backstop": "proposal",
+        "it-article5-guarantee": "proposal",
+    }
+
+
+# ---------------------------------------------------------------- what the sentence does -> status
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        # proposal: pledging, vowing, offering, announcing, ready or willing to, committing troops
+        ("the UK is ready and willing to put troops on the ground", "proposal"),
+        ("Starmer announces a coalition to guarantee the peace", "proposal"),
+        ("26 countries pledged troops to guarantee a ceasefire", "proposal"),
+        ("UK and France agree to deploy forces after a peace deal", "proposal"),
+        ("UK to spend $270 million on troops for the force", "proposal"),
+        ("Zelensky says the US guarantees are 100% ready", "proposal"),
+        ("British general takes command of the multinational force", "proposal"),
+        ("l'Italia e pronta a inviare truppe", "proposal"),
+        ("Macron annonce une force de reassurance", "proposal"),
+        ("Deutschland ist bereit, Soldaten zu entsenden", "proposal"),
+        ("Британія готова відправити війська", "proposal"),
+        # signed: signing, inking, concluding, sealing, getting a pact
+        ("Ukraine gets $1B in arms and security pact with Spain", "signed"),
+        ("Zelenskyy and De Croo sign new security pact", "signed"),
+        ("Kyiv secures a 10-year deal with Oslo", "signed"),
+        ("Italia e Ucraina hanno firmato l'accordo", "signed"),
+        ("la France et l'Ukraine ont signe un accord", "signed"),
+        ("Deutschland und die Ukraine haben das Abkommen unterzeichnet", "signed"),
+        ("Україна та Японія підписали угоду", "signed"),
+        # discussion: talks, doubts, conditions, refusals, dropped bids, wishes
+        ("Putin pledges cease-fire if Ukraine drops NATO bid", "proposal"),  # the pledge is the ceasefire's
+        ("the deal will only succeed if Trump offers security guarantees", "discussion"),
+        ("Germany likely too stretched to provide troops", "discussion"),
+        ("the West wants to send troops over civil war fears", "discussion"),
+        ("the UK is not ready to deploy troops", "discussion"),
+        ("allies meet with aim to make security pledges concrete", "discussion"),
+        ("NATO stops short of promising membership", "discussion"),
+        ("admission to NATO would lead to war, Orban says", "discussion"),
+        ("Trump rules out US troops", "discussion"),
+    ],
+)
+def test_status_cue_by_what_the_sentence_does(text: str, level: str) -> None:
+    assert read_cue(folded(text)).level == level
+
+
+def test_a_conditional_clause_gives_its_own_status() -> None:
+    # the pledge belongs to the ceasefire; the membership sits in the "if" clause and is only discussed
+    assert found("Putin pledges cease-fire if Ukraine drops NATO bid") == {"ukraine-nato-membership": "discussion"}
+
+
+def test_config_refuses_a_concept_part_that_names_no_term(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "sources: []\nproposals:\n  - id: p\n    title: P\n    concepts:\n      - parts: [troops, '* | ']\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    assert "feeds.yaml:6" in str(raised.value) and "names no term" in str(raised.value)
