@@ -9,28 +9,29 @@ import json
 import os
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlmodel import Session
 
-from monitor import __version__, store
-from monitor.cli_analyst import ANALYST_COMMANDS
-from monitor.cli_match import eval_command, match_command, rematch, replay, show_statuses
+from monitor import __version__
+from monitor.cli_lazy import LazyGroup
 from monitor.cli_options import config_option, handle_errors, json_option, now, setup_logging
-from monitor.cli_telegram import _digest, bot, digest
-from monitor.config import TOKEN_ENV, Config, load_config
-from monitor.db import open_database, run_lock, schema_state, upgrade
 from monitor.errors import ConfigError, LockedError
-from monitor.pipeline import FeedOutcome, PollSummary, run_poll
 
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.pipeline import FeedOutcome, PollSummary
+
+# The heavy libraries (SQLAlchemy, Alembic, feedparser, python-telegram-bot, matplotlib) are imported inside
+# the commands that use them, so `monitor --help` and a cron run with nothing to do start at once.
 EXIT_NOTHING_POLLED = 1
+TOKEN_ENV = "MONITOR_TELEGRAM_TOKEN"  # monitor.config.TOKEN_ENV, without importing pydantic to read it
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.version_option(__version__, prog_name="monitor")
 def cli() -> None:
     """Guarantee Watch: poll news feeds on security guarantees for Ukraine, track each proposal's status
@@ -54,6 +55,8 @@ def check(config_path: str | None) -> None:
 
         monitor check --config feeds.yaml
     """
+    from monitor.config import load_config
+
     config = load_config(config_path)
     enabled = sum(1 for source in config.sources if source.enabled)
     click.echo(
@@ -77,8 +80,10 @@ def db_upgrade(config_path: str | None) -> None:
 
         MONITOR_DATABASE_URL=sqlite:///data/monitor.db monitor db upgrade
     """
+    from monitor.config import load_config
+    from monitor.db import create_db_engine, schema_state, upgrade
+
     config = load_config(config_path)
-    from monitor.db import create_db_engine
 
     engine = create_db_engine(config.database_url)
     applied = upgrade(engine)
@@ -102,6 +107,9 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
 
         monitor poll --source kyiv-independent --force
     """
+    from monitor.config import load_config
+    from monitor.db import open_database, run_lock
+
     config = load_config(config_path)
     engine = open_database(config.database_url)
     try:
@@ -116,6 +124,11 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
 
 
 def _poll_with_progress(config: Config, engine: Any, sources: tuple[str, ...], force: bool, show: bool) -> PollSummary:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from monitor.pipeline import run_poll
+
     console = Console(stderr=True)
     if not (show and console.is_terminal):
         return run_poll(config, engine, now, only=sources, force=force)
@@ -156,6 +169,8 @@ def _print_summary(summary: PollSummary, as_json: bool) -> None:
             )
         )
         return
+    from rich.console import Console
+
     console = Console(soft_wrap=True)
     if summary.feeds_due == 0:
         console.print("No feed is due. (Use --force to poll anyway.)")
@@ -204,6 +219,14 @@ def feeds(ctx: click.Context, config_path: str | None, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         ctx.obj = config_path
         return
+    from rich.console import Console
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from monitor import store
+    from monitor.config import load_config
+    from monitor.db import open_database
+
     config = load_config(config_path)
     engine = open_database(config.database_url)
     with Session(engine) as session:
@@ -242,6 +265,12 @@ def feeds_reset(config_path: str | None, source_id: str) -> None:
 
         monitor feeds reset nato-news
     """
+    from sqlmodel import Session
+
+    from monitor import store
+    from monitor.config import load_config
+    from monitor.db import open_database
+
     config = load_config(config_path)
     engine = open_database(config.database_url)
     with Session(engine) as session:
@@ -296,6 +325,12 @@ def demo(config_path: str | None, db_path: str) -> None:
 
         monitor demo --db /tmp/demo.db
     """
+    from rich.console import Console
+    from sqlmodel import Session
+
+    from monitor import store
+    from monitor.cli_match import show_statuses
+    from monitor.config import load_config
     from monitor.demo import run_demo
 
     base = load_config(config_path, env={})
@@ -336,6 +371,10 @@ def run(config_path: str | None) -> None:
 
         */10 * * * * cd /srv/guarantee-watch && .venv/bin/monitor run >> /var/log/monitor.log 2>&1
     """
+    from monitor.cli_telegram import _digest
+    from monitor.config import load_config
+    from monitor.db import open_database, run_lock
+
     config = load_config(config_path)
     engine = open_database(config.database_url)
     try:
@@ -348,10 +387,6 @@ def run(config_path: str | None) -> None:
         return
     if summary.nothing_polled:
         sys.exit(EXIT_NOTHING_POLLED)
-
-
-for command in (match_command, eval_command, replay, rematch, digest, bot, *ANALYST_COMMANDS):
-    cli.add_command(command)
 
 
 def main() -> None:

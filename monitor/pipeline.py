@@ -18,22 +18,23 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import httpx
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
-from telegram import Bot
 
-from monitor import history, models, outbox, schedule, store
+from monitor import bulk, history, models, outbox, schedule, store
 from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
-from monitor.notify import DeliveryReport, RateLimiter, deliver, plain_text, print_outbox
 from monitor.parse import parse_feed
-from monitor.status import Observation, decide
+from monitor.status import decide
+
+if TYPE_CHECKING:  # python-telegram-bot loads only when digests are sent, not for a poll
+    from monitor.notify import DeliveryReport, RateLimiter
 
 Clock = Callable[[], datetime]
 
@@ -207,8 +208,11 @@ def _store_result(
                 plan = schedule.after_success(
                     now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None
                 )
-                saved = store.save_items(source.id, parsed.items, now, session=session) if parsed else None
-                changes = record_matches(saved.changed if saved else (), matcher, config, now, session=session)
+                saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
+                matched = (
+                    [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
+                )
+                changes = bulk.record_matches_bulk(matched, config, now, session=session)
                 warning = f"recovered from a malformed feed: {parsed.warning}" if parsed and parsed.warning else None
                 store.record_success(
                     source,
@@ -268,16 +272,7 @@ def record_matches(
             row = history.add_match(item, match, now, session=session)
             if row is None or row.id is None:
                 continue
-            observation = Observation(
-                proposal=match.proposal,
-                status=match.status,
-                source_id=item.source_id,
-                tier=tiers.get(item.source_id, "media"),
-                reported_at=item.published_at,
-                score=match.score,
-                withdrawn=match.withdrawn,
-                match_id=row.id,
-            )
+            observation = bulk.observe(match, item.source_id, tiers, item.published_at, row.id)
             if notify:
                 history.report_event(row, item, now, session=session)
             state = history.proposal_state(match.proposal, ladder, session=session)
@@ -345,6 +340,8 @@ def compose_digests(
     """Compose the digests that are due (or `force_chat`'s, due or not) into the outbox; returns how many.
 
     With `out`, a dry run: what would be composed is written there, and nothing is changed."""
+    from monitor.notify import plain_text
+
     titles = {proposal.id: proposal.title for proposal in config.proposals}
     settings = config.settings
     with Session(engine) as session:
@@ -386,6 +383,8 @@ def run_digest(
 ) -> DigestSummary:
     """Compose the digests that are due and send everything pending in the outbox: through Telegram when a
     token is set, else to `out`. `dry_run` writes what would be composed to `out` and changes nothing."""
+    from monitor.notify import RateLimiter, print_outbox
+
     if dry_run:
         return DigestSummary(compose_digests(config, engine, clock, out=out))
     composed = compose_digests(config, engine, clock)
@@ -396,6 +395,10 @@ def run_digest(
 
 
 async def _deliver(config: Config, engine: Engine, clock: Clock, limiter: RateLimiter) -> DeliveryReport:
+    from telegram import Bot
+
+    from monitor.notify import deliver
+
     assert config.telegram_token
     async with Bot(config.telegram_token, base_url=config.settings.telegram.api_url) as bot:
         return await deliver(bot, engine, clock, limiter)

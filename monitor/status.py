@@ -148,5 +148,5 @@ def confidence_of(evidence: Sequence[Observation], now: datetime, rule: Corrobor
 
 
 def _within(evidence: Sequence[Observation], now: datetime, window: float) -> list[Observation]:
-    start = now - timedelta(seconds=window)
-    return [item for item in evidence if start <= item.reported_at <= now + timedelta(seconds=window)]
+    start, end = now - timedelta(seconds=window), now + timedelta(seconds=window)
+    return [item for item in evidence if start <= item.reported_at <= end]

@@ -23,7 +23,9 @@ KYIV = REPLAY.parent / "single_snapshots" / "kyivindependent__plakhovgroup_2024-
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):  # the lazily imported commands too
+        command = group.get_command(context, name)
         found.append(prefix + (name,))
         if isinstance(command, click.Group):
             found.extend(_commands(command, prefix + (name,)))

@@ -1,0 +1,82 @@
+"""Starting fast: `monitor --help` and a poll with nothing due load neither python-telegram-bot, matplotlib nor
+Alembic (checked in a fresh interpreter's `sys.modules`, not timed), and the help that lists the lazily
+imported commands says what those commands say of themselves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from monitor import cli as cli_module
+from monitor import config
+from monitor.cli_lazy import LAZY_COMMANDS, load_command, summary
+from monitor.feedserver import FeedServer, Response
+
+from .conftest import REPLAY
+
+HEAVY = ("telegram", "matplotlib", "alembic")
+KYIV = REPLAY.parent / "single_snapshots" / "kyivindependent__plakhovgroup_2024-07-26__df6a163.xml"
+
+_RUN = """
+import json, sys
+from monitor.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="monitor")
+except SystemExit:
+    pass
+heavy = sorted({name.split(".")[0] for name in sys.modules} & set(%r))
+print(json.dumps(heavy), file=sys.stderr)
+"""
+
+
+def _loaded(*args: str) -> list[str]:
+    """The heavy packages a fresh interpreter has imported after running `monitor ARGS`."""
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN % (HEAVY,), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    loaded = json.loads(last)
+    assert isinstance(loaded, list)
+    return loaded
+
+
+def test_startup_help_imports_no_heavy_library() -> None:
+    assert _loaded("--help") == []
+
+
+def test_startup_poll_with_nothing_due_imports_no_heavy_library(tmp_path: Path) -> None:
+    with FeedServer() as server:
+        server.serve("/kyiv.xml", Response.from_file(KYIV))
+        path = tmp_path / "feeds.yaml"
+        path.write_text(
+            f"settings:\n  database_url: sqlite:///{tmp_path / 'm.db'}\n"
+            f"sources:\n  - {{id: kyiv, name: Kyiv, url: '{server.url('/kyiv.xml')}'}}\n"
+        )
+        first = _loaded("poll", "--config", str(path))  # creates the database: Alembic is needed here
+        assert "alembic" in first and "telegram" not in first
+        assert _loaded("poll", "--config", str(path)) == []  # nothing due now
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
+def test_startup_lazy_command_summary_is_its_own_short_help(name: str) -> None:
+    command = load_command(name)
+    assert command.name == name
+    for limit in (40, 80, 10_000):
+        assert summary(name, limit) == command.get_short_help_str(limit)
+
+
+def test_startup_help_lists_every_command_once() -> None:
+    group = cli_module.cli
+    context = click.Context(group)
+    names = group.list_commands(context)
+    assert len(names) == len(set(names))
+    assert set(LAZY_COMMANDS) <= set(names) and {"poll", "run", "feeds", "demo"} <= set(names)
+
+
+def test_startup_token_variable_matches_the_configuration() -> None:
+    assert cli_module.TOKEN_ENV == config.TOKEN_ENV
