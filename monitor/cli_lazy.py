@@ -26,7 +26,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "digest": ("monitor.cli_telegram:digest", "Compose and send the digests that are due (cron)."),
     "eval": (
         "monitor.cli_match:eval_command",
-        "Score the matcher, beside a keyword-only baseline, on a labelled JSON Lines file.",
+        "Score the matcher, beside a keyword-only baseline, on labelled JSON Lines files.",
     ),
     "export": (
         "monitor.cli_analyst:export",
