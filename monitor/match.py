@@ -39,7 +39,7 @@ from rapidfuzz import fuzz
 from monitor.concepts import Concept, ConceptIndex, compile_concept, word_starts
 from monitor.config import Proposal
 from monitor.cues import DEFAULT_LADDER, Passage, decide_status, strip_marks
-from monitor.text import focus, fold_text, normalize_text, split_sentences, term_pattern, terms_pattern
+from monitor.text import focus, fold_text, normalize_text, same_clause, split_sentences, term_pattern, terms_pattern
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
@@ -65,6 +65,7 @@ class Match:
 
 # ---------------------------------------------------------------- compiled proposal rules
 _DIGITS = re.compile(r"\d+")
+_BREAKS = re.compile(r"[,;:!?|]")
 _REFERENCE = re.compile(
     strip_marks(
         r"\b(?:agreement|deal|pact|accord|treaty|guarantee|commitment|backstop|partnership|accordo|patto|"
@@ -162,6 +163,8 @@ def _find(alias: _Alias, text: str) -> _Hit | None:
     while end < len(text) and text[end].isalnum():
         end += 1
     piece = text[start:end].strip()
+    if _BREAKS.search(piece) and not _BREAKS.search(alias.text):
+        return None  # "security, according" is not "security accord"
     score = fuzz.ratio(alias.text, piece)
     if score < alias.cutoff or tuple(_DIGITS.findall(piece)) != alias.digits or piece.count(" ") != alias.spaces:
         return None
@@ -327,6 +330,8 @@ class Matcher:
                 continue
             named = own_hit is not None and own_hit.alias in rule.names
             own_actors = rule.actor_hits(text) if rule.needs_actor else []
+            if own_hit and own_actors:  # a party named in another clause is not party to this reading
+                own_actors = [(name, span) for name, span in own_actors if same_clause(text, span, own_hit.span)]
             if rule.needs_actor and not (named or own_actors or (i and title_actors and own_hit)):
                 continue
             rests_on = {i} if own_hit and (named or own_actors or not rule.needs_actor) else {i, 0}

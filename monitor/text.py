@@ -114,15 +114,25 @@ _CLAUSE_BREAK = re.compile(
     r";|:\s|\s-\s|,\s+(?=(?:and|but|while|whereas|although|though|yet|ma|mais|aber|але)\b)"
     r"|\s(?=(?:but|while|whereas|ma|mais|aber|але)\s)"
     r"|\s(?=(?:if|unless|provided|in exchange for|in return for|wenn|falls|якщо)\s)"
+    r"|,\s+(?=(?:after|amid|as|when|following|despite|because|since|before|until|which|who)\s)"
 )
+
+
+def clauses(text: str) -> list[tuple[int, int]]:
+    """Where each clause of a folded sentence starts and ends."""
+    bounds = [0, *(b for hit in _CLAUSE_BREAK.finditer(text) for b in (hit.start(), hit.end())), len(text)]
+    return [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
 
 
 def focus(text: str, spans: Sequence[tuple[int, int]]) -> str:
     """The clauses of a folded sentence that overlap any of the spans."""
-    bounds = [0, *(b for hit in _CLAUSE_BREAK.finditer(text) for b in (hit.start(), hit.end())), len(text)]
-    clauses = [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
-    chosen = [text[s:e] for s, e in clauses if any(a < e and b > s for a, b in spans)]
+    chosen = [text[s:e] for s, e in clauses(text) if any(a < e and b > s for a, b in spans)]
     return " ".join(chosen) or text
+
+
+def same_clause(text: str, first: tuple[int, int], second: tuple[int, int]) -> bool:
+    """Whether two spans of a folded sentence share a clause."""
+    return any(first[0] < e and first[1] > s and second[0] < e and second[1] > s for s, e in clauses(text))
 
 
 _BEFORE, _AFTER = r"(?<!\w)", r"(?!\w)"
