@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import operator
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from rapidfuzz import fuzz
 
@@ -88,7 +90,7 @@ class _Alias:
     digits: tuple[str, ...]
     spaces: int
     anchor: str  # the start of its most telling word
-    prefixes: tuple[str, ...]  # first three letters of its other words: a cheap test before the fuzzy one
+    prefixes: frozenset[str]  # how its other words start (`_PREFIX`): a cheap test before the fuzzy one
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,38 @@ class _Rule:
 _AliasesByAnchor = list[tuple[str, list[tuple[_Alias, tuple[int, ...]]]]]
 
 
+class _Occurrences:
+    """Which sentences of an item hold a piece of text: one scan of the whole item per piece, not one per
+    sentence, since most pieces occur in few of a long report's sentences."""
+
+    def __init__(self, sentences: Sequence[str]) -> None:
+        self._text = "\n".join(sentences)
+        self._starts = list(accumulate((len(s) + 1 for s in sentences[:-1]), initial=0))
+        self._count = len(sentences)
+        self._memo: dict[str, set[int]] = {}
+
+    def sentences(self, piece: str) -> set[int]:
+        if piece in self._memo:
+            return self._memo[piece]
+        found: set[int] = set()
+        text, starts, at = self._text, self._starts, self._text.find(piece)
+        while at >= 0:
+            i = bisect_right(starts, at) - 1
+            found.add(i)
+            at = text.find(piece, starts[i + 1]) if i + 1 < self._count else -1
+        self._memo[piece] = found
+        return found
+
+    def holding(self, keys: Sequence[frozenset[str]]) -> set[int]:
+        """The sentences that hold at least one piece of every group."""
+        result = set(range(self._count))
+        for group in keys:
+            result &= set().union(*map(self.sentences, group))
+            if not result:
+                break
+        return result
+
+
 def _frozen(starts: set[str] | None) -> frozenset[str] | None:
     return frozenset(starts) if starts is not None else None
 
@@ -129,7 +163,7 @@ def _frozen(starts: set[str] | None) -> frozenset[str] | None:
 def _alias(text: str, shown: str) -> _Alias:
     cutoff = 100.0 if len(text) <= 6 else 92.0 if len(text) <= 12 else 88.0
     anchor = _anchor(text)
-    prefixes = tuple(sorted({w[:3] for w in _tokens(text)} - {anchor[:3]}))
+    prefixes = frozenset(map(_PREFIX, _tokens(text))) - {anchor}
     return _Alias(text, shown, cutoff, tuple(_DIGITS.findall(text)), text.count(" "), anchor, prefixes)
 
 
@@ -256,35 +290,31 @@ class Matcher:
         anchors = starts & self._anchors
         if not anchors:
             return [], concepts
-        contains = text.__contains__
         aliases = [
             (anchor, entries)
             for anchor in anchors
-            if (entries := [e for e in self._by_anchor[anchor] if all(map(contains, e[0].prefixes))])
+            if (entries := [e for e in self._by_anchor[anchor] if e[0].prefixes <= starts])
         ]
         return aliases, concepts
 
+    @staticmethod
     def _hits(
-        self,
         text: str,
-        aliases: _AliasesByAnchor,
+        aliases: Sequence[tuple[_Alias, tuple[int, ...]]],
         concepts: Sequence[tuple[tuple[int, ...], Concept]],
     ) -> dict[int, _Hit]:
         """Best hit per proposal index in one folded sentence: an alias, else a concept."""
         best: dict[int, _Hit] = {}
-        for anchor, entries in aliases:
-            if anchor not in text:
+        for alias, owners in aliases:
+            hit = _find(alias, text)
+            if hit is None:
                 continue
-            for alias, owners in entries:
-                hit = _find(alias, text)
-                if hit is None:
-                    continue
-                for index in owners:
-                    if index not in best or hit.score > best[index].score:
-                        best[index] = hit
+            for index in owners:
+                if index not in best or hit.score > best[index].score:
+                    best[index] = hit
         for owners, concept in concepts:
             wanting = [i for i in owners if i not in best]
-            if wanting and concept.may_hold(text) and (found := concept.find(text)) is not None:
+            if wanting and (found := concept.find(text)) is not None:
                 for index in wanting:
                     best[index] = _Hit(CONCEPT_SCORE, found.words, found.span)
         return best
@@ -299,7 +329,16 @@ class Matcher:
         folded = [line.strip() for line in fold_text("\n".join(sentences)).split("\n")]
         if len(folded) > 1 and folded[1].startswith(folded[0]) and folded[0]:
             folded[1] = folded[1][len(folded[0]) :].strip()  # feeds that repeat the headline in the summary
-        hits = [self._hits(text, aliases, concepts) for text in folded]
+        where = _Occurrences(folded)
+        sentence_aliases: list[list[tuple[_Alias, tuple[int, ...]]]] = [[] for _ in folded]
+        for anchor, entries in aliases:
+            for i in where.sentences(anchor):
+                sentence_aliases[i].extend(entries)
+        sentence_concepts: list[list[tuple[tuple[int, ...], Concept]]] = [[] for _ in folded]
+        for owners, concept in concepts:
+            for i in where.holding(concept.keys):
+                sentence_concepts[i].append((owners, concept))
+        hits = [self._hits(text, a, c) for text, a, c in zip(folded, sentence_aliases, sentence_concepts, strict=True)]
         found = []
         for index in sorted(set().union(*hits)):
             match = self._match_rule(index, self._rules[index], sentences, folded, hits)
