@@ -18,9 +18,8 @@ How feeds.yaml describes a proposal:
             sentence plus the headline). The group "@actor" means one of the actors must, and then an alias
             in the headline may combine with an actor in a summary sentence or the other way round.
 - excluded  terms that explain a reading away ("training", "without ... membership"). They narrow, they do not
-            veto: an excluded term drops a sentence's reading only when it stands in the clause that holds the
-            hit (or the actor the reading rests on), so the same item may still match on another sentence or
-            clause.
+            veto: an excluded term drops the reading of the sentence it stands in (and of the headline, where the
+            reading rests on it), so the same item may still match on another sentence.
 Term syntax: see `monitor.text`.
 
 Status comes from `monitor.cues`, read in the clause that mentions the proposal (the actor's clause for
@@ -116,9 +115,9 @@ class _Rule:
             return []
         return [(name, hit.span()) for name, pattern in self.actors for hit in pattern.finditer(text)]
 
-    def vetoed(self, text: str, spans: Sequence[tuple[int, int]]) -> bool:
-        """Whether an excluded term explains the reading: it stands in a clause of the text that holds a span."""
-        return self.excluded is not None and self.excluded.search(focus(text, spans)) is not None
+    def vetoed(self, text: str) -> bool:
+        """Whether an excluded term explains the sentence's reading away (the item may match elsewhere)."""
+        return self.excluded is not None and self.excluded.search(text) is not None
 
 
 _AliasesByAnchor = list[tuple[str, list[tuple[_Alias, tuple[int, ...]]]]]
@@ -346,14 +345,6 @@ class Matcher:
                 found.append(match)
         return sorted(found, key=lambda m: (-m.score, m.proposal))
 
-    @staticmethod
-    def _spans(
-        j: int, index: int, hits: list[dict[int, _Hit]], rule: _Rule, folded: list[str]
-    ) -> list[tuple[int, int]]:
-        """Where sentence j bears on the reading: its hit, else the actors it names."""
-        own = hits[j].get(index)
-        return [own.span] if own else [span for _, span in rule.actor_hits(folded[j])]
-
     def _match_rule(
         self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, _Hit]]
     ) -> Match | None:
@@ -377,7 +368,7 @@ class Matcher:
             window = text if i == 0 else f"{folded[0]} | {text}"
             if not named and not all(p.search(window) for p in rule.required):
                 continue
-            if any(rule.vetoed(folded[j], self._spans(j, index, hits, rule, folded)) for j in rests_on):
+            if any(rule.vetoed(folded[j]) for j in rests_on):
                 continue
             used |= rests_on
             best = hit if best is None or hit.score > best.score else best
