@@ -6,7 +6,6 @@ Errors become one clean line per problem and a non-zero exit; tables on a termin
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -22,10 +21,11 @@ from monitor.cli_analyst import ANALYST_COMMANDS
 from monitor.cli_match import eval_command, match_command, rematch, replay, show_statuses
 from monitor.cli_options import config_option, handle_errors, json_option, now, setup_logging
 from monitor.cli_telegram import _digest, bot, digest
-from monitor.config import TOKEN_ENV, Config, load_config
+from monitor.config import Config, load_config
 from monitor.db import open_database, run_lock, schema_state, upgrade
 from monitor.errors import ConfigError, LockedError
 from monitor.pipeline import FeedOutcome, PollSummary, run_poll
+from monitor.redact import environment_secrets
 
 EXIT_NOTHING_POLLED = 1
 
@@ -355,5 +355,5 @@ for command in (match_command, eval_command, replay, rematch, digest, bot, *ANAL
 
 
 def main() -> None:
-    setup_logging(os.environ.get(TOKEN_ENV) or None)
+    setup_logging(environment_secrets())
     cli(prog_name="monitor")

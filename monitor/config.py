@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -83,6 +84,13 @@ def _identifier(value: str) -> str:
 def _http_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value, re.IGNORECASE):
         raise ValueError(f"{value!r} is not an http or https URL")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port outside 0-65535 or not a number
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
+    if not parts.hostname:
+        raise ValueError(f"{value!r} names no host")
     return value
 
 
