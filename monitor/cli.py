@@ -25,7 +25,7 @@ from monitor.config import Config, load_config
 from monitor.db import open_database, run_lock, schema_state, upgrade
 from monitor.errors import ConfigError, LockedError
 from monitor.pipeline import FeedOutcome, PollSummary, run_poll
-from monitor.redact import environment_secrets
+from monitor.redact import environment_secrets, redact
 
 EXIT_NOTHING_POLLED = 1
 
@@ -58,7 +58,7 @@ def check(config_path: str | None) -> None:
     enabled = sum(1 for source in config.sources if source.enabled)
     click.echo(
         f"{config.path}: ok: {len(config.sources)} sources ({enabled} enabled), "
-        f"{len(config.proposals)} proposals, database {config.database_url}"
+        f"{len(config.proposals)} proposals, database {redact(config.database_url)}"
     )
 
 
@@ -83,7 +83,7 @@ def db_upgrade(config_path: str | None) -> None:
     engine = create_db_engine(config.database_url)
     applied = upgrade(engine)
     _current, head = schema_state(engine)
-    click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {config.database_url}")
+    click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {redact(config.database_url)}")
 
 
 @cli.command()

@@ -61,7 +61,7 @@ def json_option(function: F) -> F:
 
 class RedactSecrets(logging.Filter):
     """Mask the bot token and passwords wherever they would appear in a log line (httpx logs request URLs),
-    its traceback included."""
+    and give a logged exception as its one line instead of a traceback."""
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
         super().__init__()
@@ -69,8 +69,9 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if record.exc_info:
-            message += "\n" + logging.Formatter().formatException(record.exc_info)
+        if record.exc_info and record.exc_info[1] is not None:  # the exception's own line, not a traceback
+            exc = record.exc_info[1]
+            message += f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
             record.exc_info, record.exc_text = None, None
         record.msg, record.args = redact(message, self.secrets), None
         return True

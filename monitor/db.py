@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine, make_url
 from alembic import command
 from monitor.config import PROJECT_ROOT
 from monitor.errors import DatabaseError, LockedError
+from monitor.redact import redact
 
 MIGRATIONS = PROJECT_ROOT / "alembic"
 BUSY_TIMEOUT_MS = 30_000
@@ -35,13 +36,13 @@ def create_db_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
-        raise DatabaseError(f"database URL {url!r} is not valid: {exc}") from None
+        raise DatabaseError(f"database URL {redact(url)!r} is not valid: {redact(str(exc))}") from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise DatabaseError(f"database URL {url!r}: driver not available: {exc}") from None
+        raise DatabaseError(f"database URL {parsed.render_as_string()!r}: driver not available: {exc}") from None
 
 
 # --- SQLite only -------------------------------------------------------------------------------------------

@@ -25,13 +25,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 from telegram import Bot
+from telegram.error import InvalidToken, NetworkError
 
 from monitor import history, models, outbox, schedule, store
-from monitor.config import Config
+from monitor.config import TOKEN_ENV, Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError, ParseError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
-from monitor.notify import DeliveryReport, RateLimiter, deliver, plain_text, print_outbox
+from monitor.notify import DeliveryReport, RateLimiter, TelegramConfigError, deliver, plain_text, print_outbox
 from monitor.parse import parse_feed
 from monitor.redact import redact, secrets_of
 from monitor.status import Observation, decide
@@ -416,5 +417,14 @@ def run_digest(
 
 async def _deliver(config: Config, engine: Engine, clock: Clock, limiter: RateLimiter) -> DeliveryReport:
     assert config.telegram_token
-    async with Bot(config.telegram_token, base_url=config.settings.telegram.api_url) as bot:
-        return await deliver(bot, engine, clock, limiter)
+    try:
+        async with Bot(config.telegram_token, base_url=config.settings.telegram.api_url) as bot:
+            return await deliver(bot, engine, clock, limiter)
+    except InvalidToken:
+        raise TelegramConfigError(f"Telegram refused the bot token ({TOKEN_ENV})") from None
+    except NetworkError as exc:  # `deliver` keeps its own; this is the Bot API unreachable before the first part
+        with Session(engine) as session:
+            pending = sum(1 for part in outbox.outgoing(session=session) if part.chat_id != outbox.STDOUT_CHAT)
+        reason = redact(exc.message, (config.telegram_token,))
+        message = f"cannot reach the Telegram Bot API: {reason}; {pending} parts wait for the next run"
+        return DeliveryReport(deferred=pending, errors=[message])
