@@ -46,7 +46,7 @@ def status(config_path: str | None, retired: bool, as_json: bool, as_csv: bool) 
 
         monitor status --csv > status.csv
     """
-    _config, engine = open_config(config_path)
+    _config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         listing = queries.current_status(session=session, retired=retired)
     move = lambda r: f"{r['latest_from']}->{r['latest_to']}" if r["latest_change_id"] else ""  # noqa: E731
@@ -87,7 +87,7 @@ def history(
 
         monitor history --since 2026-03-01 --until 2026-03-07 --json
     """
-    _config, engine = open_config(config_path)
+    _config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         if proposal_id:
             check_proposals(session, [proposal_id])
@@ -135,7 +135,7 @@ def items(
 
         monitor items --status signed --limit 0 --csv > signed.csv
     """
-    config, engine = open_config(config_path)
+    config, engine = open_config(config_path, writes=False)
     ladder = config.settings.status.ladder
     if reported and reported not in ladder:
         raise CommandError(f"--status {reported!r}: not a status ({', '.join(ladder)})")
@@ -174,7 +174,7 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
 
         monitor search 'reassur* NOT Gaza' --json
     """
-    _config, engine = open_config(config_path)
+    _config, engine = open_config(config_path, writes=False)
     if engine.dialect.name != "sqlite":
         click.echo("note: full-text search needs SQLite; this is a plain, unranked word search", err=True)
     with Session(engine) as session:
@@ -214,7 +214,7 @@ def export(config_path: str | None, table: str, fmt: str, out: str | None) -> No
 
         monitor export items --format jsonl | jq -r .title
     """
-    _config, engine = open_config(config_path)
+    _config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         listing = queries.export(table, session=session)
     if out is None:
@@ -245,7 +245,7 @@ def chart(config_path: str | None, out: str, proposal_ids: tuple[str, ...]) -> N
     """
     from monitor.chart import draw_timelines  # matplotlib is slow to import: only for this command
 
-    config, engine = open_config(config_path)
+    config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         check_proposals(session, proposal_ids)
         lines = queries.timelines(session=session, proposals=proposal_ids)

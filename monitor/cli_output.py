@@ -70,9 +70,10 @@ def note_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--note", required=True, help="Why: recorded with the decision.")(function)
 
 
-def open_config(config_path: str | None) -> tuple[Config, Engine]:
+def open_config(config_path: str | None, *, writes: bool = True) -> tuple[Config, Engine]:
+    """The configuration and its database; a command that only reads passes `writes=False`."""
     config = load_config(config_path)
-    return config, open_database(config.database_url)
+    return config, open_database(config.database_url, writes=writes)
 
 
 def analyst_name(by: str | None) -> str:
