@@ -202,7 +202,7 @@ def _highlight(snippet: str) -> Text:
 @config_option
 @click.argument("table", type=click.Choice(queries.EXPORTS))
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None, help="File (default: stdout).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="File, or - for stdout (the default).")
 @handle_errors
 def export(config_path: str | None, table: str, fmt: str, out: str | None) -> None:
     """Export a whole table: items and matches as stored, history (each change with each report behind it)
@@ -217,25 +217,34 @@ def export(config_path: str | None, table: str, fmt: str, out: str | None) -> No
     _config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         listing = queries.export(table, session=session)
-    if out is None:
+    if out is None or out == "-":
         buffer = io.StringIO()
         write_listing(listing, fmt, buffer)
         click.echo(buffer.getvalue(), nl=False)
         return
-    with open(out, "w", encoding="utf-8", newline="") as handle:
-        write_listing(listing, fmt, handle)
+    try:
+        with open(out, "w", encoding="utf-8", newline="") as handle:
+            write_listing(listing, fmt, handle)
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     click.echo(f"wrote {len(listing.rows)} {table} rows to {out}", err=True)
 
 
 @click.command()
 @config_option
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default="timeline.png", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="timeline.png",
+    show_default=True,
+    help="The file to draw: PNG, SVG or PDF by its extension.",
+)
 @click.option("--proposal", "proposal_ids", multiple=True, metavar="ID", help="Only this proposal (repeatable).")
 @handle_errors
 def chart(config_path: str | None, out: str, proposal_ids: tuple[str, ...]) -> None:
-    """Draw a PNG timeline: one row per proposal with its status over time (coloured bands, a marker at each
-    change: filled when confirmed, hollow when unconfirmed, a cross when rejected, a diamond for an analyst's
-    decision), and its reports per day beneath.
+    """Draw a timeline (PNG, SVG or PDF by the extension): one row per proposal with its status over time
+    (coloured bands, a marker at each change: filled when confirmed, hollow when unconfirmed, a cross when
+    rejected, a diamond for an analyst's decision), and its reports per day beneath.
 
     Example:
 
@@ -245,14 +254,22 @@ def chart(config_path: str | None, out: str, proposal_ids: tuple[str, ...]) -> N
     """
     from monitor.chart import draw_timelines  # matplotlib is slow to import: only for this command
 
+    if Path(out).suffix.lower() not in CHART_FORMATS:
+        raise CommandError(f"--out {out}: the chart is drawn as PNG, SVG or PDF: name a .png, .svg or .pdf file")
     config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         check_proposals(session, proposal_ids)
         lines = queries.timelines(session=session, proposals=proposal_ids)
     if not lines:
         raise CommandError("no proposals in the database yet: run `monitor poll` first")
-    drawn = draw_timelines(lines, config.settings.status.ladder, Path(out), now())
+    try:
+        drawn = draw_timelines(lines, config.settings.status.ladder, Path(out), now())
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     click.echo(f"wrote {out}: {len(drawn.rows)} proposals")
+
+
+CHART_FORMATS = (".png", ".svg", ".pdf")
 
 
 # --- review -------------------------------------------------------------------------------------------------

@@ -106,6 +106,18 @@ def cell(value: Any) -> str:
     return str(plain(value))
 
 
+JSON_COLUMNS = frozenset({"actors", "sentences", "follows"})  # stored as JSON text: exported as real lists
+
+
+def _json_value(key: str, value: Any) -> Any:
+    if key in JSON_COLUMNS and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return plain(value)
+
+
 def write_listing(listing: queries.Listing, fmt: str, out: TextIO) -> None:
     """`listing` as csv, json (one array) or jsonl (one object a line)."""
     if fmt == "csv":
@@ -113,7 +125,7 @@ def write_listing(listing: queries.Listing, fmt: str, out: TextIO) -> None:
         writer.writerow(listing.columns)
         writer.writerows([cell(value) for value in row] for row in listing.rows)
         return
-    records = [{key: plain(value) for key, value in record.items()} for record in listing.records()]
+    records = [{key: _json_value(key, value) for key, value in record.items()} for record in listing.records()]
     if fmt == "jsonl":
         out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     else:

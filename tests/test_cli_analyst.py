@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli_analyst import ANALYST_COMMANDS
+from monitor.cli_output import JSON_COLUMNS
 
 from .test_queries import QUOKKA, corpus_url
 
@@ -104,10 +105,18 @@ def test_cli_export_round_trips_through_csv_json_and_jsonl(runner: CliRunner, tm
     from_jsonl = [json.loads(line) for line in invoke(runner, "export", table, "--format", "jsonl").output.splitlines()]
     assert from_json == from_jsonl and len(from_json) == len(from_csv) > 0
     assert [list(record) for record in from_json[:1]] == [list(row) for row in from_csv[:1]]
-    assert from_csv == [{key: _as_csv(value) for key, value in record.items()} for record in from_json]
+    assert [{key: _from_csv(key, value) for key, value in row.items()} for row in from_csv] == [
+        {key: _from_csv(key, _as_csv(value)) for key, value in record.items()} for record in from_json
+    ]
+
+
+def _from_csv(key: str, text: str) -> object:
+    return json.loads(text) if key in JSON_COLUMNS and text else text
 
 
 def _as_csv(value: object) -> str:
+    if isinstance(value, list):
+        return json.dumps(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -163,3 +172,44 @@ def test_cli_piped_output_has_no_colour_codes(runner: CliRunner) -> None:
             [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True, timeout=60
         )
         assert result.stdout.strip() and ANSI not in result.stdout
+
+
+def test_cli_export_matches_json_carries_lists_not_strings(runner: CliRunner) -> None:
+    matches = json.loads(invoke(runner, "export", "matches", "--format", "json").output)
+    assert matches and all(isinstance(m["actors"], list) and isinstance(m["sentences"], list) for m in matches)
+    assert any(m["sentences"] and all(isinstance(s, str) for s in m["sentences"]) for m in matches)
+    (first,) = [
+        json.loads(line) for line in invoke(runner, "export", "matches", "--format", "jsonl").output.splitlines()
+    ][:1]
+    assert isinstance(first["sentences"], list)
+
+
+def test_cli_export_and_chart_into_a_missing_folder_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent" / "dir"
+    exported = invoke(runner, "export", "items", "--format", "csv", "--out", str(missing / "x.csv"))
+    assert exported.exit_code == 2
+    assert exported.output == f"error: --out {missing / 'x.csv'}: cannot write: No such file or directory\n"
+    drawn = invoke(runner, "chart", "--out", str(missing / "x.png"))
+    assert drawn.exit_code == 2
+    assert drawn.output == f"error: --out {missing / 'x.png'}: cannot write: No such file or directory\n"
+
+
+def test_cli_export_dash_is_standard_output(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(runner, "export", "proposals", "--format", "jsonl", "--out", "-")
+    assert result.exit_code == 0 and len(result.output.splitlines()) > 1
+    assert all(json.loads(line)["proposal_id"] for line in result.output.splitlines())
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize(("name", "magic"), [("t.svg", b"<?xml"), ("t.pdf", b"%PDF"), ("T.PNG", b"\x89PNG")])
+def test_cli_chart_format_follows_the_extension(runner: CliRunner, tmp_path: Path, name: str, magic: bytes) -> None:
+    result = invoke(runner, "chart", "--out", str(tmp_path / name), "--proposal", "dk-ua-2024")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+def test_cli_chart_refuses_an_extension_it_cannot_draw(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "chart", "--out", str(tmp_path / "t.gif"))
+    assert result.exit_code == 2 and "PNG, SVG or PDF" in result.output
+    assert not (tmp_path / "t.gif").exists()
