@@ -18,7 +18,7 @@ from rich.text import Text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import queries
+from monitor import history, queries
 from monitor.cli_options import CommandError, json_option
 from monitor.config import Config, load_config
 from monitor.db import open_database
@@ -71,9 +71,15 @@ def note_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_config(config_path: str | None, *, writes: bool = True) -> tuple[Config, Engine]:
-    """The configuration and its database; a command that only reads passes `writes=False`."""
+    """The configuration and its database; a command that only reads passes `writes=False`. For one that
+    writes, the proposals are brought in line with the configuration first, whatever has run before."""
     config = load_config(config_path)
-    return config, open_database(config.database_url, writes=writes)
+    engine = open_database(config.database_url, writes=writes)
+    if writes:
+        with Session(engine) as session:
+            history.sync_proposals(config.proposals, session=session)
+            session.commit()
+    return config, engine
 
 
 def analyst_name(by: str | None) -> str:
