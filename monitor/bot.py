@@ -300,7 +300,7 @@ class SubscriberBot:
                     if change.kind == "withdrawal"
                     else (f"{escape(change.from_status)} → <b>{escape(change.to_status)}</b>")
                 )
-                lines.append(f"\n{change.observed_at:%Y-%m-%d}: {what}{state}")
+                lines.append(f"\n{change.happened_at or change.observed_at:%Y-%m-%d}: {what}{state}")
                 assert change.id is not None
                 for proof, item in history.evidence_for(change.id, session=session)[:3]:
                     title = escape(item.title[:200])

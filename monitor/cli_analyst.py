@@ -94,6 +94,7 @@ def history(
         listing = queries.status_history(session=session, proposal=proposal_id, since=since, until=until)
     columns: list[Column] = [
         ("change", field("change_id")),
+        ("happened", field("happened_at")),
         ("observed", field("observed_at")),
         ("proposal", field("proposal_id")),
         ("move", lambda r: f"{r['from_status']}->{r['to_status']} {r['kind']}"),

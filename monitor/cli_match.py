@@ -215,9 +215,11 @@ def show_statuses(engine: Any, evidence: int = 3) -> None:
                     if change.kind == "withdrawal"
                     else (f"{change.from_status} -> {change.to_status}")
                 )
+                seen = "" if change.happened_at is None else f" (seen {change.observed_at:%Y-%m-%d})"
+                happened = change.happened_at or change.observed_at
                 console.print(
-                    f"  {change.observed_at:%Y-%m-%d %H:%M}  {label}{marker.get(change.state, '')}"
-                    f"  confidence {change.confidence:.2f}",
+                    f"  {happened:%Y-%m-%d %H:%M}  {label}{marker.get(change.state, '')}"
+                    f"  confidence {change.confidence:.2f}{seen}",
                     highlight=False,
                     markup=False,
                 )

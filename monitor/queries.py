@@ -3,7 +3,7 @@
 Takes a session and filters; returns `Listing`s (stable column names, typed values) or `Timeline`s for the
 chart. Writes nothing: the review actions' writes are in `monitor.review`.
 
-The views are created by migration 0004, which keeps its own frozen copy of the SQL below; a test checks
+The views are created by migrations 0004 and 0005, which keep their own frozen copies of the SQL below; a test checks
 that the database's views are these. The SQL is portable (SQLite and PostgreSQL) except for `_DAYS`, one
 expression per dialect. Full-text search is SQLite-only and kept in one marked section at the end.
 """
@@ -45,6 +45,7 @@ LEFT JOIN (
     GROUP BY m.proposal_id) r ON r.proposal_id = p.id""",
     "v_status_history": """
 SELECT c.id AS change_id, c.proposal_id, c.kind, c.from_status, c.to_status, c.state,
+       coalesce(c.happened_at, c.observed_at) AS happened_at,
        c.observed_at, c.confirmed_at, c.confidence, c.decided_by, c.note,
        CASE WHEN c.kind = 'analyst' THEN c.observed_at
             WHEN c.decided_by IS NOT NULL THEN (
@@ -66,11 +67,11 @@ SELECT t.proposal_id, t.stage, t.change_id, t.entered_at, t.left_at, t.next_stag
        {days} AS days
 FROM (
     SELECT c.proposal_id, c.to_status AS stage, c.id AS change_id,
-           coalesce(c.confirmed_at, c.observed_at) AS entered_at,
-           LEAD(coalesce(c.confirmed_at, c.observed_at)) OVER (
-               PARTITION BY c.proposal_id ORDER BY coalesce(c.confirmed_at, c.observed_at), c.id) AS left_at,
+           coalesce(c.happened_at, c.observed_at) AS entered_at,
+           LEAD(coalesce(c.happened_at, c.observed_at)) OVER (
+               PARTITION BY c.proposal_id ORDER BY coalesce(c.happened_at, c.observed_at), c.id) AS left_at,
            LEAD(c.to_status) OVER (
-               PARTITION BY c.proposal_id ORDER BY coalesce(c.confirmed_at, c.observed_at), c.id) AS next_stage
+               PARTITION BY c.proposal_id ORDER BY coalesce(c.happened_at, c.observed_at), c.id) AS next_stage
     FROM status_change c
     WHERE c.state = 'confirmed' AND c.kind IN ('upgrade', 'analyst') AND c.from_status <> c.to_status) t""",
     "v_first_source": """
@@ -110,9 +111,9 @@ CURRENT = _view(
 )  # fmt: skip
 HISTORY = _view(
     "v_status_history", change_id=_I, proposal_id=_S, kind=_S, from_status=_S, to_status=_S, state=_S,
-    observed_at=_T, confirmed_at=_T, confidence=_F, decided_by=_S, note=_S, decided_at=_T, evidence_id=_I,
-    source_id=_S, source_name=_S, reported_status=_S, score=_F, sentence=_S, reported_at=_T, item_id=_I,
-    item_title=_S, link=_S,
+    happened_at=_T, observed_at=_T, confirmed_at=_T, confidence=_F, decided_by=_S, note=_S, decided_at=_T,
+    evidence_id=_I, source_id=_S, source_name=_S, reported_status=_S, score=_F, sentence=_S, reported_at=_T,
+    item_id=_I, item_title=_S, link=_S,
 )  # fmt: skip
 PER_DAY = _view("v_reports_per_day", proposal_id=_S, day=sa.Date, reports=_I, sources=_I)
 STAGES = _view(
@@ -296,8 +297,7 @@ def timelines(*, session: Session, proposals: Sequence[str] = ()) -> list[Timeli
             )
         )
         markers = tuple(
-            Marker(c.confirmed_at if c.state == "confirmed" and c.confirmed_at else c.observed_at, c.id, c.to_status,
-                   c.state, c.kind)
+            Marker(c.happened_at or c.observed_at, c.id, c.to_status, c.state, c.kind)
             for c in changes
         )  # fmt: skip
         steps = stage_durations(session=session, proposal=pid).records()
