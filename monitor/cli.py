@@ -211,14 +211,14 @@ def feeds(ctx: click.Context, config_path: str | None, as_json: bool) -> None:
         session.commit()
         rows = store.all_sources(session=session)
         counts = store.item_counts_by_source(session=session)
-    records = [_feed_record(row, counts.get(row.id, 0)) for row in rows if row.in_config]
+    records = [_feed_record(row, counts.get(row.id, 0)) for row in rows]
     if as_json:
         click.echo(json.dumps(records))
         return
     table = Table("feed", "health", "last poll", "next poll", "fail", "items", "last error", box=None)
-    styles = {"ok": "green", "failing": "red", "disabled": "red", "new": "dim"}
+    styles = {"ok": "green", "failing": "red", "disabled": "red", "never succeeded": "red", "new": "dim"}
     for record in records:
-        health = record["health"] if record["enabled"] else "off"
+        health = record["health"] if record["enabled"] or not record["in_config"] else "off"
         table.add_row(
             record["id"],
             f"[{styles.get(health, 'yellow')}]{health}[/]",
@@ -244,9 +244,17 @@ def feeds_reset(config_path: str | None, source_id: str) -> None:
     """
     config = load_config(config_path)
     engine = open_database(config.database_url)
+    configured = any(source.id == source_id for source in config.sources)
     with Session(engine) as session:
-        if not store.reset_source(source_id, session=session):
-            raise ConfigError([f"no feed {source_id!r} in the database"])
+        row = store.get_source(source_id, session=session)
+        if row is None and not configured:
+            raise ConfigError([f"no feed {source_id!r} in {config.path} or in the database"])
+        if not configured:
+            raise ConfigError([f"feed {source_id!r} is no longer in {config.path}: it is not polled, nothing to reset"])
+        if row is not None and row.health in ("ok", "new") and not row.consecutive_failures:
+            click.echo(f"{source_id}: healthy ({row.health}); nothing to reset")
+            return
+        store.reset_source(source_id, session=session)
         session.commit()
     click.echo(f"{source_id}: reset; it will be polled on the next run")
 
@@ -261,7 +269,8 @@ def _feed_record(row: Any, items: int) -> dict[str, Any]:
         "url": row.url,
         "tier": row.tier,
         "enabled": row.enabled,
-        "health": row.health,
+        "in_config": row.in_config,
+        "health": _health(row),
         "disabled_reason": row.disabled_reason,
         "last_polled_at": iso(row.last_polled_at),
         "last_success_at": iso(row.last_success_at),
@@ -271,6 +280,15 @@ def _feed_record(row: Any, items: int) -> dict[str, Any]:
         "last_error": row.last_error,
         "items": items,
     }
+
+
+def _health(row: Any) -> str:
+    """What an operator needs to know first: removed, disabled, failing, or never fetched even once."""
+    if not row.in_config:
+        return "removed"
+    if row.health in ("disabled", "failing") or not row.consecutive_failures:
+        return str(row.health)
+    return "never succeeded" if row.last_success_at is None else "failing"
 
 
 def _short(iso: str | None) -> str:
