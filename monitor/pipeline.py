@@ -229,7 +229,7 @@ def _store_result(
                 )
                 saved = store.save_items(source.id, parsed.items, now, session=session) if parsed else None
                 changes = record_matches(saved.changed if saved else (), matcher, config, now, session=session)
-                warning = f"recovered from a malformed feed: {parsed.warning}" if parsed and parsed.warning else None
+                warning = parsed.warning if parsed else None
                 store.record_success(
                     source,
                     session=session,
