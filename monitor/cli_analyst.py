@@ -19,6 +19,7 @@ from monitor.cli_options import CommandError, config_option, handle_errors, now
 from monitor.cli_output import (
     Column,
     check_proposals,
+    check_sources,
     emit,
     field,
     open_config,
@@ -115,7 +116,9 @@ def history(
 @click.option("--source", "source_id", default=None, metavar="ID", help="Only reports from this feed.")
 @since_option
 @click.option("--status", "reported", default=None, metavar="STATUS", help="Only reports of this status.")
-@click.option("--limit", default=50, show_default=True, help="At most this many rows (0: all).")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=0), help="At most this many rows (0: all)."
+)
 @output_options
 @handle_errors
 def items(
@@ -143,6 +146,8 @@ def items(
     with Session(engine) as session:
         if proposal_id:
             check_proposals(session, [proposal_id])
+        if source_id:
+            check_sources(session, [source_id])
         listing = queries.items(
             session=session, proposal=proposal_id, source=source_id, since=since, status=reported, limit=limit or None
         )
@@ -161,13 +166,16 @@ def items(
 @click.command()
 @config_option
 @click.argument("query")
-@click.option("--limit", default=20, show_default=True, help="At most this many results.")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(min=0), help="At most this many results (0: all)."
+)
 @output_options
 @handle_errors
 def search(config_path: str | None, query: str, limit: int, as_json: bool, as_csv: bool) -> None:
     """Full-text search over report titles and summaries, best match first, with the matched words
     highlighted (marked **like this** in JSON and CSV). SQLite FTS5 syntax: words, "exact phrases", AND, OR,
-    NOT, prefix*, NEAR(a b). Needs SQLite: on another database, a plain unranked search for every word.
+    NOT, prefix*, NEAR(a b); any other token (U.S., Kyiv's, a-b) is searched as a phrase. Needs SQLite: on
+    another database, a plain unranked search for every word.
 
     Example:
 
@@ -179,7 +187,7 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
     if engine.dialect.name != "sqlite":
         click.echo("note: full-text search needs SQLite; this is a plain, unranked word search", err=True)
     with Session(engine) as session:
-        listing = queries.search(query, session=session, limit=limit)
+        listing = queries.search(query, session=session, limit=limit or None)
     columns: list[Column] = [
         ("item", field("item_id")),
         ("published", field("published_at")),
@@ -189,7 +197,7 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
         ("snippet", lambda r: _highlight(r["snippet"])),
         ("link", field("link")),
     ]
-    emit(listing, as_json, as_csv, columns, f"Nothing matches {query!r}.")
+    emit(listing, as_json, as_csv, columns, f"Nothing matches {queries.shorten(query)!r}.")
 
 
 def _highlight(snippet: str) -> Text:

@@ -18,7 +18,7 @@ from rich.text import Text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import history, queries
+from monitor import history, queries, store
 from monitor.cli_options import CommandError, json_option
 from monitor.config import Config, load_config
 from monitor.db import open_database
@@ -96,6 +96,13 @@ def check_proposals(session: Session, ids: Iterable[str]) -> None:
     unknown = sorted(set(ids) - known)
     if unknown:
         raise CommandError(f"no proposal {', '.join(map(repr, unknown))} in the database")
+
+
+def check_sources(session: Session, ids: Iterable[str]) -> None:
+    known = {row.id for row in store.all_sources(session=session)}
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        raise CommandError(f"no feed {', '.join(map(repr, unknown))} in the database")
 
 
 def plain(value: Any) -> Any:

@@ -10,6 +10,7 @@ expression per dialect. Full-text search is SQLite-only and kept in one marked s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -325,10 +326,13 @@ FTS_TABLE = "item_fts"  # made by migration 0004, with its triggers; left out of
 _HIT = "**"  # marks the matched words in snippets
 
 
-def search(text: str, *, session: Session, limit: int = 20) -> Listing:
-    """Items matching an FTS5 query, best first (bm25, title weighted over summary), with highlighted snippets.
+def search(text: str, *, session: Session, limit: int | None = 20) -> Listing:
+    """Items matching an FTS5 query, best first (bm25, title weighted over summary), with highlighted snippets;
+    `limit` None for all. Plain words are quoted for FTS5 (`U.S.`, `Kyiv's`, `a-b`); its operators stay.
 
     On a database other than SQLite there is no FTS5: a plain, unranked LIKE search on every word instead."""
+    if not text.strip():
+        raise SearchError("search: empty query")
     if session.connection().dialect.name != "sqlite":
         return like_search(text, session=session, limit=limit)
     statement = sa.text(
@@ -339,14 +343,42 @@ def search(text: str, *, session: Session, limit: int = 20) -> Listing:
         f"WHERE {FTS_TABLE} MATCH :query ORDER BY bm25({FTS_TABLE}, 10.0, 1.0), i.id LIMIT :limit"
     ).columns(published_at=UTCDateTime())
     try:
-        result = session.connection().execute(statement, {"query": text, "hit": _HIT, "limit": limit})
+        parameters = {"query": fts_query(text), "hit": _HIT, "limit": -1 if limit is None else limit}
+        result = session.connection().execute(statement, parameters)
         return Listing(tuple(result.keys()), [tuple(row) for row in result])
     except sa.exc.OperationalError as exc:
         message = str(exc.orig).splitlines()[0] if exc.orig else "invalid query"
-        raise SearchError(f"search {text!r}: {message} (put words in double quotes to search them literally)") from None
+        raise SearchError(
+            f"search {shorten(text)!r}: {message} (put words in double quotes to search them literally)"
+        ) from None
 
 
-def like_search(text: str, *, session: Session, limit: int = 20) -> Listing:
+_FTS_TOKEN = re.compile(r'"[^"]*"?|[()]|[^\s()"]+')
+_FTS_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
+_FTS_WORD = re.compile(r"^\w+\*?$")
+
+
+def fts_query(text: str) -> str:
+    """`text` as FTS5 reads it: phrases, parentheses, AND/OR/NOT/NEAR and plain words (prefix* too) as given;
+    any other token (`U.S.`, `Kyiv's`, `a-b`, `col:x`) quoted as a phrase, so it is searched, not parsed."""
+    tokens = []
+    for token in _FTS_TOKEN.findall(text):
+        if token.startswith('"'):
+            tokens.append(token if len(token) > 1 and token.endswith('"') else token + '"')
+        elif token in _FTS_OPERATORS or token in "()" or _FTS_WORD.match(token):
+            tokens.append(token)
+        else:
+            tokens.append('"' + token + '"')
+    return " ".join(tokens)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """A user's text as an error message echoes it: one line, at most `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def like_search(text: str, *, session: Session, limit: int | None = 20) -> Listing:
     """Items whose title or summary contains every word of `text` (portable; no ranking), newest first."""
     item = models.Item.__table__  # type: ignore[attr-defined]
     words = [word.strip('"').lower() for word in text.split() if word.strip('"')]

@@ -54,7 +54,8 @@ def test_cli_status_table_json_and_csv_agree(runner: CliRunner) -> None:
         "latest_to", "latest_state", "evidence", "reports", "last_report_at",
     ]  # fmt: skip
     dk = next(row for row in rows if row["proposal_id"] == "dk-ua-2024")
-    assert (dk["status"], dk["since"], dk["latest_state"]) == ("signed", "2026-07-25T12:00:00+00:00", "confirmed")
+    # since: when the signing was first reported (the wire, 07:00), not when it was polled (12:00)
+    assert (dk["status"], dk["since"], dk["latest_state"]) == ("signed", "2026-07-25T07:00:00+00:00", "confirmed")
 
 
 def test_cli_history_of_one_proposal_between_dates(runner: CliRunner) -> None:
@@ -213,3 +214,37 @@ def test_cli_chart_refuses_an_extension_it_cannot_draw(runner: CliRunner, tmp_pa
     result = invoke(runner, "chart", "--out", str(tmp_path / "t.gif"))
     assert result.exit_code == 2 and "PNG, SVG or PDF" in result.output
     assert not (tmp_path / "t.gif").exists()
+
+
+def test_cli_limit_zero_means_all_everywhere_and_negative_is_refused(runner: CliRunner) -> None:
+    every = json.loads(invoke(runner, "search", "security", "--limit", "0", "--json").output)
+    assert len(every) > len(json.loads(invoke(runner, "search", "security", "--limit", "3", "--json").output)) == 3
+    assert len(json.loads(invoke(runner, "items", "--limit", "0", "--json").output)) > 50
+    for command in (["search", "security"], ["items"]):
+        refused = invoke(runner, *command, "--limit", "-1")
+        assert refused.exit_code == 2 and "-1 is not in the range x>=0" in refused.output
+
+
+def test_cli_items_unknown_source_is_the_same_error_as_an_unknown_proposal(runner: CliRunner) -> None:
+    source = invoke(runner, "items", "--source", "nope")
+    proposal = invoke(runner, "items", "--proposal", "nope")
+    assert (source.exit_code, proposal.exit_code) == (2, 2)
+    assert source.output == "error: no feed 'nope' in the database\n"
+    assert proposal.output == "error: no proposal 'nope' in the database\n"
+
+
+@pytest.mark.parametrize("query", ["U.S.", "Kyiv's", "a-b", "security-guarantee", "title:x"])
+def test_cli_search_quotes_plain_words_for_fts5(runner: CliRunner, query: str) -> None:
+    result = invoke(runner, "search", query, "--json")
+    assert result.exit_code == 0, result.output
+    assert isinstance(json.loads(result.output), list)
+
+
+def test_cli_search_empty_query_and_a_huge_one_are_one_short_line(runner: CliRunner) -> None:
+    empty = invoke(runner, "search", "  ")
+    assert (empty.exit_code, empty.output) == (2, "error: search: empty query\n")
+    huge = invoke(runner, "search", "nothing-like-this " * 6000)
+    assert huge.exit_code == 0 and huge.output.startswith("Nothing matches ") and len(huge.output) < 120
+    broken = invoke(runner, "search", "AND " * 30000)
+    assert broken.exit_code == 2 and broken.output.count("\n") == 1 and len(broken.output) < 250
+    assert invoke(runner, "search", f'"{QUOKKA}" OR U.S.', "--json").exit_code == 0
