@@ -339,7 +339,8 @@ def demo(config_path: str | None, db_path: str) -> None:
     from monitor.pipeline import run_digest
 
     console.print("\nThe digest a subscriber following everything would get (no Telegram token is set):")
-    run_digest(config, engine, now)
+    if not run_digest(config, engine, now).printed:
+        console.print("Nothing new since the last digest.")
 
 
 @cli.command()
