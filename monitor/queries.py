@@ -363,8 +363,8 @@ def fts_query(text: str) -> str:
     any other token (`U.S.`, `Kyiv's`, `a-b`, `col:x`) quoted as a phrase, so it is searched, not parsed."""
     tokens = []
     for token in _FTS_TOKEN.findall(text):
-        if token.startswith('"'):
-            tokens.append(token if len(token) > 1 and token.endswith('"') else token + '"')
+        if token.startswith('"'):  # a phrase (an unterminated one is left for FTS5 to report)
+            tokens.append(token)
         elif token in _FTS_OPERATORS or token in "()" or _FTS_WORD.match(token):
             tokens.append(token)
         else:
