@@ -46,6 +46,7 @@ COMMANDS = (
     ("help", "what I can do"),
 )
 ADMIN_COMMANDS = (("stats", "numbers (admins)"), ("feeds", "feed health (admins)"))
+TIMED = frozenset({"daily", "weekly"})  # frequencies that come at an hour
 SETTING_COMMANDS = frozenset({"start", "stop", "follow", "unfollow", "frequency", "only"})
 GROUPS = frozenset({ChatType.GROUP, ChatType.SUPERGROUP})
 
@@ -145,8 +146,7 @@ class SubscriberBot:
         intro = "Welcome to Guarantee Watch." if new else "You are already subscribed."
         await self._reply(
             update,
-            f"<b>{intro}</b> You will get a {escape(frequency)} digest"
-            f"{f' at {hour}:00' if frequency in ('daily', 'weekly') else ''} of the security"
+            f"<b>{intro}</b> You will get {self._schedule(frequency, hour, article=True)} of the security"
             " guarantees for Ukraine that I track: status changes with their evidence, and new"
             " reports.\n\n" + _help_text(),
         )
@@ -165,6 +165,9 @@ class SubscriberBot:
     async def cmd_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         command = (message.text or "").split()[0] if message and message.text else "that"
+        _name, _at, addressee = command.partition("@")
+        if addressee and addressee.lower() != (context.bot.username or "").lower():
+            return  # a command for another bot in the same group
         await self._reply(update, f"I don't know {escape(command)}.\n\n" + _help_text())
 
     async def cmd_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -176,8 +179,7 @@ class SubscriberBot:
         await self._reply(
             update,
             (
-                f"Frequency: <b>{escape(row.frequency)}</b>"
-                f"{f' at {row.hour}:00' if row.frequency in ('daily', 'weekly') else ''}\n"
+                f"Frequency: <b>{escape(row.frequency)}</b>{self._when(row.frequency, row.hour)}\n"
                 f"Minimum status: <b>{escape(row.min_status)}</b>\n"
                 f"Following: {escape(', '.join(followed)) if followed is not None else 'all proposals'}"
             ),
@@ -192,7 +194,10 @@ class SubscriberBot:
     async def _follow(self, update: Update, context: ContextTypes.DEFAULT_TYPE, *, follow: bool) -> None:
         args = self._args(context)
         verb = "follow" if follow else "unfollow"
-        unknown = [arg for arg in args if arg not in self.titles and arg != "all"]
+        row = self._subscriber(update)
+        # A proposal removed from the configuration can still be unfollowed while the settings name it.
+        known = set(self.titles) | (set(outbox.follows(row) or ()) if row is not None and not follow else set())
+        unknown = [arg for arg in args if arg not in known and arg != "all"]
         if not args or unknown:
             shown = f"I don't track {escape(', '.join(unknown))}. " if unknown else ""
             await self._reply(update, f"{shown}Usage: /{verb} ID (or all). The ids:\n{self._ids()}")
@@ -224,12 +229,12 @@ class SubscriberBot:
         changes: dict[str, object] = {"frequency": args[0]}
         if len(args) == 2:
             changes["hour"] = int(args[1])
-        await self._update(
-            update,
-            changes,
-            f"Digests now {escape(args[0])}"
-            + (f" at {int(args[1])}:00 {escape(self.config.settings.digest.timezone)}." if len(args) == 2 else "."),
-        )
+        row = self._subscriber(update)
+        hour = int(args[1]) if len(args) == 2 else (row.hour if row is not None else None)
+        note = ""
+        if len(args) == 2 and args[0] not in TIMED:
+            note = " (an hour applies to daily and weekly digests only)"
+        await self._update(update, changes, f"Digests now {self._schedule(args[0], hour)}{note}.")
 
     async def cmd_only(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         args = self._args(context)
@@ -300,7 +305,7 @@ class SubscriberBot:
                     if change.kind == "withdrawal"
                     else (f"{escape(change.from_status)} → <b>{escape(change.to_status)}</b>")
                 )
-                lines.append(f"\n{change.observed_at:%Y-%m-%d}: {what}{state}")
+                lines.append(f"\n{change.happened_at or change.observed_at:%Y-%m-%d}: {what}{state}")
                 assert change.id is not None
                 for proof, item in history.evidence_for(change.id, session=session)[:3]:
                     title = escape(item.title[:200])
@@ -331,8 +336,25 @@ class SubscriberBot:
         args = self._args(context)
         if len(args) == 1 and args[0] in self.titles:
             return args[0]
+        if len(args) == 1:
+            await self._reply(update, f"Unknown id {escape(args[0])}. The ids:\n{self._ids()}")
+            return None
         await self._reply(update, f"Usage: /{command} ID. The ids:\n{self._ids()}")
         return None
+
+    def _when(self, frequency: str, hour: int | None) -> str:
+        """When a digest comes: nothing to add for instant and hourly, the hour (and day) for the others."""
+        if frequency not in TIMED or hour is None:
+            return ""
+        day = " on Mondays" if frequency == "weekly" else ""
+        return f"{day} at {hour}:00 {escape(self.config.settings.digest.timezone)}"
+
+    def _schedule(self, frequency: str, hour: int | None, *, article: bool = False) -> str:
+        """`frequency` with its time, as a phrase: "daily at 8:00 UTC", "an instant digest"."""
+        if not article:
+            return f"{escape(frequency)}{self._when(frequency, hour)}"
+        a = "an" if frequency[:1] in "aeiouh" else "a"
+        return f"{a} {escape(frequency)} digest{self._when(frequency, hour)}"
 
     def _ids(self) -> str:
         return "\n".join(f"<code>{escape(proposal)}</code>" for proposal in self.titles)
@@ -348,11 +370,16 @@ class SubscriberBot:
 
     async def cmd_feeds(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         with Session(self.engine) as session:
-            rows = [row for row in store.all_sources(session=session) if row.in_config]
+            rows = {row.id: row for row in store.all_sources(session=session)}
         lines = ["<b>Feeds</b>"]
-        for row in rows:
-            problem = f": {escape((row.disabled_reason or row.last_error or '')[:120])}" if row.health != "ok" else ""
-            lines.append(f"• <code>{escape(row.id)}</code> {escape(row.health)}{problem}")
+        for source in self.config.sources:  # the configured feeds, polled yet or not
+            row = rows.get(source.id)
+            health = row.health if row is not None else "new"
+            reason = (row.disabled_reason or row.last_error or "")[:120] if row is not None and health != "ok" else ""
+            if health == "new" and not reason:
+                reason = "not polled yet"
+            detail = f": {escape(reason)}" if reason else ""
+            lines.append(f"• <code>{escape(source.id)}</code> {escape(health)}{detail}")
         await self._reply(update, "\n".join(lines))
 
     def _subscriber(self, update: Update, *, session: Session | None = None) -> models.Subscriber | None:

@@ -234,6 +234,7 @@ def record_matches_bulk(
                 if decision.kind == "report" or decision.change_id is None:
                     continue
                 batch.evidence.append(_evidence(decision.change_id, match_id, item, match, observation, now))
+                batch.happened.append({"change_id": decision.change_id, "reported": min(observation.reported_at, now)})
                 if decision.kind == "corroborate":
                     batch.confidence.append({"change_id": decision.change_id, "confidence": decision.confidence})
                     states[match.proposal] = _with_evidence(state, decision.to_status, observation)
@@ -285,6 +286,7 @@ class _Batch:
         self.events: list[dict[str, Any]] = []
         self.evidence: list[dict[str, Any]] = []
         self.confidence: list[dict[str, Any]] = []
+        self.happened: list[dict[str, Any]] = []  # the world changed when the earliest report was published
 
     def flush(self) -> None:
         tables = (models.Event.__table__, models.Evidence.__table__)  # type: ignore[attr-defined]
@@ -292,6 +294,8 @@ class _Batch:
             if rows:
                 self.session.execute(sa.insert(table), rows)
                 rows.clear()
+        if self.happened:
+            self._move_happened_at()
         if self.confidence:
             table = models.StatusChange.__table__  # type: ignore[attr-defined]
             offered = sa.bindparam("confidence", type_=sa.Float)
@@ -301,9 +305,36 @@ class _Batch:
                 self.confidence,
             )
             self.confidence.clear()
-            for row in list(self.session.identity_map.values()):  # loaded changes must not write back stale values
-                if isinstance(row, models.StatusChange):
-                    self.session.expire(row)
+            self._expire()
+
+    def _move_happened_at(self) -> None:
+        """`history.apply_decisions`' rule in two statements: a change happened when its earliest report was
+        published, and a proposal's status dates from its change's."""
+        change = models.StatusChange.__table__  # type: ignore[attr-defined]
+        proposal = models.Proposal.__table__  # type: ignore[attr-defined]
+        reported = sa.bindparam("reported", type_=change.c.happened_at.type)
+        change_id: sa.BindParameter[int] = sa.bindparam("change_id", type_=sa.Integer)
+        earlier = sa.or_(change.c.happened_at.is_(None), change.c.happened_at > reported)
+        self.session.execute(
+            sa.update(proposal)
+            .where(proposal.c.status_change_id == change_id)
+            .where(
+                sa.exists().where(change.c.id == change_id).where(earlier)  # only where the change moves back
+            )
+            .values(status_since=reported),
+            self.happened,
+        )
+        self.session.execute(
+            sa.update(change).where(change.c.id == change_id).where(earlier).values(happened_at=reported),
+            self.happened,
+        )
+        self.happened.clear()
+        self._expire()
+
+    def _expire(self) -> None:
+        for row in list(self.session.identity_map.values()):  # loaded rows must not write back stale values
+            if isinstance(row, models.StatusChange | models.Proposal):
+                self.session.expire(row)
 
 
 def _match_row(item: StoredItem, match: Match, now: datetime) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class Drawn:
 
 
 def draw_timelines(lines: Sequence[Timeline], ladder: Sequence[str], out: Path, now: datetime) -> Drawn:
-    """Draw `lines` to the PNG `out`."""
+    """Draw `lines` to `out`, as PNG, SVG or PDF by its extension."""
     rank = {status: index for index, status in enumerate(ladder)}
     start, end = _span(lines, now)
     figure = Figure(figsize=(13, 1.0 + ROW_INCHES * len(lines)), dpi=100, layout="constrained")
@@ -58,7 +58,7 @@ def draw_timelines(lines: Sequence[Timeline], ladder: Sequence[str], out: Path, 
     assert first is not None
     first.set_xlim(start, end)
     figure.legend(handles=_legend(ladder), loc="outside upper center", ncol=len(ladder) + 5, fontsize=8, frameon=False)
-    figure.savefig(out, format="png")
+    figure.savefig(out, format=out.suffix.lstrip(".").lower() or "png")
     return Drawn(out, tuple(line.proposal_id for line in lines), len(figure.axes))
 
 

@@ -6,7 +6,6 @@ Errors become one clean line per problem and a non-zero exit; tables on a termin
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from monitor import __version__
 from monitor.cli_lazy import LazyGroup
 from monitor.cli_options import config_option, handle_errors, json_option, now, setup_logging
 from monitor.errors import ConfigError, LockedError
+from monitor.redact import environment_secrets, redact
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 # The heavy libraries (SQLAlchemy, Alembic, feedparser, python-telegram-bot, matplotlib) are imported inside
 # the commands that use them, so `monitor --help` and a cron run with nothing to do start at once.
 EXIT_NOTHING_POLLED = 1
-TOKEN_ENV = "MONITOR_TELEGRAM_TOKEN"  # monitor.config.TOKEN_ENV, without importing pydantic to read it
 
 
 @click.group(
@@ -61,7 +60,7 @@ def check(config_path: str | None) -> None:
     enabled = sum(1 for source in config.sources if source.enabled)
     click.echo(
         f"{config.path}: ok: {len(config.sources)} sources ({enabled} enabled), "
-        f"{len(config.proposals)} proposals, database {config.database_url}"
+        f"{len(config.proposals)} proposals, database {redact(config.database_url)}"
     )
 
 
@@ -88,7 +87,7 @@ def db_upgrade(config_path: str | None) -> None:
     engine = create_db_engine(config.database_url)
     applied = upgrade(engine)
     _current, head = schema_state(engine)
-    click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {config.database_url}")
+    click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {redact(config.database_url)}")
 
 
 @cli.command()
@@ -234,14 +233,14 @@ def feeds(ctx: click.Context, config_path: str | None, as_json: bool) -> None:
         session.commit()
         rows = store.all_sources(session=session)
         counts = store.item_counts_by_source(session=session)
-    records = [_feed_record(row, counts.get(row.id, 0)) for row in rows if row.in_config]
+    records = [_feed_record(row, counts.get(row.id, 0)) for row in rows]
     if as_json:
         click.echo(json.dumps(records))
         return
     table = Table("feed", "health", "last poll", "next poll", "fail", "items", "last error", box=None)
-    styles = {"ok": "green", "failing": "red", "disabled": "red", "new": "dim"}
+    styles = {"ok": "green", "failing": "red", "disabled": "red", "never succeeded": "red", "new": "dim"}
     for record in records:
-        health = record["health"] if record["enabled"] else "off"
+        health = record["health"] if record["enabled"] or not record["in_config"] else "off"
         table.add_row(
             record["id"],
             f"[{styles.get(health, 'yellow')}]{health}[/]",
@@ -273,9 +272,17 @@ def feeds_reset(config_path: str | None, source_id: str) -> None:
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
+    configured = any(source.id == source_id for source in config.sources)
     with Session(engine) as session:
-        if not store.reset_source(source_id, session=session):
-            raise ConfigError([f"no feed {source_id!r} in the database"])
+        row = store.get_source(source_id, session=session)
+        if row is None and not configured:
+            raise ConfigError([f"no feed {source_id!r} in {config.path} or in the database"])
+        if not configured:
+            raise ConfigError([f"feed {source_id!r} is no longer in {config.path}: it is not polled, nothing to reset"])
+        if row is not None and row.health in ("ok", "new") and not row.consecutive_failures:
+            click.echo(f"{source_id}: healthy ({row.health}); nothing to reset")
+            return
+        store.reset_source(source_id, session=session)
         session.commit()
     click.echo(f"{source_id}: reset; it will be polled on the next run")
 
@@ -290,7 +297,8 @@ def _feed_record(row: Any, items: int) -> dict[str, Any]:
         "url": row.url,
         "tier": row.tier,
         "enabled": row.enabled,
-        "health": row.health,
+        "in_config": row.in_config,
+        "health": _health(row),
         "disabled_reason": row.disabled_reason,
         "last_polled_at": iso(row.last_polled_at),
         "last_success_at": iso(row.last_success_at),
@@ -300,6 +308,15 @@ def _feed_record(row: Any, items: int) -> dict[str, Any]:
         "last_error": row.last_error,
         "items": items,
     }
+
+
+def _health(row: Any) -> str:
+    """What an operator needs to know first: removed, disabled, failing, or never fetched even once."""
+    if not row.in_config:
+        return "removed"
+    if row.health in ("disabled", "failing") or not row.consecutive_failures:
+        return str(row.health)
+    return "never succeeded" if row.last_success_at is None else "failing"
 
 
 def _short(iso: str | None) -> str:
@@ -356,7 +373,8 @@ def demo(config_path: str | None, db_path: str) -> None:
     from monitor.pipeline import run_digest
 
     console.print("\nThe digest a subscriber following everything would get (no Telegram token is set):")
-    run_digest(config, engine, now)
+    if not run_digest(config, engine, now).printed:
+        console.print("Nothing new since the last digest.")
 
 
 @cli.command()
@@ -390,5 +408,5 @@ def run(config_path: str | None) -> None:
 
 
 def main() -> None:
-    setup_logging(os.environ.get(TOKEN_ENV) or None)
+    setup_logging(environment_secrets())
     cli(prog_name="monitor")

@@ -19,6 +19,7 @@ from monitor.cli_options import CommandError, config_option, handle_errors, now
 from monitor.cli_output import (
     Column,
     check_proposals,
+    check_sources,
     emit,
     field,
     open_config,
@@ -46,7 +47,7 @@ def status(config_path: str | None, retired: bool, as_json: bool, as_csv: bool) 
 
         monitor status --csv > status.csv
     """
-    _config, engine = open_config(config_path)
+    _config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         listing = queries.current_status(session=session, retired=retired)
     move = lambda r: f"{r['latest_from']}->{r['latest_to']}" if r["latest_change_id"] else ""  # noqa: E731
@@ -87,13 +88,14 @@ def history(
 
         monitor history --since 2026-03-01 --until 2026-03-07 --json
     """
-    _config, engine = open_config(config_path)
+    _config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         if proposal_id:
             check_proposals(session, [proposal_id])
         listing = queries.status_history(session=session, proposal=proposal_id, since=since, until=until)
     columns: list[Column] = [
         ("change", field("change_id")),
+        ("happened", field("happened_at")),
         ("observed", field("observed_at")),
         ("proposal", field("proposal_id")),
         ("move", lambda r: f"{r['from_status']}->{r['to_status']} {r['kind']}"),
@@ -114,7 +116,9 @@ def history(
 @click.option("--source", "source_id", default=None, metavar="ID", help="Only reports from this feed.")
 @since_option
 @click.option("--status", "reported", default=None, metavar="STATUS", help="Only reports of this status.")
-@click.option("--limit", default=50, show_default=True, help="At most this many rows (0: all).")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=0), help="At most this many rows (0: all)."
+)
 @output_options
 @handle_errors
 def items(
@@ -135,13 +139,15 @@ def items(
 
         monitor items --status signed --limit 0 --csv > signed.csv
     """
-    config, engine = open_config(config_path)
+    config, engine = open_config(config_path, writes=False)
     ladder = config.settings.status.ladder
     if reported and reported not in ladder:
         raise CommandError(f"--status {reported!r}: not a status ({', '.join(ladder)})")
     with Session(engine) as session:
         if proposal_id:
             check_proposals(session, [proposal_id])
+        if source_id:
+            check_sources(session, [source_id])
         listing = queries.items(
             session=session, proposal=proposal_id, source=source_id, since=since, status=reported, limit=limit or None
         )
@@ -160,13 +166,16 @@ def items(
 @click.command()
 @config_option
 @click.argument("query")
-@click.option("--limit", default=20, show_default=True, help="At most this many results.")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(min=0), help="At most this many results (0: all)."
+)
 @output_options
 @handle_errors
 def search(config_path: str | None, query: str, limit: int, as_json: bool, as_csv: bool) -> None:
     """Full-text search over report titles and summaries, best match first, with the matched words
     highlighted (marked **like this** in JSON and CSV). SQLite FTS5 syntax: words, "exact phrases", AND, OR,
-    NOT, prefix*, NEAR(a b). Needs SQLite: on another database, a plain unranked search for every word.
+    NOT, prefix*, NEAR(a b); any other token (U.S., Kyiv's, a-b) is searched as a phrase. Needs SQLite: on
+    another database, a plain unranked search for every word.
 
     Example:
 
@@ -174,11 +183,11 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
 
         monitor search 'reassur* NOT Gaza' --json
     """
-    _config, engine = open_config(config_path)
+    _config, engine = open_config(config_path, writes=False)
     if engine.dialect.name != "sqlite":
         click.echo("note: full-text search needs SQLite; this is a plain, unranked word search", err=True)
     with Session(engine) as session:
-        listing = queries.search(query, session=session, limit=limit)
+        listing = queries.search(query, session=session, limit=limit or None)
     columns: list[Column] = [
         ("item", field("item_id")),
         ("published", field("published_at")),
@@ -188,7 +197,7 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
         ("snippet", lambda r: _highlight(r["snippet"])),
         ("link", field("link")),
     ]
-    emit(listing, as_json, as_csv, columns, f"Nothing matches {query!r}.")
+    emit(listing, as_json, as_csv, columns, f"Nothing matches {queries.shorten(query)!r}.")
 
 
 def _highlight(snippet: str) -> Text:
@@ -202,7 +211,7 @@ def _highlight(snippet: str) -> Text:
 @config_option
 @click.argument("table", type=click.Choice(queries.EXPORTS))
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None, help="File (default: stdout).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="File, or - for stdout (the default).")
 @handle_errors
 def export(config_path: str | None, table: str, fmt: str, out: str | None) -> None:
     """Export a whole table: items and matches as stored, history (each change with each report behind it)
@@ -214,28 +223,37 @@ def export(config_path: str | None, table: str, fmt: str, out: str | None) -> No
 
         monitor export items --format jsonl | jq -r .title
     """
-    _config, engine = open_config(config_path)
+    _config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         listing = queries.export(table, session=session)
-    if out is None:
+    if out is None or out == "-":
         buffer = io.StringIO()
         write_listing(listing, fmt, buffer)
         click.echo(buffer.getvalue(), nl=False)
         return
-    with open(out, "w", encoding="utf-8", newline="") as handle:
-        write_listing(listing, fmt, handle)
+    try:
+        with open(out, "w", encoding="utf-8", newline="") as handle:
+            write_listing(listing, fmt, handle)
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     click.echo(f"wrote {len(listing.rows)} {table} rows to {out}", err=True)
 
 
 @click.command()
 @config_option
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default="timeline.png", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="timeline.png",
+    show_default=True,
+    help="The file to draw: PNG, SVG or PDF by its extension.",
+)
 @click.option("--proposal", "proposal_ids", multiple=True, metavar="ID", help="Only this proposal (repeatable).")
 @handle_errors
 def chart(config_path: str | None, out: str, proposal_ids: tuple[str, ...]) -> None:
-    """Draw a PNG timeline: one row per proposal with its status over time (coloured bands, a marker at each
-    change: filled when confirmed, hollow when unconfirmed, a cross when rejected, a diamond for an analyst's
-    decision), and its reports per day beneath.
+    """Draw a timeline (PNG, SVG or PDF by the extension): one row per proposal with its status over time
+    (coloured bands, a marker at each change: filled when confirmed, hollow when unconfirmed, a cross when
+    rejected, a diamond for an analyst's decision), and its reports per day beneath.
 
     Example:
 
@@ -245,14 +263,22 @@ def chart(config_path: str | None, out: str, proposal_ids: tuple[str, ...]) -> N
     """
     from monitor.chart import draw_timelines  # matplotlib is slow to import: only for this command
 
-    config, engine = open_config(config_path)
+    if Path(out).suffix.lower() not in CHART_FORMATS:
+        raise CommandError(f"--out {out}: the chart is drawn as PNG, SVG or PDF: name a .png, .svg or .pdf file")
+    config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         check_proposals(session, proposal_ids)
         lines = queries.timelines(session=session, proposals=proposal_ids)
     if not lines:
         raise CommandError("no proposals in the database yet: run `monitor poll` first")
-    drawn = draw_timelines(lines, config.settings.status.ladder, Path(out), now())
+    try:
+        drawn = draw_timelines(lines, config.settings.status.ladder, Path(out), now())
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     click.echo(f"wrote {out}: {len(drawn.rows)} proposals")
+
+
+CHART_FORMATS = (".png", ".svg", ".pdf")
 
 
 # --- review -------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from monitor.db import open_database, run_lock
 from monitor.errors import LockedError
 from monitor.evaluate import HALVES, evaluate_files, render_evaluation
 from monitor.match import Match, Matcher
+from monitor.redact import redact
 
 
 def _match_json(match: Match) -> dict[str, Any]:
@@ -152,7 +153,7 @@ def rematch(config_path: str | None) -> None:
     "database_url",
     default=None,
     metavar="URL",
-    help="Database to replay into (default: the configured one). Use a fresh one for backtests.",
+    help="Database to replay into (required: a fresh one for a backtest, or the configured one, named).",
 )
 @click.option(
     "--tier",
@@ -175,7 +176,14 @@ def replay(config_path: str | None, folder: str, database_url: str | None, tier:
     from monitor.replay import run_replay
 
     config = load_config(config_path)
-    url = database_url or config.database_url
+    if not database_url:
+        # A replay marks the configured feeds as removed, adds its own and tells subscribers what it found:
+        # never on the live database by default.
+        raise CommandError(
+            "replay needs --db URL: a fresh database for a backtest (e.g. --db sqlite:///backtest.db); to replay "
+            f"into the configured database, name it: --db {redact(config.database_url)}"
+        )
+    url = database_url
     config = replace(config, settings=config.settings.model_copy(update={"database_url": url}))
     engine = open_database(url)
     with run_lock(url, now=now()):
@@ -223,9 +231,11 @@ def show_statuses(engine: Any, evidence: int = 3) -> None:
                     if change.kind == "withdrawal"
                     else (f"{change.from_status} -> {change.to_status}")
                 )
+                seen = "" if change.happened_at is None else f" (seen {change.observed_at:%Y-%m-%d})"
+                happened = change.happened_at or change.observed_at
                 console.print(
-                    f"  {change.observed_at:%Y-%m-%d %H:%M}  {label}{marker.get(change.state, '')}"
-                    f"  confidence {change.confidence:.2f}",
+                    f"  {happened:%Y-%m-%d %H:%M}  {label}{marker.get(change.state, '')}"
+                    f"  confidence {change.confidence:.2f}{seen}",
                     highlight=False,
                     markup=False,
                 )

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from monitor.errors import MonitorError
+from monitor.redact import environment_secrets, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BROKEN = 2  # configuration or database unusable
@@ -27,7 +28,7 @@ class CommandError(click.ClickException):
     exit_code = EXIT_BROKEN
 
     def show(self, file: Any = None) -> None:
-        for line in self.message.splitlines():
+        for line in redact(self.message, environment_secrets()).splitlines():
             click.echo(f"error: {line}", err=True)
 
 
@@ -58,26 +59,29 @@ def json_option(function: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Write JSON instead of a table.")(function)
 
 
-class RedactToken(logging.Filter):
-    """Replace the bot token wherever it would appear in a log line (httpx logs request URLs)."""
+class RedactSecrets(logging.Filter):
+    """Mask the bot token and passwords wherever they would appear in a log line (httpx logs request URLs),
+    and give a logged exception as its one line instead of a traceback."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, secrets: tuple[str, ...]) -> None:
         super().__init__()
-        self.token = token
+        self.secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self.token in message:
-            record.msg, record.args = message.replace(self.token, "<token>"), None
+        if record.exc_info and record.exc_info[1] is not None:  # the exception's own line, not a traceback
+            exc = record.exc_info[1]
+            message += f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            record.exc_info, record.exc_text = None, None
+        record.msg, record.args = redact(message, self.secrets), None
         return True
 
 
-def setup_logging(token: str | None, level: int = logging.WARNING) -> None:
-    """Warnings and errors to stderr, one line each; the token never appears."""
+def setup_logging(secrets: tuple[str, ...] = (), level: int = logging.WARNING) -> None:
+    """Warnings and errors to stderr; the token and passwords never appear."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    if token:
-        handler.addFilter(RedactToken(token))
+    handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

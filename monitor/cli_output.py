@@ -18,7 +18,7 @@ from rich.text import Text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import queries
+from monitor import history, queries, store
 from monitor.cli_options import CommandError, json_option
 from monitor.config import Config, load_config
 from monitor.db import open_database
@@ -70,9 +70,16 @@ def note_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--note", required=True, help="Why: recorded with the decision.")(function)
 
 
-def open_config(config_path: str | None) -> tuple[Config, Engine]:
+def open_config(config_path: str | None, *, writes: bool = True) -> tuple[Config, Engine]:
+    """The configuration and its database; a command that only reads passes `writes=False`. For one that
+    writes, the proposals are brought in line with the configuration first, whatever has run before."""
     config = load_config(config_path)
-    return config, open_database(config.database_url)
+    engine = open_database(config.database_url, writes=writes)
+    if writes:
+        with Session(engine) as session:
+            history.sync_proposals(config.proposals, session=session)
+            session.commit()
+    return config, engine
 
 
 def analyst_name(by: str | None) -> str:
@@ -91,6 +98,13 @@ def check_proposals(session: Session, ids: Iterable[str]) -> None:
         raise CommandError(f"no proposal {', '.join(map(repr, unknown))} in the database")
 
 
+def check_sources(session: Session, ids: Iterable[str]) -> None:
+    known = {row.id for row in store.all_sources(session=session)}
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        raise CommandError(f"no feed {', '.join(map(repr, unknown))} in the database")
+
+
 def plain(value: Any) -> Any:
     """A value as JSON carries it: times and dates in ISO 8601."""
     return value.isoformat() if isinstance(value, datetime | date) else value
@@ -105,6 +119,18 @@ def cell(value: Any) -> str:
     return str(plain(value))
 
 
+JSON_COLUMNS = frozenset({"actors", "sentences", "follows"})  # stored as JSON text: exported as real lists
+
+
+def _json_value(key: str, value: Any) -> Any:
+    if key in JSON_COLUMNS and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return plain(value)
+
+
 def write_listing(listing: queries.Listing, fmt: str, out: TextIO) -> None:
     """`listing` as csv, json (one array) or jsonl (one object a line)."""
     if fmt == "csv":
@@ -112,7 +138,7 @@ def write_listing(listing: queries.Listing, fmt: str, out: TextIO) -> None:
         writer.writerow(listing.columns)
         writer.writerows([cell(value) for value in row] for row in listing.rows)
         return
-    records = [{key: plain(value) for key, value in record.items()} for record in listing.records()]
+    records = [{key: _json_value(key, value) for key, value in record.items()} for record in listing.records()]
     if fmt == "jsonl":
         out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     else:

@@ -37,7 +37,7 @@ def review_command(config_path: str | None, threshold: float, as_json: bool, as_
 
         monitor confirm 12 --note "Confirmed by the ministry's statement"
     """
-    _config, engine = open_config(config_path)
+    _config, engine = open_config(config_path, writes=False)
     with Session(engine) as session:
         listing = queries.review_queue(threshold, session=session)
     columns: list[Column] = [

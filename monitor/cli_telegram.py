@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from telegram.error import InvalidToken, NetworkError
 
 from monitor.cli_options import config_option, handle_errors, now
-from monitor.config import Config, load_config
+from monitor.config import TOKEN_ENV, Config, load_config
 from monitor.db import open_database, run_lock
 from monitor.errors import ConfigError, LockedError
+from monitor.notify import TelegramConfigError
+from monitor.redact import environment_secrets, redact
 
 
 @click.command()
@@ -47,7 +50,7 @@ def _digest(config: Config, engine: Any, dry_run: bool) -> None:
             err=True,
         )
         for error in report.errors:
-            click.echo(f"warning: {error}", err=True)
+            click.echo(redact(f"warning: {error}", environment_secrets()), err=True)
     elif not dry_run:
         click.echo(f"digests: {summary.composed} composed, {summary.printed} parts printed", err=True)
 
@@ -81,7 +84,13 @@ def bot(config_path: str | None, webhook_url: str | None, listen: str, port: int
         raise ConfigError(["MONITOR_TELEGRAM_TOKEN is not set: the bot needs a token from @BotFather"])
     engine = open_database(config.database_url)
     app = SubscriberBot(config, engine, now).application(config.telegram_token)
-    if webhook_url:
-        app.run_webhook(listen=listen, port=port, webhook_url=webhook_url, url_path="telegram")
-    else:
-        app.run_polling()
+    try:
+        if webhook_url:
+            app.run_webhook(listen=listen, port=port, webhook_url=webhook_url, url_path="telegram")
+        else:
+            app.run_polling()
+    except InvalidToken:
+        raise TelegramConfigError(f"Telegram refused the bot token ({TOKEN_ENV})") from None
+    except NetworkError as exc:
+        api = config.settings.telegram.api_url
+        raise TelegramConfigError(f"cannot reach the Telegram Bot API at {api}: {exc.message}") from None

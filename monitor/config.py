@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 from pydantic import (
@@ -24,12 +26,10 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.env import API_URL_ENV, CONFIG_ENV, DATABASE_ENV, TOKEN_ENV
 from monitor.errors import ConfigError
 
-CONFIG_ENV = "MONITOR_CONFIG"
-DATABASE_ENV = "MONITOR_DATABASE_URL"
-TOKEN_ENV = "MONITOR_TELEGRAM_TOKEN"
-API_URL_ENV = "MONITOR_TELEGRAM_API_URL"
+__all__ = ["API_URL_ENV", "CONFIG_ENV", "DATABASE_ENV", "TOKEN_ENV"]  # read by the modules that import config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "feeds.yaml"
@@ -83,6 +83,23 @@ def _identifier(value: str) -> str:
 def _http_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value, re.IGNORECASE):
         raise ValueError(f"{value!r} is not an http or https URL")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port outside 0-65535 or not a number
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
+    if not parts.hostname:
+        raise ValueError(f"{value!r} names no host")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        near = sorted(zone for zone in available_timezones() if zone.lower() == value.lower())
+        hint = f" (did you mean {near[0]}?)" if near else " (an IANA name such as Europe/Kyiv or UTC)"
+        raise ValueError(f"{value!r} is not a known time zone{hint}") from None
     return value
 
 
@@ -196,7 +213,7 @@ class DigestSettings(_Strict):
 
     frequency: Literal["instant", "hourly", "daily", "weekly"] = "daily"
     hour: int = Field(default=8, ge=0, le=23)
-    timezone: str = "UTC"
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
     max_reports: int = Field(default=40, ge=1)
 
 
@@ -267,7 +284,8 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
 
 
 def parse_config(text: str, file: Path, env: Mapping[str, str]) -> Config:
-    data, lines = _load_yaml(text, file)
+    duplicate_keys: list[tuple[Path_, int]] = []
+    data, lines = _load_yaml(text, file, duplicate_keys)
     overrides: dict[str, Any] = {}
     if env.get(DATABASE_ENV):
         overrides["database_url"] = env[DATABASE_ENV]
@@ -279,36 +297,14 @@ def parse_config(text: str, file: Path, env: Mapping[str, str]) -> Config:
         if "telegram" in overrides and isinstance(settings.get("telegram"), dict):
             overrides["telegram"] = {**settings["telegram"], **overrides["telegram"]}
         data["settings"] = {**settings, **overrides}
+    problems = _cross_checks(data, lines)
     try:
         parsed = ConfigFile.model_validate(data)
     except ValidationError as exc:
-        problems = sorted(_describe(error, lines) for error in exc.errors())
-        raise ConfigError([f"{file}:{line}: {text}" for line, text in problems]) from None
-    problems_after: list[tuple[int, str]] = []
-    sections: tuple[tuple[str, Sequence[Source | Proposal]], ...] = (
-        ("sources", parsed.sources),
-        ("proposals", parsed.proposals),
-    )
-    for section, entries in sections:
-        seen: set[str] = set()
-        for index, entry in enumerate(entries):
-            if entry.id in seen:
-                line = lines.get((section, index), 1)
-                problems_after.append((line, f"{section}[{index}].id: {entry.id!r} is already used above"))
-            seen.add(entry.id)
-    ladder = parsed.settings.status.ladder
-    for index, proposal in enumerate(parsed.proposals):
-        if proposal.initial_status not in ladder:
-            line = lines.get(("proposals", index, "initial_status"), 1)
-            problems_after.append(
-                (
-                    line,
-                    f"proposals[{index}].initial_status: {proposal.initial_status!r} is not on "
-                    f"the ladder ({', '.join(ladder)})",
-                )
-            )
-    if problems_after:
-        raise ConfigError([f"{file}:{line}: {text}" for line, text in problems_after])
+        problems += [_describe(error, lines) for error in exc.errors()]
+    problems += [(line, f"{_dotted(path)}: key given twice") for path, line in duplicate_keys]
+    if problems:
+        raise ConfigError([f"{file}:{line}: {text}" for line, text in sorted(problems)])
     return Config(
         path=file,
         settings=parsed.settings,
@@ -321,7 +317,44 @@ def parse_config(text: str, file: Path, env: Mapping[str, str]) -> Config:
 Path_ = tuple[str | int, ...]
 
 
-def _load_yaml(text: str, file: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
+def _cross_checks(data: Mapping[str, Any], lines: dict[Path_, int]) -> list[tuple[int, str]]:
+    """What no single field can check: ids used twice, initial statuses off the ladder. Read from the plain
+    data, so that these are reported in the same pass as every other problem."""
+    problems: list[tuple[int, str]] = []
+    for section in ("sources", "proposals"):
+        entries = data.get(section)
+        seen: set[str] = set()
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            entry_id = entry.get("id") if isinstance(entry, dict) else None
+            if not isinstance(entry_id, str):
+                continue
+            if entry_id in seen:
+                line = lines.get((section, index), 1)
+                problems.append((line, f"{section}[{index}].id: {entry_id!r} is already used above"))
+            seen.add(entry_id)
+    settings = data.get("settings")
+    status = settings.get("status") if isinstance(settings, dict) else None
+    ladder = status.get("ladder") if isinstance(status, dict) else None
+    if not isinstance(ladder, list):
+        ladder = StatusSettings().ladder
+    proposals = data.get("proposals")
+    for index, proposal in enumerate(proposals if isinstance(proposals, list) else []):
+        initial = proposal.get("initial_status") if isinstance(proposal, dict) else None
+        if isinstance(initial, str) and initial.strip() not in ladder:
+            line = lines.get(("proposals", index, "initial_status"), 1)
+            problems.append(
+                (
+                    line,
+                    f"proposals[{index}].initial_status: {initial.strip()!r} is not on the ladder "
+                    f"({', '.join(map(str, ladder))})",
+                )
+            )
+    return problems
+
+
+def _load_yaml(
+    text: str, file: Path, duplicate_keys: list[tuple[Path_, int]]
+) -> tuple[dict[str, Any], dict[Path_, int]]:
     """Plain data plus the line (1-based) where each mapping key or sequence element starts."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -333,28 +366,28 @@ def _load_yaml(text: str, file: Path) -> tuple[dict[str, Any], dict[Path_, int]]
     if node is None:
         return {}, {}
     lines: dict[Path_, int] = {(): node.start_mark.line + 1}
-    data = _construct(node, (), lines, file)
+    data = _construct(node, (), lines, duplicate_keys)
     if not isinstance(data, dict):
         raise ConfigError([f"{file}:{node.start_mark.line + 1}: the top level must be a mapping"])
     return data, lines
 
 
-def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: Path) -> Any:
+def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], duplicates: list[tuple[Path_, int]]) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = str(yaml.SafeLoader("").construct_object(key_node))
             line = key_node.start_mark.line + 1
             if key in result:
-                raise ConfigError([f"{file}:{line}: {_dotted(path + (key,))}: key given twice"])
+                duplicates.append((path + (key,), line))
             lines[path + (key,)] = line
-            result[key] = _construct(value_node, path + (key,), lines, file)
+            result[key] = _construct(value_node, path + (key,), lines, duplicates)
         return result
     if isinstance(node, yaml.SequenceNode):
         items = []
         for index, child in enumerate(node.value):
             lines[path + (index,)] = child.start_mark.line + 1
-            items.append(_construct(child, path + (index,), lines, file))
+            items.append(_construct(child, path + (index,), lines, duplicates))
         return items
     return yaml.SafeLoader("").construct_object(node)
 

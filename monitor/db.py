@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from monitor.config import PROJECT_ROOT
 from monitor.errors import DatabaseError, LockedError
+from monitor.redact import redact
 
 if TYPE_CHECKING:  # Alembic takes a while to import: only when a migration may be needed
     from alembic.config import Config as AlembicConfig
@@ -30,30 +31,56 @@ MIGRATIONS = PROJECT_ROOT / "alembic"
 BUSY_TIMEOUT_MS = 30_000
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for `url`; for SQLite, the parent folder is created and the pragmas are set."""
+def create_db_engine(url: str, *, writes: bool = True) -> Engine:
+    """An engine for `url`; for SQLite, the parent folder is created and the pragmas are set. A SQLite file
+    this process cannot write is opened read-only for a command that only reads (`writes=False`), and
+    refused with "database is read-only" for one that writes."""
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
-        raise DatabaseError(f"database URL {url!r} is not valid: {exc}") from None
+        raise DatabaseError(f"database URL {redact(url)!r} is not valid: {redact(str(exc))}") from None
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, writes)
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise DatabaseError(f"database URL {url!r}: driver not available: {exc}") from None
+        raise DatabaseError(f"database URL {parsed.render_as_string()!r}: driver not available: {exc}") from None
 
 
 # --- SQLite only -------------------------------------------------------------------------------------------
-def _sqlite_engine(url: sa.URL) -> Engine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
-    sa.event.listen(engine, "connect", _sqlite_setup)
+def _sqlite_engine(url: sa.URL, writes: bool) -> Engine:
+    if not url.database or url.database == ":memory:":
+        # Each connection would get its own empty database: nothing would be kept.
+        raise DatabaseError(f"the database URL {url.render_as_string()} names no file (e.g. sqlite:///monitor.db)")
+    path = Path(url.database).expanduser()
+    connect_args: dict[str, Any] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    read_only = path.exists() and not _writable(path)
+    if read_only and writes:
+        raise DatabaseError(f"database is read-only: {path}")
+    if read_only:
+        # A read-only connection cannot make the WAL files; without them no writer is at work (a writer keeps
+        # them while it is connected), so the file can be read as it is.
+        beside = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+        query = {"mode": "ro", "uri": "true"} | ({} if all(map(Path.exists, beside)) else {"immutable": "1"})
+        url = url.set(database=path.resolve().as_uri(), query=query)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args=connect_args)
+    sa.event.listen(engine, "connect", _sqlite_setup_read_only if read_only else _sqlite_setup)
     # pysqlite starts transactions lazily and never for DDL; take control so that a unit of work, and a
     # migration, is one real transaction (SQLAlchemy's documented recipe).
     sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
     return engine
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process can change the database: the file, and the folder its WAL files live in."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _sqlite_setup_read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def _sqlite_setup(dbapi_connection: Any, _record: Any) -> None:
@@ -167,9 +194,16 @@ def _migration_lock(url: str) -> Iterator[None]:
         os.close(fd)
 
 
-def open_database(url: str) -> Engine:
-    """An engine on an up-to-date schema: what every command uses, so a fresh path just works."""
-    engine = create_db_engine(url)
+def open_database(url: str, *, writes: bool = True) -> Engine:
+    """An engine on an up-to-date schema: what every command uses, so a fresh path just works. A command
+    that only reads (`writes=False`) also works on a database it may not change, if its schema is current."""
+    engine = create_db_engine(url, writes=writes)
+    if engine.url.query.get("mode") == "ro":
+        current, head = schema_state(engine)
+        if current != head:
+            path = make_url(url).database
+            raise DatabaseError(f"database is read-only: {path}; it needs migrating to revision {head} first")
+        return engine
     upgrade(engine)
     return engine
 

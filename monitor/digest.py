@@ -45,6 +45,7 @@ class Change:
     observed_at: datetime
     sources: tuple[str, ...] = ()
     link: str | None = None
+    happened_at: datetime | None = None  # when the world changed, if the report is older than the digest
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ def _change_line(change: Change, titles: dict[str, str]) -> str:
         text = f"{'✅' if change.confirmed else '❔'} <b>{name}</b>: {arrow}"
         if not change.confirmed:
             text += " <i>(reported, unconfirmed)</i>"
+        if change.happened_at and change.observed_at - change.happened_at > timedelta(days=1):
+            text += f" <i>(on {change.happened_at:%Y-%m-%d})</i>"
     if change.sources:
         text += f" — {escape(_cut(', '.join(change.sources), 200))}"
     if href := _href(change.link):
@@ -273,9 +276,14 @@ def select_content(
                     observed_at=event.created_at,
                     sources=tuple(str(source) for source in _list(detail.get("sources"))),
                     link=str(detail["link"]) if detail.get("link") else None,
+                    happened_at=_time(detail.get("happened_at")),
                 )
             )
     return DigestContent(titles, tuple(_latest_per_change(changes)), tuple(reports), max_reports)
+
+
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _latest_per_change(changes: list[Change]) -> list[Change]:

@@ -119,6 +119,10 @@ async def fetch_feed(client: httpx.AsyncClient, request: FetchRequest, settings:
         result = FetchResult(request, request.url, error=FetchTimeout(_describe(exc)))
     except httpx.HTTPError as exc:
         result = FetchResult(request, request.url, error=FetchError(_describe(exc)))
+    except Exception as exc:  # whatever else goes wrong is this feed's fault alone, never the run's
+        while isinstance(exc, ExceptionGroup) and exc.exceptions:  # anyio wraps the socket's own error
+            exc = exc.exceptions[0]
+        result = FetchResult(request, request.url, error=FetchError(f"{type(exc).__name__}: {exc}"))
     return FetchResult(
         request=result.request,
         url=result.url,

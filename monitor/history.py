@@ -157,9 +157,17 @@ def apply_decisions(
         if change is None or change.id is None:
             continue
         _add_evidence(change.id, match, item, observation, now, session=session)
+        reported = min(observation.reported_at, now)
+        if change.happened_at is None or reported < change.happened_at:
+            # The world changed when the earliest report of it was published, whatever order they came in.
+            change.happened_at = reported
+            session.add(change)
+            if proposal.status_change_id == change.id:
+                proposal.status_since = reported
         if change.kind == "upgrade" and change.state == "confirmed":
             if rank.get(change.to_status, -1) > rank.get(proposal.status, -1):
-                proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, now, change.id
+                since = change.happened_at or now
+                proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, since, change.id
                 session.add(proposal)
     session.flush()
     return touched
@@ -330,6 +338,7 @@ def _change_event(
         "change_kind": change.kind,
         "confirmed": change.state == "confirmed",
         "sources": sorted(set(sources) | {_source_name(item.source_id, session=session)}),
+        "happened_at": min(filter(None, (change.happened_at, item.published_at, now))).isoformat(),
     }
     add_event(
         kind,
@@ -423,7 +432,7 @@ def recompute_statuses(proposals: Sequence[config.Proposal], ladder: Sequence[st
             if change.kind == "analyst" or (
                 change.kind == "upgrade" and change.state == "confirmed" and rank[change.to_status] > rank[status]
             ):
-                status, since, change_id = change.to_status, change.confirmed_at or change.observed_at, change.id
+                status, since, change_id = change.to_status, change.happened_at or change.observed_at, change.id
         row.status, row.status_since, row.status_change_id = status, since, change_id
         session.add(row)
     session.flush()

@@ -226,6 +226,7 @@ class StatusChange(SQLModel, table=True):
     from_status: str = Field(max_length=32)
     to_status: str = Field(max_length=32)
     state: str = Field(max_length=16, description="confirmed, unconfirmed, review or rejected")
+    happened_at: datetime | None = _utc(index=True)  # when the world changed: the report's publication time
     observed_at: datetime = _utc(nullable=False, index=True)
     confirmed_at: datetime | None = _utc()
     confidence: float = 0.0

@@ -114,7 +114,7 @@ class ParsedFeed:
     ttl_seconds: float | None
     items: tuple[Item, ...]
     duplicates: int = 0
-    warning: str | None = None  # feedparser recovered from a problem (bozo) but still found entries
+    warning: str | None = None  # feedparser recovered from a problem (bozo), or items beyond max_items were left
 
 
 def parse_feed(
@@ -147,10 +147,11 @@ def parse_feed(
     items: list[Item] = []
     keys: set[str] = set()
     duplicates = 0
+    warnings_ = [f"recovered from a malformed feed: {problem}"] if problem else []
     for entry in parsed.entries:
         if max_items is not None and len(items) >= max_items:
-            cut = f"the feed has {len(parsed.entries):,} entries: kept the first {max_items:,}"
-            problem = f"{problem}; {cut}" if problem else cut
+            total = len(parsed.entries)
+            warnings_.append(f"more than max_items ({max_items:,}): kept the first {max_items:,} of {total:,} entries")
             break
         item = _item(entry, feed_link, now)
         if item.key in keys:
@@ -164,7 +165,7 @@ def parse_feed(
         ttl_seconds=_ttl(channel.get("ttl")),
         items=tuple(items),
         duplicates=duplicates,
-        warning=problem,
+        warning="; ".join(warnings_) or None,
     )
 
 

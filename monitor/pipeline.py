@@ -26,11 +26,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from monitor import bulk, history, models, outbox, schedule, store
-from monitor.config import Config
-from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
+from monitor.config import TOKEN_ENV, Config
+from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError, ParseError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
 from monitor.parse import parse_feed
+from monitor.redact import redact, secrets_of
 from monitor.status import decide
 
 if TYPE_CHECKING:  # python-telegram-bot loads only when digests are sent, not for a poll
@@ -112,12 +113,19 @@ def run_poll(
     if on_start:
         on_start(len(requests))
     summary = PollSummary(run_id=run_id, feeds_due=len(requests))
-    if requests:
-        matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
-        asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher))
-    with Session(engine) as session:
-        store.finish_run(run_id, clock(), session=session)
-        session.commit()
+    try:
+        if requests:
+            matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
+            asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher))
+    finally:
+        # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
+        try:
+            with Session(engine) as session:
+                store.finish_run(run_id, clock(), session=session)
+                session.commit()
+        except SQLAlchemyError as exc:
+            if sys.exc_info()[0] is None:
+                raise DatabaseError(f"database: {str(exc).splitlines()[0]}") from None
     return summary
 
 
@@ -139,7 +147,14 @@ async def _poll(
     try:
         async for result in fetch_all(http, requests, settings):
             # Parsing and the database write run off the event loop so other fetches keep their deadlines.
-            outcome = await asyncio.to_thread(_store_result, config, engine, clock, result, run_id, write_lock, matcher)
+            store_args = (config, engine, clock, result, run_id, write_lock, matcher)
+            try:
+                outcome = await asyncio.to_thread(_store_result, *store_args)
+            except DatabaseError:
+                raise
+            except Exception as exc:  # one feed's fault, whatever it is, never stops the others
+                fault = MonitorError(f"unexpected {type(exc).__name__} while storing the feed: {exc}")
+                outcome = await asyncio.to_thread(_store_result, *store_args, fault=fault)
             summary.feeds.append(outcome)
             if on_feed:
                 on_feed(outcome)
@@ -156,18 +171,21 @@ def _store_result(
     run_id: int,
     write_lock: threading.Lock,
     matcher: Matcher,
+    fault: MonitorError | None = None,
 ) -> FeedOutcome:
     """Parse one fetch result, store it, match its new and edited items and record what they change,
-    all in one transaction."""
+    all in one transaction. With `fault`, record only that failure on the feed."""
     now = clock()
     settings = config.settings.poll
     parsed = None
-    error: MonitorError | None = result.error
-    if result.ok and not result.not_modified:
+    error: MonitorError | None = fault or result.error
+    if error is None and not result.not_modified:
         try:
             parsed = parse_feed(result.content, result.headers, result.url, now, settings.max_items)
         except MonitorError as exc:
             error = exc
+        except Exception as exc:  # a feed that trips the parser is that feed's failure
+            error = ParseError(f"unexpected {type(exc).__name__}: {exc}")
     with write_lock, Session(engine) as session:
         try:
             source = store.get_source(result.request.source_id, session=session)
@@ -188,7 +206,8 @@ def _store_result(
                 plan = schedule.after_failure(
                     now, interval, source.consecutive_failures, settings, result.headers, status
                 )
-                message = f"{type(error).__name__}: {error}"
+                secrets = secrets_of(config.telegram_token, config.database_url)
+                message = redact(f"{type(error).__name__}: {error}", secrets)
                 was = source.health
                 store.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
                 if plan.health in ("failing", "disabled") and was != plan.health:
@@ -213,7 +232,7 @@ def _store_result(
                     [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
                 )
                 changes = bulk.record_matches_bulk(matched, config, now, session=session)
-                warning = f"recovered from a malformed feed: {parsed.warning}" if parsed and parsed.warning else None
+                warning = parsed.warning if parsed else None
                 store.record_success(
                     source,
                     session=session,
@@ -396,9 +415,19 @@ def run_digest(
 
 async def _deliver(config: Config, engine: Engine, clock: Clock, limiter: RateLimiter) -> DeliveryReport:
     from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError
 
-    from monitor.notify import deliver
+    from monitor.notify import DeliveryReport, TelegramConfigError, deliver
 
     assert config.telegram_token
-    async with Bot(config.telegram_token, base_url=config.settings.telegram.api_url) as bot:
-        return await deliver(bot, engine, clock, limiter)
+    try:
+        async with Bot(config.telegram_token, base_url=config.settings.telegram.api_url) as bot:
+            return await deliver(bot, engine, clock, limiter)
+    except InvalidToken:
+        raise TelegramConfigError(f"Telegram refused the bot token ({TOKEN_ENV})") from None
+    except NetworkError as exc:  # `deliver` keeps its own; this is the Bot API unreachable before the first part
+        with Session(engine) as session:
+            pending = sum(1 for part in outbox.outgoing(session=session) if part.chat_id != outbox.STDOUT_CHAT)
+        reason = redact(exc.message, (config.telegram_token,))
+        message = f"cannot reach the Telegram Bot API: {reason}; {pending} parts wait for the next run"
+        return DeliveryReport(deferred=pending, errors=[message])

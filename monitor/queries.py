@@ -3,13 +3,14 @@
 Takes a session and filters; returns `Listing`s (stable column names, typed values) or `Timeline`s for the
 chart. Writes nothing: the review actions' writes are in `monitor.review`.
 
-The views are created by migration 0004, which keeps its own frozen copy of the SQL below; a test checks
+The views are created by migrations 0004 and 0005, which keep their own frozen copies of the SQL below; a test checks
 that the database's views are these. The SQL is portable (SQLite and PostgreSQL) except for `_DAYS`, one
 expression per dialect. Full-text search is SQLite-only and kept in one marked section at the end.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -45,6 +46,7 @@ LEFT JOIN (
     GROUP BY m.proposal_id) r ON r.proposal_id = p.id""",
     "v_status_history": """
 SELECT c.id AS change_id, c.proposal_id, c.kind, c.from_status, c.to_status, c.state,
+       coalesce(c.happened_at, c.observed_at) AS happened_at,
        c.observed_at, c.confirmed_at, c.confidence, c.decided_by, c.note,
        CASE WHEN c.kind = 'analyst' THEN c.observed_at
             WHEN c.decided_by IS NOT NULL THEN (
@@ -66,11 +68,11 @@ SELECT t.proposal_id, t.stage, t.change_id, t.entered_at, t.left_at, t.next_stag
        {days} AS days
 FROM (
     SELECT c.proposal_id, c.to_status AS stage, c.id AS change_id,
-           coalesce(c.confirmed_at, c.observed_at) AS entered_at,
-           LEAD(coalesce(c.confirmed_at, c.observed_at)) OVER (
-               PARTITION BY c.proposal_id ORDER BY coalesce(c.confirmed_at, c.observed_at), c.id) AS left_at,
+           coalesce(c.happened_at, c.observed_at) AS entered_at,
+           LEAD(coalesce(c.happened_at, c.observed_at)) OVER (
+               PARTITION BY c.proposal_id ORDER BY coalesce(c.happened_at, c.observed_at), c.id) AS left_at,
            LEAD(c.to_status) OVER (
-               PARTITION BY c.proposal_id ORDER BY coalesce(c.confirmed_at, c.observed_at), c.id) AS next_stage
+               PARTITION BY c.proposal_id ORDER BY coalesce(c.happened_at, c.observed_at), c.id) AS next_stage
     FROM status_change c
     WHERE c.state = 'confirmed' AND c.kind IN ('upgrade', 'analyst') AND c.from_status <> c.to_status) t""",
     "v_first_source": """
@@ -110,9 +112,9 @@ CURRENT = _view(
 )  # fmt: skip
 HISTORY = _view(
     "v_status_history", change_id=_I, proposal_id=_S, kind=_S, from_status=_S, to_status=_S, state=_S,
-    observed_at=_T, confirmed_at=_T, confidence=_F, decided_by=_S, note=_S, decided_at=_T, evidence_id=_I,
-    source_id=_S, source_name=_S, reported_status=_S, score=_F, sentence=_S, reported_at=_T, item_id=_I,
-    item_title=_S, link=_S,
+    happened_at=_T, observed_at=_T, confirmed_at=_T, confidence=_F, decided_by=_S, note=_S, decided_at=_T,
+    evidence_id=_I, source_id=_S, source_name=_S, reported_status=_S, score=_F, sentence=_S, reported_at=_T,
+    item_id=_I, item_title=_S, link=_S,
 )  # fmt: skip
 PER_DAY = _view("v_reports_per_day", proposal_id=_S, day=sa.Date, reports=_I, sources=_I)
 STAGES = _view(
@@ -296,8 +298,7 @@ def timelines(*, session: Session, proposals: Sequence[str] = ()) -> list[Timeli
             )
         )
         markers = tuple(
-            Marker(c.confirmed_at if c.state == "confirmed" and c.confirmed_at else c.observed_at, c.id, c.to_status,
-                   c.state, c.kind)
+            Marker(c.happened_at or c.observed_at, c.id, c.to_status, c.state, c.kind)
             for c in changes
         )  # fmt: skip
         steps = stage_durations(session=session, proposal=pid).records()
@@ -325,10 +326,13 @@ FTS_TABLE = "item_fts"  # made by migration 0004, with its triggers; left out of
 _HIT = "**"  # marks the matched words in snippets
 
 
-def search(text: str, *, session: Session, limit: int = 20) -> Listing:
-    """Items matching an FTS5 query, best first (bm25, title weighted over summary), with highlighted snippets.
+def search(text: str, *, session: Session, limit: int | None = 20) -> Listing:
+    """Items matching an FTS5 query, best first (bm25, title weighted over summary), with highlighted snippets;
+    `limit` None for all. Plain words are quoted for FTS5 (`U.S.`, `Kyiv's`, `a-b`); its operators stay.
 
     On a database other than SQLite there is no FTS5: a plain, unranked LIKE search on every word instead."""
+    if not text.strip():
+        raise SearchError("search: empty query")
     if session.connection().dialect.name != "sqlite":
         return like_search(text, session=session, limit=limit)
     statement = sa.text(
@@ -339,14 +343,42 @@ def search(text: str, *, session: Session, limit: int = 20) -> Listing:
         f"WHERE {FTS_TABLE} MATCH :query ORDER BY bm25({FTS_TABLE}, 10.0, 1.0), i.id LIMIT :limit"
     ).columns(published_at=UTCDateTime())
     try:
-        result = session.connection().execute(statement, {"query": text, "hit": _HIT, "limit": limit})
+        parameters = {"query": fts_query(text), "hit": _HIT, "limit": -1 if limit is None else limit}
+        result = session.connection().execute(statement, parameters)
         return Listing(tuple(result.keys()), [tuple(row) for row in result])
     except sa.exc.OperationalError as exc:
         message = str(exc.orig).splitlines()[0] if exc.orig else "invalid query"
-        raise SearchError(f"search {text!r}: {message} (put words in double quotes to search them literally)") from None
+        raise SearchError(
+            f"search {shorten(text)!r}: {message} (put words in double quotes to search them literally)"
+        ) from None
 
 
-def like_search(text: str, *, session: Session, limit: int = 20) -> Listing:
+_FTS_TOKEN = re.compile(r'"[^"]*"?|[()]|[^\s()"]+')
+_FTS_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
+_FTS_WORD = re.compile(r"^\w+\*?$")
+
+
+def fts_query(text: str) -> str:
+    """`text` as FTS5 reads it: phrases, parentheses, AND/OR/NOT/NEAR and plain words (prefix* too) as given;
+    any other token (`U.S.`, `Kyiv's`, `a-b`, `col:x`) quoted as a phrase, so it is searched, not parsed."""
+    tokens = []
+    for token in _FTS_TOKEN.findall(text):
+        if token.startswith('"'):  # a phrase (an unterminated one is left for FTS5 to report)
+            tokens.append(token)
+        elif token in _FTS_OPERATORS or token in "()" or _FTS_WORD.match(token):
+            tokens.append(token)
+        else:
+            tokens.append('"' + token + '"')
+    return " ".join(tokens)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """A user's text as an error message echoes it: one line, at most `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def like_search(text: str, *, session: Session, limit: int | None = 20) -> Listing:
     """Items whose title or summary contains every word of `text` (portable; no ranking), newest first."""
     item = models.Item.__table__  # type: ignore[attr-defined]
     words = [word.strip('"').lower() for word in text.split() if word.strip('"')]

@@ -38,7 +38,8 @@ def confirm_change(
     assert proposal is not None
     rank = {status: index for index, status in enumerate(ladder)}
     if change.kind != "withdrawal" and rank.get(change.to_status, -1) > rank.get(proposal.status, -1):
-        proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, now, change.id
+        since = change.happened_at or now
+        proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, since, change.id
         session.add(proposal)
     _event("confirmed", change, proposal, now, session=session)
     session.flush()
@@ -76,6 +77,7 @@ def set_status(
         from_status=proposal.status,
         to_status=status,
         state="confirmed",
+        happened_at=now,
         observed_at=now,
         confirmed_at=now,
         confidence=1.0,

@@ -314,6 +314,11 @@ def stats(*, session: Session) -> dict[str, int]:
         "items": count(models.Item),
         "matches": count(models.ItemMatch),
         "status changes": count(models.StatusChange),
-        "subscribers": count(models.Subscriber, col(models.Subscriber.active)),
-        "digests sent": count(models.Digest, models.Digest.state == "sent"),
+        # Real chats only: chat 0 stands for standard output when no token is set.
+        "subscribers": count(models.Subscriber, col(models.Subscriber.active), models.Subscriber.chat_id != 0),
+        "digests sent": count(
+            models.Digest,
+            models.Digest.state == "sent",
+            col(models.Digest.subscriber_id).in_(select(models.Subscriber.id).where(models.Subscriber.chat_id != 0)),
+        ),
     }

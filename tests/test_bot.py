@@ -5,6 +5,7 @@ killed in the middle of a digest that completes it on the next run without repea
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import subprocess
@@ -327,3 +328,66 @@ def test_bot_by_webhook_answers_an_update_posted_to_it(
             errors = bot.stderr.read().decode(errors="replace")
             bot.stderr.close()
     assert TOKEN not in errors
+
+
+def test_bot_unknown_ids_and_a_removed_proposal_can_be_unfollowed(
+    fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
+) -> None:
+    run_poll(bot_config, engine, clock)
+    with RunningBot(SubscriberBot(bot_config, engine, clock)):
+        assert say(fake, CHAT, "/status nope").startswith("Unknown id nope.")
+        assert say(fake, CHAT, "/history nope").startswith("Unknown id nope.")
+        say(fake, CHAT, "/start")
+        say(fake, CHAT, "/follow reassurance-force dk-ua-2024")
+    trimmed = replace(bot_config, proposals=tuple(p for p in bot_config.proposals if p.id != "reassurance-force"))
+    run_poll(trimmed, engine, clock)
+    with RunningBot(SubscriberBot(trimmed, engine, clock)):
+        assert "reassurance-force" in say(fake, CHAT, "/settings")
+        assert say(fake, CHAT, "/unfollow reassurance-force") == "Now following: dk-ua-2024."
+        assert "I don't track reassurance-force" in say(fake, CHAT, "/follow reassurance-force")
+
+
+def test_bot_wording_of_frequencies_and_feeds(
+    fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
+) -> None:
+    with RunningBot(SubscriberBot(bot_config, engine, clock)):
+        say(fake, CHAT, "/start")
+        assert say(fake, CHAT, "/frequency instant 7") == (
+            "Digests now instant (an hour applies to daily and weekly digests only)."
+        )
+        assert "You will get an instant digest of" in say(fake, CHAT, "/start")
+        assert say(fake, CHAT, "/frequency weekly 9") == "Digests now weekly on Mondays at 9:00 UTC."
+        assert "Frequency: weekly on Mondays at 9:00 UTC" in say(fake, CHAT, "/settings")
+        assert say(fake, CHAT, "/frequency hourly") == "Digests now hourly."
+        assert "You will get an hourly digest of" in say(fake, CHAT, "/start")
+        assert say(fake, ADMIN_CHAT, "/feeds") == "Feeds\n• gov new: not polled yet"
+    run_poll(bot_config, engine, clock)
+    added = bot_config.sources[0].model_copy(update={"id": "wire1", "url": "http://127.0.0.1:9/wire"})
+    with RunningBot(SubscriberBot(replace(bot_config, sources=(*bot_config.sources, added)), engine, clock)):
+        assert say(fake, ADMIN_CHAT, "/feeds") == "Feeds\n• gov ok\n• wire1 new: not polled yet"
+
+
+def test_bot_ignores_commands_for_other_bots_in_a_group(
+    fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
+) -> None:
+    group = -4002
+    fake.add_chat(group, "supergroup", title="Shared")
+    with RunningBot(SubscriberBot(bot_config, engine, clock)):
+        fake.send_user_message(group, "/start@other_bot", user_id=10, chat_type="supergroup")
+        fake.send_user_message(group, "/frobnicate@other_bot", user_id=10, chat_type="supergroup")
+        answer = say(fake, group, "/proposals@guarantee_watch_bot", user_id=10, chat_type="supergroup")
+        assert answer.startswith("Tracked proposals")
+        assert [m.plain_text.split("\n")[0] for m in fake.sent(group)] == ["Tracked proposals"]
+
+
+def test_bot_stats_count_real_chats_only(
+    fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock, server: FeedServer
+) -> None:
+    server.serve("/gov.xml", Response(rss(SIGNED_DK)))
+    run_poll(bot_config, engine, clock)
+    printed = run_digest(replace(bot_config, telegram_token=None), engine, clock, out=io.StringIO())
+    assert printed.printed > 0, "the standard-output pseudo-subscriber got its digest"
+    with RunningBot(SubscriberBot(bot_config, engine, clock)):
+        say(fake, CHAT, "/start")
+        stats = say(fake, ADMIN_CHAT, "/stats")
+    assert "subscribers: 1" in stats and "digests sent: 0" in stats

@@ -16,7 +16,7 @@ from monitor import queries
 from monitor.chart import draw_timelines
 from monitor.db import open_database
 
-from .test_queries import T2, corpus_url
+from .test_queries import DK_SIGNED_WIRE, corpus_url
 
 LADDER = ("discussion", "proposal", "signed")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -49,7 +49,7 @@ def test_chart_timeline_steps_and_markers(corpus: Engine) -> None:
         ["proposal", "signed"],
         "signed",
     )
-    assert dk.steps[-1][0] == T2
+    assert dk.steps[-1][0] == DK_SIGNED_WIRE[3], "when the signing was first reported, not when it was polled"
     assert [(m.to_status, m.state) for m in dk.markers] == [("proposal", "confirmed"), ("signed", "confirmed")]
     assert sum(count for _, count in dk.volume) == 3
 

@@ -144,6 +144,10 @@ def test_cli_demo_runs_offline_from_any_folder(tmp_path: Path) -> None:
         [sys.executable, "-m", "monitor", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert "5 feeds: 0 ok, 5 not modified, 0 failed; 0 new items" in again.stdout
+    assert again.stdout.rstrip().endswith("Nothing new since the last digest.")
+    # A status is dated when its report was published (Reuters, 28 Feb 2026), not when the demo polled it.
+    assert "us-security-backstop: proposal since 2026-02-28" in run.stdout
+    assert "discussion → proposal (on 2026-02-28)" in run.stdout
 
 
 def test_cli_readme_quick_start_is_what_ci_runs() -> None:

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli_analyst import ANALYST_COMMANDS
+from monitor.cli_output import JSON_COLUMNS
 
 from .test_queries import QUOKKA, corpus_url
 
@@ -53,7 +54,8 @@ def test_cli_status_table_json_and_csv_agree(runner: CliRunner) -> None:
         "latest_to", "latest_state", "evidence", "reports", "last_report_at",
     ]  # fmt: skip
     dk = next(row for row in rows if row["proposal_id"] == "dk-ua-2024")
-    assert (dk["status"], dk["since"], dk["latest_state"]) == ("signed", "2026-07-25T12:00:00+00:00", "confirmed")
+    # since: when the signing was first reported (the wire, 07:00), not when it was polled (12:00)
+    assert (dk["status"], dk["since"], dk["latest_state"]) == ("signed", "2026-07-25T07:00:00+00:00", "confirmed")
 
 
 def test_cli_history_of_one_proposal_between_dates(runner: CliRunner) -> None:
@@ -104,10 +106,18 @@ def test_cli_export_round_trips_through_csv_json_and_jsonl(runner: CliRunner, tm
     from_jsonl = [json.loads(line) for line in invoke(runner, "export", table, "--format", "jsonl").output.splitlines()]
     assert from_json == from_jsonl and len(from_json) == len(from_csv) > 0
     assert [list(record) for record in from_json[:1]] == [list(row) for row in from_csv[:1]]
-    assert from_csv == [{key: _as_csv(value) for key, value in record.items()} for record in from_json]
+    assert [{key: _from_csv(key, value) for key, value in row.items()} for row in from_csv] == [
+        {key: _from_csv(key, _as_csv(value)) for key, value in record.items()} for record in from_json
+    ]
+
+
+def _from_csv(key: str, text: str) -> object:
+    return json.loads(text) if key in JSON_COLUMNS and text else text
 
 
 def _as_csv(value: object) -> str:
+    if isinstance(value, list):
+        return json.dumps(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -163,3 +173,78 @@ def test_cli_piped_output_has_no_colour_codes(runner: CliRunner) -> None:
             [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True, timeout=60
         )
         assert result.stdout.strip() and ANSI not in result.stdout
+
+
+def test_cli_export_matches_json_carries_lists_not_strings(runner: CliRunner) -> None:
+    matches = json.loads(invoke(runner, "export", "matches", "--format", "json").output)
+    assert matches and all(isinstance(m["actors"], list) and isinstance(m["sentences"], list) for m in matches)
+    assert any(m["sentences"] and all(isinstance(s, str) for s in m["sentences"]) for m in matches)
+    (first,) = [
+        json.loads(line) for line in invoke(runner, "export", "matches", "--format", "jsonl").output.splitlines()
+    ][:1]
+    assert isinstance(first["sentences"], list)
+
+
+def test_cli_export_and_chart_into_a_missing_folder_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent" / "dir"
+    exported = invoke(runner, "export", "items", "--format", "csv", "--out", str(missing / "x.csv"))
+    assert exported.exit_code == 2
+    assert exported.output == f"error: --out {missing / 'x.csv'}: cannot write: No such file or directory\n"
+    drawn = invoke(runner, "chart", "--out", str(missing / "x.png"))
+    assert drawn.exit_code == 2
+    assert drawn.output == f"error: --out {missing / 'x.png'}: cannot write: No such file or directory\n"
+
+
+def test_cli_export_dash_is_standard_output(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(runner, "export", "proposals", "--format", "jsonl", "--out", "-")
+    assert result.exit_code == 0 and len(result.output.splitlines()) > 1
+    assert all(json.loads(line)["proposal_id"] for line in result.output.splitlines())
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize(("name", "magic"), [("t.svg", b"<?xml"), ("t.pdf", b"%PDF"), ("T.PNG", b"\x89PNG")])
+def test_cli_chart_format_follows_the_extension(runner: CliRunner, tmp_path: Path, name: str, magic: bytes) -> None:
+    result = invoke(runner, "chart", "--out", str(tmp_path / name), "--proposal", "dk-ua-2024")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+def test_cli_chart_refuses_an_extension_it_cannot_draw(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "chart", "--out", str(tmp_path / "t.gif"))
+    assert result.exit_code == 2 and "PNG, SVG or PDF" in result.output
+    assert not (tmp_path / "t.gif").exists()
+
+
+def test_cli_limit_zero_means_all_everywhere_and_negative_is_refused(runner: CliRunner) -> None:
+    every = json.loads(invoke(runner, "search", "security", "--limit", "0", "--json").output)
+    assert len(every) > len(json.loads(invoke(runner, "search", "security", "--limit", "3", "--json").output)) == 3
+    assert len(json.loads(invoke(runner, "items", "--limit", "0", "--json").output)) > 50
+    for command in (["search", "security"], ["items"]):
+        refused = invoke(runner, *command, "--limit", "-1")
+        assert refused.exit_code == 2 and "-1 is not in the range x>=0" in refused.output
+
+
+def test_cli_items_unknown_source_is_the_same_error_as_an_unknown_proposal(runner: CliRunner) -> None:
+    source = invoke(runner, "items", "--source", "nope")
+    proposal = invoke(runner, "items", "--proposal", "nope")
+    assert (source.exit_code, proposal.exit_code) == (2, 2)
+    assert source.output == "error: no feed 'nope' in the database\n"
+    assert proposal.output == "error: no proposal 'nope' in the database\n"
+
+
+@pytest.mark.parametrize("query", ["U.S.", "Kyiv's", "a-b", "security-guarantee", "title:x"])
+def test_cli_search_quotes_plain_words_for_fts5(runner: CliRunner, query: str) -> None:
+    result = invoke(runner, "search", query, "--json")
+    assert result.exit_code == 0, result.output
+    assert isinstance(json.loads(result.output), list)
+
+
+def test_cli_search_empty_query_and_a_huge_one_are_one_short_line(runner: CliRunner) -> None:
+    empty = invoke(runner, "search", "  ")
+    assert (empty.exit_code, empty.output) == (2, "error: search: empty query\n")
+    huge = invoke(runner, "search", "nothing-like-this " * 6000)
+    assert huge.exit_code == 0 and huge.output.startswith("Nothing matches ") and len(huge.output) < 120
+    broken = invoke(runner, "search", "AND " * 30000)
+    assert broken.exit_code == 2 and broken.output.count("\n") == 1 and len(broken.output) < 250
+    assert invoke(runner, "search", f'"{QUOKKA}" OR U.S.', "--json").exit_code == 0

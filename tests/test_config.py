@@ -112,6 +112,35 @@ def test_config_reports_every_problem_in_line_order() -> None:
     assert [problem.split(":")[1] for problem in problems] == ["3", "5", "6"]
 
 
+@pytest.mark.parametrize(
+    ("zone", "hint"),
+    [("Mars/Olympus", "an IANA name such as Europe/Kyiv or UTC"), ("europe/kiev", "did you mean Europe/Kiev?")],
+)
+def test_config_rejects_an_unknown_digest_timezone_naming_its_line(zone: str, hint: str) -> None:
+    problems = _problems(f"settings:\n  digest:\n    hour: 8\n    timezone: {zone}\n")
+    assert problems == [f"feeds.yaml:4: settings.digest.timezone: {zone!r} is not a known time zone ({hint})"]
+
+
+def test_config_reports_every_problem_in_one_pass() -> None:
+    text = (
+        "settings:\n"
+        "  database_url: a\n"
+        "  database_url: b\n"  # 3: key given twice
+        "  digest: {timezone: Nowhere/Town}\n"  # 4
+        "sources:\n"
+        "  - {id: a, name: A, url: 'https://e.org/'}\n"
+        "  - {id: a, name: B, url: 'https://f.org/'}\n"  # 7: id used twice
+        "  - {id: Bad Id, name: C, url: 'https://g.org/'}\n"  # 8: not an id
+        "  - {id: d, name: D, url: 'http://h.org:70000/'}\n"  # 9: port
+        "proposals:\n"
+        "  - {id: p, title: P, initial_status: rumour}\n"  # 11: off the ladder
+        "  - {id: p, title: Q}\n"  # 12: id used twice
+        "  - {id: r}\n"  # 13: title missing
+    )
+    problems = _problems(text)
+    assert [int(problem.split(":")[1]) for problem in problems] == [3, 4, 7, 8, 9, 11, 12, 13], problems
+
+
 def test_config_environment_overrides() -> None:
     env = {
         "MONITOR_DATABASE_URL": "sqlite:////tmp/x.db",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor import models
-from monitor.config import Config
+from monitor.config import Config, Source
 from monitor.feedserver import FeedServer, RecordedRequest, Response
 from monitor.pipeline import PollSummary, run_poll
 from tests.conftest import SHARED, FakeClock, make_config
@@ -427,9 +428,11 @@ def test_fetch_redirect_to_other_scheme_is_refused(
 def test_fetch_invalid_url_is_a_feed_error(
     server: Site, engine: Engine, database_url: str, clock: FakeClock, base_config: Config, url: str, port: str
 ) -> None:
-    """feeds.yaml accepts these (they start with http://); httpx cannot request them."""
-    sources = {"typo": url, "healthy": server.serve("/healthy", Response.from_file(HEALTHY))}
+    """`monitor check` refuses these; a row that holds one anyway (written before it did) fails alone."""
+    sources = {"typo": "http://127.0.0.1/typo", "healthy": server.serve("/healthy", Response.from_file(HEALTHY))}
     config = fast_config(base_config, database_url, sources)
+    typo = Source.model_construct(**{**config.sources[0].model_dump(), "url": url})
+    config = replace(config, sources=(typo, config.sources[1]))
 
     summary = run_poll(config, engine, clock)
 

@@ -257,7 +257,7 @@ def test_digest_command_path_never_logs_the_token(
 ) -> None:
     server.serve("/gov.xml", Response(rss()))
     _prepare(fake, server, telegram_config, engine, clock)
-    setup_logging(TOKEN, level=logging.DEBUG)
+    setup_logging((TOKEN,), level=logging.DEBUG)
     logging.getLogger("httpx").setLevel(logging.DEBUG)
     try:
         fake.fail_next(1, status=500, description="Internal Server Error", method="sendMessage")

@@ -336,3 +336,10 @@ def test_canonical_url_never_keeps_utm_parameters_or_a_fragment(url: str) -> Non
     assert parts.scheme == "https" and "#" not in canonical
     names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
     assert not [name for name in names if name.lower().startswith("utm_")], canonical
+
+
+def test_parse_well_formed_feed_beyond_max_items_is_not_called_malformed() -> None:
+    body = rss(item("a", guid="1") + item("b", guid="2") + item("c", guid="3"))
+    feed = parse_feed(body, {"content-type": "application/rss+xml"}, URL, NOW, max_items=2)
+    assert [i.title for i in feed.items] == ["a", "b"]
+    assert feed.warning == "more than max_items (2): kept the first 2 of 3 entries"

@@ -15,7 +15,7 @@ from monitor import models, queries, review
 from monitor.db import open_database
 from monitor.digest import EventView, render_digest, select_content
 
-from .test_queries import corpus_url
+from .test_queries import IT_SIGNED, corpus_url
 
 LADDER = ("discussion", "proposal", "signed")
 NOW = datetime(2026, 8, 1, 9, 30, tzinfo=UTC)
@@ -79,7 +79,8 @@ def test_review_confirm_moves_the_status_up_with_who_when_and_why(corpus: Engine
         NOW,
         NOW,
     )
-    assert (current["since"], current["latest_state"], current["evidence"]) == (NOW, "confirmed", 1)
+    # since: when the reported signing happened, not when the analyst confirmed it
+    assert (current["since"], current["latest_state"], current["evidence"]) == (IT_SIGNED[3], "confirmed", 1)
     (event,) = [e for e in _events(corpus, change_id) if e.kind == "confirmed"]
     detail = json.loads(event.detail or "{}")
     assert (detail["to_status"], detail["decided_by"], detail["note"], detail["confirmed"]) == (

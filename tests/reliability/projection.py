@@ -5,8 +5,8 @@ Left out, and why: row ids (a rolled-back transaction may or may not reuse them)
 it" column (`first_seen_at`, `updated_at`, `matched_at`, `observed_at`, `confirmed_at`, `added_at`,
 `status_since`, `created_at`, the sources' poll times); `published_at` and `reported_at` of an item whose
 date was missing or unusable (they are the first-seen time then); `last_status_code` (a rerun sees 304 where
-the first run saw 200); the event detail's `published_at` and `story` (a time and an id). Kept as null-or-not:
-`confirmed_at`, `status_since`.
+the first run saw 200); the event detail's `published_at`, `happened_at` and `story` (times and an id). Kept
+as null-or-not: `confirmed_at`, `status_since`.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def _stable_detail(detail: str | None) -> str | None:
         return None
     data = json.loads(detail)
     data.pop("published_at", None)
+    data.pop("happened_at", None)
     data.pop("story", None)
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
