@@ -156,6 +156,9 @@ _NOT_OFFER = _compile(
     r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable)"
     r"\s+(?:pledges|offers|proposals|promises)\b",
     r"\bstops?\s+short\s+of\s+(?:\w+\s+){0,3}",
+    # not ready or willing, in the other languages
+    r"\b(?:non|pas|nicht|nie|не|ні)\s+(?:\w+\s+){0,2}?(?:pront[aoie]|prets?|pretes?|disponibil\w*|bereit|готов\w*)"
+    r"(?:\W+\w+){0,4}",
     # wanting, urging or being unable to commit is not committing
     r"\b(?:wants?|wanted|wish\w*|hop\w*|seek\w*|ask\w*|urg\w*|call\w* on|call\w* for|push\w* for|press\w*|too \w+)\s+"
     rf"(?:\w+\s+){{0,2}}?to\s+{_COMMIT_VERB}\b",

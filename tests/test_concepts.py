@@ -186,6 +186,12 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("NATO stops short of promising membership", "discussion"),
         ("admission to NATO would lead to war, Orban says", "discussion"),
         ("Trump rules out US troops", "discussion"),
+        ("l'Italia non e pronta a inviare truppe", "discussion"),
+        ("la France n'est pas prete a envoyer des troupes", "discussion"),
+        ("Deutschland ist nicht bereit, Soldaten zu entsenden", "discussion"),
+        ("Британія не готова відправити війська", "discussion"),
+        ("Merz lehnt die Entsendung von Soldaten ab", "discussion"),
+        ("i leader discutono le garanzie di sicurezza", "discussion"),
     ],
 )
 def test_status_cue_by_what_the_sentence_does(text: str, level: str) -> None:
