@@ -89,7 +89,7 @@ class _Alias:
     digits: tuple[str, ...]
     spaces: int
     anchor: str  # the start of its most telling word
-    prefixes: frozenset[str]  # how its other words start (`_PREFIX`): a cheap test before the fuzzy one
+    prefixes: frozenset[str]  # the first three letters of its other words: a cheap test before the fuzzy one
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def _frozen(starts: set[str] | None) -> frozenset[str] | None:
 def _alias(text: str, shown: str) -> _Alias:
     cutoff = 100.0 if len(text) <= 6 else 92.0 if len(text) <= 12 else 88.0
     anchor = _anchor(text)
-    prefixes = frozenset(map(_PREFIX, _tokens(text))) - {anchor}
+    prefixes = frozenset(w[:3] for w in _tokens(text)) - {anchor[:3]}
     return _Alias(text, shown, cutoff, tuple(_DIGITS.findall(text)), text.count(" "), anchor, prefixes)
 
 
@@ -289,10 +289,11 @@ class Matcher:
         anchors = starts & self._anchors
         if not anchors:
             return [], concepts
+        short = {start[:3] for start in starts}  # a misspelt word still starts with its first three letters
         aliases = [
             (anchor, entries)
             for anchor in anchors
-            if (entries := [e for e in self._by_anchor[anchor] if e[0].prefixes <= starts])
+            if (entries := [e for e in self._by_anchor[anchor] if e[0].prefixes <= short])
         ]
         return aliases, concepts
 
