@@ -10,11 +10,12 @@ import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic.config import Config as AlembicConfig
@@ -24,8 +25,9 @@ from sqlalchemy.engine import Engine, make_url
 
 from alembic import command
 from monitor.config import PROJECT_ROOT
-from monitor.errors import DatabaseError, LockedError
+from monitor.errors import DatabaseBusyError, DatabaseError, LockedError
 
+T = TypeVar("T")
 MIGRATIONS = PROJECT_ROOT / "alembic"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -46,24 +48,86 @@ def create_db_engine(url: str) -> Engine:
 
 # --- SQLite only -------------------------------------------------------------------------------------------
 def _sqlite_engine(url: sa.URL) -> Engine:
+    """`?timeout=SECONDS` in the URL sets how long a writer waits for another to finish (default 30)."""
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
-    sa.event.listen(engine, "connect", _sqlite_setup)
+    try:
+        timeout = float(str(url.query.get("timeout", BUSY_TIMEOUT_MS / 1000)))
+    except ValueError:
+        raise DatabaseError(f"database URL {url.render_as_string()}: timeout must be a number of seconds") from None
+    url = url.difference_update_query(["timeout"])
+    engine = sa.create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False})
+    sa.event.listen(engine, "connect", lambda dbapi_connection, _record: _sqlite_setup(dbapi_connection, timeout))
     # pysqlite starts transactions lazily and never for DDL; take control so that a unit of work, and a
-    # migration, is one real transaction (SQLAlchemy's documented recipe).
-    sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+    # migration, is one real transaction (SQLAlchemy's documented recipe), and take the write lock up front.
+    sa.event.listen(engine, "begin", lambda connection: _begin_immediate(connection, timeout))
     return engine
 
 
-def _sqlite_setup(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_setup(dbapi_connection: Any, timeout: float) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _begin_immediate(connection: sa.Connection, timeout: float) -> None:
+    """`BEGIN IMMEDIATE`: a transaction that may write takes SQLite's one write lock before it reads, so it
+    waits in the busy handler for another writer to finish instead of failing when it first writes (a
+    deferred transaction that read and then writes gets "database is locked" at once). Where SQLite still
+    answers busy without waiting the timeout out, try again with a short backoff until the timeout is spent."""
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except sa.exc.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise DatabaseBusyError(
+                    f"database {connection.engine.url.render_as_string()} stayed locked by another process for "
+                    f"{timeout:g} s"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" or "busy", whichever layer reports it."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+# PostgreSQL's "try the transaction again" errors: deadlock detected, serialization failure.
+_TRANSIENT_SQLSTATES = ("40P01", "40001")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error after which the same unit of work, run again from the start, may well succeed."""
+    if isinstance(exc, DatabaseBusyError):
+        return True
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.DBAPIError):
+        return False
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in _TRANSIENT_SQLSTATES or is_busy(exc)
+
+
+def retrying(unit: Callable[[], T], *, attempts: int = 4, pause: float = 0.05) -> T:
+    """Run a unit of work (one whole transaction), again from the start when it failed for a transient reason
+    (SQLite busy, a PostgreSQL deadlock or serialization failure), with a short backoff."""
+    for attempt in range(attempts):
+        try:
+            return unit()
+        except (sa.exc.DBAPIError, DatabaseBusyError) as exc:
+            if attempt == attempts - 1 or not is_transient(exc):
+                raise
+            time.sleep(pause * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 # --- migrations --------------------------------------------------------------------------------------------
@@ -116,9 +180,9 @@ def upgrade(engine: Engine) -> bool:
                 command.upgrade(config, "head")
         return True
     except sa.exc.OperationalError as exc:
-        raise DatabaseError(f"database {engine.url.render_as_string()}: {_first_line(exc)}") from None
+        raise DatabaseError(f"database {engine.url.render_as_string()}: {first_line(exc)}") from None
     except sa.exc.DatabaseError as exc:
-        raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {_first_line(exc)}") from None
+        raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {first_line(exc)}") from None
 
 
 @contextmanager
@@ -143,7 +207,7 @@ def open_database(url: str) -> Engine:
     return engine
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.splitlines()[0] if text else type(exc).__name__
 

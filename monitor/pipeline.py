@@ -28,11 +28,12 @@ from telegram import Bot
 
 from monitor import history, models, outbox, schedule, store
 from monitor.config import Config
+from monitor.db import first_line, retrying
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
 from monitor.notify import DeliveryReport, RateLimiter, deliver, plain_text, print_outbox
-from monitor.parse import parse_feed
+from monitor.parse import ParsedFeed, parse_feed
 from monitor.status import Observation, decide
 
 Clock = Callable[[], datetime]
@@ -114,9 +115,12 @@ def run_poll(
     if requests:
         matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
         asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher))
-    with Session(engine) as session:
-        store.finish_run(run_id, clock(), session=session)
-        session.commit()
+    try:
+        with Session(engine) as session:
+            store.finish_run(run_id, clock(), session=session)
+            session.commit()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"database, while closing run {run_id}: {str(exc).splitlines()[0]}") from None
     return summary
 
 
@@ -167,85 +171,109 @@ def _store_result(
             parsed = parse_feed(result.content, result.headers, result.url, now, settings.max_items)
         except MonitorError as exc:
             error = exc
-    with write_lock, Session(engine) as session:
+    with write_lock:
         try:
-            source = store.get_source(result.request.source_id, session=session)
-            assert source is not None
-            interval = schedule.base_interval(source.interval_seconds, settings)
-            if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
-                store.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
-            poll = models.FeedPoll(
-                run_id=run_id,
-                source_id=source.id,
-                polled_at=now,
-                status_code=result.status,
-                duration_ms=int(result.elapsed * 1000),
-                outcome="failed",
-            )
-            if error is not None:
-                status = error.status if isinstance(error, FetchHTTPError) else result.status
-                plan = schedule.after_failure(
-                    now, interval, source.consecutive_failures, settings, result.headers, status
-                )
-                message = f"{type(error).__name__}: {error}"
-                was = source.health
-                store.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
-                if plan.health in ("failing", "disabled") and was != plan.health:
-                    detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
-                    history.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
-                poll.error = message
-                outcome = FeedOutcome(
-                    source.id,
-                    "failed",
-                    status,
-                    message,
-                    health=plan.health,
-                    next_poll_at=plan.next_poll_at,
-                    moved_to=result.moved_to,
-                )
-            else:
-                plan = schedule.after_success(
-                    now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None
-                )
-                saved = store.save_items(source.id, parsed.items, now, session=session) if parsed else None
-                changes = record_matches(saved.changed if saved else (), matcher, config, now, session=session)
-                warning = f"recovered from a malformed feed: {parsed.warning}" if parsed and parsed.warning else None
-                store.record_success(
-                    source,
-                    session=session,
-                    now=now,
-                    schedule=plan,
-                    status=result.status,
-                    etag=result.headers.get("etag"),
-                    last_modified=result.headers.get("last-modified"),
-                    warning=warning,
-                    feed_title=parsed.title if parsed else None,
-                    feed_link=parsed.link if parsed else None,
-                )
-                poll.outcome = "ok" if parsed else "not-modified"
-                poll.error = warning
-                poll.items_seen = len(parsed.items) if parsed else 0
-                poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
-                outcome = FeedOutcome(
-                    source.id,
-                    poll.outcome,
-                    result.status,
-                    warning=warning,
-                    items_new=poll.items_new,
-                    items_updated=poll.items_updated,
-                    changes=tuple(change.id for change in changes if change.id is not None),
-                    moved_to=result.moved_to,
-                    next_poll_at=plan.next_poll_at,
-                )
-            poll.next_poll_at = plan.next_poll_at
-            store.record_feed_poll(poll, session=session)
+            return retrying(lambda: _store_feed(config, engine, result, parsed, error, now, run_id, matcher))
+        except (SQLAlchemyError, DatabaseError) as exc:
+            message = f"database, while storing feed {result.request.source_id!r}: {first_line(exc)}"
+            _record_database_fault(engine, result, run_id, now, message)
+            return FeedOutcome(result.request.source_id, "failed", result.status, message)
+
+
+def _record_database_fault(engine: Engine, result: FetchResult, run_id: int, now: datetime, message: str) -> None:
+    """Leave a database fault on the feed's record (its next poll is unchanged, so the next run retries it);
+    when even that cannot be written, the run's summary still reports it."""
+    try:
+        with Session(engine) as session:
+            store.record_store_fault(result.request.source_id, run_id, now, message, session=session)
             session.commit()
-            return outcome
-        except SQLAlchemyError as exc:
-            session.rollback()
-            raise DatabaseError(
-                f"database, while storing feed {result.request.source_id!r}: {str(exc).splitlines()[0]}"
-            ) from None
+    except (SQLAlchemyError, DatabaseError):
+        pass
+
+
+def _store_feed(
+    config: Config,
+    engine: Engine,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    error: MonitorError | None,
+    now: datetime,
+    run_id: int,
+    matcher: Matcher,
+) -> FeedOutcome:
+    """Store one feed's result, match its new and edited items and record what they change: one transaction."""
+    settings = config.settings.poll
+    with Session(engine) as session:
+        source = store.get_source(result.request.source_id, session=session)
+        assert source is not None
+        interval = schedule.base_interval(source.interval_seconds, settings)
+        if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
+            store.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
+        poll = models.FeedPoll(
+            run_id=run_id,
+            source_id=source.id,
+            polled_at=now,
+            status_code=result.status,
+            duration_ms=int(result.elapsed * 1000),
+            outcome="failed",
+        )
+        if error is not None:
+            status = error.status if isinstance(error, FetchHTTPError) else result.status
+            plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
+            message = f"{type(error).__name__}: {error}"
+            was = source.health
+            store.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
+            if plan.health in ("failing", "disabled") and was != plan.health:
+                detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
+                history.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
+            poll.error = message
+            outcome = FeedOutcome(
+                source.id,
+                "failed",
+                status,
+                message,
+                health=plan.health,
+                next_poll_at=plan.next_poll_at,
+                moved_to=result.moved_to,
+            )
+        else:
+            plan = schedule.after_success(
+                now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None
+            )
+            saved = store.save_items(source.id, parsed.items, now, session=session) if parsed else None
+            changes = record_matches(saved.changed if saved else (), matcher, config, now, session=session)
+            warning = f"recovered from a malformed feed: {parsed.warning}" if parsed and parsed.warning else None
+            store.record_success(
+                source,
+                session=session,
+                now=now,
+                schedule=plan,
+                status=result.status,
+                etag=result.headers.get("etag"),
+                last_modified=result.headers.get("last-modified"),
+                warning=warning,
+                feed_title=parsed.title if parsed else None,
+                feed_link=parsed.link if parsed else None,
+            )
+            poll.outcome = "ok" if parsed else "not-modified"
+            poll.error = warning
+            poll.items_seen = len(parsed.items) if parsed else 0
+            poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
+            outcome = FeedOutcome(
+                source.id,
+                poll.outcome,
+                result.status,
+                warning=warning,
+                items_new=poll.items_new,
+                items_updated=poll.items_updated,
+                changes=tuple(change.id for change in changes if change.id is not None),
+                moved_to=result.moved_to,
+                next_poll_at=plan.next_poll_at,
+            )
+        poll.next_poll_at = plan.next_poll_at
+        store.record_feed_poll(poll, session=session)
+        session.commit()
+        return outcome
 
 
 def record_matches(

@@ -248,6 +248,16 @@ def reset_source(source_id: str, *, session: Session) -> bool:
     return True
 
 
+def record_store_fault(source_id: str, run_id: int, now: datetime, error: str, *, session: Session) -> None:
+    """A database fault while storing a feed: on the feed and its poll, leaving its schedule alone (the
+    feed is not at fault, so its next poll retries at once and its failure count is not raised)."""
+    source = session.get(models.Source, source_id)
+    if source is not None:
+        source.last_error = error
+        session.add(source)
+    session.add(models.FeedPoll(run_id=run_id, source_id=source_id, polled_at=now, outcome="failed", error=error))
+
+
 def start_run(now: datetime, forced: bool, due: int, *, session: Session) -> models.PollRun:
     run = models.PollRun(started_at=now, forced=forced, feeds_due=due)
     session.add(run)
