@@ -23,7 +23,7 @@ from monitor.cli_match import eval_command, match_command, rematch, replay, show
 from monitor.cli_options import config_option, handle_errors, json_option, now, setup_logging
 from monitor.cli_telegram import _digest, bot, digest
 from monitor.config import TOKEN_ENV, Config, load_config
-from monitor.db import open_database, run_lock, schema_state, upgrade
+from monitor.db import display_url, open_database, run_lock, schema_state, upgrade
 from monitor.errors import ConfigError, LockedError
 from monitor.pipeline import FeedOutcome, PollSummary, run_poll
 
@@ -58,7 +58,7 @@ def check(config_path: str | None) -> None:
     enabled = sum(1 for source in config.sources if source.enabled)
     click.echo(
         f"{config.path}: ok: {len(config.sources)} sources ({enabled} enabled), "
-        f"{len(config.proposals)} proposals, database {config.database_url}"
+        f"{len(config.proposals)} proposals, database {display_url(config.database_url)}"
     )
 
 
@@ -83,7 +83,30 @@ def db_upgrade(config_path: str | None) -> None:
     engine = create_db_engine(config.database_url)
     applied = upgrade(engine)
     _current, head = schema_state(engine)
-    click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {config.database_url}")
+    click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {display_url(config.database_url)}")
+
+
+@db.command("copy")
+@config_option
+@click.option("--to", "target", required=True, metavar="URL", help="The database to fill: new and empty.")
+@handle_errors
+def db_copy(config_path: str | None, target: str) -> None:
+    """Copy everything in the configured database into another, empty one: to move from SQLite to
+    PostgreSQL. Both are brought to this version's schema first. Stop cron and the bot while it copies.
+
+    Example:
+
+        monitor db copy --to postgresql+psycopg://monitor@db.example.org/monitor
+    """
+    from monitor.db import copy_database
+
+    config = load_config(config_path)
+    source = open_database(config.database_url)
+    destination = open_database(target)
+    counts = copy_database(source, destination)
+    click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {display_url(target)}")
+    for table, rows in counts.items():
+        click.echo(f"  {table}: {rows}")
 
 
 @cli.command()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,16 @@ def create_db_engine(url: str) -> Engine:
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise DatabaseError(f"database URL {url!r}: driver not available: {exc}") from None
+        hint = " (pip install -e '.[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+        raise DatabaseError(f"database URL {display_url(url)!r}: driver not available: {exc}{hint}") from None
+
+
+def display_url(url: str) -> str:
+    """The URL as it may be shown: the password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 # --- SQLite only -------------------------------------------------------------------------------------------
@@ -131,12 +141,13 @@ def retrying(unit: Callable[[], T], *, attempts: int = 4, pause: float = 0.05) -
 
 
 # --- migrations --------------------------------------------------------------------------------------------
-NOT_MODELLED = ("item_fts",)  # SQLite's FTS5 index and its shadow tables, created by migration 0004
+NOT_MODELLED = ("item_fts",)  # SQLite's FTS5 tables (0004) and PostgreSQL's full-text index item_fts_pg (0006)
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Autogenerate's filter: the full-text index is made by hand in a migration, not by the models."""
-    return not (type_ == "table" and reflected and compare_to is None and (name or "").startswith(NOT_MODELLED))
+    """Autogenerate's filter: the full-text indexes are made by hand in migrations, not by the models."""
+    hand_made = type_ in ("table", "index") and (name or "").startswith(NOT_MODELLED)
+    return not (hand_made and reflected and compare_to is None)
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -169,7 +180,7 @@ def upgrade(engine: Engine) -> bool:
         if current == head:
             return False
         url = engine.url.render_as_string(hide_password=False)
-        with _migration_lock(url):
+        with _migration_lock(engine):
             # Another process may have migrated while this one waited for the lock: look again.
             current, head = schema_state(engine)
             if current == head:
@@ -186,10 +197,15 @@ def upgrade(engine: Engine) -> bool:
 
 
 @contextmanager
-def _migration_lock(url: str) -> Iterator[None]:
-    """Migrate one process at a time (two cron runs starting on a fresh path): a blocking kernel lock beside
-    the run lock. A migration takes a moment, so waiting is right; the kernel drops it if the process dies."""
-    run = lock_path(url)
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Migrate one process at a time (two cron runs starting on a fresh path, or workers on several hosts
+    starting together): a blocking lock that its holder's death drops. On PostgreSQL a database advisory lock,
+    on SQLite a kernel lock on a file beside the run lock. A migration takes a moment, so waiting is right."""
+    if engine.dialect.name == "postgresql":
+        with _advisory_lock(engine, MIGRATION_LOCK_KEY, wait=True):
+            yield
+        return
+    run = lock_path(engine.url.render_as_string(hide_password=False))
     path = run.with_name(run.name.removesuffix(".lock") + ".migrate.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -198,6 +214,29 @@ def _migration_lock(url: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+MIGRATION_LOCK_KEY = _lock_key("monitor: migration")
+RUN_LOCK_KEY = _lock_key("monitor: run")
+
+
+@contextmanager
+def _advisory_lock(engine: Engine, key: int, *, wait: bool, shared: bool = False) -> Iterator[bool]:
+    """A PostgreSQL session-level advisory lock, held on its own connection for the block: yields whether it
+    was taken (always, with `wait`). The server drops it when the holder's connection ends."""
+    function = f"pg{'' if wait else '_try'}_advisory_lock{'_shared' if shared else ''}"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        taken = connection.execute(sa.text(f"SELECT {function}(:key)"), {"key": key}).scalar()
+        try:
+            yield wait or bool(taken)
+        finally:
+            if wait or taken:
+                unlock = f"pg_advisory_unlock{'_shared' if shared else ''}"
+                connection.execute(sa.text(f"SELECT {unlock}(:key)"), {"key": key})
 
 
 def open_database(url: str) -> Engine:
@@ -212,6 +251,70 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# --- copying a database -----------------------------------------------------------------------------------
+def copy_database(source: Engine, target: Engine, *, chunk: int = 1000) -> dict[str, int]:
+    """Copy every table's rows from `source` into `target` (both at this code's schema head; `target` empty),
+    in one transaction on the target; returns the rows copied per table. On PostgreSQL the id sequences are
+    moved past the copied ids. Views and full-text indexes need no copying: they follow the tables."""
+    from sqlmodel import SQLModel
+
+    import monitor.models  # noqa: F401  (registers the tables)
+
+    tables = SQLModel.metadata.sorted_tables
+    with target.connect() as connection:
+        filled = [table.name for table in tables if connection.execute(sa.select(table).limit(1)).first()]
+    if filled:
+        raise DatabaseError(
+            f"database {target.url.render_as_string()} is not empty ({', '.join(filled)}): nothing copied"
+        )
+    counts: dict[str, int] = {}
+    with source.connect() as reading, target.begin() as writing:
+        for table in tables:
+            counts[table.name] = 0
+            result = reading.execution_options(yield_per=chunk).execute(sa.select(table).order_by(*table.primary_key))
+            for rows in result.partitions():
+                writing.execute(table.insert(), [row._asdict() for row in rows])
+                counts[table.name] += len(rows)
+        if target.dialect.name == "postgresql":
+            for table in tables:
+                if "id" in table.c and isinstance(table.c.id.type, sa.Integer) and table.c.id.primary_key:
+                    writing.execute(
+                        sa.text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                            f"coalesce(max(id), 1), max(id) IS NOT NULL) FROM {table.name}"
+                        )
+                    )
+    return counts
+
+
+# --- leases and claims: who holds them ----------------------------------------------------------------------
+def worker_name() -> str:
+    """Who holds a feed lease or a digest claim: host and process, so that a process on the same host can
+    tell that a holder died (and free its hold at once rather than when it expires)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def dead_owners(owners: Iterable[str]) -> list[str]:
+    """The holders among `owners` that are on this host and whose process is gone, or that are this very
+    process (whatever it still holds is left from an earlier, interrupted run)."""
+    host = socket.gethostname()
+    dead = []
+    for owner in owners:
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit():
+            continue
+        if int(pid) == os.getpid():
+            dead.append(owner)
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:  # alive, under another user
+            pass
+    return dead
+
+
 # --- run lock ----------------------------------------------------------------------------------------------
 def lock_path(url: str) -> Path:
     """The lock file beside a SQLite database, or a per-URL file in the temp folder for other databases."""
@@ -223,8 +326,27 @@ def lock_path(url: str) -> Path:
 
 
 @contextmanager
-def run_lock(url: str, *, now: datetime | None = None) -> Iterator[None]:
-    """Hold the run lock, or raise `LockedError` at once. The kernel drops it when the process dies."""
+def run_lock(url: str, *, now: datetime | None = None, exclusive: bool = False) -> Iterator[None]:
+    """Hold the run lock, or raise `LockedError` at once.
+
+    SQLite (one host): a kernel lock on a file beside the database, one run at a time; the kernel drops it
+    when the process dies. PostgreSQL (a shared database): a database advisory lock, so that it holds across
+    hosts. There, polls and digests share it (they divide the work through feed leases and digest claims)
+    and only an `exclusive` holder, the rebuild of `monitor rematch`, keeps everything else out."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+        try:
+            with _advisory_lock(engine, RUN_LOCK_KEY, wait=False, shared=not exclusive) as taken:
+                if not taken:
+                    what = "monitor runs are working" if exclusive else "a monitor rematch is rebuilding the history"
+                    raise LockedError(f"{what} on {parsed.render_as_string()} (advisory lock); exiting")
+                yield
+        except sa.exc.OperationalError as exc:
+            raise DatabaseError(f"database {parsed.render_as_string()}: {first_line(exc)}") from None
+        finally:
+            engine.dispose()
+        return
     path = lock_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -28,7 +28,7 @@ from telegram import Bot
 
 from monitor import history, models, outbox, schedule, store
 from monitor.config import Config
-from monitor.db import first_line, retrying
+from monitor.db import dead_owners, first_line, retrying, worker_name
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
@@ -97,31 +97,65 @@ def run_poll(
     unknown = [source_id for source_id in only if source_id not in known]
     if unknown:
         raise ConfigError([f"{config.path}: sources: no source with id {source_id!r}" for source_id in unknown])
+    settings = config.settings.poll
+    owner = worker_name()
     try:
         with Session(engine) as session:
-            store.sync_sources(config.sources, config.settings.poll.interval, clock(), session=session)
+            store.sync_sources(config.sources, settings.interval, clock(), session=session)
             history.sync_proposals(config.proposals, session=session)
+            store.release_leases(dead_owners(store.lease_owners(session=session)), session=session)
             due = store.due_sources(clock(), session=session, only=only, force=force)
             run = store.start_run(clock(), force, len(due), session=session)
-            requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified) for row in due]
             session.commit()
             run_id = run.id
             assert run_id is not None
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"database: {str(exc).splitlines()[0]}") from None
+        raise DatabaseError(f"database: {first_line(exc)}") from None
     if on_start:
-        on_start(len(requests))
-    summary = PollSummary(run_id=run_id, feeds_due=len(requests))
-    if requests:
-        matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
-        asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher))
+        on_start(len(due))
+    summary = PollSummary(run_id=run_id, feeds_due=0)
+    taken: set[str] = set()
     try:
-        with Session(engine) as session:
-            store.finish_run(run_id, clock(), session=session)
-            session.commit()
-    except SQLAlchemyError as exc:
-        raise DatabaseError(f"database, while closing run {run_id}: {str(exc).splitlines()[0]}") from None
+        # A batch at a time, so that workers polling one database at once share the due feeds out.
+        while requests := _lease(engine, clock, owner, settings.lease, settings.batch, only, force, taken):
+            taken.update(request.source_id for request in requests)
+            summary.feeds_due += len(requests)
+            matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
+            asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher))
+    finally:
+        try:
+            with Session(engine) as session:
+                store.release_leases([owner], session=session)  # what an interrupted batch still holds
+                store.finish_run(run_id, clock(), session=session)
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise DatabaseError(f"database, while closing run {run_id}: {first_line(exc)}") from None
     return summary
+
+
+def _lease(
+    engine: Engine,
+    clock: Clock,
+    owner: str,
+    lease: float,
+    batch: int,
+    only: list[str],
+    force: bool,
+    taken: set[str],
+) -> list[FetchRequest]:
+    def lease_batch() -> list[FetchRequest]:
+        with Session(engine) as session:
+            rows = store.lease_due_sources(
+                clock(), owner, lease, batch, session=session, only=only, force=force, skip=taken
+            )
+            requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified) for row in rows]
+            session.commit()
+            return requests
+
+    try:
+        return retrying(lease_batch)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"database, while leasing feeds: {first_line(exc)}") from None
 
 
 async def _poll(
@@ -291,8 +325,11 @@ def record_matches(
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
     touched: list[models.StatusChange] = []
-    for item in items:
-        for match in matcher.match(item.title, item.summary):
+    found = [(item, matcher.match(item.title, item.summary)) for item in items]
+    # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
+    history.lock_proposals({match.proposal for _item, matches in found for match in matches}, session=session)
+    for item, matches in found:
+        for match in matches:
             row = history.add_match(item, match, now, session=session)
             if row is None or row.id is None:
                 continue

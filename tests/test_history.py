@@ -248,9 +248,15 @@ def test_poll_match_and_history_share_the_feed_transaction(
     config = _config(base_config, database_url, server, {"gov": "official"})
     server.serve("/gov.xml", Response(rss(SIGNED_DK)))
     with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "CREATE TRIGGER refuse BEFORE INSERT ON evidence BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
-        )
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'disk says no'; END $$"
+            )
+            connection.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON evidence EXECUTE FUNCTION refuse()")
+        else:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON evidence BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+            )
     summary = run_poll(config, engine, clock)
     assert [feed.outcome for feed in summary.feeds] == ["failed"]
     assert "database, while storing feed 'gov': disk says no" in (summary.feeds[0].error or "")
