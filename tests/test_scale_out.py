@@ -54,7 +54,7 @@ def _configure(folder: Path, url: str, sources: list[dict[str, Any]], fake: Fake
         folder / "feeds.yaml",
         url,
         sources,
-        poll={"batch": 2, "connect_timeout": 5, "read_timeout": 60, "total_timeout": 90},
+        poll={"batch": 2, "connect_timeout": 5, "read_timeout": 60, "total_timeout": 90, "max_items": 200},
         telegram={"api_url": fake.base_url},
         digest={"frequency": "instant", "max_reports": 10},
     )
@@ -191,6 +191,9 @@ def test_four_workers_and_two_senders_on_postgres_match_one_process_on_sqlite(
                 holder = connection.execute(
                     sa.text("SELECT lease_owner FROM source WHERE id = :id"), {"id": SLOW}
                 ).scalar_one()
+                held = connection.execute(
+                    sa.text("SELECT count(*) FROM source WHERE lease_owner = :holder"), {"holder": holder}
+                ).scalar_one()
             pid = int(holder.rpartition(":")[2])
             victim = next(process for process in workers if process.pid == pid)
             victim.send_signal(signal.SIGKILL)
@@ -229,8 +232,9 @@ def test_four_workers_and_two_senders_on_postgres_match_one_process_on_sqlite(
     assert delivery["told"] == dict.fromkeys(CHATS, delivery["events"]), "each event told to each subscriber once"
     items = sum(expected["items"].values())
     print(
-        f"\nscale-out: {WORKERS} workers + 1 after the kill, {SENDERS} senders; feeds stored per run "
-        f"{[count for _run, count in per_run]}; {items} items, {sum(found['matches'].values())} matches, "
+        f"\nscale-out: {WORKERS} workers + 1 after the kill, {SENDERS} senders; the killed worker held {held} feeds; "
+        f"feeds stored per run {[count for _run, count in per_run]}; {items} items, "
+        f"{sum(found['matches'].values())} matches, "
         f"{sum(found['status history'].values())} status changes, {delivery['events']} events; "
         f"{len(parts)} parts sent once each to {len(CHATS)} subscribers ({len(senders_done)} sender runs)"
     )

@@ -21,7 +21,8 @@ from monitor.db import open_database, run_lock
 from monitor.errors import LockedError
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import compose_digests, run_poll
-from monitor.queries import search, to_tsquery
+from monitor.queries import search
+from monitor.search_pg import to_tsquery
 
 from .conftest import POSTGRES, ROOT, FakeClock, PostgresDatabases, make_config
 from .test_history import SIGNED_DK, rss
