@@ -26,6 +26,7 @@ from telegram.ext import Application, ApplicationBuilder, CommandHandler, Contex
 from monitor import history, models, outbox, store
 from monitor.config import Config
 from monitor.digest import FREQUENCIES, split_html
+from monitor.errors import DatabaseBusyError
 from monitor.notify import RateLimiter, deliver
 from monitor.pipeline import Clock, compose_digests
 
@@ -113,7 +114,10 @@ class SubscriberBot:
                 if user is None or not await _is_admin(context, chat.id, user.id):
                     await self._reply(update, "In a group, only administrators can change the digest settings.")
                     return
-            await handler(update, context)
+            try:
+                await handler(update, context)
+            except DatabaseBusyError:
+                await self._reply(update, f"I could not save that just now (busy): please send /{name} again.")
 
         return run
 

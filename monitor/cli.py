@@ -90,6 +90,31 @@ def db_upgrade(config_path: str | None) -> None:
     click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {redact(config.database_url)}")
 
 
+
+@db.command("copy")
+@config_option
+@click.option("--to", "target", required=True, metavar="URL", help="The database to fill: new and empty.")
+@handle_errors
+def db_copy(config_path: str | None, target: str) -> None:
+    """Copy everything in the configured database into another, empty one: to move from SQLite to
+    PostgreSQL. Both are brought to this version's schema first. Stop cron and the bot while it copies.
+
+    Example:
+
+        monitor db copy --to postgresql+psycopg://monitor@db.example.org/monitor
+    """
+    from monitor.config import load_config
+    from monitor.db import copy_database, open_database
+
+    config = load_config(config_path)
+    source = open_database(config.database_url)
+    destination = open_database(target)
+    counts = copy_database(source, destination)
+    click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {redact(target)}")
+    for table, rows in counts.items():
+        click.echo(f"  {table}: {rows}")
+
+
 @cli.command()
 @config_option
 @click.option("--source", "sources", multiple=True, metavar="ID", help="Poll only this feed (repeatable).")

@@ -174,8 +174,8 @@ def items(
 def search(config_path: str | None, query: str, limit: int, as_json: bool, as_csv: bool) -> None:
     """Full-text search over report titles and summaries, best match first, with the matched words
     highlighted (marked **like this** in JSON and CSV). SQLite FTS5 syntax: words, "exact phrases", AND, OR,
-    NOT, prefix*, NEAR(a b); any other token (U.S., Kyiv's, a-b) is searched as a phrase. Needs SQLite: on
-    another database, a plain unranked search for every word.
+    NOT, prefix*, NEAR(a b); any other token (U.S., Kyiv's, a-b) is searched as a phrase. SQLite uses its
+    FTS5 index, PostgreSQL its own full-text search (where NEAR(a b) reads as a AND b).
 
     Example:
 
@@ -184,8 +184,8 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
         monitor search 'reassur* NOT Gaza' --json
     """
     _config, engine = open_config(config_path, writes=False)
-    if engine.dialect.name != "sqlite":
-        click.echo("note: full-text search needs SQLite; this is a plain, unranked word search", err=True)
+    if engine.dialect.name not in ("sqlite", "postgresql"):
+        click.echo("note: full-text search needs SQLite or PostgreSQL; this is a plain, unranked word search", err=True)
     with Session(engine) as session:
         listing = queries.search(query, session=session, limit=limit or None)
     columns: list[Column] = [

@@ -136,7 +136,7 @@ def rematch(config_path: str | None) -> None:
     config = load_config(config_path)
     engine = open_database(config.database_url)
     try:
-        with run_lock(config.database_url, now=now()):
+        with run_lock(config.database_url, now=now(), exclusive=True):
             result = run_rematch(config, engine)
     except LockedError as exc:
         raise CommandError(f"{exc}: try again when it has finished") from None

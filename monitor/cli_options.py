@@ -9,8 +9,9 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.errors import MonitorError
+from monitor.errors import DatabaseBusyError, MonitorError
 from monitor.redact import environment_secrets, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,8 +40,15 @@ def handle_errors(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
+        except DatabaseBusyError as exc:
+            command = click.get_current_context(silent=True)
+            name = f"`{command.command_path}`" if command else "the command"
+            raise CommandError(f"{exc}; nothing was written: run {name} again") from None
         except MonitorError as exc:
             raise CommandError(str(exc)) from None
+        except SQLAlchemyError as exc:
+            text = str(getattr(exc, "orig", None) or exc).splitlines()
+            raise CommandError(f"database: {text[0] if text else type(exc).__name__}") from None
 
     return wrapper  # type: ignore[return-value]
 

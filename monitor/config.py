@@ -174,6 +174,8 @@ class PollSettings(_Strict):
     max_bytes: Size = 10 * 2**20
     max_redirects: int = Field(default=5, ge=0, le=20)
     max_items: int = Field(default=5000, ge=1)
+    lease: Duration = 900  # a worker's hold on the feeds it polls; a killed worker's feeds are free after this
+    batch: int = Field(default=64, ge=1, le=10_000)  # feeds one worker leases at a time
     user_agent: str = "GuaranteeWatch/0.1 (news feed monitor)"
 
 

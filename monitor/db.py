@@ -10,23 +10,26 @@ import fcntl
 import hashlib
 import os
 import re
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from monitor.config import PROJECT_ROOT
-from monitor.errors import DatabaseError, LockedError
+from monitor.errors import DatabaseBusyError, DatabaseError, LockedError
 from monitor.redact import redact
 
 if TYPE_CHECKING:  # Alembic takes a while to import: only when a migration may be needed
     from alembic.config import Config as AlembicConfig
 
+T = TypeVar("T")
 MIGRATIONS = PROJECT_ROOT / "alembic"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -44,16 +47,29 @@ def create_db_engine(url: str, *, writes: bool = True) -> Engine:
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise DatabaseError(f"database URL {parsed.render_as_string()!r}: driver not available: {exc}") from None
+        hint = " (pip install -e '.[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+        raise DatabaseError(f"database URL {redact(url)!r}: driver not available: {exc}{hint}") from None
+
+
+def display_url(url: str) -> str:
+    """The URL as it may be shown: the password replaced by ***."""
+    return redact(url)
 
 
 # --- SQLite only -------------------------------------------------------------------------------------------
 def _sqlite_engine(url: sa.URL, writes: bool) -> Engine:
+    """`?timeout=SECONDS` in the URL sets how long a writer waits for another to finish (default 30)."""
     if not url.database or url.database == ":memory:":
         # Each connection would get its own empty database: nothing would be kept.
         raise DatabaseError(f"the database URL {url.render_as_string()} names no file (e.g. sqlite:///monitor.db)")
+    try:
+        timeout = float(str(url.query.get("timeout", BUSY_TIMEOUT_MS / 1000)))
+    except ValueError:
+        raise DatabaseError(f"database URL {url.render_as_string()}: timeout must be a number of seconds") from None
+    url = url.difference_update_query(["timeout"])
+    assert url.database  # checked above
     path = Path(url.database).expanduser()
-    connect_args: dict[str, Any] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    connect_args: dict[str, Any] = {"timeout": timeout, "check_same_thread": False}
     read_only = path.exists() and not _writable(path)
     if read_only and writes:
         raise DatabaseError(f"database is read-only: {path}")
@@ -66,10 +82,16 @@ def _sqlite_engine(url: sa.URL, writes: bool) -> Engine:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args=connect_args)
-    sa.event.listen(engine, "connect", _sqlite_setup_read_only if read_only else _sqlite_setup)
+    if read_only:
+        sa.event.listen(
+            engine, "connect", lambda dbapi_connection, _record: _sqlite_setup_read_only(dbapi_connection, timeout)
+        )
+        sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+        return engine
+    sa.event.listen(engine, "connect", lambda dbapi_connection, _record: _sqlite_setup(dbapi_connection, timeout))
     # pysqlite starts transactions lazily and never for DDL; take control so that a unit of work, and a
-    # migration, is one real transaction (SQLAlchemy's documented recipe).
-    sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+    # migration, is one real transaction (SQLAlchemy's documented recipe), and take the write lock up front.
+    sa.event.listen(engine, "begin", lambda connection: _begin_immediate(connection, timeout))
     return engine
 
 
@@ -78,28 +100,85 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-def _sqlite_setup_read_only(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_setup_read_only(dbapi_connection: Any, timeout: float) -> None:
     dbapi_connection.isolation_level = None
-    dbapi_connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    dbapi_connection.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
 
 
-def _sqlite_setup(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_setup(dbapi_connection: Any, timeout: float) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
+def _begin_immediate(connection: sa.Connection, timeout: float) -> None:
+    """`BEGIN IMMEDIATE`: a transaction that may write takes SQLite's one write lock before it reads, so it
+    waits in the busy handler for another writer to finish instead of failing when it first writes (a
+    deferred transaction that read and then writes gets "database is locked" at once). Where SQLite still
+    answers busy without waiting the timeout out, try again with a short backoff until the timeout is spent."""
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except sa.exc.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise DatabaseBusyError(
+                    f"database {connection.engine.url.render_as_string()} stayed locked by another process for "
+                    f"{timeout:g} s"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" or "busy", whichever layer reports it."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+# PostgreSQL's "try the transaction again" errors: deadlock detected, serialization failure.
+_TRANSIENT_SQLSTATES = ("40P01", "40001")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error after which the same unit of work, run again from the start, may well succeed."""
+    if isinstance(exc, DatabaseBusyError):
+        return True
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.DBAPIError):
+        return False
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in _TRANSIENT_SQLSTATES or is_busy(exc)
+
+
+def retrying(unit: Callable[[], T], *, attempts: int = 4, pause: float = 0.05) -> T:
+    """Run a unit of work (one whole transaction), again from the start when it failed for a transient reason
+    (SQLite busy, a PostgreSQL deadlock or serialization failure), with a short backoff."""
+    for attempt in range(attempts):
+        try:
+            return unit()
+        except (sa.exc.DBAPIError, DatabaseBusyError) as exc:
+            if attempt == attempts - 1 or not is_transient(exc):
+                raise
+            time.sleep(pause * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 # --- migrations --------------------------------------------------------------------------------------------
-NOT_MODELLED = ("item_fts",)  # SQLite's FTS5 index and its shadow tables, created by migration 0004
+NOT_MODELLED = ("item_fts",)  # SQLite's FTS5 tables (0004) and PostgreSQL's full-text index item_fts_pg (0006)
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Autogenerate's filter: the full-text index is made by hand in a migration, not by the models."""
-    return not (type_ == "table" and reflected and compare_to is None and (name or "").startswith(NOT_MODELLED))
+    """Autogenerate's filter: the full-text indexes are made by hand in migrations, not by the models."""
+    hand_made = type_ in ("table", "index") and (name or "").startswith(NOT_MODELLED)
+    return not (hand_made and reflected and compare_to is None)
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -141,7 +220,7 @@ def upgrade(engine: Engine) -> bool:
         if current == head:
             return False
         url = engine.url.render_as_string(hide_password=False)
-        with _migration_lock(url):
+        with _migration_lock(engine):
             # Another process may have migrated while this one waited for the lock: look again.
             current, head = schema_state(engine)
             if current == head:
@@ -152,9 +231,9 @@ def upgrade(engine: Engine) -> bool:
                 command.upgrade(config, "head")
         return True
     except sa.exc.OperationalError as exc:
-        raise DatabaseError(f"database {engine.url.render_as_string()}: {_first_line(exc)}") from None
+        raise DatabaseError(f"database {engine.url.render_as_string()}: {first_line(exc)}") from None
     except sa.exc.DatabaseError as exc:
-        raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {_first_line(exc)}") from None
+        raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {first_line(exc)}") from None
 
 
 _REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*['\"]?([\w-]+)['\"]?", re.MULTILINE)
@@ -180,10 +259,15 @@ def _at_head(engine: Engine) -> bool:
 
 
 @contextmanager
-def _migration_lock(url: str) -> Iterator[None]:
-    """Migrate one process at a time (two cron runs starting on a fresh path): a blocking kernel lock beside
-    the run lock. A migration takes a moment, so waiting is right; the kernel drops it if the process dies."""
-    run = lock_path(url)
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Migrate one process at a time (two cron runs starting on a fresh path, or workers on several hosts
+    starting together): a blocking lock that its holder's death drops. On PostgreSQL a database advisory lock,
+    on SQLite a kernel lock on a file beside the run lock. A migration takes a moment, so waiting is right."""
+    if engine.dialect.name == "postgresql":
+        with _advisory_lock(engine, MIGRATION_LOCK_KEY, wait=True):
+            yield
+        return
+    run = lock_path(engine.url.render_as_string(hide_password=False))
     path = run.with_name(run.name.removesuffix(".lock") + ".migrate.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -192,6 +276,29 @@ def _migration_lock(url: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+MIGRATION_LOCK_KEY = _lock_key("monitor: migration")
+RUN_LOCK_KEY = _lock_key("monitor: run")
+
+
+@contextmanager
+def _advisory_lock(engine: Engine, key: int, *, wait: bool, shared: bool = False) -> Iterator[bool]:
+    """A PostgreSQL session-level advisory lock, held on its own connection for the block: yields whether it
+    was taken (always, with `wait`). The server drops it when the holder's connection ends."""
+    function = f"pg{'' if wait else '_try'}_advisory_lock{'_shared' if shared else ''}"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        taken = connection.execute(sa.text(f"SELECT {function}(:key)"), {"key": key}).scalar()
+        try:
+            yield wait or bool(taken)
+        finally:
+            if wait or taken:
+                unlock = f"pg_advisory_unlock{'_shared' if shared else ''}"
+                connection.execute(sa.text(f"SELECT {unlock}(:key)"), {"key": key})
 
 
 def open_database(url: str, *, writes: bool = True) -> Engine:
@@ -208,9 +315,73 @@ def open_database(url: str, *, writes: bool = True) -> Engine:
     return engine
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --- copying a database -----------------------------------------------------------------------------------
+def copy_database(source: Engine, target: Engine, *, chunk: int = 1000) -> dict[str, int]:
+    """Copy every table's rows from `source` into `target` (both at this code's schema head; `target` empty),
+    in one transaction on the target; returns the rows copied per table. On PostgreSQL the id sequences are
+    moved past the copied ids. Views and full-text indexes need no copying: they follow the tables."""
+    from sqlmodel import SQLModel
+
+    import monitor.models  # noqa: F401  (registers the tables)
+
+    tables = SQLModel.metadata.sorted_tables
+    with target.connect() as connection:
+        filled = [table.name for table in tables if connection.execute(sa.select(table).limit(1)).first()]
+    if filled:
+        raise DatabaseError(
+            f"database {target.url.render_as_string()} is not empty ({', '.join(filled)}): nothing copied"
+        )
+    counts: dict[str, int] = {}
+    with source.connect() as reading, target.begin() as writing:
+        for table in tables:
+            counts[table.name] = 0
+            result = reading.execution_options(yield_per=chunk).execute(sa.select(table).order_by(*table.primary_key))
+            for rows in result.partitions():
+                writing.execute(table.insert(), [row._asdict() for row in rows])
+                counts[table.name] += len(rows)
+        if target.dialect.name == "postgresql":
+            for table in tables:
+                if "id" in table.c and isinstance(table.c.id.type, sa.Integer) and table.c.id.primary_key:
+                    writing.execute(
+                        sa.text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                            f"coalesce(max(id), 1), max(id) IS NOT NULL) FROM {table.name}"
+                        )
+                    )
+    return counts
+
+
+# --- leases and claims: who holds them ----------------------------------------------------------------------
+def worker_name() -> str:
+    """Who holds a feed lease or a digest claim: host and process, so that a process on the same host can
+    tell that a holder died (and free its hold at once rather than when it expires)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def dead_owners(owners: Iterable[str]) -> list[str]:
+    """The holders among `owners` that are on this host and whose process is gone, or that are this very
+    process (whatever it still holds is left from an earlier, interrupted run)."""
+    host = socket.gethostname()
+    dead = []
+    for owner in owners:
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit():
+            continue
+        if int(pid) == os.getpid():
+            dead.append(owner)
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:  # alive, under another user
+            pass
+    return dead
 
 
 # --- run lock ----------------------------------------------------------------------------------------------
@@ -224,8 +395,27 @@ def lock_path(url: str) -> Path:
 
 
 @contextmanager
-def run_lock(url: str, *, now: datetime | None = None) -> Iterator[None]:
-    """Hold the run lock, or raise `LockedError` at once. The kernel drops it when the process dies."""
+def run_lock(url: str, *, now: datetime | None = None, exclusive: bool = False) -> Iterator[None]:
+    """Hold the run lock, or raise `LockedError` at once.
+
+    SQLite (one host): a kernel lock on a file beside the database, one run at a time; the kernel drops it
+    when the process dies. PostgreSQL (a shared database): a database advisory lock, so that it holds across
+    hosts. There, polls and digests share it (they divide the work through feed leases and digest claims)
+    and only an `exclusive` holder, the rebuild of `monitor rematch`, keeps everything else out."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+        try:
+            with _advisory_lock(engine, RUN_LOCK_KEY, wait=False, shared=not exclusive) as taken:
+                if not taken:
+                    what = "monitor runs are working" if exclusive else "a monitor rematch is rebuilding the history"
+                    raise LockedError(f"{what} on {parsed.render_as_string()} (advisory lock); exiting")
+                yield
+        except sa.exc.OperationalError as exc:
+            raise DatabaseError(f"database {parsed.render_as_string()}: {first_line(exc)}") from None
+        finally:
+            engine.dispose()
+        return
     path = lock_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

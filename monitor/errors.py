@@ -3,6 +3,7 @@
     MonitorError
     ├── ConfigError          feeds.yaml or the environment is invalid (one line per problem)
     ├── DatabaseError        the database is unreachable, broken or newer than this code
+    │   └── DatabaseBusyError    another process kept the database locked past the busy timeout
     ├── LockedError          another run holds the run lock
     ├── FetchError           a feed could not be fetched
     │   ├── FetchTimeout         connect, read or total deadline exceeded
@@ -36,6 +37,10 @@ class ConfigError(MonitorError):
 
 class DatabaseError(MonitorError):
     """The database cannot be used as it is."""
+
+
+class DatabaseBusyError(DatabaseError):
+    """Another process held the database's write lock for longer than the busy timeout; nothing was written."""
 
 
 class LockedError(MonitorError):

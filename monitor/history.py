@@ -7,14 +7,14 @@ themselves come from `monitor.status` (pure); this module only records them.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, delete, select, update
 
-from monitor import config, models
+from monitor import config, models, store
 from monitor.match import Match
 from monitor.status import Decision, Observation, Pending, ProposalState
 
@@ -29,11 +29,14 @@ class Recorded:
 
 def sync_proposals(proposals: Sequence[config.Proposal], *, session: Session) -> None:
     """Make the proposal table agree with feeds.yaml; a proposal's status and history are kept."""
-    existing = {row.id: row for row in session.exec(select(models.Proposal))}
+    fresh = [
+        {"id": proposal.id, "title": proposal.title, "status": proposal.initial_status, "in_config": True}
+        for proposal in proposals
+    ]
+    store.insert_new(models.Proposal, fresh, ["id"], session=session)
+    existing = {row.id: row for row in session.exec(select(models.Proposal).order_by(col(models.Proposal.id)))}
     for proposal in proposals:
-        row = existing.pop(proposal.id, None)
-        if row is None:
-            row = models.Proposal(id=proposal.id, title=proposal.title, status=proposal.initial_status)
+        row = existing.pop(proposal.id)
         row.title, row.in_config = proposal.title, True
         session.add(row)
     for row in existing.values():
@@ -42,17 +45,29 @@ def sync_proposals(proposals: Sequence[config.Proposal], *, session: Session) ->
     session.flush()
 
 
+def lock_proposals(proposal_ids: Iterable[str], *, session: Session) -> None:
+    """Take the proposals' row locks (`SELECT ... FOR UPDATE`, in id order so two workers never deadlock) and
+    reload them: a status decision reads, decides and writes with no other decision in between. SQLite has
+    no row locks; there, the transaction's `BEGIN IMMEDIATE` already keeps every other writer out."""
+    ordered = sorted(set(proposal_ids))
+    if ordered:
+        query = select(models.Proposal).where(col(models.Proposal.id).in_(ordered)).order_by(col(models.Proposal.id))
+        session.exec(query.with_for_update().execution_options(populate_existing=True)).all()
+
+
 def proposal_state(proposal_id: str, ladder: Sequence[str], *, session: Session) -> ProposalState:
     """The current status and the open unconfirmed upgrades above it, with their evidence."""
     proposal = session.get(models.Proposal, proposal_id)
     assert proposal is not None
     rank = {status: index for index, status in enumerate(ladder)}
     open_changes = session.exec(
-        select(models.StatusChange).where(
+        select(models.StatusChange)
+        .where(
             models.StatusChange.proposal_id == proposal_id,
             models.StatusChange.kind == "upgrade",
             models.StatusChange.state == "unconfirmed",
         )
+        .execution_options(populate_existing=True)  # as committed now, not as this session first read them
     ).all()
     pending: dict[str, Pending] = {}
     for change in open_changes:
@@ -74,33 +89,23 @@ def proposal_state(proposal_id: str, ladder: Sequence[str], *, session: Session)
 def add_match(item: models.Item, match: Match, now: datetime, *, session: Session) -> models.ItemMatch | None:
     """Record a match of this version of the item; None when this matcher already matched it."""
     assert item.id is not None
-    existing = session.exec(
-        select(models.ItemMatch).where(
-            models.ItemMatch.item_id == item.id,
-            models.ItemMatch.item_version == item.version,
-            models.ItemMatch.proposal_id == match.proposal,
-            models.ItemMatch.matcher_version == match.matcher_version,
-        )
-    ).first()
-    if existing is not None:
-        return None
-    row = models.ItemMatch(
-        item_id=item.id,
-        item_version=item.version,
-        proposal_id=match.proposal,
-        score=match.score,
-        alias=match.alias,
-        actors=json.dumps(list(match.actors), ensure_ascii=False),
-        sentences=json.dumps(list(match.sentences), ensure_ascii=False),
-        status=match.status,
-        status_sentence=match.status_sentence,
-        withdrawn=match.withdrawn,
-        matcher_version=match.matcher_version,
-        matched_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return row
+    values = {
+        "item_id": item.id,
+        "item_version": item.version,
+        "proposal_id": match.proposal,
+        "score": match.score,
+        "alias": match.alias,
+        "actors": json.dumps(list(match.actors), ensure_ascii=False),
+        "sentences": json.dumps(list(match.sentences), ensure_ascii=False),
+        "status": match.status,
+        "status_sentence": match.status_sentence,
+        "withdrawn": match.withdrawn,
+        "matcher_version": match.matcher_version,
+        "matched_at": now,
+    }
+    keys = ["item_id", "item_version", "proposal_id", "matcher_version"]
+    new_id = store.insert_one(models.ItemMatch, values, keys, session=session)
+    return None if new_id is None else session.get(models.ItemMatch, new_id)
 
 
 def apply_decisions(

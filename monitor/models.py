@@ -74,6 +74,8 @@ class Source(SQLModel, table=True):
     last_error: str | None = None
     feed_title: str | None = None
     feed_link: str | None = None
+    lease_owner: str | None = Field(default=None, max_length=128, description="the worker polling it now")
+    lease_expires_at: datetime | None = _utc()
 
 
 class SourceURL(SQLModel, table=True):
@@ -287,8 +289,8 @@ class Subscriber(SQLModel, table=True):
     hour: int = Field(default=8, description="local hour for daily and weekly digests")
     min_status: str = Field(default="all", max_length=32, description="all, or the lowest status to report")
     follows: str | None = Field(default=None, description="JSON list of followed proposal ids; null = all")
-    last_event_id: int = Field(default=0, description="events up to this id are in a composed digest")
-    last_admin_event_id: int = Field(default=0, description="feed alerts up to this id were composed (admins)")
+    last_event_id: int = Field(default=0, description="events up to this id came before the subscription: never told")
+    last_admin_event_id: int = Field(default=0, description="feed alerts up to this id came before it (admins)")
     last_digest_at: datetime | None = _utc()
     subscribed_at: datetime = _utc(nullable=False)
     updated_at: datetime = _utc(nullable=False)
@@ -309,6 +311,20 @@ class Digest(SQLModel, table=True):
     parts: int
     state: str = Field(default="pending", max_length=16, index=True, description="pending, sent or abandoned")
     finished_at: datetime | None = _utc()
+    claimed_by: str | None = Field(default=None, max_length=128, description="the sender sending it now")
+    claimed_until: datetime | None = _utc()
+
+
+class DigestEvent(SQLModel, table=True):
+    """Which events each subscriber's digests took in: an event is composed for a subscriber once, whenever
+    it commits (PostgreSQL can commit a lower id after a higher one, so no id cursor would do)."""
+
+    __tablename__ = "digest_event"
+
+    subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True)
+    event_id: int = Field(foreign_key="event.id", primary_key=True, index=True)
+    digest_id: int | None = Field(default=None, foreign_key="digest.id", index=True,
+                                  description="null when the subscriber's filters left nothing to send")  # fmt: skip
 
 
 class DigestPart(SQLModel, table=True):

@@ -32,10 +32,12 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, Ne
 from telegram.warnings import PTBDeprecationWarning
 
 from monitor import outbox
+from monitor.db import dead_owners, worker_name
 from monitor.errors import MonitorError
 
 Clock = Callable[[], datetime]
 GROUP_TYPES = frozenset({"group", "supergroup"})
+CLAIM_SECONDS = 900.0  # a sender's hold on the digests it sends; longer than any one delivery should take
 
 
 class TelegramConfigError(MonitorError):
@@ -110,23 +112,30 @@ async def deliver(
 ) -> DeliveryReport:
     """Send every unsent part of every pending digest (or only `chat_id`'s), in order."""
     report = DeliveryReport()
+    owner = worker_name()
     with Session(engine) as session:
-        parts = [
-            part for part in outbox.outgoing(session=session, chat_id=chat_id) if part.chat_id != outbox.STDOUT_CHAT
-        ]
+        # Digests are claimed, so that two senders never send the same part; a dead sender's are free again.
+        outbox.release_claims(dead_owners(outbox.claim_holders(session=session)), session=session)
+        parts = outbox.claim(owner, clock(), CLAIM_SECONDS, session=session, chat_id=chat_id)
+        session.commit()
     skipped: set[int] = set()
     moved: dict[int, int] = {}
-    for part in parts:
-        if part.digest_id in skipped:
-            report.deferred += 1
-            continue
-        chat = moved.get(part.chat_id, part.chat_id)
-        outcome = await _send_part(bot, engine, clock, limiter, part, chat, max_retry_after, report, moved)
-        if outcome == "stop":
-            report.deferred += sum(1 for later in parts if later.part_id > part.part_id)
-            break
-        if outcome == "skip":
-            skipped.add(part.digest_id)
+    try:
+        for part in parts:
+            if part.digest_id in skipped:
+                report.deferred += 1
+                continue
+            chat = moved.get(part.chat_id, part.chat_id)
+            outcome = await _send_part(bot, engine, clock, limiter, part, chat, max_retry_after, report, moved)
+            if outcome == "stop":
+                report.deferred += sum(1 for later in parts if later.part_id > part.part_id)
+                break
+            if outcome == "skip":
+                skipped.add(part.digest_id)
+    finally:
+        with Session(engine) as session:
+            outbox.release_claims([owner], session=session)
+            session.commit()
     return report
 
 
@@ -227,7 +236,7 @@ def _retry_after(exc: RetryAfter) -> float:
 def print_outbox(engine: Engine, clock: Clock, out: TextIO) -> int:
     """Without a token: write the standard-output subscriber's pending parts as plain text, marking them sent."""
     with Session(engine) as session:
-        parts = outbox.outgoing(session=session, chat_id=outbox.STDOUT_CHAT)
+        parts = outbox.outgoing(session=session, chat_id=outbox.STDOUT_CHAT, lock=True)
         for part in parts:
             if part.seq == 1:
                 out.write("\n")

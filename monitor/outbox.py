@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor import models
+from monitor import models, store
 from monitor.config import DigestSettings
 from monitor.digest import EventView, admin_content, is_due, render_digest, select_content
 
@@ -53,17 +53,20 @@ def subscribe(
         return row, False
     head = head_event_id(session=session)
     if row is None:
-        row = models.Subscriber(
-            chat_id=chat_id,
-            chat_type=chat_type,
-            title=title,
-            frequency=defaults.frequency,
-            hour=defaults.hour,
-            subscribed_at=now,
-            updated_at=now,
-            last_event_id=head,
-            last_admin_event_id=head,
-        )
+        values = {
+            "chat_id": chat_id, "chat_type": chat_type, "title": title, "active": False,
+            "frequency": defaults.frequency, "hour": defaults.hour, "min_status": "all", "subscribed_at": now,
+            "updated_at": now, "last_event_id": head, "last_admin_event_id": head,
+        }  # fmt: skip
+        store.insert_new(models.Subscriber, [values], ["chat_id"], session=session)
+        row = session.exec(
+            select(models.Subscriber)
+            .where(models.Subscriber.chat_id == chat_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        if row.active:  # another process subscribed it meanwhile
+            return row, False
     row.active, row.deactivated_reason, row.updated_at, row.title = True, None, now, title or row.title
     row.last_event_id = max(row.last_event_id, head)
     session.add(row)
@@ -112,18 +115,6 @@ def head_event_id(*, session: Session) -> int:
     return int(head or 0)
 
 
-def events_after(after: int, upto: int, kinds: Sequence[str], *, session: Session) -> list[EventView]:
-    rows = session.exec(
-        select(models.Event)
-        .where(col(models.Event.id) > after, col(models.Event.id) <= upto, col(models.Event.kind).in_(kinds))
-        .order_by(col(models.Event.id))
-    ).all()
-    return [
-        EventView(row.id or 0, row.kind, row.proposal_id, json.loads(row.detail or "{}"), row.created_at)
-        for row in rows
-    ]
-
-
 def compose_due(
     now: datetime,
     settings: DigestSettings,
@@ -137,27 +128,23 @@ def compose_due(
     """Compose the digests that are due (or the one for `force_chat`, due or not). Each moves its
     subscriber's watermark in the same transaction, so a window is never composed twice."""
     zone = ZoneInfo(settings.timezone)
-    head = head_event_id(session=session)
     composed: list[models.Digest] = []
-    query = select(models.Subscriber).where(col(models.Subscriber.active)).order_by(col(models.Subscriber.id))
+    # A subscriber another process is composing for right now is skipped (SKIP LOCKED); it gets its turn next.
+    query = (
+        select(models.Subscriber)
+        .where(col(models.Subscriber.active))
+        .order_by(col(models.Subscriber.id))
+        .with_for_update(skip_locked=True)
+    )
+    if force_chat is not None:
+        query = query.where(models.Subscriber.chat_id == force_chat)
     for row in session.exec(query).all():
-        if force_chat is not None and row.chat_id != force_chat:
-            continue
-        if row.chat_id in admin_chats and head > row.last_admin_event_id:
-            events = events_after(row.last_admin_event_id, head, ADMIN_KINDS, session=session)
-            composed += _store(
-                row,
-                "admin",
-                row.last_admin_event_id,
-                head,
-                render_digest(admin_content(events, titles)),
-                now,
-                session=session,
-            )
-            row.last_admin_event_id = head
+        if row.chat_id in admin_chats:
+            events = pending_events(row, ADMIN_KINDS, row.last_admin_event_id, session=session)
+            composed += _store(row, "admin", events, render_digest(admin_content(events, titles)), now, session=session)
         due = force_chat is not None or is_due(row.frequency, row.hour, row.last_digest_at, now, zone)
-        if due and head > row.last_event_id:
-            events = events_after(row.last_event_id, head, USER_KINDS, session=session)
+        if due:
+            events = pending_events(row, USER_KINDS, row.last_event_id, session=session)
             content = select_content(
                 events,
                 titles,
@@ -166,34 +153,65 @@ def compose_due(
                 min_status=row.min_status,
                 max_reports=settings.max_reports,
             )
-            composed += _store(row, "digest", row.last_event_id, head, render_digest(content), now, session=session)
-            row.last_event_id = head
-        if due:
+            composed += _store(row, "digest", events, render_digest(content), now, session=session)
             row.last_digest_at = now
         session.add(row)
     session.flush()
     return composed
 
 
+def pending_events(row: models.Subscriber, kinds: Sequence[str], floor: int, *, session: Session) -> list[EventView]:
+    """The events of `kinds` after the subscriber's `floor` that no digest of theirs took in yet, whatever order
+    their ids committed in."""
+    told = select(models.DigestEvent.event_id).where(models.DigestEvent.subscriber_id == row.id)
+    rows = session.exec(
+        select(models.Event)
+        .where(col(models.Event.id) > floor, col(models.Event.kind).in_(kinds), col(models.Event.id).not_in(told))
+        .order_by(col(models.Event.id))
+    ).all()
+    return [
+        EventView(event.id or 0, event.kind, event.proposal_id, json.loads(event.detail or "{}"), event.created_at)
+        for event in rows
+    ]
+
+
 def _store(
-    row: models.Subscriber, kind: str, after: int, head: int, parts: list[str], now: datetime, *, session: Session
+    row: models.Subscriber,
+    kind: str,
+    events: Sequence[EventView],
+    parts: list[str],
+    now: datetime,
+    *,
+    session: Session,
 ) -> list[models.Digest]:
-    if not parts:
+    """Record that the subscriber has had `events` (even those its filters left out), and the digest of them."""
+    if not events:
         return []
     assert row.id is not None
-    digest = models.Digest(
-        subscriber_id=row.id, kind=kind, first_event_id=after + 1, last_event_id=head, composed_at=now, parts=len(parts)
-    )
-    session.add(digest)
-    session.flush()
-    assert digest.id is not None
-    for seq, text in enumerate(parts, start=1):
-        session.add(models.DigestPart(digest_id=digest.id, seq=seq, text=text))
-    return [digest]
+    digest: models.Digest | None = None
+    if parts:
+        ids = [event.id for event in events]
+        digest = models.Digest(
+            subscriber_id=row.id, kind=kind, first_event_id=min(ids), last_event_id=max(ids), composed_at=now,
+            parts=len(parts),
+        )  # fmt: skip
+        session.add(digest)
+        session.flush()
+        assert digest.id is not None
+        for seq, text in enumerate(parts, start=1):
+            session.add(models.DigestPart(digest_id=digest.id, seq=seq, text=text))
+    told = [
+        {"subscriber_id": row.id, "event_id": event.id, "digest_id": digest.id if digest else None} for event in events
+    ]
+    store.insert_new(models.DigestEvent, told, ["subscriber_id", "event_id"], session=session)
+    return [digest] if digest else []
 
 
-def outgoing(*, session: Session, chat_id: int | None = None) -> list[Outgoing]:
-    """Unsent parts of pending digests, digest by digest, each digest's parts in order."""
+def outgoing(
+    *, session: Session, chat_id: int | None = None, digest_ids: Sequence[int] | None = None, lock: bool = False
+) -> list[Outgoing]:
+    """Unsent parts of pending digests (or of `digest_ids`), digest by digest, each digest's parts in order.
+    With `lock`, the parts' rows are locked, skipping those another sender holds."""
     query = (
         select(models.DigestPart, models.Digest, models.Subscriber)
         .join(models.Digest, col(models.Digest.id) == models.DigestPart.digest_id)
@@ -203,12 +221,50 @@ def outgoing(*, session: Session, chat_id: int | None = None) -> list[Outgoing]:
     )
     if chat_id is not None:
         query = query.where(models.Subscriber.chat_id == chat_id)
+    if digest_ids is not None:
+        query = query.where(col(models.Digest.id).in_(list(digest_ids)))
+    if lock:
+        query = query.with_for_update(skip_locked=True, of=models.DigestPart)
     return [
         Outgoing(
             part.id or 0, digest.id or 0, part.seq, digest.parts, sub.id or 0, sub.chat_id, sub.chat_type, part.text
         )
         for part, digest, sub in session.exec(query).all()
     ]
+
+
+def claim(owner: str, now: datetime, seconds: float, *, session: Session, chat_id: int | None = None) -> list[Outgoing]:
+    """Claim the pending digests no other sender holds (`FOR UPDATE SKIP LOCKED`, then a claim that lasts
+    `seconds`: a sender that dies mid-digest leaves it to the next one) and return their unsent parts."""
+    digest, sub = models.Digest, models.Subscriber
+    query = (
+        select(digest.id)
+        .join(sub, col(sub.id) == digest.subscriber_id)
+        .where(digest.state == "pending", sub.chat_id != STDOUT_CHAT)
+        .where(sa.or_(col(digest.claimed_until).is_(None), col(digest.claimed_until) <= now))
+        .order_by(col(digest.id))
+        .with_for_update(skip_locked=True, of=digest)
+    )
+    if chat_id is not None:
+        query = query.where(sub.chat_id == chat_id)
+    ids = [int(digest_id) for digest_id in session.exec(query) if digest_id is not None]
+    if not ids:
+        return []
+    session.exec(
+        sa.update(digest)
+        .where(col(digest.id).in_(ids))
+        .values(claimed_by=owner, claimed_until=now + timedelta(seconds=seconds))
+    )
+    return outgoing(session=session, digest_ids=ids)
+
+
+def claim_holders(*, session: Session) -> list[str]:
+    return store.holders(models.Digest.claimed_by, session=session)
+
+
+def release_claims(owners: Sequence[str], *, session: Session) -> None:
+    """Give back the digests these senders hold (what they did not finish goes to the next sender)."""
+    store.release(models.Digest.claimed_by, models.Digest.claimed_until, owners, session=session)
 
 
 def mark_sent(part_id: int, message_id: int | None, now: datetime, *, session: Session) -> None:
@@ -247,17 +303,12 @@ def mark_failed(
 def ensure_stdout_subscriber(now: datetime, defaults: DigestSettings, *, session: Session) -> models.Subscriber:
     """Without a Telegram token, digests go to standard output: one subscriber stands for it, following all,
     with instant frequency, and starting from the beginning of the outbox."""
+    values = {
+        "chat_id": STDOUT_CHAT, "chat_type": "stdout", "title": "standard output", "active": True,
+        "frequency": "instant", "hour": defaults.hour, "min_status": "all", "subscribed_at": now, "updated_at": now,
+        "last_event_id": 0, "last_admin_event_id": 0,
+    }  # fmt: skip
+    store.insert_new(models.Subscriber, [values], ["chat_id"], session=session)
     row = subscriber(STDOUT_CHAT, session=session)
-    if row is None:
-        row = models.Subscriber(
-            chat_id=STDOUT_CHAT,
-            chat_type="stdout",
-            title="standard output",
-            frequency="instant",
-            hour=defaults.hour,
-            subscribed_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        session.flush()
+    assert row is not None
     return row

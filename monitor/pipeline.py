@@ -27,10 +27,11 @@ from sqlmodel import Session, col, select
 
 from monitor import bulk, history, models, outbox, schedule, store
 from monitor.config import TOKEN_ENV, Config
+from monitor.db import dead_owners, first_line, retrying, worker_name
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError, ParseError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
-from monitor.parse import parse_feed
+from monitor.parse import ParsedFeed, parse_feed
 from monitor.redact import redact, secrets_of
 from monitor.status import decide
 
@@ -98,35 +99,67 @@ def run_poll(
     unknown = [source_id for source_id in only if source_id not in known]
     if unknown:
         raise ConfigError([f"{config.path}: sources: no source with id {source_id!r}" for source_id in unknown])
+    settings = config.settings.poll
+    owner = worker_name()
     try:
         with Session(engine) as session:
-            store.sync_sources(config.sources, config.settings.poll.interval, clock(), session=session)
+            store.sync_sources(config.sources, settings.interval, clock(), session=session)
             history.sync_proposals(config.proposals, session=session)
+            store.release_leases(dead_owners(store.lease_owners(session=session)), session=session)
             due = store.due_sources(clock(), session=session, only=only, force=force)
             run = store.start_run(clock(), force, len(due), session=session)
-            requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified) for row in due]
             session.commit()
             run_id = run.id
             assert run_id is not None
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"database: {str(exc).splitlines()[0]}") from None
+        raise DatabaseError(f"database: {first_line(exc)}") from None
     if on_start:
-        on_start(len(requests))
-    summary = PollSummary(run_id=run_id, feeds_due=len(requests))
+        on_start(len(due))
+    summary = PollSummary(run_id=run_id, feeds_due=0)
+    taken: set[str] = set()
     try:
-        if requests:
+        # A batch at a time, so that workers polling one database at once share the due feeds out.
+        while requests := _lease(engine, clock, owner, settings.lease, settings.batch, only, force, taken):
+            taken.update(request.source_id for request in requests)
+            summary.feeds_due += len(requests)
             matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
             asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher))
     finally:
         # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
         try:
             with Session(engine) as session:
+                store.release_leases([owner], session=session)  # what an interrupted batch still holds
                 store.finish_run(run_id, clock(), session=session)
                 session.commit()
         except SQLAlchemyError as exc:
-            if sys.exc_info()[0] is None:
-                raise DatabaseError(f"database: {str(exc).splitlines()[0]}") from None
+            if sys.exc_info()[0] is None:  # an error already on its way out says more
+                raise DatabaseError(f"database, while closing run {run_id}: {first_line(exc)}") from None
     return summary
+
+
+def _lease(
+    engine: Engine,
+    clock: Clock,
+    owner: str,
+    lease: float,
+    batch: int,
+    only: list[str],
+    force: bool,
+    taken: set[str],
+) -> list[FetchRequest]:
+    def lease_batch() -> list[FetchRequest]:
+        with Session(engine) as session:
+            rows = store.lease_due_sources(
+                clock(), owner, lease, batch, session=session, only=only, force=force, skip=taken
+            )
+            requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified) for row in rows]
+            session.commit()
+            return requests
+
+    try:
+        return retrying(lease_batch)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"database, while leasing feeds: {first_line(exc)}") from None
 
 
 async def _poll(
@@ -186,89 +219,115 @@ def _store_result(
             error = exc
         except Exception as exc:  # a feed that trips the parser is that feed's failure
             error = ParseError(f"unexpected {type(exc).__name__}: {exc}")
-    with write_lock, Session(engine) as session:
+    with write_lock:
         try:
-            source = store.get_source(result.request.source_id, session=session)
-            assert source is not None
-            interval = schedule.base_interval(source.interval_seconds, settings)
-            if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
-                store.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
-            poll = models.FeedPoll(
-                run_id=run_id,
-                source_id=source.id,
-                polled_at=now,
-                status_code=result.status,
-                duration_ms=int(result.elapsed * 1000),
-                outcome="failed",
+            return retrying(lambda: _store_feed(config, engine, result, parsed, error, now, run_id, matcher))
+        except (SQLAlchemyError, DatabaseError) as exc:
+            message = redact(
+                f"database, while storing feed {result.request.source_id!r}: {first_line(exc)}",
+                secrets_of(config.telegram_token, config.database_url),
             )
-            if error is not None:
-                status = error.status if isinstance(error, FetchHTTPError) else result.status
-                plan = schedule.after_failure(
-                    now, interval, source.consecutive_failures, settings, result.headers, status
-                )
-                secrets = secrets_of(config.telegram_token, config.database_url)
-                message = redact(f"{type(error).__name__}: {error}", secrets)
-                was = source.health
-                store.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
-                if plan.health in ("failing", "disabled") and was != plan.health:
-                    detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
-                    history.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
-                poll.error = message
-                outcome = FeedOutcome(
-                    source.id,
-                    "failed",
-                    status,
-                    message,
-                    health=plan.health,
-                    next_poll_at=plan.next_poll_at,
-                    moved_to=result.moved_to,
-                )
-            else:
-                plan = schedule.after_success(
-                    now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None
-                )
-                saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
-                matched = (
-                    [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
-                )
-                changes = bulk.record_matches_bulk(matched, config, now, session=session)
-                warning = parsed.warning if parsed else None
-                store.record_success(
-                    source,
-                    session=session,
-                    now=now,
-                    schedule=plan,
-                    status=result.status,
-                    etag=result.headers.get("etag"),
-                    last_modified=result.headers.get("last-modified"),
-                    warning=warning,
-                    feed_title=parsed.title if parsed else None,
-                    feed_link=parsed.link if parsed else None,
-                )
-                poll.outcome = "ok" if parsed else "not-modified"
-                poll.error = warning
-                poll.items_seen = len(parsed.items) if parsed else 0
-                poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
-                outcome = FeedOutcome(
-                    source.id,
-                    poll.outcome,
-                    result.status,
-                    warning=warning,
-                    items_new=poll.items_new,
-                    items_updated=poll.items_updated,
-                    changes=tuple(change.id for change in changes if change.id is not None),
-                    moved_to=result.moved_to,
-                    next_poll_at=plan.next_poll_at,
-                )
-            poll.next_poll_at = plan.next_poll_at
-            store.record_feed_poll(poll, session=session)
+            _record_database_fault(engine, result, run_id, now, message)
+            return FeedOutcome(result.request.source_id, "failed", result.status, message)
+
+
+def _record_database_fault(engine: Engine, result: FetchResult, run_id: int, now: datetime, message: str) -> None:
+    """Leave a database fault on the feed's record (its next poll is unchanged, so the next run retries it);
+    when even that cannot be written, the run's summary still reports it."""
+    try:
+        with Session(engine) as session:
+            store.record_store_fault(result.request.source_id, run_id, now, message, session=session)
             session.commit()
-            return outcome
-        except SQLAlchemyError as exc:
-            session.rollback()
-            raise DatabaseError(
-                f"database, while storing feed {result.request.source_id!r}: {str(exc).splitlines()[0]}"
-            ) from None
+    except (SQLAlchemyError, DatabaseError):
+        pass
+
+
+def _store_feed(
+    config: Config,
+    engine: Engine,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    error: MonitorError | None,
+    now: datetime,
+    run_id: int,
+    matcher: Matcher,
+) -> FeedOutcome:
+    """Store one feed's result, match its new and edited items and record what they change: one transaction."""
+    settings = config.settings.poll
+    with Session(engine) as session:
+        source = store.get_source(result.request.source_id, session=session)
+        assert source is not None
+        interval = schedule.base_interval(source.interval_seconds, settings)
+        if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
+            store.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
+        poll = models.FeedPoll(
+            run_id=run_id,
+            source_id=source.id,
+            polled_at=now,
+            status_code=result.status,
+            duration_ms=int(result.elapsed * 1000),
+            outcome="failed",
+        )
+        if error is not None:
+            status = error.status if isinstance(error, FetchHTTPError) else result.status
+            plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
+            message = redact(f"{type(error).__name__}: {error}", secrets_of(config.telegram_token, config.database_url))
+            was = source.health
+            store.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
+            if plan.health in ("failing", "disabled") and was != plan.health:
+                detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
+                history.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
+            poll.error = message
+            outcome = FeedOutcome(
+                source.id,
+                "failed",
+                status,
+                message,
+                health=plan.health,
+                next_poll_at=plan.next_poll_at,
+                moved_to=result.moved_to,
+            )
+        else:
+            plan = schedule.after_success(
+                now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None
+            )
+            saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
+            matched = [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
+            # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
+            history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
+            changes = bulk.record_matches_bulk(matched, config, now, session=session)
+            warning = parsed.warning if parsed else None
+            store.record_success(
+                source,
+                session=session,
+                now=now,
+                schedule=plan,
+                status=result.status,
+                etag=result.headers.get("etag"),
+                last_modified=result.headers.get("last-modified"),
+                warning=warning,
+                feed_title=parsed.title if parsed else None,
+                feed_link=parsed.link if parsed else None,
+            )
+            poll.outcome = "ok" if parsed else "not-modified"
+            poll.error = warning
+            poll.items_seen = len(parsed.items) if parsed else 0
+            poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
+            outcome = FeedOutcome(
+                source.id,
+                poll.outcome,
+                result.status,
+                warning=warning,
+                items_new=poll.items_new,
+                items_updated=poll.items_updated,
+                changes=tuple(change.id for change in changes if change.id is not None),
+                moved_to=result.moved_to,
+                next_poll_at=plan.next_poll_at,
+            )
+        poll.next_poll_at = plan.next_poll_at
+        store.record_feed_poll(poll, session=session)
+        session.commit()
+        return outcome
 
 
 def record_matches(
@@ -286,8 +345,11 @@ def record_matches(
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
     touched: list[models.StatusChange] = []
-    for item in items:
-        for match in matcher.match(item.title, item.summary):
+    found = [(item, matcher.match(item.title, item.summary)) for item in items]
+    # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
+    history.lock_proposals({match.proposal for _item, matches in found for match in matches}, session=session)
+    for item, matches in found:
+        for match in matches:
             row = history.add_match(item, match, now, session=session)
             if row is None or row.id is None:
                 continue

@@ -5,7 +5,8 @@ chart. Writes nothing: the review actions' writes are in `monitor.review`.
 
 The views are created by migrations 0004 and 0005, which keep their own frozen copies of the SQL below; a test checks
 that the database's views are these. The SQL is portable (SQLite and PostgreSQL) except for `_DAYS`, one
-expression per dialect. Full-text search is SQLite-only and kept in one marked section at the end.
+expression per dialect. Full-text search differs per dialect (SQLite's FTS5, PostgreSQL's tsvector), each in
+one marked section at the end.
 """
 
 from __future__ import annotations
@@ -330,10 +331,16 @@ def search(text: str, *, session: Session, limit: int | None = 20) -> Listing:
     """Items matching an FTS5 query, best first (bm25, title weighted over summary), with highlighted snippets;
     `limit` None for all. Plain words are quoted for FTS5 (`U.S.`, `Kyiv's`, `a-b`); its operators stay.
 
-    On a database other than SQLite there is no FTS5: a plain, unranked LIKE search on every word instead."""
+    On PostgreSQL, its own full-text search with the same query syntax (`pg_search`); on any other database a
+    plain, unranked LIKE search on every word."""
     if not text.strip():
         raise SearchError("search: empty query")
-    if session.connection().dialect.name != "sqlite":
+    dialect = session.connection().dialect.name
+    if dialect == "postgresql":
+        from monitor.search_pg import pg_search
+
+        return pg_search(text, session=session, limit=limit)
+    if dialect != "sqlite":
         return like_search(text, session=session, limit=limit)
     statement = sa.text(
         f"SELECT i.id AS item_id, i.published_at, i.source_id, i.title, "

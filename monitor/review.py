@@ -66,7 +66,7 @@ def set_status(
     _require_note(note)
     if status not in ladder:
         raise ReviewError(f"status {status!r} is not on the ladder ({', '.join(ladder)})")
-    proposal = session.get(models.Proposal, proposal_id)
+    proposal = session.get(models.Proposal, proposal_id, with_for_update=True, populate_existing=True)
     if proposal is None:
         raise ReviewError(f"no proposal {proposal_id!r} in the database")
     if proposal.status == status:
@@ -103,6 +103,9 @@ def _open_change(change_id: int, note: str, *, session: Session) -> models.Statu
     change = session.get(models.StatusChange, change_id)
     if change is None:
         raise ReviewError(f"no status change {change_id} in the database")
+    # Lock the proposal, then read the change again: a decision on it may have committed meanwhile.
+    session.get(models.Proposal, change.proposal_id, with_for_update=True, populate_existing=True)
+    session.refresh(change)
     if change.state not in OPEN_STATES:
         by = f" by {change.decided_by}" if change.decided_by else ""
         raise ReviewError(f"change {change_id} is already {change.state}{by}: only open changes can be reviewed")

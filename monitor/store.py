@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from monitor import config, models
@@ -28,24 +30,50 @@ class SavedItems:
     changed: tuple[models.Item, ...] = ()  # the new and updated rows, flushed (they have ids)
 
 
+def insert_new(model: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], *, session: Session) -> None:
+    """`INSERT ... ON CONFLICT (keys) DO NOTHING`: rows whose key is already taken, by this transaction or by
+    another process's, are skipped, never an error (on SQLite and PostgreSQL alike). Not check-then-insert:
+    two workers inserting the same key at once both succeed, and the row is there once."""
+    if not rows:
+        return
+    session.flush()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(model.__table__).on_conflict_do_nothing(index_elements=list(keys))
+    for start in range(0, len(rows), _CHUNK):
+        session.execute(statement, list(rows[start : start + _CHUNK]))
+
+
+def insert_one(model: Any, row: dict[str, Any], keys: Sequence[str], *, session: Session) -> int | None:
+    """`insert_new` for one row: its new id, or None when its key was already taken."""
+    session.flush()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    table = model.__table__
+    statement = insert(table).values(**row).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c.id)
+    new_id = session.execute(statement).scalar()
+    return None if new_id is None else int(new_id)
+
+
 def sync_sources(sources: Sequence[config.Source], default_interval: float, now: datetime, *, session: Session) -> None:
     """Make the source table agree with feeds.yaml, keeping each feed's fetch state and URL history."""
-    existing = {row.id: row for row in session.exec(select(models.Source))}
+    existing = {row.id: row for row in session.exec(select(models.Source).order_by(col(models.Source.id)))}
+    fresh = [
+        {"id": source.id, "name": source.name, "url": source.url, "config_url": source.url, "tier": source.tier,
+         "language": source.language, "interval_seconds": 0.0, "enabled": True, "in_config": True, "health": "new",
+         "consecutive_failures": 0}
+        for source in sources
+        if source.id not in existing
+    ]  # fmt: skip
+    if fresh:
+        insert_new(models.Source, fresh, ["id"], session=session)
+        query = select(models.Source).where(col(models.Source.id).in_([row["id"] for row in fresh]))
+        existing.update((row.id, row) for row in session.exec(query))
     configured = set()
     for source in sources:
         configured.add(source.id)
-        row = existing.get(source.id)
-        if row is None:
-            row = models.Source(
-                id=source.id,
-                name=source.name,
-                url=source.url,
-                config_url=source.url,
-                tier=source.tier,
-                language=source.language,
-                interval_seconds=0.0,
-            )
-        elif row.config_url != source.url:
+        row = existing[source.id]
+        if row.config_url != source.url:
             session.add(
                 models.SourceURL(
                     source_id=row.id,
@@ -87,6 +115,65 @@ def due_sources(
     return [row for row in rows if row.next_poll_at is None or row.next_poll_at <= now]
 
 
+def lease_due_sources(
+    now: datetime,
+    owner: str,
+    lease_seconds: float,
+    limit: int,
+    *,
+    session: Session,
+    only: Iterable[str] | None = None,
+    force: bool = False,
+    skip: Iterable[str] = (),
+) -> list[models.Source]:
+    """Lease up to `limit` feeds to poll now (as `due_sources` chooses them) to `owner` until `now` plus
+    `lease_seconds`: on PostgreSQL `FOR UPDATE SKIP LOCKED`, so that workers choosing at once take different
+    feeds; a feed leased by a worker that died is free again once its lease expired. `skip`: feeds this
+    worker already polled in this run (a forced poll would otherwise take them again)."""
+    source = models.Source
+    query = select(source).where(col(source.in_config)).order_by(col(source.id)).limit(limit)
+    named = set(only or ())
+    if named:
+        query = query.where(col(source.id).in_(named))
+    else:
+        query = query.where(col(source.enabled), source.health != "disabled")
+    if not force:
+        query = query.where(sa.or_(col(source.next_poll_at).is_(None), col(source.next_poll_at) <= now))
+    if skip:
+        query = query.where(col(source.id).not_in(list(skip)))
+    query = query.where(sa.or_(col(source.lease_expires_at).is_(None), col(source.lease_expires_at) <= now))
+    rows = list(session.exec(query.with_for_update(skip_locked=True)))
+    until = now + timedelta(seconds=lease_seconds)
+    for row in rows:
+        row.lease_owner, row.lease_expires_at = owner, until
+        session.add(row)
+    return rows
+
+
+def release_lease(source: models.Source) -> None:
+    source.lease_owner = source.lease_expires_at = None
+
+
+def holders(holder: Any, *, session: Session) -> list[str]:
+    """Who holds rows now, by a holder column: `Source.lease_owner` (feeds) or `Digest.claimed_by` (digests)."""
+    return [owner for owner in session.exec(select(holder).where(col(holder).is_not(None)).distinct()) if owner]
+
+
+def release(holder: Any, until: Any, owners: Sequence[str], *, session: Session) -> None:
+    """Free every row these holders hold (a run that ends, or holders known to be dead)."""
+    if owners:
+        table = holder.class_
+        session.exec(sa.update(table).where(col(holder).in_(list(owners))).values({holder: None, until: None}))
+
+
+def lease_owners(*, session: Session) -> list[str]:
+    return holders(models.Source.lease_owner, session=session)
+
+
+def release_leases(owners: Sequence[str], *, session: Session) -> None:
+    release(models.Source.lease_owner, models.Source.lease_expires_at, owners, session=session)
+
+
 def all_sources(*, session: Session) -> list[models.Source]:
     return list(session.exec(select(models.Source).order_by(col(models.Source.id))))
 
@@ -104,33 +191,29 @@ def save_items(source_id: str, items: Sequence[ParsedItem], now: datetime, *, se
         query = select(models.Item).where(models.Item.source_id == source_id, col(models.Item.key).in_(chunk))
         existing.update((row.key, row) for row in session.exec(query))
     stories = _stories({item.canonical_url for item in items if item.canonical_url}, now, session=session)
-    new = updated = 0
+    fresh = [
+        {"source_id": source_id, "key": item.key, "guid": item.guid, "link": item.link,
+         "canonical_url": item.canonical_url, "story_id": stories.get(item.canonical_url or ""),
+         "title": item.title, "summary": item.summary, "author": item.author,
+         "published_at": item.published or now, "published_fallback": item.published_flag, "first_seen_at": now,
+         "updated_at": now, "version": 1, "content_hash": item.content_hash}
+        for item in items
+        if item.key not in existing
+    ]  # fmt: skip
+    insert_new(models.Item, fresh, ["source_id", "key"], session=session)
     changed: list[models.Item] = []
+    new_keys = [row["key"] for row in fresh]
+    for start in range(0, len(new_keys), _CHUNK):
+        query = select(models.Item).where(
+            models.Item.source_id == source_id, col(models.Item.key).in_(new_keys[start : start + _CHUNK])
+        )
+        changed += [row for row in session.exec(query) if row.first_seen_at == now]
+    new = len(changed)
+    updated = 0
     for item in items:
         row = existing.get(item.key)
         story_id = stories.get(item.canonical_url) if item.canonical_url else None
-        if row is None:
-            row = models.Item(
-                source_id=source_id,
-                key=item.key,
-                guid=item.guid,
-                link=item.link,
-                canonical_url=item.canonical_url,
-                story_id=story_id,
-                title=item.title,
-                summary=item.summary,
-                author=item.author,
-                published_at=item.published or now,
-                published_fallback=item.published_flag,
-                first_seen_at=now,
-                updated_at=now,
-                version=1,
-                content_hash=item.content_hash,
-            )
-            session.add(row)
-            changed.append(row)
-            new += 1
-        elif row.content_hash != item.content_hash:
+        if row is not None and row.content_hash != item.content_hash:
             assert row.id is not None
             session.add(
                 models.ItemVersion(
@@ -155,6 +238,8 @@ def save_items(source_id: str, items: Sequence[ParsedItem], now: datetime, *, se
             changed.append(row)
             updated += 1
     session.flush()
+    position = {item.key: index for index, item in enumerate(items)}
+    changed.sort(key=lambda row: position[row.key])  # feed order, as the matcher has always seen them
     return SavedItems(new=new, updated=updated, unchanged=len(items) - new - updated, changed=tuple(changed))
 
 
@@ -167,11 +252,9 @@ def _stories(urls: set[str], now: datetime, *, session: Session) -> dict[str, in
         query = select(models.Story).where(col(models.Story.canonical_url).in_(chunk))
         found.update((story.canonical_url, story.id) for story in session.exec(query) if story.id is not None)
     missing = [url for url in ordered if url not in found]
-    for url in missing:
-        story = models.Story(canonical_url=url, first_seen_at=now)
-        session.add(story)
+    insert_new(models.Story, [{"canonical_url": url, "first_seen_at": now} for url in missing], ["canonical_url"],
+               session=session)  # fmt: skip
     if missing:
-        session.flush()
         query = select(models.Story).where(col(models.Story.canonical_url).in_(missing))
         found.update((story.canonical_url, story.id) for story in session.exec(query) if story.id is not None)
     return found
@@ -202,6 +285,7 @@ def record_success(
         source.etag, source.last_modified = etag, last_modified
     source.feed_title = feed_title or source.feed_title
     source.feed_link = feed_link or source.feed_link
+    release_lease(source)
     session.add(source)
 
 
@@ -223,6 +307,7 @@ def record_failure(
     source.last_status_code, source.last_error = status, error
     if schedule.health == "disabled":
         source.disabled_reason = schedule.reason
+    release_lease(source)
     session.add(source)
 
 
@@ -246,6 +331,17 @@ def reset_source(source_id: str, *, session: Session) -> bool:
     source.next_poll_at = None
     session.add(source)
     return True
+
+
+def record_store_fault(source_id: str, run_id: int, now: datetime, error: str, *, session: Session) -> None:
+    """A database fault while storing a feed: on the feed and its poll, leaving its schedule alone (the
+    feed is not at fault, so its next poll retries at once and its failure count is not raised)."""
+    source = session.get(models.Source, source_id)
+    if source is not None:
+        source.last_error = error
+        release_lease(source)
+        session.add(source)
+    session.add(models.FeedPoll(run_id=run_id, source_id=source_id, polled_at=now, outcome="failed", error=error))
 
 
 def start_run(now: datetime, forced: bool, due: int, *, session: Session) -> models.PollRun:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
@@ -18,6 +19,7 @@ from .conftest import FakeClock, make_config
 ITEMS = 100_000
 
 
+@pytest.mark.sqlite_only  # the parse is the cost here, the same on any database; kept off the PostgreSQL pass
 def test_poll_feed_of_100000_items_keeps_the_first_max_items(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
 ) -> None:

@@ -30,6 +30,7 @@ def test_db_upgrade_head_matches_the_models(engine: Engine) -> None:
         assert compare_metadata(context, SQLModel.metadata) == []
 
 
+@pytest.mark.sqlite_only
 def test_db_alembic_command_line_builds_the_same_schema(tmp_path: Path, engine: Engine) -> None:
     path = tmp_path / "by-alembic.db"
     env = {**os.environ, "MONITOR_DATABASE_URL": f"sqlite:///{path}"}
@@ -42,6 +43,7 @@ def test_db_alembic_command_line_builds_the_same_schema(tmp_path: Path, engine: 
     other.dispose()
 
 
+@pytest.mark.sqlite_only
 def test_db_sqlite_pragmas(engine: Engine) -> None:
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -81,6 +83,7 @@ def test_db_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         open_database(f"sqlite:///{path}")
 
 
+@pytest.mark.sqlite_only
 def test_lock_excludes_a_second_holder(database_url: str) -> None:
     with run_lock(database_url):
         with pytest.raises(LockedError, match=r"another monitor run is working \(pid \d+"):
@@ -90,6 +93,7 @@ def test_lock_excludes_a_second_holder(database_url: str) -> None:
         pass
 
 
+@pytest.mark.sqlite_only
 def test_lock_of_a_killed_process_is_not_stale(database_url: str) -> None:
     code = (
         "import sys, time\n"

@@ -243,18 +243,31 @@ def test_replay_twice_gives_the_same_history(tmp_path: Path, runs: int) -> None:
 def test_poll_match_and_history_share_the_feed_transaction(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
 ) -> None:
-    """A feed whose history write fails stores none of its items either."""
+    """A feed whose history write fails stores none of its items either; the fault is recorded on the feed
+    and the run goes on."""
     config = _config(base_config, database_url, server, {"gov": "official"})
     server.serve("/gov.xml", Response(rss(SIGNED_DK)))
     with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "CREATE TRIGGER refuse BEFORE INSERT ON evidence BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
-        )
-    with pytest.raises(Exception, match="disk says no"):
-        run_poll(config, engine, clock)
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'disk says no'; END $$"
+            )
+            connection.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON evidence EXECUTE FUNCTION refuse()")
+        else:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON evidence BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+            )
+    summary = run_poll(config, engine, clock)
+    assert [feed.outcome for feed in summary.feeds] == ["failed"]
+    assert "database, while storing feed 'gov': disk says no" in (summary.feeds[0].error or "")
     with Session(engine) as session:
         assert session.exec(select(models.Item)).all() == []
         assert session.exec(select(models.ItemMatch)).all() == []
+        source = session.get(models.Source, "gov")
+        assert source is not None and "disk says no" in (source.last_error or "")
+        assert source.next_poll_at is None  # not the feed's fault: the next run takes it again
+        poll = session.exec(select(models.FeedPoll)).one()
+        assert (poll.outcome, "disk says no" in (poll.error or "")) == ("failed", True)
 
 
 def test_rematch_keeps_analysts_decisions(

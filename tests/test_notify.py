@@ -92,7 +92,9 @@ def _deliver(config: Config, engine: Engine, clock: FakeClock, **kwargs: object)
 
 def _unsent(engine: Engine) -> list[int]:
     with Session(engine) as session:
-        parts = session.exec(select(models.DigestPart).where(col(models.DigestPart.sent_at).is_(None))).all()
+        part = models.DigestPart
+        query = select(part).where(col(part.sent_at).is_(None)).order_by(col(part.id))
+        parts = session.exec(query).all()
         return [part.seq for part in parts]
 
 

@@ -132,6 +132,22 @@ def write_config(
     return path
 
 
+def held_until(body: bytes, release: threading.Event, asked: threading.Event) -> Any:
+    """A feed route that answers `body` only once `release` is set (and sets `asked` when asked): a worker
+    that fetches it is surely mid-run until then."""
+
+    def answer(handler: Any) -> None:
+        asked.set()
+        release.wait(120)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
 # --- looking at a SQLite file ------------------------------------------------------------------------------
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:

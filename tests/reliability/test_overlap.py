@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -25,23 +24,14 @@ from monitor.pipeline import run_digest, run_poll
 
 from ..conftest import ROOT, FakeClock
 from ..test_history import SIGNED_DK, rss
-from .harness import check_storage, connect, monitor_env, write_config
+from .harness import check_storage, connect, held_until, monitor_env, write_config
 from .projection import describe_difference, project
 
 SLOW_BODY = rss(("slow1", "Italy proposes an Article 5-style guarantee for Ukraine", "Rome said on Monday."))
 
 
 def _held_until(release: threading.Event, asked: threading.Event) -> object:
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        asked.set()
-        release.wait(60)
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/rss+xml")
-        handler.send_header("Content-Length", str(len(SLOW_BODY)))
-        handler.end_headers()
-        handler.wfile.write(SLOW_BODY)
-
-    return answer
+    return held_until(SLOW_BODY, release, asked)
 
 
 @pytest.mark.parametrize(("database", "rounds"), [("existing", 1), ("fresh", 3)])
