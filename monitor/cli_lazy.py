@@ -15,7 +15,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "bot": ("monitor.cli_telegram:bot", "Run the subscriber bot (long polling, or a webhook)."),
     "chart": (
         "monitor.cli_analyst:chart",
-        "Draw a PNG timeline: one row per proposal with its status over time (coloured bands, a marker at each "
+        "Draw a timeline (PNG, SVG or PDF by the extension): one row per proposal with its status over time "
+        "(coloured bands, a marker at each "
         "change: filled when confirmed, hollow when unconfirmed, a cross when rejected, a diamond for an "
         "analyst's decision), and its reports per day beneath.",
     ),

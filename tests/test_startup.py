@@ -78,5 +78,7 @@ def test_startup_help_lists_every_command_once() -> None:
     assert set(LAZY_COMMANDS) <= set(names) and {"poll", "run", "feeds", "demo"} <= set(names)
 
 
-def test_startup_token_variable_matches_the_configuration() -> None:
-    assert cli_module.TOKEN_ENV == config.TOKEN_ENV
+def test_startup_environment_names_are_the_configuration_s() -> None:
+    from monitor import env
+
+    assert (env.TOKEN_ENV, env.DATABASE_ENV) == (config.TOKEN_ENV, config.DATABASE_ENV)
