@@ -67,7 +67,7 @@ SHELL_LINES = _shell_lines()
 def test_docs_hold_shell_lines_and_a_cron_line() -> None:
     wheres = {where.split(":")[0] for where, _line in SHELL_LINES}
     assert {"README.md", "docs/operations.md", "docs/analysts.md"} <= wheres
-    assert {where.split(":")[0] for where, _line in _cron_commands()} == {"README.md", "docs/operations.md"}
+    assert {where.split(":")[0] for where, _line in _cron_commands()} >= {"README.md", "docs/operations.md"}
 
 
 @pytest.mark.parametrize(("where", "line"), SHELL_LINES, ids=[where for where, _line in SHELL_LINES])
