@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from html import escape
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
@@ -28,9 +28,9 @@ def rss(*titles: str) -> bytes:
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{entries}</channel></rss>'.encode()
 
 
-def _db_row(database_url: str, sql: str) -> tuple[object, ...]:
-    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
-        return tuple(connection.execute(sql).fetchone())
+def _db_row(engine: Engine, sql: str) -> tuple[object, ...]:
+    with engine.connect() as connection:
+        return tuple(connection.execute(sa.text(sql)).one())
 
 
 def test_poll_a_port_out_of_range_fails_that_feed_alone(
@@ -47,8 +47,8 @@ def test_poll_a_port_out_of_range_fails_that_feed_alone(
     outcomes = {feed.source_id: feed for feed in summary.feeds}
     assert outcomes["good"].outcome == "ok" and outcomes["good"].items_new == 1
     assert outcomes["bad"].outcome == "failed" and "port must be 0-65535" in (outcomes["bad"].error or "")
-    assert _db_row(database_url, "SELECT last_error FROM source WHERE id = 'bad'")[0] == outcomes["bad"].error
-    assert _db_row(database_url, "SELECT finished_at IS NOT NULL, feeds_failed, feeds_ok FROM poll_run") == (1, 1, 1)
+    assert _db_row(engine, "SELECT last_error FROM source WHERE id = 'bad'")[0] == outcomes["bad"].error
+    assert _db_row(engine, "SELECT finished_at IS NOT NULL, feeds_failed, feeds_ok FROM poll_run") == (1, 1, 1)
 
 
 class ExplodingMatcher(Matcher):
@@ -72,9 +72,9 @@ def test_poll_an_unexpected_error_while_storing_one_feed_spares_the_others(
     outcomes = {feed.source_id: feed for feed in summary.feeds}
     assert outcomes["b"].outcome == "ok" and outcomes["b"].items_new == 1
     assert outcomes["a"].outcome == "failed" and "RuntimeError" in (outcomes["a"].error or "")
-    assert _db_row(database_url, "SELECT count(*) FROM item WHERE source_id = 'a'") == (0,), "a's unit rolled back"
-    assert _db_row(database_url, "SELECT consecutive_failures FROM source WHERE id = 'a'") == (1,)
-    assert _db_row(database_url, "SELECT finished_at IS NOT NULL FROM poll_run") == (1,)
+    assert _db_row(engine, "SELECT count(*) FROM item WHERE source_id = 'a'") == (0,), "a's unit rolled back"
+    assert _db_row(engine, "SELECT consecutive_failures FROM source WHERE id = 'a'") == (1,)
+    assert _db_row(engine, "SELECT finished_at IS NOT NULL FROM poll_run") == (1,)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999/x", "http://127.0.0.1:port/x", "http://:80/x"])

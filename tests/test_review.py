@@ -55,12 +55,10 @@ def test_review_queue_lists_open_changes_and_low_scores(corpus: Engine) -> None:
         ("it-ua-2024", "discussion->signed", "unconfirmed"),
         ("fr-ua-2024", "discussion->signed", "unconfirmed"),
     }
-    (low,) = [r for r in rows if r["kind"] == "match"]
-    assert (low["proposal_id"], low["title"]) == (
-        "reassurance-force",
-        "Leaders discuss a reassurence forse for Ukraine",
-    )
-    assert low["score"] < 0.9
+    low = {(r["proposal_id"], r["title"]): r["score"] for r in rows if r["kind"] == "match"}
+    # the misspelt report, and a report that describes membership without naming it (a concept match)
+    assert low[("reassurance-force", "Leaders discuss a reassurence forse for Ukraine")] < 0.9
+    assert all(score < 0.9 for score in low.values())
 
 
 def test_review_confirm_moves_the_status_up_with_who_when_and_why(corpus: Engine) -> None:
