@@ -40,10 +40,12 @@ def run_migrations_online() -> None:
         context.run_migrations()
         return
     engine = create_db_engine(_url())
-    with engine.begin() as connection:
-        _configure(connection)
-        context.run_migrations()
-    engine.dispose()
+    try:
+        with engine.begin() as connection:
+            _configure(connection)
+            context.run_migrations()
+    finally:
+        engine.dispose()  # a PostgreSQL connection left to the garbage collector is a resource leak
 
 
 if context.is_offline_mode():
