@@ -338,20 +338,7 @@ class _Batch:
 
 
 def _match_row(item: StoredItem, match: Match, now: datetime) -> dict[str, Any]:
-    return {
-        "item_id": item.id,
-        "item_version": item.version,
-        "proposal_id": match.proposal,
-        "score": match.score,
-        "alias": match.alias,
-        "actors": json.dumps(list(match.actors), ensure_ascii=False),
-        "sentences": json.dumps(list(match.sentences), ensure_ascii=False),
-        "status": match.status,
-        "status_sentence": match.status_sentence,
-        "withdrawn": match.withdrawn,
-        "matcher_version": match.matcher_version,
-        "matched_at": now,
-    }
+    return history.match_values(item.id, item.version, match, now)
 
 
 def _report_event(

@@ -51,11 +51,6 @@ def create_db_engine(url: str, *, writes: bool = True) -> Engine:
         raise DatabaseError(f"database URL {redact(url)!r}: driver not available: {exc}{hint}") from None
 
 
-def display_url(url: str) -> str:
-    """The URL as it may be shown: the password replaced by ***."""
-    return redact(url)
-
-
 # --- SQLite only -------------------------------------------------------------------------------------------
 def _sqlite_engine(url: sa.URL, writes: bool) -> Engine:
     """`?timeout=SECONDS` in the URL sets how long a writer waits for another to finish (default 30)."""

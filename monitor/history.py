@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, delete, select, update
@@ -86,12 +87,11 @@ def proposal_state(proposal_id: str, ladder: Sequence[str], *, session: Session)
     return ProposalState(proposal_id, proposal.status, proposal.status_change_id, pending)
 
 
-def add_match(item: models.Item, match: Match, now: datetime, *, session: Session) -> models.ItemMatch | None:
-    """Record a match of this version of the item; None when this matcher already matched it."""
-    assert item.id is not None
-    values = {
-        "item_id": item.id,
-        "item_version": item.version,
+def match_values(item_id: int, version: int, match: Match, now: datetime) -> dict[str, Any]:
+    """One `item_match` row's columns for a match of this version of the item."""
+    return {
+        "item_id": item_id,
+        "item_version": version,
         "proposal_id": match.proposal,
         "score": match.score,
         "alias": match.alias,
@@ -103,6 +103,12 @@ def add_match(item: models.Item, match: Match, now: datetime, *, session: Sessio
         "matcher_version": match.matcher_version,
         "matched_at": now,
     }
+
+
+def add_match(item: models.Item, match: Match, now: datetime, *, session: Session) -> models.ItemMatch | None:
+    """Record a match of this version of the item; None when this matcher already matched it."""
+    assert item.id is not None
+    values = match_values(item.id, item.version, match, now)
     keys = ["item_id", "item_version", "proposal_id", "matcher_version"]
     new_id = store.insert_one(models.ItemMatch, values, keys, session=session)
     return None if new_id is None else session.get(models.ItemMatch, new_id)
