@@ -156,6 +156,8 @@ _NOT_OFFER = _compile(
     r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable)"
     r"\s+(?:pledges|offers|proposals|promises)\b",
     r"\bstops?\s+short\s+of\s+(?:\w+\s+){0,3}",
+    # "invited" as an adjective ("the 35 invited delegations") names guests, not an invitation
+    r"\b(?:the|all|other|some|many|\d+)\s+invited\b",
     # not ready or willing, in the other languages
     r"\b(?:non|pas|nicht|nie|не|ні)\s+(?:\w+\s+){0,2}?(?:pront[aoie]|prets?|pretes?|disponibil\w*|bereit|готов\w*)"
     r"(?:\W+\w+){0,4}",

@@ -44,7 +44,7 @@ from monitor.text import focus, fold_text, normalize_text, same_clause, split_se
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
-MATCHER_VERSION = "2026.2"
+MATCHER_VERSION = "2026.3"
 ACTOR_GROUP = "@actor"
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
@@ -309,8 +309,8 @@ class Matcher:
             hit = _find(alias, text)
             if hit is None:
                 continue
-            for index in owners:
-                if index not in best or hit.score > best[index].score:
+            for index in owners:  # on a tie the longer alias, the more telling reading, wins
+                if index not in best or (hit.score, len(hit.alias)) > (best[index].score, len(best[index].alias)):
                     best[index] = hit
         for owners, concept in concepts:
             wanting = [i for i in owners if i not in best]

@@ -115,12 +115,24 @@ _CLAUSE_BREAK = re.compile(
     r"|\s(?=(?:but|while|whereas|ma|mais|aber|але)\s)"
     r"|\s(?=(?:if|unless|provided|in exchange for|in return for|wenn|falls|якщо)\s)"
     r"|,\s+(?=(?:after|amid|as|when|following|despite|because|since|before|until|which|who)\s)"
+    r"|\s(?=(?:billed|described|seen|dubbed|touted|hailed|viewed|presented) as\s)"
+)
+
+
+# A sentence that opens on a subordinate clause ("While X, Y"; "If X, Y") ends that clause at its first comma.
+_FRONTED_CLAUSE = re.compile(
+    r"(?:while|whereas|although|though|as|after|when|if|unless|despite|because|since|before|once|mentre|se"
+    r"|pendant que|alors que|si|während|obwohl|wenn|поки|якщо)\s[^,;:]*?(,\s+)"
 )
 
 
 def clauses(text: str) -> list[tuple[int, int]]:
     """Where each clause of a folded sentence starts and ends."""
-    bounds = [0, *(b for hit in _CLAUSE_BREAK.finditer(text) for b in (hit.start(), hit.end())), len(text)]
+    breaks = [(hit.start(), hit.end()) for hit in _CLAUSE_BREAK.finditer(text)]
+    fronted = _FRONTED_CLAUSE.match(text)
+    if fronted is not None and not any(s <= fronted.start(1) < e for s, e in breaks):
+        breaks = sorted([*breaks, fronted.span(1)])
+    bounds = [0, *(b for start, end in breaks for b in (start, end)), len(text)]
     return [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
 
 

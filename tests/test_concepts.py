@@ -12,6 +12,7 @@ from monitor.concepts import ConceptIndex, compile_concept
 from monitor.config import DEFAULT_CONFIG_PATH, ConfigError, Proposal, load_config
 from monitor.cues import read_cue
 from monitor.match import CONCEPT_SCORE, Matcher, fold_text, normalize_text
+from monitor.text import clauses
 
 
 @functools.cache
@@ -83,6 +84,16 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"us-security-backstop": "discussion"},
         ),
         ("Trump rules out US ground troops in Ukraine", "", {"us-security-backstop": "discussion"}),
+        ("American forces could help police a Ukraine ceasefire", "", {"us-security-backstop": "discussion"}),
+        (
+            "Kyiv's allies draft a truce plan",
+            "Paris says the plan for Ukraine still needs US support for any peace settlement.",
+            {"us-security-backstop": "discussion"},
+        ),
+        # a named US guarantee needs no mention of Ukraine in its sentence
+        ("Kremlin strike talk clouds US security guarantees", "", {"us-security-backstop": "discussion"}),
+        # membership as where an arrangement leads
+        ("Kyiv sees the pact as a stepping stone to NATO", "", {"ukraine-nato-membership": "discussion"}),
         # agreements with a qualifier other than "security"
         ("Ukraine, Japan agree 10-year defence pact", "", {"jp-ua-2024": "discussion"}),
         ("Norway and Ukraine conclude bilateral treaty", "", {"other-eu-ua-bilateral-2024": "signed"}),
@@ -109,6 +120,9 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Germany's armed forces grow as the Ukraine war drags on", ""),
         ("Romanian forces deployed in the border area with Ukraine did not fire", ""),
         ("Russia gives Iran intelligence to target US forces, as Ukraine talks stall", ""),
+        ("Washington drifts away from backing Ukraine", ""),  # support in general is no backstop
+        ("Allies hope to win the backing of a sceptical Trump for a Ukraine peace plan", ""),
+        ("Give us security guarantees, Ukraine's leader tells allies", ""),  # "us", not the US
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
@@ -192,10 +206,25 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Британія не готова відправити війська", "discussion"),
         ("Merz lehnt die Entsendung von Soldaten ab", "discussion"),
         ("i leader discutono le garanzie di sicurezza", "discussion"),
+        ("the 30 invited leaders discuss a force for Ukraine", "discussion"),  # guests, not an invitation
+        ("NATO invited Ukraine to join", "proposal"),
     ],
 )
 def test_status_cue_by_what_the_sentence_does(text: str, level: str) -> None:
     assert read_cue(folded(text)).level == level
+
+
+def test_a_description_of_an_agreement_is_read_apart_from_its_signing() -> None:
+    # the pact is inked; NATO membership is only what the pact is billed as leading to
+    assert found("Ukraine and Norway ink 10-year pact billed as a precursor to NATO") == {
+        "other-eu-ua-bilateral-2024": "signed",
+        "ukraine-nato-membership": "discussion",
+    }
+
+
+def test_a_named_alias_wins_over_a_generic_one_that_ties() -> None:
+    [match] = default_matcher().match("Fresh doubts over American security guarantees", "")
+    assert match.proposal == "us-security-backstop" and match.alias == "American security guarantees"
 
 
 def test_a_conditional_clause_gives_its_own_status() -> None:
@@ -212,3 +241,17 @@ def test_config_refuses_a_concept_part_that_names_no_term(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as raised:
         load_config(path, env={})
     assert "feeds.yaml:6" in str(raised.value) and "names no term" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("While Russian forces advance, allies plan a force", ["while russian forces advance", "allies plan a force"]),
+        ("If Kyiv drops its bid, talks resume", ["if kyiv drops its bid", "talks resume"]),
+        ("Allies, partners and friends meet", ["allies, partners and friends meet"]),  # a list is one clause
+        ("Defence pact billed as a NATO precursor", ["defence pact", "billed as a nato precursor"]),
+    ],
+)
+def test_clauses_of_a_sentence(text: str, expected: list[str]) -> None:
+    sentence = folded(text)
+    assert [sentence[start:end].strip() for start, end in clauses(sentence)] == expected
