@@ -115,9 +115,12 @@ class _Rule:
             return []
         return [(name, hit.span()) for name, pattern in self.actors for hit in pattern.finditer(text)]
 
-    def vetoed(self, text: str) -> bool:
-        """Whether an excluded term explains the sentence's reading away (the item may match elsewhere)."""
-        return self.excluded is not None and self.excluded.search(text) is not None
+    def vetoed(self, text: str, named: tuple[int, int] | None = None) -> bool:
+        """Whether an excluded term explains the sentence's reading away (the item may match elsewhere). A name
+        (the span `named`) identifies its proposal alone: only a term in its own clause explains it away."""
+        if self.excluded is None or self.excluded.search(text) is None:
+            return False
+        return named is None or any(same_clause(text, term.span(), named) for term in self.excluded.finditer(text))
 
 
 _AliasesByAnchor = list[tuple[str, list[tuple[_Alias, tuple[int, ...]]]]]
@@ -369,7 +372,7 @@ class Matcher:
             window = text if i == 0 else f"{folded[0]} | {text}"
             if not named and not all(p.search(window) for p in rule.required):
                 continue
-            if any(rule.vetoed(folded[j]) for j in rests_on):
+            if any(rule.vetoed(folded[j], own_hit.span if named and own_hit and j == i else None) for j in rests_on):
                 continue
             used |= rests_on
             best = hit if best is None or hit.score > best.score else best

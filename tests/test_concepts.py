@@ -255,3 +255,22 @@ def test_config_refuses_a_concept_part_that_names_no_term(tmp_path: Path) -> Non
 def test_clauses_of_a_sentence(text: str, expected: list[str]) -> None:
     sentence = folded(text)
     assert [sentence[start:end].strip() for start, end in clauses(sentence)] == expected
+
+
+def test_an_excluded_term_in_another_clause_does_not_explain_a_name_away() -> None:
+    names = [
+        Proposal(
+            id="force",
+            title="Force",
+            aliases=["coalition of the willing", "troops to Ukraine"],
+            names=["coalition of the willing"],
+            required=["Ukrain*"],
+            excluded=["Russian forces", "nuclear war"],
+        )
+    ]
+    matcher = Matcher(names)
+    [match] = matcher.match("While Russian forces pound Ukraine, Kyiv hosts the coalition of the willing", "")
+    assert match.proposal == "force"
+    # in the name's own clause the term still explains it away; a mere alias is explained away by the sentence
+    assert matcher.match("Russian forces shell the coalition of the willing's Ukraine base", "") == []
+    assert matcher.match("After a call for troops to Ukraine, Putin warns of nuclear war", "") == []
