@@ -87,7 +87,9 @@ def read_fast(content: bytes, headers: Mapping[str, str]) -> dict[str, Any] | No
     try:
         limits = module.ParserLimits(max_feed_size_bytes=len(content) + 1, max_entries=_MAX_ENTRIES)
         parsed = module.parse_with_limits(content, limits=limits, sanitize_html=True, resolve_relative_uris=False)
-    except Exception:  # noqa: BLE001 - whatever trips the fast parser is feedparser's to judge
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - a Rust panic arrives as a BaseException; feedparser judges the feed
         return None
     entries = parsed.entries
     if parsed.bozo or not parsed.version or not entries or len(entries) >= _MAX_ENTRIES:

@@ -71,18 +71,30 @@ def test_parse_fast_gives_feedparsers_items_on_every_corpus_feed() -> None:
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (b"<rss version='2.0'><channel><item><title>a</title><dc:creator>x</dc:creator></item></channel></rss>",
-         "an element outside the agreed vocabulary"),
-        (b"<rss version='2.0'><channel><item><title>a</title><link>/news/1</link></item></channel></rss>",
-         "a relative link"),
-        (b"<rss version='2.0'><channel><item><title>don&#146;t</title></item></channel></rss>",
-         "a reference to a C1 control"),
-        (b"<rss version='2.0'><channel><item><title>a &lt;script&gt;x()&lt;/script&gt;</title></item></channel></rss>",
-         "script text"),
+        (
+            b"<rss version='2.0'><channel><item><title>a</title><dc:creator>x</dc:creator></item></channel></rss>",
+            "an element outside the agreed vocabulary",
+        ),
+        (
+            b"<rss version='2.0'><channel><item><title>a</title><link>/news/1</link></item></channel></rss>",
+            "a relative link",
+        ),
+        (
+            b"<rss version='2.0'><channel><item><title>don&#146;t</title></item></channel></rss>",
+            "a reference to a C1 control",
+        ),
+        (
+            b"<rss version='2.0'><channel><item><title>a &lt;script&gt;x()&lt;/script&gt;</title></item>"
+            b"</channel></rss>",
+            "script text",
+        ),
         (b"<rss version='2.0'><channel><item><title>a</title></item></channel>", "a truncated document"),
         (b"<rss version='2.0'><channel><item><title>a&nbsp;b</title></item></channel></rss>", "an undefined entity"),
-        (b'<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><item><title>a</title>'
-         b"</item></channel></rss>", "another declared encoding"),
+        (
+            b'<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><item><title>a</title>'
+            b"</item></channel></rss>",
+            "another declared encoding",
+        ),
         (b"http://127.0.0.1:9/feed.xml", "not a document (never a URL to fetch)"),
     ],
 )
@@ -91,7 +103,9 @@ def test_read_fast_leaves_to_feedparser(body: bytes, reason: str) -> None:
 
 
 def test_read_fast_takes_a_plain_feed() -> None:
-    body = "<rss version='2.0'><channel><item><title>a\xa0b &amp;amp; c</title><link>https://e.org/1?utm_source=x</link>"
+    body = (
+        "<rss version='2.0'><channel><item><title>a\xa0b &amp;amp; c</title><link>https://e.org/1?utm_source=x</link>"
+    )
     body += "<pubDate>Sat, 28 Feb 2026 10:29:16 +0000</pubDate></item></channel></rss>"
 
     fast = parse_feed(body.encode(), {"content-type": "application/rss+xml"}, URL, NOW)
