@@ -3,7 +3,8 @@
     parse_all(parser, fetch results, clock, max_items) -> (FetchResult, ParseOutcome) as each parse ends
 
 A `ParseOutcome` is the `ParsedFeed`, or the `MonitorError` that is this feed's alone, or None when there was
-nothing to parse (a 304, a failed fetch). Parsing is CPU work in Python (feedparser, normalisation): threads
+nothing to parse: a 304, a failed fetch, or a body identical to the one parsed and stored last for the feed
+(`body_digest` equals the request's `body_hash`). Parsing is CPU work in Python (feedparser, normalisation): threads
 share one core through the GIL, so once the bodies of one poll pass `POOL_THRESHOLD` bytes, the rest are
 parsed by one worker process per core while the poller fetches and stores. A smaller poll (a cron run with a
 few changed feeds, a replay of one snapshot) parses in a thread and starts no process: a worker costs about
@@ -18,6 +19,7 @@ reading; that feed is read again here by feedparser alone, and a fresh worker ta
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import pickle
 import queue
@@ -35,10 +37,17 @@ from monitor.parse import ParsedFeed, parse_feed
 if TYPE_CHECKING:
     from monitor.fetch import FetchResult
 
-ParseOutcome = ParsedFeed | MonitorError | None
+ParseOutcome = ParsedFeed | MonitorError | None  # None: nothing to parse, or the body stored last again
 _Request = tuple[bytes, dict[str, str], str, datetime, int | None]  # parse_outcome's arguments
 POOL_THRESHOLD = 2_000_000  # body bytes in one poll before worker processes start
 _FRAME = struct.Struct("!Q")
+
+
+def body_digest(result: FetchResult) -> str:
+    """SHA-256 of a 200's body with what else steers its parsing: the URL and the content headers."""
+    headers = {name.lower(): value for name, value in result.headers.items()}
+    context = "\x00".join((result.url, headers.get("content-type", ""), headers.get("content-location", "")))
+    return hashlib.sha256(context.encode("utf-8", "surrogatepass") + b"\x00" + result.content).hexdigest()
 
 
 def parse_outcome(
@@ -72,6 +81,8 @@ class Parser:
     async def parse(self, result: FetchResult, now: datetime, max_items: int | None) -> ParseOutcome:
         if result.error is not None or result.not_modified:
             return None
+        if result.request.body_hash is not None and body_digest(result) == result.request.body_hash:
+            return None  # byte for byte what was parsed and stored last time: nothing can have changed
         request: _Request = (result.content, dict(result.headers), result.url, now, max_items)
         self.seen += len(result.content)
         if self.workers < 2 or self.seen < self.threshold:

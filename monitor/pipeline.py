@@ -33,7 +33,7 @@ from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorEr
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
 from monitor.parse import ParsedFeed
-from monitor.parse_pool import ParseOutcome, Parser, parse_all
+from monitor.parse_pool import ParseOutcome, Parser, body_digest, parse_all
 from monitor.redact import redact, secrets_of
 from monitor.status import decide
 
@@ -156,7 +156,7 @@ def _lease(
             rows = store.lease_due_sources(
                 clock(), owner, lease, batch, session=session, only=only, force=force, skip=taken
             )
-            requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified) for row in rows]
+            requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified, row.body_hash) for row in rows]
             session.commit()
             return requests
 
@@ -308,6 +308,7 @@ def _store_feed(
                 feed_title=parsed.title if parsed else None,
                 feed_link=parsed.link if parsed else None,
             )
+            source.body_hash = body_digest(result) if parsed else source.body_hash
             poll.outcome = "ok" if parsed else "not-modified"
             poll.error = warning
             poll.items_seen = len(parsed.items) if parsed else 0
