@@ -5,10 +5,11 @@
 A `ParseOutcome` is the `ParsedFeed`, or the `MonitorError` that is this feed's alone, or None when there was
 nothing to parse: a 304, a failed fetch, or a body identical to the one parsed and stored last for the feed
 (`body_digest` equals the request's `body_hash`). Parsing is CPU work in Python (feedparser, normalisation): threads
-share one core through the GIL, so once the bodies of one poll pass `POOL_THRESHOLD` bytes, the rest are
-parsed by one worker process per core while the poller fetches and stores. A smaller poll (a cron run with a
-few changed feeds, a replay of one snapshot) parses in a thread and starts no process: a worker costs about
-0.2 s of CPU to start.
+share one core through the GIL, so once one poll has spent `POOL_AFTER` seconds of CPU parsing, the rest is
+parsed by one worker process per core while the poller fetches and stores. A poll with less to parse (a cron
+run with a few changed feeds, a replay of one snapshot, most feeds that feedparser-rs reads) parses in a
+thread and starts no process: a worker costs about 0.2 s of CPU to start, and pickling each body and its
+items costs a little more, which pays only when parsing is dear (feeds that only feedparser reads).
 
 A worker is `python -m monitor.parse_pool`, which imports `monitor.parse` and no more (never the database,
 HTTP or Telegram code). It reads pickled requests on stdin and writes pickled outcomes on stdout, one at a
@@ -26,6 +27,7 @@ import queue
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 ParseOutcome = ParsedFeed | MonitorError | None  # None: nothing to parse, or the body stored last again
 _Request = tuple[bytes, dict[str, str], str, datetime, int | None]  # parse_outcome's arguments
-POOL_THRESHOLD = 2_000_000  # body bytes in one poll before worker processes start
+POOL_AFTER = 2.0  # seconds of CPU spent parsing in one poll before worker processes start
 _FRAME = struct.Struct("!Q")
 
 
@@ -63,12 +65,13 @@ def parse_outcome(
 
 
 class Parser:
-    """Parses a poll's bodies: in a thread until `threshold` bytes were seen, then in `workers` processes."""
+    """Parses a poll's bodies: in a thread until `threshold` seconds of CPU went into parsing, then in `workers`
+    processes."""
 
-    def __init__(self, workers: int | None = None, threshold: int = POOL_THRESHOLD) -> None:
+    def __init__(self, workers: int | None = None, threshold: float = POOL_AFTER) -> None:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self.threshold = threshold
-        self.seen = 0
+        self.parse_seconds = 0.0  # CPU time of the parses done in a thread
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: list[_Worker] = []
         self._threads: ThreadPoolExecutor | None = None
@@ -84,9 +87,8 @@ class Parser:
         if result.request.body_hash is not None and body_digest(result) == result.request.body_hash:
             return None  # byte for byte what was parsed and stored last time: nothing can have changed
         request: _Request = (result.content, dict(result.headers), result.url, now, max_items)
-        self.seen += len(result.content)
-        if self.workers < 2 or self.seen < self.threshold:
-            return await asyncio.to_thread(parse_outcome, *request)
+        if self.workers < 2 or self.parse_seconds < self.threshold:
+            return await asyncio.to_thread(self._in_thread, request)
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="parse")
             for _ in range(self.workers):
@@ -99,6 +101,13 @@ class Parser:
             self._threads.shutdown(wait=True)
         for worker in self._all:
             worker.stop()
+
+    def _in_thread(self, request: _Request) -> ParseOutcome:
+        started = time.thread_time()
+        try:
+            return parse_outcome(*request)
+        finally:
+            self.parse_seconds += time.thread_time() - started
 
     def _start(self) -> _Worker:
         worker = _Worker()

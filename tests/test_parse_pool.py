@@ -19,7 +19,7 @@ from monitor.errors import FetchError, MonitorError, NotAFeed, ParseError
 from monitor.feedserver import FeedServer, Response
 from monitor.fetch import FetchRequest, FetchResult
 from monitor.parse import ParsedFeed, parse_feed
-from monitor.parse_pool import POOL_THRESHOLD, Parser, parse_outcome
+from monitor.parse_pool import Parser, parse_outcome
 from monitor.pipeline import run_poll
 from tests.conftest import REPLAY, ROOT, FakeClock, make_config
 
@@ -79,13 +79,13 @@ def test_parser_survives_a_worker_that_dies() -> None:
 
 def test_parser_small_poll_starts_no_process() -> None:
     results = [_result(index, path.read_bytes()) for index, path in enumerate(SNAPSHOTS[8:11])]
-    assert sum(len(result.content) for result in results) < POOL_THRESHOLD
     parser = Parser(workers=2)
     try:
         outcomes = _parse_many(parser, results)
     finally:
         parser.close()
 
+    assert 0 < parser.parse_seconds < parser.threshold
     assert parser.processes == 0
     assert all(isinstance(outcome, ParsedFeed) and outcome.items for outcome in outcomes)
 
@@ -120,14 +120,26 @@ def test_parse_worker_imports_no_database_http_or_telegram_code() -> None:
     assert sorted(name for name in modules if name.split(".")[0] in forbidden or name in forbidden) == []
 
 
-def test_run_poll_big_poll_parses_in_processes_and_a_bad_feed_fails_alone(
+def test_parser_starts_processes_once_parsing_took_its_threshold() -> None:
+    results = [_result(index, path.read_bytes()) for index, path in enumerate(SNAPSHOTS[:4])]
+    parser = Parser(workers=2, threshold=1e-9)
+    try:
+        first = _parse_many(parser, results[:1])
+        rest = _parse_many(parser, results[1:])
+    finally:
+        parser.close()
+
+    assert parser.processes == 2
+    assert all(isinstance(outcome, ParsedFeed) and outcome.items for outcome in first + rest)
+
+
+def test_run_poll_many_feeds_a_bad_feed_fails_alone(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str
 ) -> None:
     sources = {
         f"r{index}": server.serve(f"/r{index}", Response.from_file(path)) for index, path in enumerate(SNAPSHOTS)
     }
     sources["bad"] = server.serve("/bad", Response(HTML, "text/html"))
-    assert sum(path.stat().st_size for path in SNAPSHOTS) > 2 * POOL_THRESHOLD
     config = make_config(base_config, database_url, sources, read_timeout=20, total_timeout=60)
 
     summary = run_poll(config, engine, FakeClock(NOW))
