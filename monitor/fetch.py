@@ -40,6 +40,7 @@ class FetchRequest:
     url: str
     etag: str | None = None
     last_modified: str | None = None
+    body_hash: str | None = None  # the digest of the last body stored (parse_pool.body_digest)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,9 @@ class Source(SQLModel, table=True):
     feed_link: str | None = None
     lease_owner: str | None = Field(default=None, max_length=128, description="the worker polling it now")
     lease_expires_at: datetime | None = _utc()
+    body_hash: str | None = Field(
+        default=None, max_length=64, description="SHA-256 of the last body parsed and stored: not parsed again"
+    )
 
 
 class SourceURL(SQLModel, table=True):

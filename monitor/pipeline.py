@@ -1,6 +1,7 @@
 """The one module that wires the stages together.
 
-    run_poll:   store.sync_sources | store.due_sources | fetch.fetch_all (bounded, concurrent) | parse.parse_feed
+    run_poll:   store.sync_sources | store.due_sources | fetch.fetch_all (bounded, concurrent)
+                | parse_pool.parse_all (parse.parse_feed, in worker processes for a big poll)
                 | store.save_items | match.Matcher.match | status.decide | history.apply_decisions (+ events)
                 + schedule.after_success/after_failure                    (one transaction per feed)
     run_digest: outbox.compose_due (digest.select_content | digest.render_digest)   (one transaction)
@@ -28,10 +29,11 @@ from sqlmodel import Session, col, select
 from monitor import bulk, history, models, outbox, schedule, store
 from monitor.config import TOKEN_ENV, Config
 from monitor.db import dead_owners, first_line, retrying, worker_name
-from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError, ParseError
+from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
-from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse import ParsedFeed
+from monitor.parse_pool import ParseOutcome, Parser, body_digest, parse_all
 from monitor.redact import redact, secrets_of
 from monitor.status import decide
 
@@ -117,14 +119,16 @@ def run_poll(
         on_start(len(due))
     summary = PollSummary(run_id=run_id, feeds_due=0)
     taken: set[str] = set()
+    parser = Parser()
     try:
         # A batch at a time, so that workers polling one database at once share the due feeds out.
         while requests := _lease(engine, clock, owner, settings.lease, settings.batch, only, force, taken):
             taken.update(request.source_id for request in requests)
             summary.feeds_due += len(requests)
             matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
-            asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher))
+            asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher, parser))
     finally:
+        parser.close()
         # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
         try:
             with Session(engine) as session:
@@ -152,7 +156,7 @@ def _lease(
             rows = store.lease_due_sources(
                 clock(), owner, lease, batch, session=session, only=only, force=force, skip=taken
             )
-            requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified) for row in rows]
+            requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified, row.body_hash) for row in rows]
             session.commit()
             return requests
 
@@ -172,15 +176,17 @@ async def _poll(
     summary: PollSummary,
     on_feed: Callable[[FeedOutcome], None] | None,
     matcher: Matcher,
+    parser: Parser,
 ) -> None:
     settings = config.settings.poll
     owned = client is None
     http = client if client is not None else make_client(settings)
     write_lock = threading.Lock()
     try:
-        async for result in fetch_all(http, requests, settings):
-            # Parsing and the database write run off the event loop so other fetches keep their deadlines.
-            store_args = (config, engine, clock, result, run_id, write_lock, matcher)
+        # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
+        # fetches keep their deadlines and the next feeds parse while one is stored.
+        async for result, parsed in parse_all(parser, fetch_all(http, requests, settings), clock, settings.max_items):
+            store_args = (config, engine, clock, result, parsed, run_id, write_lock, matcher)
             try:
                 outcome = await asyncio.to_thread(_store_result, *store_args)
             except DatabaseError:
@@ -201,24 +207,17 @@ def _store_result(
     engine: Engine,
     clock: Clock,
     result: FetchResult,
+    outcome: ParseOutcome,
     run_id: int,
     write_lock: threading.Lock,
     matcher: Matcher,
     fault: MonitorError | None = None,
 ) -> FeedOutcome:
-    """Parse one fetch result, store it, match its new and edited items and record what they change,
-    all in one transaction. With `fault`, record only that failure on the feed."""
+    """Store one fetch result and its parse outcome, match its new and edited items and record what they
+    change, all in one transaction. With `fault`, record only that failure on the feed."""
     now = clock()
-    settings = config.settings.poll
-    parsed = None
-    error: MonitorError | None = fault or result.error
-    if error is None and not result.not_modified:
-        try:
-            parsed = parse_feed(result.content, result.headers, result.url, now, settings.max_items)
-        except MonitorError as exc:
-            error = exc
-        except Exception as exc:  # a feed that trips the parser is that feed's failure
-            error = ParseError(f"unexpected {type(exc).__name__}: {exc}")
+    parsed = outcome if isinstance(outcome, ParsedFeed) and fault is None else None
+    error: MonitorError | None = fault or result.error or (outcome if isinstance(outcome, MonitorError) else None)
     with write_lock:
         try:
             return retrying(lambda: _store_feed(config, engine, result, parsed, error, now, run_id, matcher))
@@ -309,6 +308,7 @@ def _store_feed(
                 feed_title=parsed.title if parsed else None,
                 feed_link=parsed.link if parsed else None,
             )
+            source.body_hash = body_digest(result) if parsed else source.body_hash
             poll.outcome = "ok" if parsed else "not-modified"
             poll.error = warning
             poll.items_seen = len(parsed.items) if parsed else 0

@@ -1,0 +1,244 @@
+"""Fetch results -> parse outcomes, in worker processes once a poll has enough to parse.
+
+    parse_all(parser, fetch results, clock, max_items) -> (FetchResult, ParseOutcome) as each parse ends
+
+A `ParseOutcome` is the `ParsedFeed`, or the `MonitorError` that is this feed's alone, or None when there was
+nothing to parse: a 304, a failed fetch, or a body identical to the one parsed and stored last for the feed
+(`body_digest` equals the request's `body_hash`). Parsing is CPU work in Python (feedparser, normalisation): threads
+share one core through the GIL, so once one poll has spent `POOL_AFTER` seconds of CPU parsing, the rest is
+parsed by one worker process per core while the poller fetches and stores. A poll with less to parse (a cron
+run with a few changed feeds, a replay of one snapshot, most feeds that feedparser-rs reads) parses in a
+thread and starts no process: a worker costs about 0.2 s of CPU to start, and pickling each body and its
+items costs a little more, which pays only when parsing is dear (feeds that only feedparser reads).
+
+A worker is `python -m monitor.parse_pool`, which imports `monitor.parse` and no more (never the database,
+HTTP or Telegram code). It reads pickled requests on stdin and writes pickled outcomes on stdout, one at a
+time, so a worker that dies (a crash in the Rust parser, the kernel's OOM killer) fails only the feed it was
+reading; that feed is read again here by feedparser alone, and a fresh worker takes the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
+
+from monitor.errors import MonitorError, ParseError
+from monitor.parse import ParsedFeed, parse_feed
+
+if TYPE_CHECKING:
+    from monitor.fetch import FetchResult
+
+ParseOutcome = ParsedFeed | MonitorError | None  # None: nothing to parse, or the body stored last again
+_Request = tuple[bytes, dict[str, str], str, datetime, int | None]  # parse_outcome's arguments
+POOL_AFTER = 2.0  # seconds of CPU spent parsing in one poll before worker processes start
+_FRAME = struct.Struct("!Q")
+
+
+def body_digest(result: FetchResult) -> str:
+    """SHA-256 of a 200's body with what else steers its parsing: the URL and the content headers."""
+    headers = {name.lower(): value for name, value in result.headers.items()}
+    context = "\x00".join((result.url, headers.get("content-type", ""), headers.get("content-location", "")))
+    return hashlib.sha256(context.encode("utf-8", "surrogatepass") + b"\x00" + result.content).hexdigest()
+
+
+def parse_outcome(
+    content: bytes, headers: Mapping[str, str], url: str, now: datetime, max_items: int | None, fast: bool = True
+) -> ParsedFeed | MonitorError:
+    """`parse_feed`, with any failure returned as this feed's error rather than raised."""
+    try:
+        return parse_feed(content, headers, url, now, max_items, fast=fast)
+    except MonitorError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - a feed that trips the parser is that feed's failure
+        return ParseError(f"unexpected {type(exc).__name__}: {exc}")
+
+
+class Parser:
+    """Parses a poll's bodies: in a thread until `threshold` seconds of CPU went into parsing, then in `workers`
+    processes."""
+
+    def __init__(self, workers: int | None = None, threshold: float = POOL_AFTER) -> None:
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.threshold = threshold
+        self.parse_seconds = 0.0  # CPU time of the parses done in a thread
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._all: list[_Worker] = []
+        self._threads: ThreadPoolExecutor | None = None
+
+    @property
+    def processes(self) -> int:
+        """How many worker processes were started."""
+        return len(self._all)
+
+    async def parse(self, result: FetchResult, now: datetime, max_items: int | None) -> ParseOutcome:
+        if result.error is not None or result.not_modified:
+            return None
+        if result.request.body_hash is not None and body_digest(result) == result.request.body_hash:
+            return None  # byte for byte what was parsed and stored last time: nothing can have changed
+        request: _Request = (result.content, dict(result.headers), result.url, now, max_items)
+        if self.workers < 2 or self.parse_seconds < self.threshold:
+            return await asyncio.to_thread(self._in_thread, request)
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="parse")
+            for _ in range(self.workers):
+                self._idle.put(self._start())
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self._call, request)
+
+    def close(self) -> None:
+        """Stop the workers (each ends when its stdin closes) and wait for them."""
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+        for worker in self._all:
+            worker.stop()
+
+    def _in_thread(self, request: _Request) -> ParseOutcome:
+        started = time.thread_time()
+        try:
+            return parse_outcome(*request)
+        finally:
+            self.parse_seconds += time.thread_time() - started
+
+    def _start(self) -> _Worker:
+        worker = _Worker()
+        self._all.append(worker)
+        return worker
+
+    def _call(self, request: _Request) -> ParseOutcome:
+        worker = self._idle.get()
+        try:
+            return worker.call(request)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            code = worker.stop()
+            worker = self._start()
+            # Read again here, by feedparser alone (no Rust code that might have crashed the worker).
+            outcome = parse_outcome(*request, fast=False)
+            if isinstance(outcome, ParsedFeed):
+                return outcome
+            return ParseError(f"{outcome} (and the parser process died reading it: exit code {code})")
+        finally:
+            self._idle.put(worker)
+
+
+async def parse_all(
+    parser: Parser,
+    results: AsyncIterator[FetchResult],
+    clock: Callable[[], datetime],
+    max_items: int | None,
+) -> AsyncIterator[tuple[FetchResult, ParseOutcome]]:
+    """Parse each result as it arrives, a few at once, and yield it with its outcome as each parse ends."""
+    done: asyncio.Queue[tuple[FetchResult, ParseOutcome] | BaseException | None] = asyncio.Queue()
+    slots = asyncio.Semaphore(2 * max(parser.workers, 1))
+    running: set[asyncio.Task[None]] = set()
+
+    async def one(result: FetchResult) -> None:
+        try:
+            outcome = await parser.parse(result, clock(), max_items)
+        finally:
+            slots.release()
+        done.put_nowait((result, outcome))
+
+    async def produce() -> None:
+        try:
+            async for result in results:
+                await slots.acquire()
+                task = asyncio.create_task(one(result))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            while running:
+                await asyncio.gather(*running)
+            done.put_nowait(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            done.put_nowait(exc)
+            raise
+
+    producer = asyncio.create_task(produce())
+    try:
+        while (item := await done.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        for task in (producer, *running):
+            task.cancel()
+        await asyncio.gather(producer, *running, return_exceptions=True)
+
+
+class _Worker:
+    """One `python -m monitor.parse_pool` process and its two pipes."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "monitor.parse_pool"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def call(self, request: _Request) -> ParseOutcome:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        _write(self.process.stdin, request)
+        outcome: ParseOutcome = _read(self.process.stdout)
+        return outcome
+
+    def stop(self) -> int | None:
+        """Close its input (it then ends), wait for it, and close its output."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            self.process.stdin.close()
+        except OSError:  # the pipe was already broken: the worker died
+            pass
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.process.stdout.close()
+        return code
+
+
+def _write(stream: IO[bytes], value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_FRAME.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(_FRAME.size)
+    if len(header) < _FRAME.size:
+        raise EOFError("the parser process closed its output")
+    (size,) = _FRAME.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the parser process stopped mid-answer")
+    return pickle.loads(data)
+
+
+def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    """The worker's loop: parse each request until the input closes."""
+    while True:
+        try:
+            request = _read(requests)
+        except EOFError:
+            return
+        _write(answers, parse_outcome(*request))
+
+
+def _main() -> None:
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answers
+    sys.stdout = sys.stderr
+    serve(sys.stdin.buffer, answers)
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,163 @@
+"""Parsing in worker processes: the same outcomes as in-process, one feed's fault stays that feed's, a dead
+worker costs no feed, small polls start no process, and a worker imports no database or Telegram code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from monitor.config import Config
+from monitor.errors import FetchError, MonitorError, NotAFeed, ParseError
+from monitor.feedserver import FeedServer, Response
+from monitor.fetch import FetchRequest, FetchResult
+from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse_pool import Parser, parse_outcome
+from monitor.pipeline import run_poll
+from tests.conftest import REPLAY, ROOT, FakeClock, make_config
+
+NOW = datetime(2026, 7, 20, tzinfo=UTC)
+SNAPSHOTS = sorted(REPLAY.glob("*.xml"))
+HTML = b"<!doctype html><html><body>Sign in</body></html>"
+
+
+def _result(index: int, body: bytes, content_type: str = "application/rss+xml") -> FetchResult:
+    url = f"http://127.0.0.1:9/feed/{index}"
+    return FetchResult(FetchRequest(f"f{index}", url), url, 200, {"content-type": content_type}, body)
+
+
+def _parse_many(parser: Parser, results: list[FetchResult]) -> list[object]:
+    async def run() -> list[object]:
+        return list(await asyncio.gather(*(parser.parse(result, NOW, None) for result in results)))
+
+    return asyncio.run(run())
+
+
+def test_parser_in_processes_gives_the_in_process_outcomes() -> None:
+    results = [_result(index, path.read_bytes()) for index, path in enumerate(SNAPSHOTS[:6])]
+    results.insert(3, _result(99, HTML, "text/html"))
+    parser = Parser(workers=2, threshold=0)
+    try:
+        outcomes = _parse_many(parser, results)
+    finally:
+        parser.close()
+
+    assert parser.processes == 2
+    for result, outcome in zip(results, outcomes, strict=True):
+        expected = parse_outcome(result.content, result.headers, result.url, NOW, None)
+        if isinstance(expected, MonitorError):
+            assert type(outcome) is type(expected) and str(outcome) == str(expected)
+        else:
+            assert outcome == expected
+    assert isinstance(outcomes[3], NotAFeed)
+    assert sum(isinstance(outcome, ParsedFeed) for outcome in outcomes) == 6
+
+
+def test_parser_survives_a_worker_that_dies() -> None:
+    body = SNAPSHOTS[0].read_bytes()
+    parser = Parser(workers=2, threshold=0)
+    try:
+        _parse_many(parser, [_result(0, body)])
+        for worker in list(parser._all):
+            os.kill(worker.process.pid, signal.SIGKILL)
+            worker.process.wait()
+        outcomes = _parse_many(parser, [_result(1, body), _result(2, body), _result(3, body)])
+    finally:
+        parser.close()
+
+    expected = parse_feed(body, {"content-type": "application/rss+xml"}, "http://127.0.0.1:9/feed/1", NOW)
+    assert [outcome == expected for outcome in outcomes] == [True, True, True]
+    assert parser.processes > 2  # the dead ones were replaced
+
+
+def test_parser_small_poll_starts_no_process() -> None:
+    results = [_result(index, path.read_bytes()) for index, path in enumerate(SNAPSHOTS[8:11])]
+    parser = Parser(workers=2)
+    try:
+        outcomes = _parse_many(parser, results)
+    finally:
+        parser.close()
+
+    assert 0 < parser.parse_seconds < parser.threshold
+    assert parser.processes == 0
+    assert all(isinstance(outcome, ParsedFeed) and outcome.items for outcome in outcomes)
+
+
+def test_parser_nothing_to_parse_for_a_304_or_a_failed_fetch() -> None:
+    request = FetchRequest("f", "http://127.0.0.1:9/f")
+    failure = FetchError("connection refused")
+    parser = Parser(workers=2, threshold=0)
+    try:
+        outcomes = _parse_many(
+            parser, [FetchResult(request, request.url, 304), FetchResult(request, request.url, error=failure)]
+        )
+    finally:
+        parser.close()
+
+    assert outcomes == [None, None]
+    assert parser.processes == 0
+
+
+def test_parse_worker_imports_no_database_http_or_telegram_code() -> None:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "monitor.parse_pool"],
+        input=b"",
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    modules = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
+    assert "monitor.parse" in modules
+    forbidden = ("sqlalchemy", "sqlmodel", "alembic", "psycopg", "telegram", "httpx", "monitor.db", "monitor.store")
+    assert sorted(name for name in modules if name.split(".")[0] in forbidden or name in forbidden) == []
+
+
+def test_parser_starts_processes_once_parsing_took_its_threshold() -> None:
+    results = [_result(index, path.read_bytes()) for index, path in enumerate(SNAPSHOTS[:4])]
+    parser = Parser(workers=2, threshold=1e-9)
+    try:
+        first = _parse_many(parser, results[:1])
+        rest = _parse_many(parser, results[1:])
+    finally:
+        parser.close()
+
+    assert parser.processes == 2
+    assert all(isinstance(outcome, ParsedFeed) and outcome.items for outcome in first + rest)
+
+
+def test_run_poll_many_feeds_a_bad_feed_fails_alone(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str
+) -> None:
+    sources = {
+        f"r{index}": server.serve(f"/r{index}", Response.from_file(path)) for index, path in enumerate(SNAPSHOTS)
+    }
+    sources["bad"] = server.serve("/bad", Response(HTML, "text/html"))
+    config = make_config(base_config, database_url, sources, read_timeout=20, total_timeout=60)
+
+    summary = run_poll(config, engine, FakeClock(NOW))
+
+    failed = {feed.source_id: feed.error for feed in summary.feeds if feed.outcome == "failed"}
+    assert list(failed) == ["bad"]
+    assert failed["bad"] is not None and "\n" not in failed["bad"] and failed["bad"].startswith("NotAFeed: not a feed")
+    expected = {
+        f"r{index}": len(parse_feed(path.read_bytes(), {}, sources[f"r{index}"], NOW).items)
+        for index, path in enumerate(SNAPSHOTS)
+    }
+    with engine.connect() as connection:
+        stored = dict(connection.execute(sa.text("SELECT source_id, count(*) FROM item GROUP BY source_id")).all())
+    assert stored == expected
+
+
+@pytest.mark.parametrize("body", [b"", b"   "])
+def test_parse_outcome_returns_the_feeds_error(body: bytes) -> None:
+    outcome = parse_outcome(body, {}, "http://127.0.0.1:9/f", NOW, None)
+
+    assert isinstance(outcome, ParseError) and str(outcome) == "empty body"
