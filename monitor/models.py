@@ -1,6 +1,7 @@
 """SQLModel tables: the database schema, documented for analysts in docs/schema.md.
 
-Only table definitions live here. Every read and write goes through `monitor.store`.
+Only table definitions live here, with the CHECK constraints they build from the values in
+`monitor/vocabulary.py`. Every read and write goes through `monitor.store`.
 Times are stored as UTC and returned timezone-aware on every backend.
 """
 
@@ -13,22 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-from monitor.vocabulary import (
-    ID_LENGTH,
-    STATUS_LENGTH,
-    ChangeKind,
-    ChangeState,
-    ChatType,
-    DigestKind,
-    DigestState,
-    EventKind,
-    Frequency,
-    Health,
-    PollOutcome,
-    PublishedFallback,
-    Tier,
-    values,
-)
+from monitor import vocabulary as v
+from monitor.vocabulary import ID_LENGTH, STATUS_LENGTH, values
 
 # Stable constraint names, so that migrations can alter them on SQLite (batch mode) and PostgreSQL alike.
 SQLModel.metadata.naming_convention = {
@@ -65,13 +52,13 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 # ck_<table>_<column>. Migration 0007 creates them from this table; a status on the ladder is configured, not
 # fixed, so it has none (its length is checked when the configuration is read).
 CHECKED: dict[str, dict[str, Any]] = {
-    "source": {"health": Health, "tier": Tier},
-    "feed_poll": {"outcome": PollOutcome},
-    "item": {"published_fallback": PublishedFallback},
-    "status_change": {"kind": ChangeKind, "state": ChangeState},
-    "event": {"kind": EventKind},
-    "subscriber": {"chat_type": ChatType, "frequency": Frequency},
-    "digest": {"kind": DigestKind, "state": DigestState},
+    "source": {"health": v.Health, "tier": v.Tier},
+    "feed_poll": {"outcome": v.PollOutcome},
+    "item": {"published_fallback": v.PublishedFallback},
+    "status_change": {"kind": v.ChangeKind, "state": v.ChangeState},
+    "event": {"kind": v.EventKind},
+    "subscriber": {"chat_type": v.ChatType, "frequency": v.Frequency},
+    "digest": {"kind": v.DigestKind, "state": v.DigestState},
 }
 
 
