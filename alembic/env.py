@@ -7,7 +7,7 @@ from sqlmodel import SQLModel
 import monitor.models  # noqa: F401  (registers the tables)
 from alembic import context
 from monitor.config import load_config
-from monitor.db import create_db_engine, include_object
+from monitor.db import create_db_engine, include_object, migration_transaction
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -41,7 +41,7 @@ def run_migrations_online() -> None:
         return
     engine = create_db_engine(_url())
     try:
-        with engine.begin() as connection:
+        with migration_transaction(engine) as connection:
             _configure(connection)
             context.run_migrations()
     finally:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -28,8 +28,9 @@ from pydantic import (
 
 from monitor.env import API_URL_ENV, CONFIG_ENV, DATABASE_ENV, TOKEN_ENV
 from monitor.errors import ConfigError
+from monitor.vocabulary import ID_LENGTH, STATUS_LENGTH, Frequency, Tier
 
-__all__ = ["API_URL_ENV", "CONFIG_ENV", "DATABASE_ENV", "TOKEN_ENV"]  # read by the modules that import config
+__all__ = ["API_URL_ENV", "CONFIG_ENV", "DATABASE_ENV", "TOKEN_ENV", "Tier"]  # read by the modules that import config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "feeds.yaml"
@@ -80,6 +81,17 @@ def _identifier(value: str) -> str:
     return value
 
 
+def _fits(limit: int, column: str) -> Callable[[str], str]:
+    """No longer than the database column it is stored in: SQLite would keep a longer one, PostgreSQL not."""
+
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(f"{len(value)} characters, longer than the {limit} the database holds ({column})")
+        return value
+
+    return check
+
+
 def _http_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value, re.IGNORECASE):
         raise ValueError(f"{value!r} is not an http or https URL")
@@ -112,8 +124,10 @@ def _term_group(value: str) -> str:
 Duration = Annotated[float, BeforeValidator(_duration)]
 Size = Annotated[int, BeforeValidator(_size)]
 Identifier = Annotated[str, AfterValidator(_identifier)]
+SourceId = Annotated[Identifier, AfterValidator(_fits(ID_LENGTH, "source.id"))]
+ProposalId = Annotated[Identifier, AfterValidator(_fits(ID_LENGTH, "proposal.id"))]
+StatusName = Annotated[Identifier, AfterValidator(_fits(STATUS_LENGTH, "proposal.status"))]
 HttpURL = Annotated[str, AfterValidator(_http_url)]
-Tier = Literal["official", "wire", "media", "blog"]
 
 
 class _Strict(BaseModel):
@@ -123,7 +137,7 @@ class _Strict(BaseModel):
 class Source(_Strict):
     """One news feed to poll."""
 
-    id: Identifier
+    id: SourceId
     name: str = Field(min_length=1)
     url: HttpURL
     tier: Tier = "media"
@@ -147,7 +161,7 @@ class Concept(_Strict):
 class Proposal(_Strict):
     """One tracked proposal and what identifies reports about it."""
 
-    id: Identifier
+    id: ProposalId
     title: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
     names: list[str] = Field(default_factory=list)
@@ -190,7 +204,7 @@ class CorroborationSettings(_Strict):
 class StatusSettings(_Strict):
     """The status ladder, lowest first, and the corroboration policy per status."""
 
-    ladder: list[Identifier] = Field(default_factory=lambda: ["discussion", "proposal", "signed"], min_length=2)
+    ladder: list[StatusName] = Field(default_factory=lambda: ["discussion", "proposal", "signed"], min_length=2)
     corroboration: dict[str, CorroborationSettings] = Field(default_factory=lambda: {"signed": CorroborationSettings()})
 
     @model_validator(mode="after")
@@ -213,7 +227,7 @@ class TelegramSettings(_Strict):
 class DigestSettings(_Strict):
     """Digest defaults for new subscribers and limits on their length."""
 
-    frequency: Literal["instant", "hourly", "daily", "weekly"] = "daily"
+    frequency: Frequency = "daily"
     hour: int = Field(default=8, ge=0, le=23)
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
     max_reports: int = Field(default=40, ge=1)

@@ -221,7 +221,7 @@ def upgrade(engine: Engine) -> bool:
             if current == head:
                 return False
             config = alembic_config(url)
-            with engine.begin() as connection:
+            with migration_transaction(engine) as connection:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         return True
@@ -229,6 +229,31 @@ def upgrade(engine: Engine) -> bool:
         raise DatabaseError(f"database {engine.url.render_as_string()}: {first_line(exc)}") from None
     except sa.exc.DatabaseError as exc:
         raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {first_line(exc)}") from None
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """One transaction for migrations. On SQLite, with foreign keys off while they run, as SQLite's own recipe
+    for altering a table has it: a batch migration rebuilds a table by copy, drop and rename, and SQLite will
+    not drop a table that others point at with them on, not even deferred. Before the commit PRAGMA
+    foreign_key_check must find nothing, so no migration leaves a key dangling."""
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:  # a pragma that is a no-op inside a transaction: set on the driver's connection, before one
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            with connection.begin():
+                yield connection
+                dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all() if sqlite else []
+                if dangling:
+                    table, rowid, parent, _ = dangling[0]
+                    raise DatabaseError(
+                        f"the migration left {len(dangling)} foreign keys dangling, e.g. {table} row {rowid} -> "
+                        f"{parent}; nothing was changed"
+                    )
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 _REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*['\"]?([\w-]+)['\"]?", re.MULTILINE)

@@ -1,6 +1,7 @@
 """SQLModel tables: the database schema, documented for analysts in docs/schema.md.
 
-Only table definitions live here. Every read and write goes through `monitor.store`.
+Only table definitions live here, with the CHECK constraints they build from the values in
+`monitor/vocabulary.py`. Every read and write goes through `monitor.store`.
 Times are stored as UTC and returned timezone-aware on every backend.
 """
 
@@ -12,6 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
+
+from monitor import vocabulary as v
+from monitor.vocabulary import ID_LENGTH, STATUS_LENGTH, values
 
 # Stable constraint names, so that migrations can alter them on SQLite (batch mode) and PostgreSQL alike.
 SQLModel.metadata.naming_convention = {
@@ -44,6 +48,33 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# The enum-like columns and the values each may hold (monitor/vocabulary.py): a CHECK constraint apiece, named
+# ck_<table>_<column>. Migration 0007 creates them from this table; a status on the ladder is configured, not
+# fixed, so it has none (its length is checked when the configuration is read).
+CHECKED: dict[str, dict[str, Any]] = {
+    "source": {"health": v.Health, "tier": v.Tier},
+    "feed_poll": {"outcome": v.PollOutcome},
+    "item": {"published_fallback": v.PublishedFallback},
+    "status_change": {"kind": v.ChangeKind, "state": v.ChangeState},
+    "event": {"kind": v.EventKind},
+    "subscriber": {"chat_type": v.ChatType, "frequency": v.Frequency},
+    "digest": {"kind": v.DigestKind, "state": v.DigestState},
+}
+
+
+def check_sql(column: str, kind: Any) -> str:
+    """`column IN ('a', 'b')`: true, or null for a null column, which a CHECK lets through."""
+    quoted = []
+    for value in values(kind):
+        assert "'" not in value, value
+        quoted.append(f"'{value}'")
+    return f"{column} IN ({', '.join(quoted)})"
+
+
+def _checks(table: str) -> tuple[sa.CheckConstraint, ...]:
+    return tuple(sa.CheckConstraint(check_sql(column, kind), name=column) for column, kind in CHECKED[table].items())
+
+
 def _utc(nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
 
@@ -52,8 +83,9 @@ class Source(SQLModel, table=True):
     """A feed from feeds.yaml, with its fetch state and health. Rows are kept when a feed leaves the file."""
 
     __tablename__ = "source"
+    __table_args__ = _checks("source")
 
-    id: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=ID_LENGTH)
     name: str
     url: str = Field(description="the URL polled now: the configured one, or where it permanently moved")
     config_url: str = Field(description="the URL feeds.yaml gives; a change there resets `url`")
@@ -87,7 +119,7 @@ class SourceURL(SQLModel, table=True):
     __tablename__ = "source_url"
 
     id: int | None = Field(default=None, primary_key=True)
-    source_id: str = Field(foreign_key="source.id", index=True, max_length=64)
+    source_id: str = Field(foreign_key="source.id", index=True, max_length=ID_LENGTH)
     url: str
     replaced_by: str
     reason: str
@@ -108,10 +140,10 @@ class Item(SQLModel, table=True):
     """A report as its feed published it, latest version. Unique per (source, key)."""
 
     __tablename__ = "item"
-    __table_args__ = (sa.UniqueConstraint("source_id", "key"),)
+    __table_args__ = (sa.UniqueConstraint("source_id", "key"), *_checks("item"))
 
     id: int | None = Field(default=None, primary_key=True)
-    source_id: str = Field(foreign_key="source.id", index=True, max_length=64)
+    source_id: str = Field(foreign_key="source.id", max_length=ID_LENGTH)  # indexed by the unique constraint
     key: str = Field(description="identity within the source: guid:..., link:... or hash:...")
     guid: str | None = None
     link: str | None = None
@@ -138,7 +170,7 @@ class ItemVersion(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("item_id", "version"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    item_id: int = Field(foreign_key="item.id", index=True)
+    item_id: int = Field(foreign_key="item.id")  # indexed by the unique constraint
     version: int
     title: str
     summary: str
@@ -170,10 +202,11 @@ class FeedPoll(SQLModel, table=True):
     """What one run did with one feed."""
 
     __tablename__ = "feed_poll"
+    __table_args__ = _checks("feed_poll")
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="poll_run.id", index=True)
-    source_id: str = Field(foreign_key="source.id", index=True, max_length=64)
+    source_id: str = Field(foreign_key="source.id", index=True, max_length=ID_LENGTH)
     polled_at: datetime = _utc(nullable=False)
     outcome: str = Field(max_length=16, description="ok, not-modified or failed")
     status_code: int | None = None
@@ -190,11 +223,22 @@ class Proposal(SQLModel, table=True):
 
     __tablename__ = "proposal"
 
-    id: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=ID_LENGTH)
     title: str
-    status: str = Field(max_length=32, description="current confirmed status")
+    status: str = Field(max_length=STATUS_LENGTH, description="current confirmed status")
     status_since: datetime | None = _utc()
-    status_change_id: int | None = Field(default=None, description="the confirmed change that set `status`")
+    # proposal -> status_change -> proposal is a cycle: the key is added after both tables (use_alter) and checked
+    # at commit (deferred), so rows can be copied table by table and a rebuild can drop a change before it clears
+    # the pointer to it, in one transaction.
+    status_change_id: int | None = Field(
+        default=None,
+        description="the confirmed change that set `status`",
+        sa_column=sa.Column(
+            sa.Integer(),
+            sa.ForeignKey("status_change.id", use_alter=True, deferrable=True, initially="DEFERRED"),
+            nullable=True,
+        ),
+    )
     in_config: bool = True
 
 
@@ -205,14 +249,14 @@ class ItemMatch(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("item_id", "item_version", "proposal_id", "matcher_version"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    item_id: int = Field(foreign_key="item.id", index=True)
+    item_id: int = Field(foreign_key="item.id")  # indexed by the unique constraint
     item_version: int
-    proposal_id: str = Field(foreign_key="proposal.id", index=True, max_length=64)
+    proposal_id: str = Field(foreign_key="proposal.id", index=True, max_length=ID_LENGTH)
     score: float = Field(description="0..1")
     alias: str
     actors: str = Field(description="JSON list of the actors found")
     sentences: str = Field(description="JSON list of the sentences the match rests on")
-    status: str = Field(max_length=32, description="what the item reports: a status on the ladder")
+    status: str = Field(max_length=STATUS_LENGTH, description="what the item reports: a status on the ladder")
     status_sentence: str
     withdrawn: bool = False
     matcher_version: str = Field(max_length=32)
@@ -224,12 +268,13 @@ class StatusChange(SQLModel, table=True):
     may only move on to confirmed (or be rejected by an analyst)."""
 
     __tablename__ = "status_change"
+    __table_args__ = _checks("status_change")
 
     id: int | None = Field(default=None, primary_key=True)
-    proposal_id: str = Field(foreign_key="proposal.id", index=True, max_length=64)
+    proposal_id: str = Field(foreign_key="proposal.id", index=True, max_length=ID_LENGTH)
     kind: str = Field(max_length=16, description="upgrade, withdrawal or analyst")
-    from_status: str = Field(max_length=32)
-    to_status: str = Field(max_length=32)
+    from_status: str = Field(max_length=STATUS_LENGTH)
+    to_status: str = Field(max_length=STATUS_LENGTH)
     state: str = Field(max_length=16, description="confirmed, unconfirmed, review or rejected")
     happened_at: datetime | None = _utc(index=True)  # when the world changed: the report's publication time
     observed_at: datetime = _utc(nullable=False, index=True)
@@ -246,11 +291,11 @@ class Evidence(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("change_id", "match_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    change_id: int = Field(foreign_key="status_change.id", index=True)
+    change_id: int = Field(foreign_key="status_change.id")  # indexed by the unique constraint
     match_id: int = Field(foreign_key="item_match.id", index=True)
     item_id: int = Field(foreign_key="item.id", index=True)
-    source_id: str = Field(foreign_key="source.id", max_length=64)
-    status: str = Field(max_length=32)
+    source_id: str = Field(foreign_key="source.id", max_length=ID_LENGTH)
+    status: str = Field(max_length=STATUS_LENGTH)
     score: float
     sentence: str
     reported_at: datetime = _utc(nullable=False)
@@ -266,14 +311,16 @@ class Event(SQLModel, table=True):
     """
 
     __tablename__ = "event"
+    __table_args__ = _checks("event")
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16, index=True)
     created_at: datetime = _utc(nullable=False)
-    proposal_id: str | None = Field(default=None, foreign_key="proposal.id", index=True, max_length=64)
-    change_id: int | None = Field(default=None, foreign_key="status_change.id")
-    match_id: int | None = Field(default=None, foreign_key="item_match.id")
-    source_id: str | None = Field(default=None, foreign_key="source.id", max_length=64)
+    proposal_id: str | None = Field(default=None, foreign_key="proposal.id", index=True, max_length=ID_LENGTH)
+    # Indexed: deleting a match or a change (`monitor rematch`) looks up the events that point at it.
+    change_id: int | None = Field(default=None, foreign_key="status_change.id", index=True)
+    match_id: int | None = Field(default=None, foreign_key="item_match.id", index=True)
+    source_id: str | None = Field(default=None, foreign_key="source.id", max_length=ID_LENGTH)
     detail: str | None = None
 
 
@@ -281,6 +328,7 @@ class Subscriber(SQLModel, table=True):
     """A Telegram chat that receives digests, with its settings."""
 
     __tablename__ = "subscriber"
+    __table_args__ = _checks("subscriber")
 
     id: int | None = Field(default=None, primary_key=True)
     chat_id: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False, unique=True))
@@ -290,7 +338,7 @@ class Subscriber(SQLModel, table=True):
     deactivated_reason: str | None = None
     frequency: str = Field(default="daily", max_length=16, description="instant, hourly, daily or weekly")
     hour: int = Field(default=8, description="local hour for daily and weekly digests")
-    min_status: str = Field(default="all", max_length=32, description="all, or the lowest status to report")
+    min_status: str = Field(default="all", max_length=STATUS_LENGTH, description="all, or the lowest status to report")
     follows: str | None = Field(default=None, description="JSON list of followed proposal ids; null = all")
     last_event_id: int = Field(default=0, description="events up to this id came before the subscription: never told")
     last_admin_event_id: int = Field(default=0, description="feed alerts up to this id came before it (admins)")
@@ -303,10 +351,10 @@ class Digest(SQLModel, table=True):
     """One digest for one subscriber and one window of events, composed once, sent part by part."""
 
     __tablename__ = "digest"
-    __table_args__ = (sa.UniqueConstraint("subscriber_id", "kind", "last_event_id"),)
+    __table_args__ = (sa.UniqueConstraint("subscriber_id", "kind", "last_event_id"), *_checks("digest"))
 
     id: int | None = Field(default=None, primary_key=True)
-    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id")  # indexed by the unique constraint
     kind: str = Field(default="digest", max_length=16, description="digest, or admin for feed alerts")
     first_event_id: int
     last_event_id: int
@@ -337,7 +385,7 @@ class DigestPart(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("digest_id", "seq"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    digest_id: int = Field(foreign_key="digest.id", index=True)
+    digest_id: int = Field(foreign_key="digest.id")  # indexed by the unique constraint
     seq: int
     text: str
     sent_at: datetime | None = _utc()
