@@ -1,7 +1,7 @@
 """source.body_hash: the hash of the last feed body stored, so an identical body is not parsed again
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 23:45:00.000000
 
 A server without validators (no ETag, no Last-Modified) answers 200 with the same bytes each time; the poller
@@ -17,7 +17,7 @@ from alembic import op
 
 
 revision: str = '0008'
-down_revision: str | None = '0006'
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
