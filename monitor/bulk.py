@@ -21,7 +21,7 @@ from monitor import history, models
 from monitor.config import Config
 from monitor.match import Match
 from monitor.parse import Item as ParsedItem
-from monitor.status import Decision, Observation, Pending, ProposalState, decide
+from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, decide
 
 _CHUNK = 500
 ITEM = models.Item.__table__  # type: ignore[attr-defined]
@@ -206,7 +206,7 @@ def record_matches_bulk(
     """`pipeline.record_matches` for items stored in this transaction (so none has a match yet): the match
     rows in one insert, report events and plain evidence batched, proposal states read once and again only
     after a decision changed them."""
-    ladder = config.settings.status.ladder
+    ladder = Ladder(config.settings.status.ladder)
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
     pairs = [(item, match) for item, matches in changed for match in matches]

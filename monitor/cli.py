@@ -90,7 +90,6 @@ def db_upgrade(config_path: str | None) -> None:
     click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {redact(config.database_url)}")
 
 
-
 @db.command("copy")
 @config_option
 @click.option("--to", "target", required=True, metavar="URL", help="The database to fill: new and empty.")

@@ -27,6 +27,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitor.status import Ladder
+
 DISCUSSION, PROPOSAL, SIGNED = "discussion", "proposal", "signed"
 CUE_LEVELS = (DISCUSSION, PROPOSAL, SIGNED)
 DEFAULT_LADDER = CUE_LEVELS
@@ -251,14 +253,15 @@ def ladder_status(level: str, ladder: Sequence[str]) -> str:
 
 def decide_status(passages: Sequence[Passage], ladder: Sequence[str] = DEFAULT_LADDER) -> StatusDecision:
     """The highest status any passage gives, the sentence and cue it came from, and any withdrawal."""
-    best = StatusDecision(ladder[0], passages[0].sentence if passages else "", "", False)
+    ranks = Ladder.of(ladder)
+    best = StatusDecision(ranks[0], passages[0].sentence if passages else "", "", False)
     best_rank = -1
     withdrawn = False
     for passage in passages:
         cue = read_cue(passage.text)
         withdrawn = withdrawn or cue.withdrawn
-        status = ladder_status(cue.level, ladder)
-        rank = ladder.index(status)
+        status = ladder_status(cue.level, ranks)
+        rank = ranks.rank(status)
         if rank > best_rank:
             best, best_rank = StatusDecision(status, passage.sentence, cue.cue, False), rank
     return StatusDecision(best.status, best.sentence, best.cue, withdrawn)

@@ -17,15 +17,7 @@ from sqlmodel import Session, col, delete, select, update
 
 from monitor import config, models, store
 from monitor.match import Match
-from monitor.status import Decision, Observation, Pending, ProposalState
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What one report did to the history: the match row and any change it created or confirmed."""
-
-    match: models.ItemMatch
-    changes: tuple[models.StatusChange, ...]
+from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, raises_status
 
 
 def sync_proposals(proposals: Sequence[config.Proposal], *, session: Session) -> None:
@@ -60,7 +52,7 @@ def proposal_state(proposal_id: str, ladder: Sequence[str], *, session: Session)
     """The current status and the open unconfirmed upgrades above it, with their evidence."""
     proposal = session.get(models.Proposal, proposal_id)
     assert proposal is not None
-    rank = {status: index for index, status in enumerate(ladder)}
+    ranks = Ladder.of(ladder)
     open_changes = session.exec(
         select(models.StatusChange)
         .where(
@@ -72,7 +64,7 @@ def proposal_state(proposal_id: str, ladder: Sequence[str], *, session: Session)
     ).all()
     pending: dict[str, Pending] = {}
     for change in open_changes:
-        if rank.get(change.to_status, -1) <= rank.get(proposal.status, -1) or change.id is None:
+        if not ranks.above(change.to_status, proposal.status) or change.id is None:
             continue
         rows = session.exec(
             select(models.Evidence, models.Source.tier)
@@ -131,7 +123,6 @@ def apply_decisions(
     touched: list[models.StatusChange] = []
     proposal = session.get(models.Proposal, observation.proposal)
     assert proposal is not None
-    rank = {status: index for index, status in enumerate(ladder)}
     for decision in decisions:
         change: models.StatusChange | None = None
         if decision.kind in ("upgrade", "withdrawal"):
@@ -175,13 +166,19 @@ def apply_decisions(
             session.add(change)
             if proposal.status_change_id == change.id:
                 proposal.status_since = reported
-        if change.kind == "upgrade" and change.state == "confirmed":
-            if rank.get(change.to_status, -1) > rank.get(proposal.status, -1):
-                since = change.happened_at or now
-                proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, since, change.id
-                session.add(proposal)
+        raise_status(proposal, change, ladder, now, session=session)
     session.flush()
     return touched
+
+
+def raise_status(
+    proposal: models.Proposal, change: models.StatusChange, ladder: Sequence[str], now: datetime, *, session: Session
+) -> None:
+    """Move the proposal up to the change when `monitor.status.raises_status` says it does."""
+    if raises_status(change, proposal.status, ladder):
+        since = change.happened_at or now
+        proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, since, change.id
+        session.add(proposal)
 
 
 def _add_evidence(
@@ -431,7 +428,7 @@ def reapply_reviews(decisions: Sequence[Review], *, session: Session) -> int:
 
 def recompute_statuses(proposals: Sequence[config.Proposal], ladder: Sequence[str], *, session: Session) -> None:
     """Each proposal's status from its history: confirmed upgrades move it up, an analyst's decision sets it."""
-    rank = {status: index for index, status in enumerate(ladder)}
+    ranks = Ladder.of(ladder)
     for proposal in proposals:
         row = session.get(models.Proposal, proposal.id)
         if row is None:
@@ -440,9 +437,7 @@ def recompute_statuses(proposals: Sequence[config.Proposal], ladder: Sequence[st
         # An analyst's decision overrides what the machine had seen by then, whatever order the rows were made in.
         ordered = sorted(changes(proposal.id, session=session), key=lambda c: (c.observed_at, c.kind == "analyst"))
         for change in ordered:
-            if change.kind == "analyst" or (
-                change.kind == "upgrade" and change.state == "confirmed" and rank[change.to_status] > rank[status]
-            ):
+            if change.kind == "analyst" or raises_status(change, status, ranks):
                 status, since, change_id = change.to_status, change.happened_at or change.observed_at, change.id
         row.status, row.status_since, row.status_change_id = status, since, change_id
         session.add(row)

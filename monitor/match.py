@@ -40,6 +40,7 @@ from rapidfuzz import fuzz
 from monitor.concepts import Concept, ConceptIndex, compile_concept, word_starts
 from monitor.config import Proposal
 from monitor.cues import DEFAULT_LADDER, Passage, decide_status, strip_marks
+from monitor.status import Ladder
 from monitor.text import focus, fold_text, normalize_text, same_clause, split_sentences, term_pattern, terms_pattern
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
@@ -208,7 +209,7 @@ class Matcher:
     """Matches items against a fixed set of proposals; build once, call `match` for every item."""
 
     def __init__(self, proposals: Sequence[Proposal], ladder: Sequence[str] = DEFAULT_LADDER) -> None:
-        self.ladder = tuple(ladder)
+        self.ladder = Ladder.of(ladder)
         self._rules = tuple(self._rule(p) for p in proposals)
         aliases: dict[str, _Alias] = {}
         owners: dict[str, list[int]] = {}

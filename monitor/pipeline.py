@@ -33,7 +33,7 @@ from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.redact import redact, secrets_of
-from monitor.status import decide
+from monitor.status import Ladder, decide
 
 if TYPE_CHECKING:  # python-telegram-bot loads only when digests are sent, not for a poll
     from monitor.notify import DeliveryReport, RateLimiter
@@ -341,7 +341,7 @@ def record_matches(
 ) -> list[models.StatusChange]:
     """Match items to the proposals and record the history events their reports cause; with `notify`, also
     append them to the event outbox for digests."""
-    ladder = config.settings.status.ladder
+    ladder = Ladder(config.settings.status.ladder)
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
     touched: list[models.StatusChange] = []

@@ -36,11 +36,7 @@ def confirm_change(
     session.add(change)
     proposal = session.get(models.Proposal, change.proposal_id)
     assert proposal is not None
-    rank = {status: index for index, status in enumerate(ladder)}
-    if change.kind != "withdrawal" and rank.get(change.to_status, -1) > rank.get(proposal.status, -1):
-        since = change.happened_at or now
-        proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, since, change.id
-        session.add(proposal)
+    history.raise_status(proposal, change, ladder, now, session=session)
     _event("confirmed", change, proposal, now, session=session)
     session.flush()
     return change
