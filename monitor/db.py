@@ -6,6 +6,7 @@ transaction recipe) live in `_sqlite_setup` below; everything else is portable S
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import os
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
 
 from monitor.config import PROJECT_ROOT
 from monitor.errors import DatabaseBusyError, DatabaseError, LockedError
@@ -164,6 +166,19 @@ def retrying(unit: Callable[[], T], *, attempts: int = 4, pause: float = 0.05) -
                 raise
             time.sleep(pause * 2**attempt)
     raise AssertionError("unreachable")
+
+
+async def in_session(engine: Engine, work: Callable[[Session], T]) -> T:
+    """`work` in a session of its own on a worker thread, so that an event loop never waits on the database.
+
+    `work` commits what it writes; what it returns must be usable once the session is closed (plain values,
+    or rows whose columns it has read)."""
+
+    def run() -> T:
+        with Session(engine) as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
 
 
 # --- migrations --------------------------------------------------------------------------------------------
