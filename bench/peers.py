@@ -92,7 +92,7 @@ class Servers:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+            def do_GET(self) -> None:  # the http.server protocol
                 time.sleep(LATENCY)
                 match = re.fullmatch(r"/feed/(\d+)\.xml", self.path)
                 if match is None:
@@ -127,7 +127,7 @@ class Servers:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         class Server(ThreadingHTTPServer):
@@ -194,7 +194,7 @@ def _tree_rss(root: int) -> int:
 
 def measure(cmd: Sequence[str], *, cwd: Path, env: dict[str, str], servers: Servers, timeout: float) -> Run:
     servers.reset_counts()
-    log = open(cwd / "output.log", "ab")  # noqa: SIM115 - closed below
+    log = open(cwd / "output.log", "ab")  # closed below
     started = time.perf_counter()
     process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=log, start_new_session=True)
     peak = 0

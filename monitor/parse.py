@@ -160,7 +160,7 @@ def parse_feed(
         keys.add(item.key)
         items.append(item)
     return ParsedFeed(
-        title=_text(channel.get("title")) or None,
+        title=clean_text(channel.get("title")) or None,
         link=channel.get("link") or None,
         ttl_seconds=_ttl(channel.get("ttl")),
         items=tuple(items),
@@ -198,8 +198,8 @@ def _ascii_view(content: bytes) -> bytes:
 
 
 def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:
-    title = _text(entry.get("title"))[:MAX_TITLE]
-    summary = _text(entry.get("summary") or _first_content(entry))[:MAX_SUMMARY]
+    title = clean_text(entry.get("title"))[:MAX_TITLE]
+    summary = clean_text(entry.get("summary") or _first_content(entry))[:MAX_SUMMARY]
     link = (entry.get("link") or "").strip() or None
     canonical = _canonical(link)
     guid = (entry.get("id") or "").strip() or None
@@ -222,7 +222,7 @@ def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:
         guid=guid,
         link=link,
         canonical_url=canonical if canonical != feed_link else None,
-        author=_text(entry.get("author")) or None,
+        author=clean_text(entry.get("author")) or None,
         published=published,
         published_flag=flag,
     )
@@ -264,9 +264,6 @@ def clean_text(html: str | None) -> str:
             break
         html = decoded
     return _SPACE.sub(" ", html).strip()
-
-
-_text = clean_text
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -319,7 +316,7 @@ def _bozo_message(parsed: Any) -> str | None:
     if callable(line):
         try:
             message = f"line {line()}: {message}"
-        except Exception:  # noqa: BLE001 - the SAX locator may be gone
+        except Exception:  # the SAX locator may be gone
             pass
     return message
 

@@ -1057,13 +1057,13 @@ def _handler_for(fake: FakeBotAPI) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
         timeout = 30  # an idle keep-alive connection never outlives a test by much
 
-        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+        def do_POST(self) -> None:  # the http.server protocol
             try:
                 self._serve()
             except OSError:  # the client hung up, or the server is stopping
                 self.close_connection = True
 
-        do_GET = do_POST  # noqa: N815 - the Bot API accepts both
+        do_GET = do_POST  # the Bot API accepts both
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -1099,7 +1099,7 @@ def _handler_for(fake: FakeBotAPI) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
             self.wfile.flush()
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the paths carry the token
+        def log_message(self, format: str, *args: object) -> None:  # the paths carry the token
             pass
 
     return _Handler
