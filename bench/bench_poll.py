@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from monitor.config import load_config
-from monitor.db import open_database
 from monitor.replay import find_snapshots, run_replay
+from monitor.store.db import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLAY = ROOT.parent / "shared" / "corpus" / "real" / "replay_reuters_wl"

@@ -1,7 +1,7 @@
 """The interactive subscriber bot: a python-telegram-bot `Application` whose handlers read and change
 subscribers, and answer questions about the proposals, through the store modules.
 
-Database work never runs on the event loop: each handler hands it to a worker thread (`monitor.db.in_session`),
+Database work never runs on the event loop: each handler hands it to a worker thread (`monitor.store.db.in_session`),
 so a slow or locked database delays that one answer, not the loop.
 
 I/O at the edge: the token, the Bot API base URL, the engine and the clock are passed in. Works in private
@@ -26,13 +26,14 @@ from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, MessageHandler, filters
 
-from monitor import history, models, outbox, store
 from monitor.config import Config
-from monitor.db import in_session
+from monitor.delivery import compose_digests
 from monitor.digest import FREQUENCIES, split_html
 from monitor.errors import DatabaseBusyError
 from monitor.notify import RateLimiter, deliver
-from monitor.pipeline import Clock, compose_digests
+from monitor.pipeline import Clock
+from monitor.store import history, items, models, outbox
+from monitor.store.db import in_session
 
 T = TypeVar("T")
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
@@ -334,7 +335,7 @@ class SubscriberBot:
     async def _send_chart(self, update: Update, proposal: str) -> None:
         """The proposal's timeline (status over time, reports beneath) as a picture."""
         from monitor.chart import draw_timelines
-        from monitor.queries import timelines
+        from monitor.store.queries import timelines
 
         lines = await self._db(lambda session: timelines(session=session, proposals=[proposal]))
         message = update.effective_message
@@ -374,14 +375,14 @@ class SubscriberBot:
 
     # ------------------------------------------------------------------------------------- admins
     async def cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        numbers = await self._db(lambda session: store.stats(session=session))
+        numbers = await self._db(lambda session: items.stats(session=session))
         await self._reply(
             update,
             "<b>Guarantee Watch</b>\n" + "\n".join(f"{escape(name)}: {value}" for name, value in numbers.items()),
         )
 
     async def cmd_feeds(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        rows = {row.id: row for row in await self._db(lambda session: store.all_sources(session=session))}
+        rows = {row.id: row for row in await self._db(lambda session: items.all_sources(session=session))}
         lines = ["<b>Feeds</b>"]
         for source in self.config.sources:  # the configured feeds, polled yet or not
             row = rows.get(source.id)

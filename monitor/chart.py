@@ -1,4 +1,4 @@
-"""The timeline chart: `Timeline`s (from `monitor.queries`) -> a PNG, one row per proposal.
+"""The timeline chart: `Timeline`s (from `monitor.store.queries`) -> a PNG, one row per proposal.
 
 Each row has the proposal's status over time as coloured bands with a step line across the ladder, a
 marker at each change (filled: confirmed, hollow: unconfirmed, cross: rejected, diamond: an analyst's
@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from monitor.queries import Timeline
 from monitor.status import Ladder
+from monitor.store.queries import Timeline
 
 PALETTE = ("#c6dbef", "#fdd0a2", "#a1d99b", "#dadaeb", "#fcbba1", "#d9d9d9")  # lowest status first
 LINE = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#de2d26", "#636363")

@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from monitor.config import Config, Source
-from monitor.db import open_database, run_lock
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import Clock, PollSummary, run_poll
+from monitor.store.db import open_database, run_lock
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 DEMO_PORT = 47171  # a stable address keeps the sources' URLs, and so their conditional GETs, across demo runs

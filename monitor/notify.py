@@ -10,7 +10,7 @@ crash or an outage resumes at the first unsent part and never repeats a confirme
 - `migrate_to_chat_id` moves the subscriber to the new chat id and sends there.
 - Network errors leave the digest pending for the next run.
 
-Every database step runs on a worker thread (`monitor.db.in_session`): the bot sends digests from its event loop.
+Every database step runs on a worker thread (`monitor.store.db.in_session`): the bot sends digests from its event loop.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
-from monitor import outbox
-from monitor.db import dead_owners, in_session, worker_name
 from monitor.errors import MonitorError
+from monitor.store import outbox
+from monitor.store.db import dead_owners, in_session, worker_name
 
 Clock = Callable[[], datetime]
 GROUP_TYPES = frozenset({"group", "supergroup"})

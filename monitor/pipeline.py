@@ -1,10 +1,11 @@
-"""The one module that wires the stages together.
+"""The poll and the rematch, wired: where the fetch, parse, match and status stages meet the store.
 
-    run_poll:   store.sync_sources | store.due_sources | fetch.fetch_all (bounded, concurrent) | parse.parse_feed
-                | store.save_items | match.Matcher.match | status.decide | history.apply_decisions (+ events)
+    run_poll:   items.sync_sources | items.due_sources | fetch.fetch_all (bounded, concurrent) | parse.parse_feed
+                | items.save_items | match.Matcher.match | status.decide | history.apply_decisions (+ events)
                 + schedule.after_success/after_failure                    (one transaction per feed)
-    run_digest: outbox.compose_due (digest.select_content | digest.render_digest)   (one transaction)
-                | notify.deliver (one transaction per part), or notify.print_outbox without a token
+    run_rematch: history.clear_derived | history.items_in_order | record_matches | history.recompute_statuses
+
+Digests are `monitor.delivery`'s.
 
 The clock, the HTTP client and the database engine are passed in, so tests hand in a fake clock, a local
 server and a temporary database.
@@ -18,25 +19,26 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from monitor import bulk, history, models, outbox, schedule, store
-from monitor.config import TOKEN_ENV, Config
-from monitor.db import dead_owners, first_line, retrying, worker_name
+from monitor import schedule
+from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError, ParseError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.redact import redact, secrets_of
 from monitor.status import Ladder, decide
+from monitor.store import bulk, history, items, models
+from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
 if TYPE_CHECKING:  # python-telegram-bot loads only when digests are sent, not for a poll
-    from monitor.notify import DeliveryReport, RateLimiter
+    pass
 
 Clock = Callable[[], datetime]
 
@@ -103,11 +105,11 @@ def run_poll(
     owner = worker_name()
     try:
         with Session(engine) as session:
-            store.sync_sources(config.sources, settings.interval, clock(), session=session)
+            items.sync_sources(config.sources, settings.interval, clock(), session=session)
             history.sync_proposals(config.proposals, session=session)
-            store.release_leases(dead_owners(store.lease_owners(session=session)), session=session)
-            due = store.due_sources(clock(), session=session, only=only, force=force)
-            run = store.start_run(clock(), force, len(due), session=session)
+            items.release_leases(dead_owners(items.lease_owners(session=session)), session=session)
+            due = items.due_sources(clock(), session=session, only=only, force=force)
+            run = items.start_run(clock(), force, len(due), session=session)
             session.commit()
             run_id = run.id
             assert run_id is not None
@@ -128,8 +130,8 @@ def run_poll(
         # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
         try:
             with Session(engine) as session:
-                store.release_leases([owner], session=session)  # what an interrupted batch still holds
-                store.finish_run(run_id, clock(), session=session)
+                items.release_leases([owner], session=session)  # what an interrupted batch still holds
+                items.finish_run(run_id, clock(), session=session)
                 session.commit()
         except SQLAlchemyError as exc:
             if sys.exc_info()[0] is None:  # an error already on its way out says more
@@ -149,7 +151,7 @@ def _lease(
 ) -> list[FetchRequest]:
     def lease_batch() -> list[FetchRequest]:
         with Session(engine) as session:
-            rows = store.lease_due_sources(
+            rows = items.lease_due_sources(
                 clock(), owner, lease, batch, session=session, only=only, force=force, skip=taken
             )
             requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified) for row in rows]
@@ -236,7 +238,7 @@ def _record_database_fault(engine: Engine, result: FetchResult, run_id: int, now
     when even that cannot be written, the run's summary still reports it."""
     try:
         with Session(engine) as session:
-            store.record_store_fault(result.request.source_id, run_id, now, message, session=session)
+            items.record_store_fault(result.request.source_id, run_id, now, message, session=session)
             session.commit()
     except (SQLAlchemyError, DatabaseError):
         pass
@@ -255,11 +257,11 @@ def _store_feed(
     """Store one feed's result, match its new and edited items and record what they change: one transaction."""
     settings = config.settings.poll
     with Session(engine) as session:
-        source = store.get_source(result.request.source_id, session=session)
+        source = items.get_source(result.request.source_id, session=session)
         assert source is not None
         interval = schedule.base_interval(source.interval_seconds, settings)
         if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
-            store.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
+            items.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
         poll = models.FeedPoll(
             run_id=run_id,
             source_id=source.id,
@@ -273,7 +275,7 @@ def _store_feed(
             plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
             message = redact(f"{type(error).__name__}: {error}", secrets_of(config.telegram_token, config.database_url))
             was = source.health
-            store.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
+            items.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
             if plan.health in ("failing", "disabled") and was != plan.health:
                 detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
                 history.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
@@ -297,7 +299,7 @@ def _store_feed(
             history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
             changes = bulk.record_matches_bulk(matched, config, now, session=session)
             warning = parsed.warning if parsed else None
-            store.record_success(
+            items.record_success(
                 source,
                 session=session,
                 now=now,
@@ -325,7 +327,7 @@ def _store_feed(
                 next_poll_at=plan.next_poll_at,
             )
         poll.next_poll_at = plan.next_poll_at
-        store.record_feed_poll(poll, session=session)
+        items.record_feed_poll(poll, session=session)
         session.commit()
         return outcome
 
@@ -401,95 +403,3 @@ def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> Rematch
         matches = history.count_matches(session=session)
         session.commit()
     return RematchSummary(items, matches, changes, kept, len(reviewed) - kept)
-
-
-@dataclass(frozen=True)
-class DigestSummary:
-    composed: int
-    printed: int = 0
-    delivery: DeliveryReport | None = None
-
-
-def compose_digests(
-    config: Config,
-    engine: Engine,
-    clock: Clock,
-    *,
-    out: TextIO | None = None,
-    force_chat: int | None = None,
-) -> int:
-    """Compose the digests that are due (or `force_chat`'s, due or not) into the outbox; returns how many.
-
-    With `out`, a dry run: what would be composed is written there, and nothing is changed."""
-    from monitor.notify import plain_text
-
-    titles = {proposal.id: proposal.title for proposal in config.proposals}
-    settings = config.settings
-    with Session(engine) as session:
-        if not config.telegram_token:
-            outbox.ensure_stdout_subscriber(clock(), settings.digest, session=session)
-        composed = outbox.compose_due(
-            clock(),
-            settings.digest,
-            titles,
-            settings.status.ladder,
-            settings.telegram.admin_chats,
-            session=session,
-            force_chat=force_chat,
-        )
-        if out is None:
-            session.commit()
-            return len(composed)
-        for digest in composed:
-            parts = session.exec(
-                select(models.DigestPart)
-                .where(models.DigestPart.digest_id == digest.id)
-                .order_by(col(models.DigestPart.seq))
-            )
-            for part in parts:
-                out.write(f"--- digest for subscriber {digest.subscriber_id}, part {part.seq}/{digest.parts}\n")
-                out.write(plain_text(part.text) + "\n")
-        session.rollback()
-        return len(composed)
-
-
-def run_digest(
-    config: Config,
-    engine: Engine,
-    clock: Clock,
-    *,
-    out: TextIO = sys.stdout,
-    dry_run: bool = False,
-    limiter: RateLimiter | None = None,
-) -> DigestSummary:
-    """Compose the digests that are due and send everything pending in the outbox: through Telegram when a
-    token is set, else to `out`. `dry_run` writes what would be composed to `out` and changes nothing."""
-    from monitor.notify import RateLimiter, print_outbox
-
-    if dry_run:
-        return DigestSummary(compose_digests(config, engine, clock, out=out))
-    composed = compose_digests(config, engine, clock)
-    if not config.telegram_token:
-        return DigestSummary(composed, printed=print_outbox(engine, clock, out))
-    report = asyncio.run(_deliver(config, engine, clock, limiter or RateLimiter()))
-    return DigestSummary(composed, delivery=report)
-
-
-async def _deliver(config: Config, engine: Engine, clock: Clock, limiter: RateLimiter) -> DeliveryReport:
-    from telegram import Bot
-    from telegram.error import InvalidToken, NetworkError
-
-    from monitor.notify import DeliveryReport, TelegramConfigError, deliver
-
-    assert config.telegram_token
-    try:
-        async with Bot(config.telegram_token, base_url=config.settings.telegram.api_url) as bot:
-            return await deliver(bot, engine, clock, limiter)
-    except InvalidToken:
-        raise TelegramConfigError(f"Telegram refused the bot token ({TOKEN_ENV})") from None
-    except NetworkError as exc:  # `deliver` keeps its own; this is the Bot API unreachable before the first part
-        with Session(engine) as session:
-            pending = sum(1 for part in outbox.outgoing(session=session) if part.chat_id != outbox.STDOUT_CHAT)
-        reason = redact(exc.message, (config.telegram_token,))
-        message = f"cannot reach the Telegram Bot API: {reason}; {pending} parts wait for the next run"
-        return DeliveryReport(deferred=pending, errors=[message])

@@ -84,7 +84,7 @@ class Ladder(Sequence[str]):
 
 
 class Change(Protocol):
-    """What `raises_status` reads of a status change (a `monitor.models.StatusChange` is one)."""
+    """What `raises_status` reads of a status change (a `monitor.store.models.StatusChange` is one)."""
 
     @property
     def kind(self) -> str: ...

@@ -23,11 +23,12 @@ import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor import models
 from monitor.bot import FloodGuard, SubscriberBot
 from monitor.config import Config
+from monitor.delivery import run_digest
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import run_digest, run_poll
+from monitor.pipeline import run_poll
+from monitor.store import models
 
 from .botapi import FakeBotAPI, RateLimits
 from .conftest import ROOT, FakeClock
@@ -402,7 +403,7 @@ def test_bot_keeps_fetching_updates_while_a_command_waits_for_the_database(
     run_poll(bot_config, engine, clock)
     with RunningBot(SubscriberBot(bot_config, engine, clock)):
         say(fake, CHAT, "/start")
-        writer = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None)
+        writer = sqlite3.connect(tmp_path / "monitor.store.db", isolation_level=None)
         writer.execute("BEGIN IMMEDIATE")
         try:
             fake.send_user_message(CHAT, "/stop")  # waits for the other writer

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli_match import eval_command
+from monitor.cli.match import eval_command
 from monitor.config import DEFAULT_CONFIG_PATH, Proposal, load_config
 from monitor.evaluate import (
     LabelsError,

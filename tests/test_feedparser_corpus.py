@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor import models
 from monitor.config import load_config
-from monitor.db import open_database
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import PollSummary, run_poll
+from monitor.store import models
+from monitor.store.db import open_database
 from tests.conftest import FEEDPARSER_CORPUS, ROOT, FakeClock, make_config
 from tests.faults import OneWrite
 
@@ -86,7 +86,7 @@ def _corpus_feed(index: int, path: Path) -> CorpusFeed:
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusRun]:
     feeds = {feed.source_id: feed for feed in corpus_feeds()}
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'monitor.db'}"
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'monitor.store.db'}"
     engine = open_database(database_url)
     clock = FakeClock()
     summaries: list[PollSummary] = []

@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor import models
 from monitor.config import Config, Source
 from monitor.feedserver import FeedServer, RecordedRequest, Response
 from monitor.pipeline import PollSummary, run_poll
+from monitor.store import models
 from tests.conftest import SHARED, FakeClock, make_config
 from tests.faults import Drip, Stall, Unsized, closed_port_url, gzipped, hang_up, redirect, status
 

@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor import history, models
 from monitor.cli import cli
 from monitor.config import Config, Source
-from monitor.db import open_database
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll, run_rematch
+from monitor.store import history, models
+from monitor.store.db import open_database
 
 from .conftest import EVAL, REPLAY, FakeClock, make_config
 
@@ -273,7 +273,7 @@ def test_poll_match_and_history_share_the_feed_transaction(
 def test_rematch_keeps_analysts_decisions(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
 ) -> None:
-    from monitor import review
+    from monitor.store import review
 
     ladder = base_config.settings.status.ladder
     config = _config(base_config, database_url, server, {"one": "media"})

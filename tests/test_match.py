@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.cli_match import match_command
+from monitor.cli.match import match_command
 from monitor.config import DEFAULT_CONFIG_PATH, Proposal, load_config
 from monitor.match import MATCHER_VERSION, Matcher, fold_text, normalize_text, split_sentences
 

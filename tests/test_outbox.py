@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor import models, outbox
 from monitor.config import Config
+from monitor.delivery import compose_due, run_digest
 from monitor.digest import is_due
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import run_digest, run_poll
+from monitor.pipeline import run_poll
+from monitor.store import models, outbox
 
 from .conftest import FakeClock, make_config
 from .test_history import PLANNED_DK, SIGNED_DK, rss
@@ -87,7 +88,7 @@ def test_compose_respects_follows_min_status_and_frequency(
     run_poll(config, engine, clock, force=True)
     titles = {p.id: p.title for p in config.proposals}
     with Session(engine) as session:
-        digests = outbox.compose_due(clock(), settings, titles, config.settings.status.ladder, [], session=session)
+        digests = compose_due(clock(), settings, titles, config.settings.status.ladder, [], session=session)
         session.commit()
         by_chat = {}
         for digest in digests:
@@ -99,7 +100,7 @@ def test_compose_respects_follows_min_status_and_frequency(
     assert "NATO-light" in by_chat[1] and "Denmark" not in by_chat[1]
     assert "Denmark" in by_chat[2] and "NATO-light" not in by_chat[2]
     with Session(engine) as session:
-        again = outbox.compose_due(clock(), settings, titles, config.settings.status.ladder, [], session=session)
+        again = compose_due(clock(), settings, titles, config.settings.status.ladder, [], session=session)
         assert again == [], "a window is composed once"
 
 
@@ -112,7 +113,7 @@ def test_new_subscriber_is_not_sent_the_past(
         outbox.subscribe(5, "private", "late", clock(), config.settings.digest, session=session)
         session.commit()
         titles = {p.id: p.title for p in config.proposals}
-        assert outbox.compose_due(clock(), config.settings.digest, titles, ("discussion", "proposal", "signed"),
+        assert compose_due(clock(), config.settings.digest, titles, ("discussion", "proposal", "signed"),
                                   [], session=session, force_chat=5) == []
 
 

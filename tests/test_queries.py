@@ -22,12 +22,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from alembic import command
-from monitor import queries
 from monitor.config import Config, load_config
-from monitor.db import alembic_config, include_object, open_database
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.replay import run_replay
+from monitor.store import queries
+from monitor.store.db import alembic_config, include_object, open_database
 
 from .conftest import REPLAY, ROOT, FakeClock, make_config
 
@@ -128,7 +128,7 @@ def corpus_url(tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
         add_local_changes(base, url, engine)
         engine.dispose()
         _BUILT["db"] = path
-    copy = tmp_path_factory.mktemp(name) / "monitor.db"
+    copy = tmp_path_factory.mktemp(name) / "monitor.store.db"
     with sqlite3.connect(_BUILT["db"]) as source, sqlite3.connect(copy) as target:
         source.backup(target)
     source.close()

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from monitor import __version__
-from monitor.cli_lazy import LazyGroup
-from monitor.cli_options import config_option, handle_errors, json_option, now, setup_logging
+from monitor.cli.lazy import LazyGroup
+from monitor.cli.options import config_option, handle_errors, json_option, now, setup_logging
 from monitor.errors import ConfigError, LockedError
 from monitor.redact import environment_secrets, redact
 
@@ -77,10 +77,10 @@ def db_upgrade(config_path: str | None) -> None:
 
     Example:
 
-        MONITOR_DATABASE_URL=sqlite:///data/monitor.db monitor db upgrade
+        MONITOR_DATABASE_URL=sqlite:///data/monitor.store.db monitor db upgrade
     """
     from monitor.config import load_config
-    from monitor.db import create_db_engine, schema_state, upgrade
+    from monitor.store.db import create_db_engine, schema_state, upgrade
 
     config = load_config(config_path)
 
@@ -103,7 +103,7 @@ def db_copy(config_path: str | None, target: str) -> None:
         monitor db copy --to postgresql+psycopg://monitor@db.example.org/monitor
     """
     from monitor.config import load_config
-    from monitor.db import copy_database, open_database
+    from monitor.store.db import copy_database, open_database
 
     config = load_config(config_path)
     source = open_database(config.database_url)
@@ -131,7 +131,7 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
         monitor poll --source kyiv-independent --force
     """
     from monitor.config import load_config
-    from monitor.db import open_database, run_lock
+    from monitor.store.db import open_database, run_lock
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
@@ -246,17 +246,17 @@ def feeds(ctx: click.Context, config_path: str | None, as_json: bool) -> None:
     from rich.table import Table
     from sqlmodel import Session
 
-    from monitor import store
     from monitor.config import load_config
-    from monitor.db import open_database
+    from monitor.store import items
+    from monitor.store.db import open_database
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
     with Session(engine) as session:
-        store.sync_sources(config.sources, config.settings.poll.interval, now(), session=session)
+        items.sync_sources(config.sources, config.settings.poll.interval, now(), session=session)
         session.commit()
-        rows = store.all_sources(session=session)
-        counts = store.item_counts_by_source(session=session)
+        rows = items.all_sources(session=session)
+        counts = items.item_counts_by_source(session=session)
     records = [_feed_record(row, counts.get(row.id, 0)) for row in rows]
     if as_json:
         click.echo(json.dumps(records))
@@ -290,15 +290,15 @@ def feeds_reset(config_path: str | None, source_id: str) -> None:
     """
     from sqlmodel import Session
 
-    from monitor import store
     from monitor.config import load_config
-    from monitor.db import open_database
+    from monitor.store import items
+    from monitor.store.db import open_database
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
     configured = any(source.id == source_id for source in config.sources)
     with Session(engine) as session:
-        row = store.get_source(source_id, session=session)
+        row = items.get_source(source_id, session=session)
         if row is None and not configured:
             raise ConfigError([f"no feed {source_id!r} in {config.path} or in the database"])
         if not configured:
@@ -306,7 +306,7 @@ def feeds_reset(config_path: str | None, source_id: str) -> None:
         if row is not None and row.health in ("ok", "new") and not row.consecutive_failures:
             click.echo(f"{source_id}: healthy ({row.health}); nothing to reset")
             return
-        store.reset_source(source_id, session=session)
+        items.reset_source(source_id, session=session)
         session.commit()
     click.echo(f"{source_id}: reset; it will be polled on the next run")
 
@@ -369,10 +369,10 @@ def demo(config_path: str | None, db_path: str) -> None:
     from rich.console import Console
     from sqlmodel import Session
 
-    from monitor import store
-    from monitor.cli_match import show_statuses
+    from monitor.cli.match import show_statuses
     from monitor.config import load_config
     from monitor.demo import run_demo
+    from monitor.store import items
 
     base = load_config(config_path, env={})
     config, engine, summary = run_demo(base, f"sqlite:///{db_path}", now)
@@ -382,8 +382,8 @@ def demo(config_path: str | None, db_path: str) -> None:
     )
     _print_summary(summary, as_json=False)
     with Session(engine) as session:
-        total = store.count_items(session=session)
-        recent = store.recent_items(8, session=session)
+        total = items.count_items(session=session)
+        recent = items.recent_items(8, session=session)
     console.print(f"{total} items stored. Latest:", highlight=False)
     for item in recent:
         flag = " (date missing: first seen)" if item.published_fallback else ""
@@ -394,7 +394,7 @@ def demo(config_path: str | None, db_path: str) -> None:
         )
     console.print("\nProposal statuses derived from these reports, with their evidence:", highlight=False)
     show_statuses(engine)
-    from monitor.pipeline import run_digest
+    from monitor.delivery import run_digest
 
     console.print("\nThe digest a subscriber following everything would get (no Telegram token is set):")
     if not run_digest(config, engine, now).printed:
@@ -413,9 +413,9 @@ def run(config_path: str | None) -> None:
 
         */10 * * * * cd /srv/guarantee-watch && .venv/bin/monitor run >> /var/log/monitor.log 2>&1
     """
-    from monitor.cli_telegram import _digest
+    from monitor.cli.telegram_commands import _digest
     from monitor.config import load_config
-    from monitor.db import open_database, run_lock
+    from monitor.store.db import open_database, run_lock
 
     config = load_config(config_path)
     engine = open_database(config.database_url)

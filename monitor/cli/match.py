@@ -15,13 +15,13 @@ import click
 from rich.console import Console
 from sqlmodel import Session
 
-from monitor.cli_options import CommandError, config_option, handle_errors, json_option, now
+from monitor.cli.options import CommandError, config_option, handle_errors, json_option, now
 from monitor.config import load_config
-from monitor.db import open_database, run_lock
 from monitor.errors import LockedError
 from monitor.evaluate import HALVES, evaluate_files, render_evaluation
 from monitor.match import Match, Matcher
 from monitor.redact import redact
+from monitor.store.db import open_database, run_lock
 
 
 def _match_json(match: Match) -> dict[str, Any]:
@@ -210,7 +210,7 @@ def replay(config_path: str | None, folder: str, database_url: str | None, tier:
 
 def show_statuses(engine: Any, evidence: int = 3) -> None:
     """Each proposal's status and report count, then the changes behind it with their evidence."""
-    from monitor import history
+    from monitor.store import history
 
     console = Console(soft_wrap=True)
     marker = {"confirmed": "", "unconfirmed": " (reported, unconfirmed)", "review": " (for review)"}

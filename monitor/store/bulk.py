@@ -17,11 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor import history, models
 from monitor.config import Config
 from monitor.match import Match
 from monitor.parse import Item as ParsedItem
 from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, decide
+from monitor.store import history, models
 
 _CHUNK = 500
 ITEM = models.Item.__table__  # type: ignore[attr-defined]

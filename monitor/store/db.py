@@ -58,7 +58,9 @@ def _sqlite_engine(url: sa.URL, writes: bool) -> Engine:
     """`?timeout=SECONDS` in the URL sets how long a writer waits for another to finish (default 30)."""
     if not url.database or url.database == ":memory:":
         # Each connection would get its own empty database: nothing would be kept.
-        raise DatabaseError(f"the database URL {url.render_as_string()} names no file (e.g. sqlite:///monitor.db)")
+        raise DatabaseError(
+            f"the database URL {url.render_as_string()} names no file (e.g. sqlite:///monitor.store.db)"
+        )
     try:
         timeout = float(str(url.query.get("timeout", BUSY_TIMEOUT_MS / 1000)))
     except ValueError:
@@ -337,7 +339,7 @@ def copy_database(source: Engine, target: Engine, *, chunk: int = 1000) -> dict[
     moved past the copied ids. Views and full-text indexes need no copying: they follow the tables."""
     from sqlmodel import SQLModel
 
-    import monitor.models  # noqa: F401  (registers the tables)
+    import monitor.store.models  # noqa: F401  (registers the tables)
 
     tables = SQLModel.metadata.sorted_tables
     with target.connect() as connection:

@@ -1,4 +1,4 @@
-"""Database reads and writes for proposals, matches and the status history: the store's second half.
+"""Proposals, matches, the status history and the event outbox it appends to: their reads and writes.
 
 Functions take a keyword-only `session`; callers own the transaction. Portable SQL only. The decisions
 themselves come from `monitor.status` (pure); this module only records them.
@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, delete, select, update
 
-from monitor import config, models, store
+from monitor import config
 from monitor.match import Match
 from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, raises_status
+from monitor.store import items, models
 
 
 def sync_proposals(proposals: Sequence[config.Proposal], *, session: Session) -> None:
@@ -26,7 +27,7 @@ def sync_proposals(proposals: Sequence[config.Proposal], *, session: Session) ->
         {"id": proposal.id, "title": proposal.title, "status": proposal.initial_status, "in_config": True}
         for proposal in proposals
     ]
-    store.insert_new(models.Proposal, fresh, ["id"], session=session)
+    items.insert_new(models.Proposal, fresh, ["id"], session=session)
     existing = {row.id: row for row in session.exec(select(models.Proposal).order_by(col(models.Proposal.id)))}
     for proposal in proposals:
         row = existing.pop(proposal.id)
@@ -102,7 +103,7 @@ def add_match(item: models.Item, match: Match, now: datetime, *, session: Sessio
     assert item.id is not None
     values = match_values(item.id, item.version, match, now)
     keys = ["item_id", "item_version", "proposal_id", "matcher_version"]
-    new_id = store.insert_one(models.ItemMatch, values, keys, session=session)
+    new_id = items.insert_one(models.ItemMatch, values, keys, session=session)
     return None if new_id is None else session.get(models.ItemMatch, new_id)
 
 

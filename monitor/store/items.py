@@ -1,4 +1,6 @@
-"""Every database read and write. Functions take a keyword-only `session`; callers own the transaction.
+"""Feeds (sources), their leases and poll runs, and the stored items: their reads and writes.
+
+Functions take a keyword-only `session`; callers own the transaction.
 
 Portable SQL only (SQLAlchemy Core/ORM): nothing here is specific to SQLite.
 """
@@ -15,9 +17,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from monitor import config, models
+from monitor import config
 from monitor.parse import Item as ParsedItem
 from monitor.schedule import Schedule
+from monitor.store import models
 
 _CHUNK = 500
 

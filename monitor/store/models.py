@@ -1,6 +1,6 @@
 """SQLModel tables: the database schema, documented for analysts in docs/schema.md.
 
-Only table definitions live here. Every read and write goes through `monitor.store`.
+Only table definitions live here; the reads and writes are the other modules of `monitor.store`.
 Times are stored as UTC and returned timezone-aware on every backend.
 """
 

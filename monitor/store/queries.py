@@ -1,7 +1,7 @@
 """Read-only queries for analysts: the views' SQL, typed reads of the views, full-text search, exports.
 
 Takes a session and filters; returns `Listing`s (stable column names, typed values) or `Timeline`s for the
-chart. Writes nothing: the review actions' writes are in `monitor.review`.
+chart. Writes nothing: the review actions' writes are in `monitor.store.review`.
 
 The views are created by migrations 0004 and 0005, which keep their own frozen copies of the SQL below; a test checks
 that the database's views are these. The SQL is portable (SQLite and PostgreSQL) except for `_DAYS`, one
@@ -20,9 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor import models
 from monitor.errors import MonitorError
-from monitor.models import UTCDateTime
+from monitor.store import models
+from monitor.store.models import UTCDateTime
 
 # --- the views' SQL -----------------------------------------------------------------------------------------
 # Elapsed days between two times: the one expression that differs between the supported dialects.
@@ -323,7 +323,7 @@ def timelines(*, session: Session, proposals: Sequence[str] = ()) -> list[Timeli
 
 
 # --- SQLite only: full-text search (FTS5) -------------------------------------------------------------------
-FTS_TABLE = "item_fts"  # made by migration 0004, with its triggers; left out of autogenerate by monitor.db
+FTS_TABLE = "item_fts"  # made by migration 0004, with its triggers; left out of autogenerate by monitor.store.db
 _HIT = "**"  # marks the matched words in snippets
 
 
@@ -337,7 +337,7 @@ def search(text: str, *, session: Session, limit: int | None = 20) -> Listing:
         raise SearchError("search: empty query")
     dialect = session.connection().dialect.name
     if dialect == "postgresql":
-        from monitor.search_pg import pg_search
+        from monitor.store.search_pg import pg_search
 
         return pg_search(text, session=session, limit=limit)
     if dialect != "sqlite":

@@ -4,7 +4,8 @@ Takes a session (the caller commits), the status ladder, who, why and `now`; ret
 History is never rewritten silently: confirming or rejecting records the new state on the change with who
 decided and why (and when, through its event); setting a status appends a new `analyst` change. Each action
 appends an event to the outbox, and subscribers are told: `confirmed`, `change`, and `rejected` (a reported
-change they may have heard of was rejected). Reads nothing but the rows it acts on; queries live in `monitor.queries`.
+change they may have heard of was rejected). Reads nothing but the rows it acts on; queries live in
+`monitor.store.queries`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from monitor import history, models
 from monitor.errors import MonitorError
+from monitor.store import history, models
 
 OPEN_STATES = ("unconfirmed", "review")
 
