@@ -7,7 +7,8 @@ from sqlmodel import SQLModel
 import monitor.store.models  # noqa: F401  (registers the tables)
 from alembic import context
 from monitor.config import load_config
-from monitor.store.db import create_db_engine, include_object
+from monitor.store.db import create_db_engine
+from monitor.store.schema import include_object
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from monitor.config import Source, load_config
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "Ukraine and {country} sign 10-year security agreement"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from monitor.config import load_config
 from monitor.replay import find_snapshots, run_replay
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLAY = ROOT.parent / "shared" / "corpus" / "real" / "replay_reuters_wl"

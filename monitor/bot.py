@@ -32,7 +32,7 @@ from monitor.digest import FREQUENCIES, split_html
 from monitor.errors import DatabaseBusyError
 from monitor.notify import RateLimiter, deliver
 from monitor.pipeline import Clock
-from monitor.store import history, items, models, outbox
+from monitor.store import history, items, models, outbox, sources
 from monitor.store.db import in_session
 
 T = TypeVar("T")
@@ -382,7 +382,7 @@ class SubscriberBot:
         )
 
     async def cmd_feeds(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        rows = {row.id: row for row in await self._db(lambda session: items.all_sources(session=session))}
+        rows = {row.id: row for row in await self._db(lambda session: sources.all_sources(session=session))}
         lines = ["<b>Feeds</b>"]
         for source in self.config.sources:  # the configured feeds, polled yet or not
             row = rows.get(source.id)

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from monitor.config import Config, Source
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import Clock, PollSummary, run_poll
-from monitor.store.db import open_database, run_lock
+from monitor.store.db import run_lock
+from monitor.store.schema import open_database
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 DEMO_PORT = 47171  # a stable address keeps the sources' URLs, and so their conditional GETs, across demo runs

@@ -1,6 +1,6 @@
 """The poll and the rematch, wired: where the fetch, parse, match and status stages meet the store.
 
-    run_poll:   items.sync_sources | items.due_sources | fetch.fetch_all (bounded, concurrent) | parse.parse_feed
+    run_poll:   sources.sync_sources | sources.due_sources | fetch.fetch_all (bounded, concurrent) | parse.parse_feed
                 | items.save_items | match.Matcher.match | status.decide | history.apply_decisions (+ events)
                 + schedule.after_success/after_failure                    (one transaction per feed)
     run_rematch: history.clear_derived | history.items_in_order | record_matches | history.recompute_statuses
@@ -34,7 +34,7 @@ from monitor.match import Matcher
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.redact import redact, secrets_of
 from monitor.status import Ladder, decide
-from monitor.store import bulk, history, items, models
+from monitor.store import bulk, events, history, models, sources
 from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
 if TYPE_CHECKING:  # python-telegram-bot loads only when digests are sent, not for a poll
@@ -105,11 +105,11 @@ def run_poll(
     owner = worker_name()
     try:
         with Session(engine) as session:
-            items.sync_sources(config.sources, settings.interval, clock(), session=session)
+            sources.sync_sources(config.sources, settings.interval, clock(), session=session)
             history.sync_proposals(config.proposals, session=session)
-            items.release_leases(dead_owners(items.lease_owners(session=session)), session=session)
-            due = items.due_sources(clock(), session=session, only=only, force=force)
-            run = items.start_run(clock(), force, len(due), session=session)
+            sources.release_leases(dead_owners(sources.lease_owners(session=session)), session=session)
+            due = sources.due_sources(clock(), session=session, only=only, force=force)
+            run = sources.start_run(clock(), force, len(due), session=session)
             session.commit()
             run_id = run.id
             assert run_id is not None
@@ -130,8 +130,8 @@ def run_poll(
         # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
         try:
             with Session(engine) as session:
-                items.release_leases([owner], session=session)  # what an interrupted batch still holds
-                items.finish_run(run_id, clock(), session=session)
+                sources.release_leases([owner], session=session)  # what an interrupted batch still holds
+                sources.finish_run(run_id, clock(), session=session)
                 session.commit()
         except SQLAlchemyError as exc:
             if sys.exc_info()[0] is None:  # an error already on its way out says more
@@ -151,7 +151,7 @@ def _lease(
 ) -> list[FetchRequest]:
     def lease_batch() -> list[FetchRequest]:
         with Session(engine) as session:
-            rows = items.lease_due_sources(
+            rows = sources.lease_due_sources(
                 clock(), owner, lease, batch, session=session, only=only, force=force, skip=taken
             )
             requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified) for row in rows]
@@ -238,7 +238,7 @@ def _record_database_fault(engine: Engine, result: FetchResult, run_id: int, now
     when even that cannot be written, the run's summary still reports it."""
     try:
         with Session(engine) as session:
-            items.record_store_fault(result.request.source_id, run_id, now, message, session=session)
+            sources.record_store_fault(result.request.source_id, run_id, now, message, session=session)
             session.commit()
     except (SQLAlchemyError, DatabaseError):
         pass
@@ -257,11 +257,11 @@ def _store_feed(
     """Store one feed's result, match its new and edited items and record what they change: one transaction."""
     settings = config.settings.poll
     with Session(engine) as session:
-        source = items.get_source(result.request.source_id, session=session)
+        source = sources.get_source(result.request.source_id, session=session)
         assert source is not None
         interval = schedule.base_interval(source.interval_seconds, settings)
         if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
-            items.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
+            sources.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
         poll = models.FeedPoll(
             run_id=run_id,
             source_id=source.id,
@@ -275,10 +275,10 @@ def _store_feed(
             plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
             message = redact(f"{type(error).__name__}: {error}", secrets_of(config.telegram_token, config.database_url))
             was = source.health
-            items.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
+            sources.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
             if plan.health in ("failing", "disabled") and was != plan.health:
                 detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
-                history.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
+                events.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
             poll.error = message
             outcome = FeedOutcome(
                 source.id,
@@ -299,7 +299,7 @@ def _store_feed(
             history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
             changes = bulk.record_matches_bulk(matched, config, now, session=session)
             warning = parsed.warning if parsed else None
-            items.record_success(
+            sources.record_success(
                 source,
                 session=session,
                 now=now,
@@ -327,7 +327,7 @@ def _store_feed(
                 next_poll_at=plan.next_poll_at,
             )
         poll.next_poll_at = plan.next_poll_at
-        items.record_feed_poll(poll, session=session)
+        sources.record_feed_poll(poll, session=session)
         session.commit()
         return outcome
 
@@ -357,7 +357,7 @@ def record_matches(
                 continue
             observation = bulk.observe(match, item.source_id, tiers, item.published_at, row.id)
             if notify:
-                history.report_event(row, item, now, session=session)
+                events.report_event(row, item, now, session=session)
             state = history.proposal_state(match.proposal, ladder, session=session)
             decisions = decide(state, observation, ladder, policy)
             touched += history.apply_decisions(

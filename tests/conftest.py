@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from monitor.config import Config, Source, load_config
 from monitor.feedserver import FeedServer
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -87,7 +87,7 @@ class PostgresDatabases:
         self.prefix = f"monitor_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.counter = itertools.count()
         self.template = self._execute_create(f"{self.prefix}_template")
-        from monitor.store.db import open_database
+        from monitor.store.schema import open_database
 
         open_database(self.url(self.template)).dispose()
 

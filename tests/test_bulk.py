@@ -19,8 +19,8 @@ from monitor.config import Config, Source, load_config
 from monitor.match import Matcher
 from monitor.parse import parse_feed
 from monitor.pipeline import record_matches
-from monitor.store import bulk, history, items
-from monitor.store.db import open_database
+from monitor.store import bulk, history, items, sources
+from monitor.store.schema import open_database
 
 from .conftest import EVAL, REPLAY, ROOT
 
@@ -71,7 +71,7 @@ def _ingest(engine: Engine, config: Config, bulk_path: bool) -> None:
     matcher = Matcher(config.proposals, config.settings.status.ladder)
     timeline = _timeline()
     with Session(engine) as session:
-        items.sync_sources(config.sources, 1800, timeline[0][0], session=session)
+        sources.sync_sources(config.sources, 1800, timeline[0][0], session=session)
         history.sync_proposals(config.proposals, session=session)
         session.commit()
     for when, source_id, body in timeline:

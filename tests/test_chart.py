@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from monitor.chart import draw_timelines
 from monitor.store import queries
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from .test_queries import DK_SIGNED_WIRE, corpus_url
 

@@ -17,7 +17,7 @@ from monitor.cli.options import now
 from monitor.config import load_config
 from monitor.feedserver import FeedServer, Response
 from monitor.store import outbox
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from .botapi import FakeBotAPI, RateLimits
 from .faults import closed_port_url

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from monitor.config import load_config
 from monitor.feedserver import FeedServer
 from monitor.store import history, models
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from .conftest import ROOT, FakeClock, make_config
 from .test_poll_replay import _expected, _replay, _snapshots

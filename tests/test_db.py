@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from monitor.errors import DatabaseError, LockedError
-from monitor.store.db import create_db_engine, include_object, lock_path, open_database, run_lock, schema_state, upgrade
+from monitor.store.db import create_db_engine, lock_path, run_lock
+from monitor.store.schema import include_object, open_database, schema_state, upgrade
 
 from .conftest import ROOT
 

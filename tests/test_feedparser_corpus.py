@@ -24,7 +24,7 @@ from monitor.config import load_config
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import PollSummary, run_poll
 from monitor.store import models
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 from tests.conftest import FEEDPARSER_CORPUS, ROOT, FakeClock, make_config
 from tests.faults import OneWrite
 

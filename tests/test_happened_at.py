@@ -18,7 +18,7 @@ from monitor.config import Config
 from monitor.delivery import run_digest
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
-from monitor.store.db import alembic_config
+from monitor.store.schema import alembic_config
 
 from .conftest import FakeClock, make_config
 from .test_queries import rss

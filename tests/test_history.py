@@ -17,7 +17,7 @@ from monitor.config import Config, Source
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll, run_rematch
 from monitor.store import history, models
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from .conftest import EVAL, REPLAY, FakeClock, make_config
 

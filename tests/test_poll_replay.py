@@ -20,7 +20,7 @@ from monitor.feedserver import FeedServer, Response
 from monitor.parse import clean_text
 from monitor.pipeline import run_poll
 from monitor.store import models
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from .conftest import REPLAY, ROOT, FakeClock, make_config
 

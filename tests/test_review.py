@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from monitor.digest import EventView, render_digest, select_content
 from monitor.store import models, queries, review
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from .test_queries import IT_SIGNED, corpus_url
 

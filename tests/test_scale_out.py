@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from monitor.feedserver import FeedServer, Response
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from .botapi import FakeBotAPI, RateLimits
 from .conftest import POSTGRES, REPLAY, PostgresDatabases

@@ -16,13 +16,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.config import Config
-from monitor.delivery import compose_digests
+from monitor.delivery import compose_digests, compose_due
 from monitor.errors import LockedError
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
-from monitor.store import history, items, models, outbox
-from monitor.store.db import open_database, run_lock
-from monitor.store.queries import search
+from monitor.store import history, items, models, outbox, sources
+from monitor.store.db import run_lock
+from monitor.store.fulltext import search
+from monitor.store.schema import open_database
 from monitor.store.search_pg import to_tsquery
 
 from .conftest import POSTGRES, ROOT, FakeClock, PostgresDatabases, make_config
@@ -32,14 +33,14 @@ from .test_history import SIGNED_DK, rss
 def _sources(base_config: Config, database_url: str, engine: Engine, clock: FakeClock, n: int = 6) -> Config:
     config = make_config(base_config, database_url, {f"feed{i}": f"http://127.0.0.1:9/{i}.xml" for i in range(n)})
     with Session(engine) as session:
-        items.sync_sources(config.sources, 1800, clock(), session=session)
+        sources.sync_sources(config.sources, 1800, clock(), session=session)
         session.commit()
     return config
 
 
 def _lease(engine: Engine, clock: FakeClock, owner: str, limit: int = 4) -> list[str]:
     with Session(engine) as session:
-        rows = items.lease_due_sources(clock(), owner, 600, limit, session=session)
+        rows = sources.lease_due_sources(clock(), owner, 600, limit, session=session)
         session.commit()
         return [row.id for row in rows]
 
@@ -63,7 +64,7 @@ def test_lease_is_skip_locked_while_another_worker_is_choosing(
         pytest.skip("row locks: SQLite's BEGIN IMMEDIATE makes the second worker wait instead")
     _sources(base_config, database_url, engine, clock)
     with Session(engine) as choosing:
-        held = items.lease_due_sources(clock(), "host-a:1", 600, 3, session=choosing)  # not committed yet
+        held = sources.lease_due_sources(clock(), "host-a:1", 600, 3, session=choosing)  # not committed yet
         assert len(_lease(engine, clock, "host-b:2", limit=10)) == 3  # the other three, without waiting
         choosing.commit()
     assert len(held) == 3
@@ -91,7 +92,7 @@ def test_digest_tells_an_event_that_commits_after_a_later_one(
 
     def compose() -> list[set[int]]:
         with Session(engine) as session:
-            digests = outbox.compose_due(clock(), base_config.settings.digest, titles, base_config.settings.status
+            digests = compose_due(clock(), base_config.settings.digest, titles, base_config.settings.status
                                          .ladder, [], session=session)  # fmt: skip
             session.commit()
             told = session.exec(

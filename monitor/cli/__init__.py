@@ -80,7 +80,8 @@ def db_upgrade(config_path: str | None) -> None:
         MONITOR_DATABASE_URL=sqlite:///data/monitor.store.db monitor db upgrade
     """
     from monitor.config import load_config
-    from monitor.store.db import create_db_engine, schema_state, upgrade
+    from monitor.store.db import create_db_engine
+    from monitor.store.schema import schema_state, upgrade
 
     config = load_config(config_path)
 
@@ -103,7 +104,8 @@ def db_copy(config_path: str | None, target: str) -> None:
         monitor db copy --to postgresql+psycopg://monitor@db.example.org/monitor
     """
     from monitor.config import load_config
-    from monitor.store.db import copy_database, open_database
+    from monitor.store.db import copy_database
+    from monitor.store.schema import open_database
 
     config = load_config(config_path)
     source = open_database(config.database_url)
@@ -131,7 +133,8 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
         monitor poll --source kyiv-independent --force
     """
     from monitor.config import load_config
-    from monitor.store.db import open_database, run_lock
+    from monitor.store.db import run_lock
+    from monitor.store.schema import open_database
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
@@ -247,15 +250,15 @@ def feeds(ctx: click.Context, config_path: str | None, as_json: bool) -> None:
     from sqlmodel import Session
 
     from monitor.config import load_config
-    from monitor.store import items
-    from monitor.store.db import open_database
+    from monitor.store import items, sources
+    from monitor.store.schema import open_database
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
     with Session(engine) as session:
-        items.sync_sources(config.sources, config.settings.poll.interval, now(), session=session)
+        sources.sync_sources(config.sources, config.settings.poll.interval, now(), session=session)
         session.commit()
-        rows = items.all_sources(session=session)
+        rows = sources.all_sources(session=session)
         counts = items.item_counts_by_source(session=session)
     records = [_feed_record(row, counts.get(row.id, 0)) for row in rows]
     if as_json:
@@ -291,14 +294,14 @@ def feeds_reset(config_path: str | None, source_id: str) -> None:
     from sqlmodel import Session
 
     from monitor.config import load_config
-    from monitor.store import items
-    from monitor.store.db import open_database
+    from monitor.store import sources
+    from monitor.store.schema import open_database
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
     configured = any(source.id == source_id for source in config.sources)
     with Session(engine) as session:
-        row = items.get_source(source_id, session=session)
+        row = sources.get_source(source_id, session=session)
         if row is None and not configured:
             raise ConfigError([f"no feed {source_id!r} in {config.path} or in the database"])
         if not configured:
@@ -306,7 +309,7 @@ def feeds_reset(config_path: str | None, source_id: str) -> None:
         if row is not None and row.health in ("ok", "new") and not row.consecutive_failures:
             click.echo(f"{source_id}: healthy ({row.health}); nothing to reset")
             return
-        items.reset_source(source_id, session=session)
+        sources.reset_source(source_id, session=session)
         session.commit()
     click.echo(f"{source_id}: reset; it will be polled on the next run")
 
@@ -415,7 +418,8 @@ def run(config_path: str | None) -> None:
     """
     from monitor.cli.telegram_commands import _digest
     from monitor.config import load_config
-    from monitor.store.db import open_database, run_lock
+    from monitor.store.db import run_lock
+    from monitor.store.schema import open_database
 
     config = load_config(config_path)
     engine = open_database(config.database_url)

@@ -29,7 +29,7 @@ from monitor.cli.output import (
     write_listing,
 )
 from monitor.cli.review import REVIEW_COMMANDS
-from monitor.store import queries
+from monitor.store import fulltext, queries
 
 
 @click.command()
@@ -187,7 +187,7 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
     if engine.dialect.name not in ("sqlite", "postgresql"):
         click.echo("note: full-text search needs SQLite or PostgreSQL; this is a plain, unranked word search", err=True)
     with Session(engine) as session:
-        listing = queries.search(query, session=session, limit=limit or None)
+        listing = fulltext.search(query, session=session, limit=limit or None)
     columns: list[Column] = [
         ("item", field("item_id")),
         ("published", field("published_at")),
@@ -197,7 +197,7 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
         ("snippet", lambda r: _highlight(r["snippet"])),
         ("link", field("link")),
     ]
-    emit(listing, as_json, as_csv, columns, f"Nothing matches {queries.shorten(query)!r}.")
+    emit(listing, as_json, as_csv, columns, f"Nothing matches {fulltext.shorten(query)!r}.")
 
 
 def _highlight(snippet: str) -> Text:

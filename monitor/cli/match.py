@@ -21,7 +21,8 @@ from monitor.errors import LockedError
 from monitor.evaluate import HALVES, evaluate_files, render_evaluation
 from monitor.match import Match, Matcher
 from monitor.redact import redact
-from monitor.store.db import open_database, run_lock
+from monitor.store.db import run_lock
+from monitor.store.schema import open_database
 
 
 def _match_json(match: Match) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from monitor.config import TOKEN_ENV, Config, load_config
 from monitor.errors import ConfigError, LockedError
 from monitor.notify import TelegramConfigError
 from monitor.redact import environment_secrets, redact
-from monitor.store.db import open_database, run_lock
+from monitor.store.db import run_lock
+from monitor.store.schema import open_database
 
 
 @click.command()

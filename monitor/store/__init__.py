@@ -1,10 +1,13 @@
 """Every database read and write, one module per concern.
 
-    db          engine factory, SQLite pragmas, transactions off the event loop, Alembic upgrade, run lock
+    db          engine factory, SQLite pragmas, retried transactions and ones off the event loop, locks
+    schema      Alembic migrations; `open_database`, an engine on the current schema
     models      the SQLModel tables (no reads or writes)
-    items       feeds (sources), their leases and poll runs, stored items, counts
+    sources     feeds, their leases and health, poll runs
+    items       stored items, versions and stories, counts; the insert-unless-present helpers
     bulk        the poll's batched writes: items, matches and status changes for a whole feed at once
-    history     proposals, matches, the status history and the event outbox it appends to
+    history     proposals, matches and the status history
+    events      the event outbox that digests are cut from
     outbox      subscribers, digests and their parts, claims of a sender
     review      an analyst's confirm, reject and set-status
     queries     the read-only questions analysts ask (tables, search, exports, timelines)

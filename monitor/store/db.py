@@ -1,4 +1,5 @@
-"""Engine factory, migrations and the cron run lock.
+"""Engine factory, transactions (retried, or off the event loop), copying a database, and the locks: the cron
+run lock and who holds a lease. Migrations are `monitor.store.schema`'s.
 
 This is the one place that knows which database it talks to. SQLite-only statements (pragmas, the
 transaction recipe) live in `_sqlite_setup` below; everything else is portable SQL through SQLAlchemy.
@@ -10,7 +11,6 @@ import asyncio
 import fcntl
 import hashlib
 import os
-import re
 import socket
 import tempfile
 import time
@@ -24,15 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
-from monitor.config import PROJECT_ROOT
 from monitor.errors import DatabaseBusyError, DatabaseError, LockedError
 from monitor.redact import redact
 
 if TYPE_CHECKING:  # Alembic takes a while to import: only when a migration may be needed
-    from alembic.config import Config as AlembicConfig
+    pass
 
 T = TypeVar("T")
-MIGRATIONS = PROJECT_ROOT / "alembic"
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -183,113 +181,6 @@ async def in_session(engine: Engine, work: Callable[[Session], T]) -> T:
     return await asyncio.to_thread(run)
 
 
-# --- migrations --------------------------------------------------------------------------------------------
-NOT_MODELLED = ("item_fts",)  # SQLite's FTS5 tables (0004) and PostgreSQL's full-text index item_fts_pg (0006)
-
-
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Autogenerate's filter: the full-text indexes are made by hand in migrations, not by the models."""
-    hand_made = type_ in ("table", "index") and (name or "").startswith(NOT_MODELLED)
-    return not (hand_made and reflected and compare_to is None)
-
-
-def alembic_config(url: str) -> AlembicConfig:
-    from alembic.config import Config as AlembicConfig
-
-    config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
-
-
-def schema_state(engine: Engine) -> tuple[str | None, str]:
-    """(the database's revision, this code's head revision)."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
-    head = script.get_current_head()
-    assert head is not None
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    known = {revision.revision for revision in script.walk_revisions()}
-    if current is not None and current not in known:
-        raise DatabaseError(
-            f"the database {engine.url.render_as_string()} is at schema revision {current}, which this version "
-            "of monitor does not know: it was made by a newer version; upgrade monitor instead"
-        )
-    return current, head
-
-
-def upgrade(engine: Engine) -> bool:
-    """Bring the schema to this code's head. Returns whether anything was applied."""
-    if _at_head(engine):
-        return False
-    from alembic import command
-
-    try:
-        current, head = schema_state(engine)
-        if current == head:
-            return False
-        url = engine.url.render_as_string(hide_password=False)
-        with _migration_lock(engine):
-            # Another process may have migrated while this one waited for the lock: look again.
-            current, head = schema_state(engine)
-            if current == head:
-                return False
-            config = alembic_config(url)
-            with engine.begin() as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-        return True
-    except sa.exc.OperationalError as exc:
-        raise DatabaseError(f"database {engine.url.render_as_string()}: {first_line(exc)}") from None
-    except sa.exc.DatabaseError as exc:
-        raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {first_line(exc)}") from None
-
-
-_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*['\"]?([\w-]+)['\"]?", re.MULTILINE)
-
-
-def _at_head(engine: Engine) -> bool:
-    """Whether the database is already at this code's one head revision, read from the migration files
-    without importing Alembic (a cron run that needs no migration starts faster). Unsure means no."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        for kind, value in _REVISION.findall(path.read_text(encoding="utf-8")):
-            (revisions if kind == "revision" else parents).add(value)
-    heads = revisions - parents
-    if len(heads) != 1:
-        return False
-    try:
-        with engine.connect() as connection:
-            current = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-    except sa.exc.DBAPIError:
-        return False
-    return current == list(heads)
-
-
-@contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
-    """Migrate one process at a time (two cron runs starting on a fresh path, or workers on several hosts
-    starting together): a blocking lock that its holder's death drops. On PostgreSQL a database advisory lock,
-    on SQLite a kernel lock on a file beside the run lock. A migration takes a moment, so waiting is right."""
-    if engine.dialect.name == "postgresql":
-        with _advisory_lock(engine, MIGRATION_LOCK_KEY, wait=True):
-            yield
-        return
-    run = lock_path(engine.url.render_as_string(hide_password=False))
-    path = run.with_name(run.name.removesuffix(".lock") + ".migrate.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
@@ -299,7 +190,7 @@ RUN_LOCK_KEY = _lock_key("monitor: run")
 
 
 @contextmanager
-def _advisory_lock(engine: Engine, key: int, *, wait: bool, shared: bool = False) -> Iterator[bool]:
+def advisory_lock(engine: Engine, key: int, *, wait: bool, shared: bool = False) -> Iterator[bool]:
     """A PostgreSQL session-level advisory lock, held on its own connection for the block: yields whether it
     was taken (always, with `wait`). The server drops it when the holder's connection ends."""
     function = f"pg{'' if wait else '_try'}_advisory_lock{'_shared' if shared else ''}"
@@ -311,20 +202,6 @@ def _advisory_lock(engine: Engine, key: int, *, wait: bool, shared: bool = False
             if wait or taken:
                 unlock = f"pg_advisory_unlock{'_shared' if shared else ''}"
                 connection.execute(sa.text(f"SELECT {unlock}(:key)"), {"key": key})
-
-
-def open_database(url: str, *, writes: bool = True) -> Engine:
-    """An engine on an up-to-date schema: what every command uses, so a fresh path just works. A command
-    that only reads (`writes=False`) also works on a database it may not change, if its schema is current."""
-    engine = create_db_engine(url, writes=writes)
-    if engine.url.query.get("mode") == "ro":
-        current, head = schema_state(engine)
-        if current != head:
-            path = make_url(url).database
-            raise DatabaseError(f"database is read-only: {path}; it needs migrating to revision {head} first")
-        return engine
-    upgrade(engine)
-    return engine
 
 
 def first_line(exc: BaseException) -> str:
@@ -418,7 +295,7 @@ def run_lock(url: str, *, now: datetime | None = None, exclusive: bool = False) 
     if parsed.get_backend_name() == "postgresql":
         engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
         try:
-            with _advisory_lock(engine, RUN_LOCK_KEY, wait=False, shared=not exclusive) as taken:
+            with advisory_lock(engine, RUN_LOCK_KEY, wait=False, shared=not exclusive) as taken:
                 if not taken:
                     what = "monitor runs are working" if exclusive else "a monitor rematch is rebuilding the history"
                     raise LockedError(f"{what} on {parsed.render_as_string()} (advisory lock); exiting")

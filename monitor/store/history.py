@@ -1,4 +1,4 @@
-"""Proposals, matches, the status history and the event outbox it appends to: their reads and writes.
+"""Proposals, matches and the status history: their reads and writes (events go through `monitor.store.events`).
 
 Functions take a keyword-only `session`; callers own the transaction. Portable SQL only. The decisions
 themselves come from `monitor.status` (pure); this module only records them.
@@ -18,7 +18,7 @@ from sqlmodel import Session, col, delete, select, update
 from monitor import config
 from monitor.match import Match
 from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, raises_status
-from monitor.store import items, models
+from monitor.store import events, items, models
 
 
 def sync_proposals(proposals: Sequence[config.Proposal], *, session: Session) -> None:
@@ -146,7 +146,7 @@ def apply_decisions(
                 "withdrawal" if decision.kind == "withdrawal" else ("change" if decision.confirmed else "unconfirmed")
             )
             if notify:
-                _change_event(kind, change, match, item, now, session=session)
+                events.change_event(kind, change, match, item, now, session=session)
         elif decision.change_id is not None:
             change = session.get(models.StatusChange, decision.change_id)
             if change is not None and decision.kind == "corroborate":
@@ -155,7 +155,7 @@ def apply_decisions(
                     change.state, change.confirmed_at = "confirmed", now
                     touched.append(change)
                     if notify:
-                        _change_event("confirmed", change, match, item, now, session=session)
+                        events.change_event("confirmed", change, match, item, now, session=session)
                 session.add(change)
         if change is None or change.id is None:
             continue
@@ -284,97 +284,6 @@ def match_counts(*, session: Session) -> dict[str, tuple[int, datetime | None]]:
         .group_by(models.ItemMatch.proposal_id)
     ).all()
     return {proposal_id: (int(count), latest) for proposal_id, count, latest in rows}
-
-
-def add_event(
-    kind: str,
-    now: datetime,
-    detail: dict[str, object],
-    *,
-    session: Session,
-    proposal_id: str | None = None,
-    change_id: int | None = None,
-    match_id: int | None = None,
-    source_id: str | None = None,
-) -> None:
-    """Append to the event outbox that digests are cut from. `detail` carries everything a digest shows, so
-    an event stays readable even after `monitor rematch` rebuilt the rows it points to."""
-    session.add(
-        models.Event(
-            kind=kind,
-            created_at=now,
-            proposal_id=proposal_id,
-            change_id=change_id,
-            match_id=match_id,
-            source_id=source_id,
-            detail=json.dumps(detail, ensure_ascii=False, default=str),
-        )
-    )
-
-
-def report_event(match: models.ItemMatch, item: models.Item, now: datetime, *, session: Session) -> None:
-    """A new matched report, for digests."""
-    add_event(
-        "report",
-        now,
-        _item_detail(match, item, session=session),
-        session=session,
-        proposal_id=match.proposal_id,
-        match_id=match.id,
-        source_id=item.source_id,
-    )
-
-
-def _change_event(
-    kind: str,
-    change: models.StatusChange,
-    match: models.ItemMatch,
-    item: models.Item,
-    now: datetime,
-    *,
-    session: Session,
-) -> None:
-    sources = session.exec(
-        select(models.Source.name)
-        .join(models.Evidence, col(models.Evidence.source_id) == models.Source.id)
-        .where(models.Evidence.change_id == change.id)
-        .distinct()
-    ).all()
-    detail = {
-        **_item_detail(match, item, session=session),
-        "from_status": change.from_status,
-        "to_status": change.to_status,
-        "change_kind": change.kind,
-        "confirmed": change.state == "confirmed",
-        "sources": sorted(set(sources) | {_source_name(item.source_id, session=session)}),
-        "happened_at": min(filter(None, (change.happened_at, item.published_at, now))).isoformat(),
-    }
-    add_event(
-        kind,
-        now,
-        detail,
-        session=session,
-        proposal_id=change.proposal_id,
-        change_id=change.id,
-        match_id=match.id,
-        source_id=item.source_id,
-    )
-
-
-def _item_detail(match: models.ItemMatch, item: models.Item, *, session: Session) -> dict[str, object]:
-    return {
-        "title": item.title,
-        "link": item.link,
-        "source": _source_name(item.source_id, session=session),
-        "published_at": item.published_at.isoformat(),
-        "status": match.status,
-        "story": f"story:{item.story_id}" if item.story_id else f"item:{item.id}",
-    }
-
-
-def _source_name(source_id: str, *, session: Session) -> str:
-    source = session.get(models.Source, source_id)
-    return source.name if source else source_id
 
 
 @dataclass(frozen=True)

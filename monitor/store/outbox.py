@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from monitor.config import DigestSettings
 from monitor.digest import EventView
-from monitor.store import items, models
+from monitor.store import items, models, sources
 
 USER_KINDS = ("report", "change", "unconfirmed", "confirmed", "withdrawal", "rejected")
 ADMIN_KINDS = ("feed-failing", "feed-disabled")
@@ -233,12 +233,12 @@ def claim(owner: str, now: datetime, seconds: float, *, session: Session, chat_i
 
 
 def claim_holders(*, session: Session) -> list[str]:
-    return items.holders(models.Digest.claimed_by, session=session)
+    return sources.holders(models.Digest.claimed_by, session=session)
 
 
 def release_claims(owners: Sequence[str], *, session: Session) -> None:
     """Give back the digests these senders hold (what they did not finish goes to the next sender)."""
-    items.release(models.Digest.claimed_by, models.Digest.claimed_until, owners, session=session)
+    sources.release(models.Digest.claimed_by, models.Digest.claimed_until, owners, session=session)
 
 
 def mark_sent(part_id: int, message_id: int | None, now: datetime, *, session: Session) -> None:

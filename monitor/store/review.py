@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from monitor.errors import MonitorError
-from monitor.store import history, models
+from monitor.store import events, history, models
 
 OPEN_STATES = ("unconfirmed", "review")
 
@@ -138,4 +138,4 @@ def _event(
         "note": change.note,
         "decided_at": now.isoformat(),
     }
-    history.add_event(kind, now, detail, session=session, proposal_id=change.proposal_id, change_id=change.id)
+    events.add_event(kind, now, detail, session=session, proposal_id=change.proposal_id, change_id=change.id)

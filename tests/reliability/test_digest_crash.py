@@ -28,7 +28,7 @@ from monitor.config import load_config
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store import outbox
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from ..botapi import FakeBotAPI, RateLimits
 from ..conftest import FakeClock

@@ -21,7 +21,7 @@ from monitor.config import load_config
 from monitor.delivery import run_digest
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from ..conftest import ROOT, FakeClock
 from ..test_history import SIGNED_DK, rss

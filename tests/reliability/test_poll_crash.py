@@ -30,7 +30,7 @@ import pytest
 from monitor.config import load_config
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
-from monitor.store.db import open_database
+from monitor.store.schema import open_database
 
 from ..conftest import FakeClock
 from ..test_history import PLANNED_DK, SIGNED_DK, SIGNED_DK_AGAIN, rss
