@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from html import escape
 from pathlib import Path
@@ -23,9 +21,18 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from telegram import BotCommand, LinkPreviewOptions, Update
-from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, MessageHandler, filters
 
+from monitor.bot_commands import (
+    ADMIN_COMMANDS,
+    COMMANDS,
+    GROUPS,
+    SETTING_COMMANDS,
+    FloodGuard,
+    help_text,
+    is_group_admin,
+)
 from monitor.config import Config
 from monitor.delivery import compose_digests
 from monitor.digest import FREQUENCIES, split_html
@@ -38,48 +45,7 @@ from monitor.store.db import in_session
 T = TypeVar("T")
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
-COMMANDS = (
-    ("start", "subscribe to digests"),
-    ("stop", "unsubscribe"),
-    ("proposals", "tracked proposals and their status"),
-    ("status", "one proposal: /status ID"),
-    ("history", "recent changes with evidence: /history ID"),
-    ("follow", "follow a proposal: /follow ID (default: all)"),
-    ("unfollow", "stop following: /unfollow ID"),
-    ("frequency", "instant, hourly, daily or weekly, with an hour: /frequency daily 8"),
-    ("only", "minimum status: /only signed, proposal or all"),
-    ("digest", "my digest now"),
-    ("settings", "my settings"),
-    ("help", "what I can do"),
-)
-ADMIN_COMMANDS = (("stats", "numbers (admins)"), ("feeds", "feed health (admins)"))
 TIMED = frozenset({"daily", "weekly"})  # frequencies that come at an hour
-SETTING_COMMANDS = frozenset({"start", "stop", "follow", "unfollow", "frequency", "only"})
-GROUPS = frozenset({ChatType.GROUP, ChatType.SUPERGROUP})
-
-
-class FloodGuard:
-    """At most `limit` commands per chat per `window` seconds; the first refusal says so, later ones are silent."""
-
-    def __init__(self, limit: int = 20, window: float = 60.0, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window, self._monotonic = limit, window, monotonic
-        self._seen: dict[int, deque[float]] = {}
-        self._warned: set[int] = set()
-
-    def allow(self, chat_id: int) -> bool | None:
-        """True: go on; False: refuse and warn once; None: refuse silently."""
-        now = self._monotonic()
-        seen = self._seen.setdefault(chat_id, deque())
-        while seen and now - seen[0] >= self.window:
-            seen.popleft()
-        if len(seen) < self.limit:
-            seen.append(now)
-            self._warned.discard(chat_id)
-            return True
-        if chat_id in self._warned:
-            return None
-        self._warned.add(chat_id)
-        return False
 
 
 class SubscriberBot:
@@ -117,7 +83,7 @@ class SubscriberBot:
             if name in ("stats", "feeds") and chat.id not in self.admins:
                 return
             if name in SETTING_COMMANDS and chat.type in GROUPS:
-                if user is None or not await _is_admin(context, chat.id, user.id):
+                if user is None or not await is_group_admin(context, chat.id, user.id):
                     await self._reply(update, "In a group, only administrators can change the digest settings.")
                     return
             try:
@@ -160,7 +126,7 @@ class SubscriberBot:
             update,
             f"<b>{intro}</b> You will get {self._schedule(frequency, hour, article=True)} of the security"
             " guarantees for Ukraine that I track: status changes with their evidence, and new"
-            " reports.\n\n" + _help_text(),
+            " reports.\n\n" + help_text(),
         )
 
     async def cmd_stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -175,7 +141,7 @@ class SubscriberBot:
         await self._reply(update, "Unsubscribed. Send /start to subscribe again.")
 
     async def cmd_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(update, _help_text())
+        await self._reply(update, help_text())
 
     async def cmd_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -183,7 +149,7 @@ class SubscriberBot:
         _name, _at, addressee = command.partition("@")
         if addressee and addressee.lower() != (context.bot.username or "").lower():
             return  # a command for another bot in the same group
-        await self._reply(update, f"I don't know {escape(command)}.\n\n" + _help_text())
+        await self._reply(update, f"I don't know {escape(command)}.\n\n" + help_text())
 
     async def cmd_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         row = await self._find_subscriber(update)
@@ -428,14 +394,5 @@ def _history_lines(proposal: str, *, session: Session) -> list[str]:
     return lines
 
 
-async def _is_admin(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> bool:
-    member = await context.bot.get_chat_member(chat_id, user_id)
-    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
-
-
 def _hour(text: str) -> bool:
     return text.isdigit() and 0 <= int(text) <= 23
-
-
-def _help_text() -> str:
-    return "<b>Commands</b>\n" + "\n".join(f"/{name} — {escape(text)}" for name, text in COMMANDS)

@@ -1,11 +1,11 @@
-"""The poll and the rematch, wired: where the fetch, parse, match and status stages meet the store.
+"""The poll, wired: where the fetch, parse, match and status stages meet the store.
 
-    run_poll:   sources.sync_sources | sources.due_sources | fetch.fetch_all (bounded, concurrent) | parse.parse_feed
-                | items.save_items | match.Matcher.match | status.decide | history.apply_decisions (+ events)
+    run_poll:   sources.sync_sources | sources.lease_due_sources | fetch.fetch_all (bounded, concurrent)
+                | parse.parse_feed | bulk.save_items_bulk | match.Matcher.match
+                | bulk.record_matches_bulk (status.decide, history and events)
                 + schedule.after_success/after_failure                    (one transaction per feed)
-    run_rematch: history.clear_derived | history.items_in_order | record_matches | history.recompute_statuses
 
-Digests are `monitor.delivery`'s.
+The rebuild of `monitor rematch` is `monitor.rematch`'s, digests are `monitor.delivery`'s.
 
 The clock, the HTTP client and the database engine are passed in, so tests hand in a fake clock, a local
 server and a temporary database.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -33,7 +33,6 @@ from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.redact import redact, secrets_of
-from monitor.status import Ladder, decide
 from monitor.store import bulk, events, history, models, sources
 from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
@@ -255,11 +254,9 @@ def _store_feed(
     matcher: Matcher,
 ) -> FeedOutcome:
     """Store one feed's result, match its new and edited items and record what they change: one transaction."""
-    settings = config.settings.poll
     with Session(engine) as session:
         source = sources.get_source(result.request.source_id, session=session)
         assert source is not None
-        interval = schedule.base_interval(source.interval_seconds, settings)
         if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
             sources.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
         poll = models.FeedPoll(
@@ -271,135 +268,94 @@ def _store_feed(
             outcome="failed",
         )
         if error is not None:
-            status = error.status if isinstance(error, FetchHTTPError) else result.status
-            plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
-            message = redact(f"{type(error).__name__}: {error}", secrets_of(config.telegram_token, config.database_url))
-            was = source.health
-            sources.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
-            if plan.health in ("failing", "disabled") and was != plan.health:
-                detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
-                events.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
-            poll.error = message
-            outcome = FeedOutcome(
-                source.id,
-                "failed",
-                status,
-                message,
-                health=plan.health,
-                next_poll_at=plan.next_poll_at,
-                moved_to=result.moved_to,
-            )
+            outcome = _store_failure(config, source, result, error, poll, now, session=session)
         else:
-            plan = schedule.after_success(
-                now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None
-            )
-            saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
-            matched = [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
-            # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
-            history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
-            changes = bulk.record_matches_bulk(matched, config, now, session=session)
-            warning = parsed.warning if parsed else None
-            sources.record_success(
-                source,
-                session=session,
-                now=now,
-                schedule=plan,
-                status=result.status,
-                etag=result.headers.get("etag"),
-                last_modified=result.headers.get("last-modified"),
-                warning=warning,
-                feed_title=parsed.title if parsed else None,
-                feed_link=parsed.link if parsed else None,
-            )
-            poll.outcome = "ok" if parsed else "not-modified"
-            poll.error = warning
-            poll.items_seen = len(parsed.items) if parsed else 0
-            poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
-            outcome = FeedOutcome(
-                source.id,
-                poll.outcome,
-                result.status,
-                warning=warning,
-                items_new=poll.items_new,
-                items_updated=poll.items_updated,
-                changes=tuple(change.id for change in changes if change.id is not None),
-                moved_to=result.moved_to,
-                next_poll_at=plan.next_poll_at,
-            )
-        poll.next_poll_at = plan.next_poll_at
+            outcome = _store_success(config, source, result, parsed, matcher, poll, now, session=session)
+        poll.next_poll_at = outcome.next_poll_at
         sources.record_feed_poll(poll, session=session)
         session.commit()
         return outcome
 
 
-def record_matches(
-    items: Sequence[models.Item],
-    matcher: Matcher,
+def _store_failure(
     config: Config,
+    source: models.Source,
+    result: FetchResult,
+    error: MonitorError,
+    poll: models.FeedPoll,
     now: datetime,
     *,
     session: Session,
-    notify: bool = True,
-) -> list[models.StatusChange]:
-    """Match items to the proposals and record the history events their reports cause; with `notify`, also
-    append them to the event outbox for digests."""
-    ladder = Ladder(config.settings.status.ladder)
-    policy = config.settings.status.corroboration
-    tiers = {source.id: source.tier for source in config.sources}
-    touched: list[models.StatusChange] = []
-    found = [(item, matcher.match(item.title, item.summary)) for item in items]
+) -> FeedOutcome:
+    """Record a failed poll on the feed and schedule its retry; tell the admins when its health gets worse."""
+    settings = config.settings.poll
+    interval = schedule.base_interval(source.interval_seconds, settings)
+    status = error.status if isinstance(error, FetchHTTPError) else result.status
+    plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
+    message = redact(f"{type(error).__name__}: {error}", secrets_of(config.telegram_token, config.database_url))
+    was = source.health
+    sources.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
+    if plan.health in ("failing", "disabled") and was != plan.health:
+        detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
+        events.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
+    poll.error = message
+    return FeedOutcome(
+        source.id,
+        "failed",
+        status,
+        message,
+        health=plan.health,
+        next_poll_at=plan.next_poll_at,
+        moved_to=result.moved_to,
+    )
+
+
+def _store_success(
+    config: Config,
+    source: models.Source,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    matcher: Matcher,
+    poll: models.FeedPoll,
+    now: datetime,
+    *,
+    session: Session,
+) -> FeedOutcome:
+    """Store the feed's new and edited items (none when it was not modified), match them, record the status
+    changes their reports cause, and schedule the next poll."""
+    settings = config.settings.poll
+    interval = schedule.base_interval(source.interval_seconds, settings)
+    plan = schedule.after_success(now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None)
+    saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
+    matched = [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
-    history.lock_proposals({match.proposal for _item, matches in found for match in matches}, session=session)
-    for item, matches in found:
-        for match in matches:
-            row = history.add_match(item, match, now, session=session)
-            if row is None or row.id is None:
-                continue
-            observation = bulk.observe(match, item.source_id, tiers, item.published_at, row.id)
-            if notify:
-                events.report_event(row, item, now, session=session)
-            state = history.proposal_state(match.proposal, ladder, session=session)
-            decisions = decide(state, observation, ladder, policy)
-            touched += history.apply_decisions(
-                decisions, observation, row, item, ladder, now, session=session, notify=notify
-            )
-    return touched
-
-
-@dataclass(frozen=True)
-class RematchSummary:
-    items: int
-    matches: int
-    changes: int
-    reviews_kept: int = 0
-    reviews_dropped: int = 0  # decisions about changes the rebuilt history no longer has
-
-
-def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> RematchSummary:
-    """Re-run matching over every stored item and rebuild the derived statuses, in one transaction.
-
-    Deterministic: items are taken in the order they were stored, each at the time it was first seen, so
-    the same database and configuration always give the same history. Analysts' own decisions are kept:
-    their `set-status` rows stay, and their confirmations and rejections are put back on the rebuilt changes.
-    Subscribers are not told again: a rebuild adds nothing to the event outbox.
-    """
-    matcher = Matcher(config.proposals, config.settings.status.ladder)
-    items = matches = changes = 0
-    with Session(engine) as session:
-        history.sync_proposals(config.proposals, session=session)
-        reviewed = history.reviews(session=session)
-        history.clear_derived(session=session)
-        history.reset_statuses(config.proposals, session=session)
-        last_id = 0
-        while page := history.items_in_order(last_id, batch, session=session):
-            for item in page:
-                touched = record_matches([item], matcher, config, item.first_seen_at, session=session, notify=False)
-                changes += len({change.id for change in touched})
-            items += len(page)
-            last_id = page[-1].id or last_id
-            session.expunge_all()
-        kept = history.reapply_reviews(reviewed, session=session)
-        history.recompute_statuses(config.proposals, config.settings.status.ladder, session=session)
-        matches = history.count_matches(session=session)
-        session.commit()
-    return RematchSummary(items, matches, changes, kept, len(reviewed) - kept)
+    history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
+    changes = bulk.record_matches_bulk(matched, config, now, session=session)
+    warning = parsed.warning if parsed else None
+    sources.record_success(
+        source,
+        session=session,
+        now=now,
+        schedule=plan,
+        status=result.status,
+        etag=result.headers.get("etag"),
+        last_modified=result.headers.get("last-modified"),
+        warning=warning,
+        feed_title=parsed.title if parsed else None,
+        feed_link=parsed.link if parsed else None,
+    )
+    poll.outcome = "ok" if parsed else "not-modified"
+    poll.error = warning
+    poll.items_seen = len(parsed.items) if parsed else 0
+    poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
+    return FeedOutcome(
+        source.id,
+        poll.outcome,
+        result.status,
+        warning=warning,
+        items_new=poll.items_new,
+        items_updated=poll.items_updated,
+        changes=tuple(change.id for change in changes if change.id is not None),
+        moved_to=result.moved_to,
+        next_poll_at=plan.next_poll_at,
+    )

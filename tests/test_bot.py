@@ -23,7 +23,8 @@ import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor.bot import FloodGuard, SubscriberBot
+from monitor.bot import SubscriberBot
+from monitor.bot_commands import FloodGuard
 from monitor.config import Config
 from monitor.delivery import run_digest
 from monitor.feedserver import FeedServer, Response

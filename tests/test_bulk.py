@@ -18,7 +18,7 @@ from sqlmodel import Session
 from monitor.config import Config, Source, load_config
 from monitor.match import Matcher
 from monitor.parse import parse_feed
-from monitor.pipeline import record_matches
+from monitor.rematch import record_matches
 from monitor.store import bulk, history, items, sources
 from monitor.store.schema import open_database
 

@@ -15,7 +15,8 @@ from sqlmodel import Session, select
 from monitor.cli import cli
 from monitor.config import Config, Source
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import run_poll, run_rematch
+from monitor.pipeline import run_poll
+from monitor.rematch import run_rematch
 from monitor.store import history, models
 from monitor.store.schema import open_database
 

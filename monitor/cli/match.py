@@ -132,7 +132,7 @@ def rematch(config_path: str | None) -> None:
 
         monitor rematch && monitor history it-article5-guarantee
     """
-    from monitor.pipeline import run_rematch
+    from monitor.rematch import run_rematch
 
     config = load_config(config_path)
     engine = open_database(config.database_url)

@@ -2,7 +2,7 @@
 multi-row statements (SQLAlchemy Core) rather than one ORM object per item.
 
 Functions take a keyword-only `session`; callers own the transaction. The rows written are the ones
-`store.save_items` and `pipeline.record_matches` would write, in the same order: a status decision other
+`items.save_items` and `rematch.record_matches` would write, in the same order: a status decision other
 than plain evidence still goes through `history.apply_decisions`, after the rows batched before it.
 """
 
@@ -203,7 +203,7 @@ def record_matches_bulk(
     *,
     session: Session,
 ) -> list[models.StatusChange]:
-    """`pipeline.record_matches` for items stored in this transaction (so none has a match yet): the match
+    """`rematch.record_matches` for items stored in this transaction (so none has a match yet): the match
     rows in one insert, report events and plain evidence batched, proposal states read once and again only
     after a decision changed them."""
     ladder = Ladder(config.settings.status.ladder)
