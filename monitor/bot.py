@@ -33,12 +33,12 @@ from monitor.bot_commands import (
     help_text,
     is_group_admin,
 )
+from monitor.clock import Clock
 from monitor.config import Config
 from monitor.delivery import compose_digests
 from monitor.digest import FREQUENCIES, split_html
 from monitor.errors import DatabaseBusyError
 from monitor.notify import RateLimiter, deliver
-from monitor.pipeline import Clock
 from monitor.store import history, items, models, outbox, sources
 from monitor.store.db import in_session
 

@@ -120,7 +120,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-class Source(_Strict):
+class SourceConfig(_Strict):
     """One news feed to poll."""
 
     id: Identifier
@@ -144,7 +144,7 @@ class Concept(_Strict):
     ordered: bool = False
 
 
-class Proposal(_Strict):
+class ProposalConfig(_Strict):
     """One tracked proposal and what identifies reports about it."""
 
     id: Identifier
@@ -229,8 +229,8 @@ class Settings(_Strict):
 
 class ConfigFile(_Strict):
     settings: Settings = Field(default_factory=Settings)
-    sources: list[Source] = Field(default_factory=list)
-    proposals: list[Proposal] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    proposals: list[ProposalConfig] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -247,15 +247,15 @@ class Config:
 
     path: Path
     settings: Settings
-    sources: tuple[Source, ...]
-    proposals: tuple[Proposal, ...]
+    sources: tuple[SourceConfig, ...]
+    proposals: tuple[ProposalConfig, ...]
     telegram_token: str | None = None
 
     @property
     def database_url(self) -> str:
         return self.settings.database_url
 
-    def source(self, source_id: str) -> Source:
+    def source(self, source_id: str) -> SourceConfig:
         for source in self.sources:
             if source.id == source_id:
                 return source

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from monitor.clock import Clock
 from monitor.config import TOKEN_ENV, Config, DigestSettings
 from monitor.digest import admin_content, is_due, render_digest, select_content
-from monitor.pipeline import Clock
 from monitor.redact import redact
 from monitor.store import models, outbox
 

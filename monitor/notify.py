@@ -33,11 +33,11 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
+from monitor.clock import Clock
 from monitor.errors import MonitorError
 from monitor.store import outbox
 from monitor.store.db import dead_owners, in_session, worker_name
 
-Clock = Callable[[], datetime]
 GROUP_TYPES = frozenset({"group", "supergroup"})
 CLAIM_SECONDS = 900.0  # a sender's hold on the digests it sends; longer than any one delivery should take
 

@@ -1,4 +1,4 @@
-"""Feed bytes + response headers -> `ParsedFeed` of normalised `Item`s, via feedparser.
+"""Feed bytes + response headers -> `ParsedFeed` of normalised `Entry`s, via feedparser.
 
 Pure: takes the bytes, the headers (so feedparser's encoding detection sees the HTTP charset), the URL and
 `now`; touches no network, database or clock. Text is plain (HTML stripped), links canonical (no tracking
@@ -92,7 +92,7 @@ warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
 
 
 @dataclass(frozen=True)
-class Item:
+class Entry:
     """One entry of a feed, normalised."""
 
     key: str
@@ -112,7 +112,7 @@ class ParsedFeed:
     title: str | None
     link: str | None
     ttl_seconds: float | None
-    items: tuple[Item, ...]
+    items: tuple[Entry, ...]
     duplicates: int = 0
     warning: str | None = None  # feedparser recovered from a problem (bozo), or items beyond max_items were left
 
@@ -144,7 +144,7 @@ def parse_feed(
         raise ParseError(f"malformed feed, no entries recovered: {problem}")
     channel = parsed.get("feed", {})
     feed_link = _canonical(channel.get("link"))
-    items: list[Item] = []
+    items: list[Entry] = []
     keys: set[str] = set()
     duplicates = 0
     warnings_ = [f"recovered from a malformed feed: {problem}"] if problem else []
@@ -153,7 +153,7 @@ def parse_feed(
             total = len(parsed.entries)
             warnings_.append(f"more than max_items ({max_items:,}): kept the first {max_items:,} of {total:,} entries")
             break
-        item = _item(entry, feed_link, now)
+        item = _entry(entry, feed_link, now)
         if item.key in keys:
             duplicates += 1
             continue
@@ -197,7 +197,7 @@ def _ascii_view(content: bytes) -> bytes:
     return content
 
 
-def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:
+def _entry(entry: Any, feed_link: str | None, now: datetime) -> Entry:
     title = clean_text(entry.get("title"))[:MAX_TITLE]
     summary = clean_text(entry.get("summary") or _first_content(entry))[:MAX_SUMMARY]
     link = (entry.get("link") or "").strip() or None
@@ -214,7 +214,7 @@ def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:
     if not title:
         title = summary[:120] or (link or "(untitled)")
     published, flag = _published(entry, now)
-    return Item(
+    return Entry(
         key=key,
         title=title,
         summary=summary,
@@ -249,7 +249,8 @@ def _published(entry: Any, now: datetime) -> tuple[datetime | None, str | None]:
 
 
 def clean_text(html: str | None) -> str:
-    """Plain text from an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
+    """Plain text from an HTML fragment: tags dropped, entities decoded, whitespace collapsed. What is stored and
+    shown: the publisher's quotes and dashes are kept (`monitor.text.normalize_text` flattens them for matching)."""
     if not html:
         return ""
     # Feeds often escape their HTML twice ("&lt;p&gt;"): decode until nothing changes (each round shortens).

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from monitor import schedule
+from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError, ParseError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
@@ -38,8 +39,6 @@ from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
 if TYPE_CHECKING:  # python-telegram-bot loads only when digests are sent, not for a poll
     pass
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from monitor.config import Config, Source, load_config
+from monitor.config import Config, SourceConfig, load_config
 from monitor.feedserver import FeedServer
 from monitor.store.schema import open_database
 
@@ -148,5 +148,5 @@ def make_config(base: Config, database_url: str, sources: dict[str, str], **poll
     defaults: dict[str, object] = {"connect_timeout": 2, "read_timeout": 2, "total_timeout": 5}
     poll_settings = base.settings.poll.model_copy(update={**defaults, **poll})
     settings = base.settings.model_copy(update={"database_url": database_url, "poll": poll_settings})
-    feeds = tuple(Source(id=source_id, name=source_id, url=url) for source_id, url in sources.items())
+    feeds = tuple(SourceConfig(id=source_id, name=source_id, url=url) for source_id, url in sources.items())
     return replace(base, settings=settings, sources=feeds)

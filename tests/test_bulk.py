@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor.config import Config, Source, load_config
+from monitor.config import Config, SourceConfig, load_config
 from monitor.match import Matcher
 from monitor.parse import parse_feed
 from monitor.rematch import record_matches
@@ -60,9 +60,9 @@ def _timeline() -> list[tuple[datetime, str, bytes]]:
 
 def _config(base: Config) -> Config:
     sources = (
-        Source(id="wire", name="Wire", url="https://wire.example/rss", tier="wire"),
-        Source(id="official", name="Official", url="https://gov.example/rss", tier="official"),
-        Source(id="reuters", name="Reuters", url="https://reuters.example/rss", tier="wire"),
+        SourceConfig(id="wire", name="Wire", url="https://wire.example/rss", tier="wire"),
+        SourceConfig(id="official", name="Official", url="https://gov.example/rss", tier="official"),
+        SourceConfig(id="reuters", name="Reuters", url="https://reuters.example/rss", tier="wire"),
     )
     return replace(base, sources=sources)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.concepts import ConceptIndex, compile_concept
-from monitor.config import DEFAULT_CONFIG_PATH, ConfigError, Proposal, load_config
+from monitor.config import DEFAULT_CONFIG_PATH, ConfigError, ProposalConfig, load_config
 from monitor.cues import read_cue
 from monitor.match import CONCEPT_SCORE, Matcher, fold_text, normalize_text
 
@@ -124,7 +124,7 @@ def test_concept_hit_scores_below_a_named_alias() -> None:
 
 # ---------------------------------------------------------------- exclusions narrow
 EXCLUDING = [
-    Proposal(
+    ProposalConfig(
         id="force",
         title="Force",
         aliases=["peacekeepers"],

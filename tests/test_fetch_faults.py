@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor.config import Config, Source
+from monitor.config import Config, SourceConfig
 from monitor.feedserver import FeedServer, RecordedRequest, Response
 from monitor.pipeline import PollSummary, run_poll
 from monitor.store import models
@@ -431,7 +431,7 @@ def test_fetch_invalid_url_is_a_feed_error(
     """`monitor check` refuses these; a row that holds one anyway (written before it did) fails alone."""
     sources = {"typo": "http://127.0.0.1/typo", "healthy": server.serve("/healthy", Response.from_file(HEALTHY))}
     config = fast_config(base_config, database_url, sources)
-    typo = Source.model_construct(**{**config.sources[0].model_dump(), "url": url})
+    typo = SourceConfig.model_construct(**{**config.sources[0].model_dump(), "url": url})
     config = replace(config, sources=(typo, config.sources[1]))
 
     summary = run_poll(config, engine, clock)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.cli import cli
-from monitor.config import Config, Source
+from monitor.config import Config, SourceConfig
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.rematch import run_rematch
@@ -39,7 +39,7 @@ def _config(base: Config, database_url: str, server: FeedServer, tiers: dict[str
     return replace(config, sources=sources)
 
 
-def replace_tier(source: Source, tier: str) -> Source:
+def replace_tier(source: SourceConfig, tier: str) -> SourceConfig:
     return source.model_copy(update={"tier": tier})
 
 

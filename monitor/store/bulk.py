@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from monitor.config import Config
 from monitor.match import Match
-from monitor.parse import Item as ParsedItem
+from monitor.parse import Entry
 from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, decide
 from monitor.store import history, models
 
@@ -61,7 +61,7 @@ class SavedBatch:
     new: int
     updated: int
     unchanged: int
-    changed: tuple[tuple[StoredItem, ParsedItem], ...] = ()
+    changed: tuple[tuple[StoredItem, Entry], ...] = ()
 
 
 def known_hashes(source_id: str, *, session: Session) -> frozenset[str]:
@@ -70,7 +70,7 @@ def known_hashes(source_id: str, *, session: Session) -> frozenset[str]:
     return frozenset(rows)
 
 
-def save_items_bulk(source_id: str, items: Sequence[ParsedItem], now: datetime, *, session: Session) -> SavedBatch:
+def save_items_bulk(source_id: str, items: Sequence[Entry], now: datetime, *, session: Session) -> SavedBatch:
     """`store.save_items` in bulk: insert new items, update edited ones (keeping the earlier version), skip
     unchanged ones; one statement per table and chunk."""
     existing: dict[str, Any] = {}
@@ -79,15 +79,15 @@ def save_items_bulk(source_id: str, items: Sequence[ParsedItem], now: datetime, 
         query = sa.select(ITEM).where(ITEM.c.source_id == source_id, ITEM.c.key.in_(keys[start : start + _CHUNK]))
         existing.update((row.key, row) for row in session.execute(query))
     stories = _stories({item.canonical_url for item in items if item.canonical_url}, now, session=session)
-    fresh: list[ParsedItem] = []
-    edited: list[tuple[Any, ParsedItem]] = []
+    fresh: list[Entry] = []
+    edited: list[tuple[Any, Entry]] = []
     for item in items:
         row = existing.get(item.key)
         if row is None:
             fresh.append(item)
         elif row.content_hash != item.content_hash:
             edited.append((row, item))
-    changed: list[tuple[StoredItem, ParsedItem]] = []
+    changed: list[tuple[StoredItem, Entry]] = []
     if fresh:
         values = [_new_row(source_id, item, stories, now) for item in fresh]
         inserted = session.execute(sa.insert(ITEM).returning(ITEM.c.id, sort_by_parameter_order=True), values).scalars()
@@ -108,7 +108,7 @@ def save_items_bulk(source_id: str, items: Sequence[ParsedItem], now: datetime, 
     return SavedBatch(len(fresh), len(edited), len(items) - len(fresh) - len(edited), tuple(changed))
 
 
-def _new_row(source_id: str, item: ParsedItem, stories: Mapping[str, int], now: datetime) -> dict[str, Any]:
+def _new_row(source_id: str, item: Entry, stories: Mapping[str, int], now: datetime) -> dict[str, Any]:
     return {
         "source_id": source_id,
         "key": item.key,
@@ -142,7 +142,7 @@ def _old_version(row: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def _edit(row: Any, item: ParsedItem, stories: Mapping[str, int], now: datetime) -> dict[str, Any]:
+def _edit(row: Any, item: Entry, stories: Mapping[str, int], now: datetime) -> dict[str, Any]:
     update = {
         "id": row.id,
         "source_id": row.source_id,

@@ -21,7 +21,7 @@ from monitor.status import Decision, Ladder, Observation, Pending, ProposalState
 from monitor.store import events, items, models
 
 
-def sync_proposals(proposals: Sequence[config.Proposal], *, session: Session) -> None:
+def sync_proposals(proposals: Sequence[config.ProposalConfig], *, session: Session) -> None:
     """Make the proposal table agree with feeds.yaml; a proposal's status and history are kept."""
     fresh = [
         {"id": proposal.id, "title": proposal.title, "status": proposal.initial_status, "in_config": True}
@@ -225,7 +225,7 @@ def clear_derived(*, session: Session) -> None:
     session.flush()
 
 
-def reset_statuses(proposals: Sequence[config.Proposal], *, session: Session) -> None:
+def reset_statuses(proposals: Sequence[config.ProposalConfig], *, session: Session) -> None:
     initial = {proposal.id: proposal.initial_status for proposal in proposals}
     for row in session.exec(select(models.Proposal)):
         row.status = initial.get(row.id, row.status)
@@ -336,7 +336,7 @@ def reapply_reviews(decisions: Sequence[Review], *, session: Session) -> int:
     return applied
 
 
-def recompute_statuses(proposals: Sequence[config.Proposal], ladder: Sequence[str], *, session: Session) -> None:
+def recompute_statuses(proposals: Sequence[config.ProposalConfig], ladder: Sequence[str], *, session: Session) -> None:
     """Each proposal's status from its history: confirmed upgrades move it up, an analyst's decision sets it."""
     ranks = Ladder.of(ladder)
     for proposal in proposals:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from monitor.parse import Item as ParsedItem
+from monitor.parse import Entry
 from monitor.store import models
 
 _CHUNK = 500
@@ -57,7 +57,7 @@ def insert_one(model: Any, row: dict[str, Any], keys: Sequence[str], *, session:
     return None if new_id is None else int(new_id)
 
 
-def save_items(source_id: str, items: Sequence[ParsedItem], now: datetime, *, session: Session) -> SavedItems:
+def save_items(source_id: str, items: Sequence[Entry], now: datetime, *, session: Session) -> SavedItems:
     """Insert new items, update edited ones in place (keeping the earlier version), skip unchanged ones."""
     existing: dict[str, models.Item] = {}
     keys = [item.key for item in items]

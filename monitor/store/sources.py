@@ -18,7 +18,9 @@ from monitor.store import models
 from monitor.store.items import insert_new
 
 
-def sync_sources(sources: Sequence[config.Source], default_interval: float, now: datetime, *, session: Session) -> None:
+def sync_sources(
+    sources: Sequence[config.SourceConfig], default_interval: float, now: datetime, *, session: Session
+) -> None:
     """Make the source table agree with feeds.yaml, keeping each feed's fetch state and URL history."""
     existing = {row.id: row for row in session.exec(select(models.Source).order_by(col(models.Source.id)))}
     fresh = [
