@@ -10,7 +10,8 @@
     events      the event outbox that digests are cut from
     outbox      subscribers, digests and their parts, claims of a sender
     review      an analyst's confirm, reject and set-status
-    queries     the read-only questions analysts ask (tables, search, exports, timelines)
+    queries     the read-only questions analysts ask: the views, exports, the review queue, timelines
+    fulltext    full-text search: SQLite's FTS5, a LIKE search elsewhere
     search_pg   full-text search on PostgreSQL
 
 Functions take a keyword-only `session`; callers own the transaction. The pure stages (parse, match, status,
