@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-import monitor.models  # noqa: F401  (registers the tables)
+import monitor.store.models  # noqa: F401  (registers the tables)
 from alembic import context
 from monitor.config import load_config
-from monitor.db import create_db_engine, include_object, migration_transaction
+from monitor.store.db import create_db_engine
+from monitor.store.schema import include_object, migration_transaction
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from monitor.config import Source, load_config
-from monitor.db import open_database
+from monitor.config import SourceConfig, load_config
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
+from monitor.store.schema import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "Ukraine and {country} sign 10-year security agreement"
@@ -50,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, FeedServer() as server:
         server.serve("/big.xml", Response(feed(args.items, now)))
         base = load_config(ROOT / "feeds.yaml", env={})
-        config = replace(base, sources=(Source(id="big", name="Big", url=server.url("/big.xml")),))
+        config = replace(base, sources=(SourceConfig(id="big", name="Big", url=server.url("/big.xml")),))
         engine = open_database(f"sqlite:///{folder}/bench.db")
         started = time.perf_counter()
         summary = run_poll(config, engine, lambda: now, force=True)

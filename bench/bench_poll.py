@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from monitor.config import load_config
-from monitor.db import open_database
 from monitor.replay import find_snapshots, run_replay
+from monitor.store.schema import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLAY = ROOT.parent / "shared" / "corpus" / "real" / "replay_reuters_wl"
@@ -38,9 +38,11 @@ def main() -> None:
             best = min(best, time.perf_counter() - started)
             items = result.items_new + result.items_updated
             engine.dispose()
-    print(f"{len(snapshots)} snapshots ({megabytes:.1f} MB), {items} items stored: best of {args.repeat} "
-          f"{best:.2f} s = {len(snapshots) / best:.1f} snapshots/s, {items / best:.0f} new items/s, "
-          f"{megabytes / best:.1f} MB/s")
+    print(
+        f"{len(snapshots)} snapshots ({megabytes:.1f} MB), {items} items stored: best of {args.repeat} "
+        f"{best:.2f} s = {len(snapshots) / best:.1f} snapshots/s, {items / best:.0f} new items/s, "
+        f"{megabytes / best:.1f} MB/s"
+    )
 
 
 if __name__ == "__main__":

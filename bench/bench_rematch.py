@@ -25,10 +25,11 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from alembic import command
-from monitor import history, models
 from monitor.config import load_config
-from monitor.db import alembic_config, create_db_engine
-from monitor.pipeline import run_rematch
+from monitor.rematch import run_rematch
+from monitor.store import history, models
+from monitor.store.db import create_db_engine
+from monitor.store.schema import alembic_config
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -92,7 +92,7 @@ class Servers:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+            def do_GET(self) -> None:  # the http.server protocol
                 time.sleep(LATENCY)
                 match = re.fullmatch(r"/feed/(\d+)\.xml", self.path)
                 if match is None:
@@ -127,7 +127,7 @@ class Servers:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         class Server(ThreadingHTTPServer):
@@ -194,7 +194,7 @@ def _tree_rss(root: int) -> int:
 
 def measure(cmd: Sequence[str], *, cwd: Path, env: dict[str, str], servers: Servers, timeout: float) -> Run:
     servers.reset_counts()
-    log = open(cwd / "output.log", "ab")  # noqa: SIM115 - closed below
+    log = open(cwd / "output.log", "ab")  # closed below
     started = time.perf_counter()
     process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=log, start_new_session=True)
     peak = 0
@@ -232,7 +232,7 @@ def _env(folder: Path) -> dict[str, str]:
 
 def run_monitor(folder: Path, servers: Servers, feeds: int, timeout: float) -> tuple[Run, Run]:
     config = yaml.safe_load((ROOT / "feeds.yaml").read_text())
-    config["settings"]["database_url"] = f"sqlite:///{folder / 'monitor.db'}"
+    config["settings"]["database_url"] = f"sqlite:///{folder / 'monitor.store.db'}"
     config["settings"]["poll"].update(concurrency=40, per_host=2)
     config["sources"] = [
         {"id": f"feed-{i}", "name": f"Feed {i}", "url": servers.url(i), "tier": "media", "language": "en"}

@@ -1,6 +1,9 @@
 """The interactive subscriber bot: a python-telegram-bot `Application` whose handlers read and change
 subscribers, and answer questions about the proposals, through the store modules.
 
+Database work never runs on the event loop: each handler hands it to a worker thread (`monitor.store.db.in_session`),
+so a slow or locked database delays that one answer, not the loop.
+
 I/O at the edge: the token, the Bot API base URL, the engine and the clock are passed in. Works in private
 chats and groups; in a group only administrators change settings. Admin chats listed in feeds.yaml also get
 /stats and /feeds; other chats get no answer to those.
@@ -10,70 +13,39 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from telegram import BotCommand, LinkPreviewOptions, Update
-from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, MessageHandler, filters
 
-from monitor import history, models, outbox, store
+from monitor.bot_commands import (
+    ADMIN_COMMANDS,
+    COMMANDS,
+    GROUPS,
+    SETTING_COMMANDS,
+    FloodGuard,
+    help_text,
+    is_group_admin,
+)
+from monitor.clock import Clock
 from monitor.config import Config
+from monitor.delivery import compose_digests
 from monitor.digest import FREQUENCIES, split_html
 from monitor.errors import DatabaseBusyError
 from monitor.notify import RateLimiter, deliver
-from monitor.pipeline import Clock, compose_digests
+from monitor.store import history, items, models, outbox, sources
+from monitor.store.db import in_session
 
+T = TypeVar("T")
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
-COMMANDS = (
-    ("start", "subscribe to digests"),
-    ("stop", "unsubscribe"),
-    ("proposals", "tracked proposals and their status"),
-    ("status", "one proposal: /status ID"),
-    ("history", "recent changes with evidence: /history ID"),
-    ("follow", "follow a proposal: /follow ID (default: all)"),
-    ("unfollow", "stop following: /unfollow ID"),
-    ("frequency", "instant, hourly, daily or weekly, with an hour: /frequency daily 8"),
-    ("only", "minimum status: /only signed, proposal or all"),
-    ("digest", "my digest now"),
-    ("settings", "my settings"),
-    ("help", "what I can do"),
-)
-ADMIN_COMMANDS = (("stats", "numbers (admins)"), ("feeds", "feed health (admins)"))
 TIMED = frozenset({"daily", "weekly"})  # frequencies that come at an hour
-SETTING_COMMANDS = frozenset({"start", "stop", "follow", "unfollow", "frequency", "only"})
-GROUPS = frozenset({ChatType.GROUP, ChatType.SUPERGROUP})
-
-
-class FloodGuard:
-    """At most `limit` commands per chat per `window` seconds; the first refusal says so, later ones are silent."""
-
-    def __init__(self, limit: int = 20, window: float = 60.0, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window, self._monotonic = limit, window, monotonic
-        self._seen: dict[int, deque[float]] = {}
-        self._warned: set[int] = set()
-
-    def allow(self, chat_id: int) -> bool | None:
-        """True: go on; False: refuse and warn once; None: refuse silently."""
-        now = self._monotonic()
-        seen = self._seen.setdefault(chat_id, deque())
-        while seen and now - seen[0] >= self.window:
-            seen.popleft()
-        if len(seen) < self.limit:
-            seen.append(now)
-            self._warned.discard(chat_id)
-            return True
-        if chat_id in self._warned:
-            return None
-        self._warned.add(chat_id)
-        return False
 
 
 class SubscriberBot:
@@ -111,7 +83,7 @@ class SubscriberBot:
             if name in ("stats", "feeds") and chat.id not in self.admins:
                 return
             if name in SETTING_COMMANDS and chat.type in GROUPS:
-                if user is None or not await _is_admin(context, chat.id, user.id):
+                if user is None or not await is_group_admin(context, chat.id, user.id):
                     await self._reply(update, "In a group, only administrators can change the digest settings.")
                     return
             try:
@@ -129,6 +101,9 @@ class SubscriberBot:
                 part, parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
             )
 
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        return await in_session(self.engine, work)
+
     def _args(self, context: ContextTypes.DEFAULT_TYPE) -> list[str]:
         return [arg.strip() for arg in (context.args or []) if arg.strip()]
 
@@ -136,35 +111,37 @@ class SubscriberBot:
     async def cmd_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         assert chat is not None
-        with Session(self.engine) as session:
+
+        def subscribe(session: Session) -> tuple[str, int | None, bool]:
+            digest = self.config.settings.digest
             row, new = outbox.subscribe(
-                chat.id,
-                chat.type,
-                chat.title or chat.username,
-                self.clock(),
-                self.config.settings.digest,
-                session=session,
+                chat.id, chat.type, chat.title or chat.username, self.clock(), digest, session=session
             )
             session.commit()
-            frequency, hour = row.frequency, row.hour
+            return row.frequency, row.hour, new
+
+        frequency, hour, new = await self._db(subscribe)
         intro = "Welcome to Guarantee Watch." if new else "You are already subscribed."
         await self._reply(
             update,
             f"<b>{intro}</b> You will get {self._schedule(frequency, hour, article=True)} of the security"
             " guarantees for Ukraine that I track: status changes with their evidence, and new"
-            " reports.\n\n" + _help_text(),
+            " reports.\n\n" + help_text(),
         )
 
     async def cmd_stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         assert chat is not None
-        with Session(self.engine) as session:
+
+        def unsubscribe(session: Session) -> None:
             outbox.deactivate(chat.id, "unsubscribed with /stop", self.clock(), session=session)
             session.commit()
+
+        await self._db(unsubscribe)
         await self._reply(update, "Unsubscribed. Send /start to subscribe again.")
 
     async def cmd_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(update, _help_text())
+        await self._reply(update, help_text())
 
     async def cmd_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -172,10 +149,10 @@ class SubscriberBot:
         _name, _at, addressee = command.partition("@")
         if addressee and addressee.lower() != (context.bot.username or "").lower():
             return  # a command for another bot in the same group
-        await self._reply(update, f"I don't know {escape(command)}.\n\n" + _help_text())
+        await self._reply(update, f"I don't know {escape(command)}.\n\n" + help_text())
 
     async def cmd_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        row = self._subscriber(update)
+        row = await self._find_subscriber(update)
         if row is None:
             await self._reply(update, "You are not subscribed. Send /start.")
             return
@@ -198,7 +175,7 @@ class SubscriberBot:
     async def _follow(self, update: Update, context: ContextTypes.DEFAULT_TYPE, *, follow: bool) -> None:
         args = self._args(context)
         verb = "follow" if follow else "unfollow"
-        row = self._subscriber(update)
+        row = await self._find_subscriber(update)
         # A proposal removed from the configuration can still be unfollowed while the settings name it.
         known = set(self.titles) | (set(outbox.follows(row) or ()) if row is not None and not follow else set())
         unknown = [arg for arg in args if arg not in known and arg != "all"]
@@ -206,11 +183,12 @@ class SubscriberBot:
             shown = f"I don't track {escape(', '.join(unknown))}. " if unknown else ""
             await self._reply(update, f"{shown}Usage: /{verb} ID (or all). The ids:\n{self._ids()}")
             return
-        with Session(self.engine) as session:
-            row = self._subscriber(update, session=session)
+        chat_id = self._chat_id(update)
+
+        def change(session: Session) -> tuple[bool, list[str] | None]:
+            row = self._subscriber(chat_id, session=session)
             if row is None:
-                await self._reply(update, "You are not subscribed. Send /start first.")
-                return
+                return False, None
             current = outbox.follows(row)
             chosen = set(self.titles) if "all" in args else set(args)
             if follow:
@@ -221,6 +199,12 @@ class SubscriberBot:
             value = None if followed >= set(self.titles) else sorted(followed)
             outbox.update_settings(row, self.clock(), session=session, follows=value)
             session.commit()
+            return True, value
+
+        subscribed, value = await self._db(change)
+        if not subscribed:
+            await self._reply(update, "You are not subscribed. Send /start first.")
+            return
         summary = "all proposals" if value is None else (", ".join(value) or "nothing")
         await self._reply(update, f"Now following: {escape(summary)}.")
 
@@ -233,7 +217,7 @@ class SubscriberBot:
         changes: dict[str, object] = {"frequency": args[0]}
         if len(args) == 2:
             changes["hour"] = int(args[1])
-        row = self._subscriber(update)
+        row = await self._find_subscriber(update)
         hour = int(args[1]) if len(args) == 2 else (row.hour if row is not None else None)
         note = ""
         if len(args) == 2 and args[0] not in TIMED:
@@ -249,22 +233,28 @@ class SubscriberBot:
         await self._update(update, {"min_status": args[0]}, f"Minimum status now: {escape(args[0])}.")
 
     async def _update(self, update: Update, changes: dict[str, object], done: str) -> None:
-        with Session(self.engine) as session:
-            row = self._subscriber(update, session=session)
+        chat_id = self._chat_id(update)
+
+        def change(session: Session) -> bool:
+            row = self._subscriber(chat_id, session=session)
             if row is None:
-                await self._reply(update, "You are not subscribed. Send /start first.")
-                return
+                return False
             outbox.update_settings(row, self.clock(), session=session, **changes)
             session.commit()
+            return True
+
+        if not await self._db(change):
+            await self._reply(update, "You are not subscribed. Send /start first.")
+            return
         await self._reply(update, done)
 
     async def cmd_digest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         assert chat is not None
-        if self._subscriber(update) is None:
+        if await self._find_subscriber(update) is None:
             await self._reply(update, "You are not subscribed. Send /start first.")
             return
-        composed = compose_digests(self.config, self.engine, self.clock, force_chat=chat.id)
+        composed = await asyncio.to_thread(compose_digests, self.config, self.engine, self.clock, force_chat=chat.id)
         if not composed:
             await self._reply(update, "Nothing new since your last digest.")
             return
@@ -272,8 +262,7 @@ class SubscriberBot:
 
     # ------------------------------------------------------------------------------------- proposals
     async def cmd_proposals(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        with Session(self.engine) as session:
-            rows = history.statuses(session=session)
+        rows = await self._db(lambda session: history.statuses(session=session))
         lines = ["<b>Tracked proposals</b>"]
         for row in rows:
             lines.append(f"• <code>{escape(row.id)}</code>: <b>{escape(row.status)}</b> — {escape(row.title)}")
@@ -283,10 +272,13 @@ class SubscriberBot:
         proposal = await self._proposal_arg(update, context, "status")
         if proposal is None:
             return
-        with Session(self.engine) as session:
+
+        def read(session: Session) -> tuple[models.Proposal | None, list[models.StatusChange], int]:
             row = history.proposal(proposal, session=session)
             changes = history.changes(proposal, session=session)
-            reports = history.match_counts(session=session).get(proposal, (0, None))[0]
+            return row, changes, history.match_counts(session=session).get(proposal, (0, None))[0]
+
+        row, changes, reports = await self._db(read)
         assert row is not None
         since = f" since {row.status_since:%Y-%m-%d}" if row.status_since else ""
         pending = [c for c in changes if c.state == "unconfirmed"]
@@ -300,22 +292,7 @@ class SubscriberBot:
         if proposal is None:
             return
         lines = [f"<b>{escape(self.titles[proposal])}</b>: history"]
-        with Session(self.engine) as session:
-            changes = history.changes(proposal, session=session)[-10:]
-            for change in reversed(changes):
-                state = "" if change.state == "confirmed" else f" ({escape(change.state)})"
-                what = (
-                    "withdrawal reported"
-                    if change.kind == "withdrawal"
-                    else (f"{escape(change.from_status)} → <b>{escape(change.to_status)}</b>")
-                )
-                lines.append(f"\n{change.happened_at or change.observed_at:%Y-%m-%d}: {what}{state}")
-                assert change.id is not None
-                for proof, item in history.evidence_for(change.id, session=session)[:3]:
-                    title = escape(item.title[:200])
-                    if item.link and item.link.startswith(("http://", "https://")):
-                        title = f'<a href="{escape(item.link, quote=True)}">{title}</a>'
-                    lines.append(f"• {title} — {escape(proof.source_id)}")
+        lines += await self._db(lambda session: _history_lines(proposal, session=session))
         if len(lines) == 1:
             lines.append("No status change recorded yet.")
         await self._reply(update, "\n".join(lines))
@@ -324,10 +301,9 @@ class SubscriberBot:
     async def _send_chart(self, update: Update, proposal: str) -> None:
         """The proposal's timeline (status over time, reports beneath) as a picture."""
         from monitor.chart import draw_timelines
-        from monitor.queries import timelines
+        from monitor.store.queries import timelines
 
-        with Session(self.engine) as session:
-            lines = timelines(session=session, proposals=[proposal])
+        lines = await self._db(lambda session: timelines(session=session, proposals=[proposal]))
         message = update.effective_message
         if not lines or message is None:
             return
@@ -365,16 +341,14 @@ class SubscriberBot:
 
     # ------------------------------------------------------------------------------------- admins
     async def cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        with Session(self.engine) as session:
-            numbers = store.stats(session=session)
+        numbers = await self._db(lambda session: items.stats(session=session))
         await self._reply(
             update,
             "<b>Guarantee Watch</b>\n" + "\n".join(f"{escape(name)}: {value}" for name, value in numbers.items()),
         )
 
     async def cmd_feeds(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        with Session(self.engine) as session:
-            rows = {row.id: row for row in store.all_sources(session=session)}
+        rows = {row.id: row for row in await self._db(lambda session: sources.all_sources(session=session))}
         lines = ["<b>Feeds</b>"]
         for source in self.config.sources:  # the configured feeds, polled yet or not
             row = rows.get(source.id)
@@ -386,24 +360,39 @@ class SubscriberBot:
             lines.append(f"• <code>{escape(source.id)}</code> {escape(health)}{detail}")
         await self._reply(update, "\n".join(lines))
 
-    def _subscriber(self, update: Update, *, session: Session | None = None) -> models.Subscriber | None:
+    def _chat_id(self, update: Update) -> int:
         chat = update.effective_chat
         assert chat is not None
-        if session is None:
-            with Session(self.engine) as own:
-                return self._subscriber(update, session=own)
-        row = outbox.subscriber(chat.id, session=session)
+        return chat.id
+
+    async def _find_subscriber(self, update: Update) -> models.Subscriber | None:
+        chat_id = self._chat_id(update)
+        return await self._db(lambda session: self._subscriber(chat_id, session=session))
+
+    def _subscriber(self, chat_id: int, *, session: Session) -> models.Subscriber | None:
+        row = outbox.subscriber(chat_id, session=session)
         return row if row is not None and row.active else None
 
 
-async def _is_admin(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> bool:
-    member = await context.bot.get_chat_member(chat_id, user_id)
-    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+def _history_lines(proposal: str, *, session: Session) -> list[str]:
+    """The proposal's last ten changes, newest first, each with up to three reports behind it."""
+    lines = []
+    for change in reversed(history.changes(proposal, session=session)[-10:]):
+        state = "" if change.state == "confirmed" else f" ({escape(change.state)})"
+        what = (
+            "withdrawal reported"
+            if change.kind == "withdrawal"
+            else (f"{escape(change.from_status)} → <b>{escape(change.to_status)}</b>")
+        )
+        lines.append(f"\n{change.happened_at or change.observed_at:%Y-%m-%d}: {what}{state}")
+        assert change.id is not None
+        for proof, item in history.evidence_for(change.id, session=session)[:3]:
+            title = escape(item.title[:200])
+            if item.link and item.link.startswith(("http://", "https://")):
+                title = f'<a href="{escape(item.link, quote=True)}">{title}</a>'
+            lines.append(f"• {title} — {escape(proof.source_id)}")
+    return lines
 
 
 def _hour(text: str) -> bool:
     return text.isdigit() and 0 <= int(text) <= 23
-
-
-def _help_text() -> str:
-    return "<b>Commands</b>\n" + "\n".join(f"/{name} — {escape(text)}" for name, text in COMMANDS)

@@ -1,4 +1,4 @@
-"""The timeline chart: `Timeline`s (from `monitor.queries`) -> a PNG, one row per proposal.
+"""The timeline chart: `Timeline`s (from `monitor.store.queries`) -> a PNG, one row per proposal.
 
 Each row has the proposal's status over time as coloured bands with a step line across the ladder, a
 marker at each change (filled: confirmed, hollow: unconfirmed, cross: rejected, diamond: an analyst's
@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from monitor.queries import Timeline
+from monitor.status import Ladder
+from monitor.store.queries import Timeline
 
 PALETTE = ("#c6dbef", "#fdd0a2", "#a1d99b", "#dadaeb", "#fcbba1", "#d9d9d9")  # lowest status first
 LINE = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#de2d26", "#636363")
@@ -43,7 +44,7 @@ class Drawn:
 
 def draw_timelines(lines: Sequence[Timeline], ladder: Sequence[str], out: Path, now: datetime) -> Drawn:
     """Draw `lines` to `out`, as PNG, SVG or PDF by its extension."""
-    rank = {status: index for index, status in enumerate(ladder)}
+    ranks = Ladder.of(ladder)
     start, end = _span(lines, now)
     figure = Figure(figsize=(13, 1.0 + ROW_INCHES * len(lines)), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
@@ -53,11 +54,11 @@ def draw_timelines(lines: Sequence[Timeline], ladder: Sequence[str], out: Path, 
         status_axes = figure.add_subplot(grid[2 * row], sharex=first)
         first = first or status_axes
         volume_axes = figure.add_subplot(grid[2 * row + 1], sharex=first)
-        _draw_status(status_axes, line, ladder, rank, start, end)
+        _draw_status(status_axes, line, ranks, start, end)
         _draw_volume(volume_axes, line, last=row == len(lines) - 1)
     assert first is not None
     first.set_xlim(start, end)
-    figure.legend(handles=_legend(ladder), loc="outside upper center", ncol=len(ladder) + 5, fontsize=8, frameon=False)
+    figure.legend(handles=_legend(ranks), loc="outside upper center", ncol=len(ladder) + 5, fontsize=8, frameon=False)
     figure.savefig(out, format=out.suffix.lstrip(".").lower() or "png")
     return Drawn(out, tuple(line.proposal_id for line in lines), len(figure.axes))
 
@@ -71,22 +72,20 @@ def _span(lines: Sequence[Timeline], now: datetime) -> tuple[float, float]:
     return _num(earliest), _num(max(times) + timedelta(days=1))
 
 
-def _colour(rank: dict[str, int], status: str, palette: Sequence[str]) -> str:
-    return palette[rank.get(status, 0) % len(palette)]
+def _colour(ladder: Ladder, status: str, palette: Sequence[str]) -> str:
+    return palette[ladder.rank(status, default=0) % len(palette)]
 
 
-def _draw_status(
-    axes: Axes, line: Timeline, ladder: Sequence[str], rank: dict[str, int], start: float, end: float
-) -> None:
+def _draw_status(axes: Axes, line: Timeline, ladder: Ladder, start: float, end: float) -> None:
     edges = [start, *(_num(at) for at, _ in line.steps), end]
     statuses = [line.start_status, *(status for _, status in line.steps)]
     for left, right, status in zip(edges, edges[1:], statuses, strict=False):
-        axes.axvspan(left, right, color=_colour(rank, status, PALETTE), linewidth=0)
-    levels = [rank.get(status, 0) for status in statuses]
+        axes.axvspan(left, right, color=_colour(ladder, status, PALETTE), linewidth=0)
+    levels = [ladder.rank(status, default=0) for status in statuses]
     axes.step(edges, [*levels, levels[-1]], where="post", color="#333333", linewidth=1.4)
     for marker in line.markers:
-        x, y = _num(marker.at), rank.get(marker.to_status, 0)
-        colour = _colour(rank, marker.to_status, LINE)
+        x, y = _num(marker.at), ladder.rank(marker.to_status, default=0)
+        colour = _colour(ladder, marker.to_status, LINE)
         if marker.kind == "withdrawal":
             axes.plot([x], [y], marker="v", markersize=8, color="#7b3294", linestyle="none")
         elif marker.state == "rejected":
@@ -126,9 +125,8 @@ def _draw_volume(axes: Axes, line: Timeline, last: bool) -> None:
         axes.tick_params(labelbottom=False)
 
 
-def _legend(ladder: Sequence[str]) -> list[Patch | Line2D]:
-    rank = {status: index for index, status in enumerate(ladder)}
-    handles: list[Patch | Line2D] = [Patch(color=_colour(rank, status, PALETTE), label=status) for status in ladder]
+def _legend(ladder: Ladder) -> list[Patch | Line2D]:
+    handles: list[Patch | Line2D] = [Patch(color=_colour(ladder, status, PALETTE), label=status) for status in ladder]
     handles += [
         Line2D([], [], marker="o", color="#444444", mec="black", linestyle="none", label="confirmed change"),
         Line2D([], [], marker="o", mfc="white", mec="#444444", mew=2, linestyle="none", label="unconfirmed"),

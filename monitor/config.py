@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,6 +28,7 @@ from pydantic import (
 from monitor.env import API_URL_ENV, CONFIG_ENV, DATABASE_ENV, TOKEN_ENV
 from monitor.errors import ConfigError
 from monitor.vocabulary import ID_LENGTH, STATUS_LENGTH, Frequency, Tier
+from monitor.yaml_lines import KeyPath, describe_error, dotted, load_yaml
 
 __all__ = ["API_URL_ENV", "CONFIG_ENV", "DATABASE_ENV", "TOKEN_ENV", "Tier"]  # read by the modules that import config
 
@@ -134,7 +134,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-class Source(_Strict):
+class SourceConfig(_Strict):
     """One news feed to poll."""
 
     id: SourceId
@@ -158,7 +158,7 @@ class Concept(_Strict):
     ordered: bool = False
 
 
-class Proposal(_Strict):
+class ProposalConfig(_Strict):
     """One tracked proposal and what identifies reports about it."""
 
     id: ProposalId
@@ -234,7 +234,7 @@ class DigestSettings(_Strict):
 
 
 class Settings(_Strict):
-    database_url: str = "sqlite:///monitor.db"
+    database_url: str = "sqlite:///monitor.store.db"
     poll: PollSettings = Field(default_factory=PollSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
@@ -243,8 +243,8 @@ class Settings(_Strict):
 
 class ConfigFile(_Strict):
     settings: Settings = Field(default_factory=Settings)
-    sources: list[Source] = Field(default_factory=list)
-    proposals: list[Proposal] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    proposals: list[ProposalConfig] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -261,15 +261,15 @@ class Config:
 
     path: Path
     settings: Settings
-    sources: tuple[Source, ...]
-    proposals: tuple[Proposal, ...]
+    sources: tuple[SourceConfig, ...]
+    proposals: tuple[ProposalConfig, ...]
     telegram_token: str | None = None
 
     @property
     def database_url(self) -> str:
         return self.settings.database_url
 
-    def source(self, source_id: str) -> Source:
+    def source(self, source_id: str) -> SourceConfig:
         for source in self.sources:
             if source.id == source_id:
                 return source
@@ -300,8 +300,8 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
 
 
 def parse_config(text: str, file: Path, env: Mapping[str, str]) -> Config:
-    duplicate_keys: list[tuple[Path_, int]] = []
-    data, lines = _load_yaml(text, file, duplicate_keys)
+    duplicate_keys: list[tuple[KeyPath, int]] = []
+    data, lines = load_yaml(text, file, duplicate_keys)
     overrides: dict[str, Any] = {}
     if env.get(DATABASE_ENV):
         overrides["database_url"] = env[DATABASE_ENV]
@@ -317,8 +317,8 @@ def parse_config(text: str, file: Path, env: Mapping[str, str]) -> Config:
     try:
         parsed = ConfigFile.model_validate(data)
     except ValidationError as exc:
-        problems += [_describe(error, lines) for error in exc.errors()]
-    problems += [(line, f"{_dotted(path)}: key given twice") for path, line in duplicate_keys]
+        problems += [describe_error(error, lines) for error in exc.errors()]
+    problems += [(line, f"{dotted(path)}: key given twice") for path, line in duplicate_keys]
     if problems:
         raise ConfigError([f"{file}:{line}: {text}" for line, text in sorted(problems)])
     return Config(
@@ -330,10 +330,7 @@ def parse_config(text: str, file: Path, env: Mapping[str, str]) -> Config:
     )
 
 
-Path_ = tuple[str | int, ...]
-
-
-def _cross_checks(data: Mapping[str, Any], lines: dict[Path_, int]) -> list[tuple[int, str]]:
+def _cross_checks(data: Mapping[str, Any], lines: dict[KeyPath, int]) -> list[tuple[int, str]]:
     """What no single field can check: ids used twice, initial statuses off the ladder. Read from the plain
     data, so that these are reported in the same pass as every other problem."""
     problems: list[tuple[int, str]] = []
@@ -366,66 +363,3 @@ def _cross_checks(data: Mapping[str, Any], lines: dict[Path_, int]) -> list[tupl
                 )
             )
     return problems
-
-
-def _load_yaml(
-    text: str, file: Path, duplicate_keys: list[tuple[Path_, int]]
-) -> tuple[dict[str, Any], dict[Path_, int]]:
-    """Plain data plus the line (1-based) where each mapping key or sequence element starts."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{file}{line}: not valid YAML: {problem}"]) from None
-    if node is None:
-        return {}, {}
-    lines: dict[Path_, int] = {(): node.start_mark.line + 1}
-    data = _construct(node, (), lines, duplicate_keys)
-    if not isinstance(data, dict):
-        raise ConfigError([f"{file}:{node.start_mark.line + 1}: the top level must be a mapping"])
-    return data, lines
-
-
-def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], duplicates: list[tuple[Path_, int]]) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = str(yaml.SafeLoader("").construct_object(key_node))
-            line = key_node.start_mark.line + 1
-            if key in result:
-                duplicates.append((path + (key,), line))
-            lines[path + (key,)] = line
-            result[key] = _construct(value_node, path + (key,), lines, duplicates)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, child in enumerate(node.value):
-            lines[path + (index,)] = child.start_mark.line + 1
-            items.append(_construct(child, path + (index,), lines, duplicates))
-        return items
-    return yaml.SafeLoader("").construct_object(node)
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _describe(error: Any, lines: dict[Path_, int]) -> tuple[int, str]:
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-")))
-    # Pydantic adds the union member or validator name to some locations; keep only real keys and indexes.
-    loc = tuple(part for part in loc if isinstance(part, int) or not part[:1].isupper())
-    probe = loc
-    while probe and probe not in lines:
-        probe = probe[:-1]
-    line = lines.get(probe, 1)
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "required but missing"
-    return line, f"{_dotted(loc)}: {message}"

@@ -2,7 +2,7 @@
 
 Takes `Passage`s: the clause(s) of a sentence that mention one proposal, folded the way `monitor.match` folds
 text (lower case, no accents, plain quotes, hyphens between words as spaces), with the sentence they come from.
-Returns a `StatusDecision`. Pure: reads no configuration, file, clock, network or database.
+Returns a `StatusReading`. Pure: reads no configuration, file, clock, network or database.
 
 Within one passage the cue rules apply in this order (English, Italian, French, German, Ukrainian, some Russian):
 1. a negated signing ("has not signed", "refused to sign", "non ha firmato", "nicht unterzeichnet") is no
@@ -26,6 +26,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from monitor.status import Ladder
 
 DISCUSSION, PROPOSAL, SIGNED = "discussion", "proposal", "signed"
 CUE_LEVELS = (DISCUSSION, PROPOSAL, SIGNED)
@@ -58,7 +60,10 @@ class Cue:
 
 
 @dataclass(frozen=True)
-class StatusDecision:
+class StatusReading:
+    """What the passages say of a proposal's status (the highest status, with the sentence and cue behind it)
+    and whether they report a withdrawal. Only a reading: `monitor.status.decide` decides what it changes."""
+
     status: str
     sentence: str
     cue: str
@@ -251,16 +256,17 @@ def ladder_status(level: str, ladder: Sequence[str]) -> str:
     return ladder[0]
 
 
-def decide_status(passages: Sequence[Passage], ladder: Sequence[str] = DEFAULT_LADDER) -> StatusDecision:
+def read_status(passages: Sequence[Passage], ladder: Sequence[str] = DEFAULT_LADDER) -> StatusReading:
     """The highest status any passage gives, the sentence and cue it came from, and any withdrawal."""
-    best = StatusDecision(ladder[0], passages[0].sentence if passages else "", "", False)
+    ranks = Ladder.of(ladder)
+    best = StatusReading(ranks[0], passages[0].sentence if passages else "", "", False)
     best_rank = -1
     withdrawn = False
     for passage in passages:
         cue = read_cue(passage.text)
         withdrawn = withdrawn or cue.withdrawn
-        status = ladder_status(cue.level, ladder)
-        rank = ladder.index(status)
+        status = ladder_status(cue.level, ranks)
+        rank = ranks.rank(status)
         if rank > best_rank:
-            best, best_rank = StatusDecision(status, passage.sentence, cue.cue, False), rank
-    return StatusDecision(best.status, best.sentence, best.cue, withdrawn)
+            best, best_rank = StatusReading(status, passage.sentence, cue.cue, False), rank
+    return StatusReading(best.status, best.sentence, best.cue, withdrawn)

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from monitor.config import Config, Source
-from monitor.db import open_database, run_lock
+from monitor.clock import Clock
+from monitor.config import Config, SourceConfig
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import Clock, PollSummary, run_poll
+from monitor.pipeline import PollSummary, run_poll
+from monitor.store.db import run_lock
+from monitor.store.schema import open_database
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 DEMO_PORT = 47171  # a stable address keeps the sources' URLs, and so their conditional GETs, across demo runs
@@ -22,17 +24,17 @@ DEMO_PORT = 47171  # a stable address keeps the sources' URLs, and so their cond
 @dataclass(frozen=True)
 class Sample:
     file: str
-    source: Source
+    source: SourceConfig
 
 
 DEMO_SOURCES = (
     Sample(
         "reuters-2026-03-01.xml",
-        Source(id="demo-reuters", name="Reuters (sample, 1 Mar 2026)", url="http://placeholder/", tier="wire"),
+        SourceConfig(id="demo-reuters", name="Reuters (sample, 1 Mar 2026)", url="http://placeholder/", tier="wire"),
     ),
     Sample(
         "reuters-direct-2026-07-11.xml",
-        Source(
+        SourceConfig(
             id="demo-reuters-direct",
             name="Reuters Direct (sample, 11 Jul 2026)",
             url="http://placeholder/",
@@ -41,7 +43,7 @@ DEMO_SOURCES = (
     ),
     Sample(
         "kyivindependent-2024-07-26.xml",
-        Source(
+        SourceConfig(
             id="demo-kyiv-independent",
             name="The Kyiv Independent (sample, 26 Jul 2024)",
             url="http://placeholder/",
@@ -49,7 +51,7 @@ DEMO_SOURCES = (
     ),
     Sample(
         "guardian-international-2025-04-01.xml",
-        Source(
+        SourceConfig(
             id="demo-guardian",
             name="The Guardian International (sample, 1 Apr 2025)",
             url="http://placeholder/",
@@ -57,7 +59,7 @@ DEMO_SOURCES = (
     ),
     Sample(
         "seed-report.xml",
-        Source(id="demo-seed-report", name="The Gaze: the seed report (sample)", url="http://placeholder/"),
+        SourceConfig(id="demo-seed-report", name="The Gaze: the seed report (sample)", url="http://placeholder/"),
     ),
 )
 

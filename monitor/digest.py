@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from html import escape
 
+from monitor.status import Ladder
+
 LIMIT = 4096  # Telegram's maximum message length
 TITLE_MAX = 300
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)([^<>]*)>")
@@ -250,8 +252,8 @@ def select_content(
     max_reports: int = 40,
 ) -> DigestContent:
     """The subscriber's part of the events: followed proposals only, at or above their minimum status."""
-    rank = {status: index for index, status in enumerate(ladder)}
-    floor = rank.get(min_status, 0)
+    ranks = Ladder.of(ladder)
+    floor = ranks.rank(min_status, default=0)
     followed = set(follows) if follows is not None else None
     changes: list[Change] = []
     reports: list[Report] = []
@@ -260,11 +262,11 @@ def select_content(
             continue
         detail = event.detail
         if event.kind == "report":
-            if rank.get(str(detail.get("status")), 0) >= floor:
+            if ranks.rank(str(detail.get("status")), default=0) >= floor:
                 reports.append(_report_of(event))
         elif event.kind in ("change", "unconfirmed", "confirmed", "withdrawal", "rejected"):
             kind = event.kind if event.kind in ("withdrawal", "rejected") else "upgrade"
-            if kind == "upgrade" and rank.get(str(detail.get("to_status")), 0) < floor:
+            if kind == "upgrade" and ranks.rank(str(detail.get("to_status")), default=0) < floor:
                 continue
             changes.append(
                 Change(

@@ -14,8 +14,8 @@
     ├── ParseError           the body is not a usable feed
     │   └── NotAFeed             an HTML page or other document where a feed was expected
     ├── TelegramConfigError  Telegram refused the bot token                    (monitor.notify)
-    ├── ReviewError          a review action that cannot apply                  (monitor.review)
-    └── SearchError          a full-text query the index cannot read            (monitor.queries)
+    ├── ReviewError          a review action that cannot apply                  (monitor.store.review)
+    └── SearchError          a full-text query the index cannot read            (monitor.store.queries)
 
 Every message is a single line that names what is at fault (the file and line, the feed, or the field).
 """

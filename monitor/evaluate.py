@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.config import Proposal
+from monitor.config import ProposalConfig
 from monitor.cues import DEFAULT_LADDER, PROPOSAL, SIGNED, ladder_status
 from monitor.errors import MonitorError
 from monitor.match import Matcher
@@ -187,7 +187,7 @@ def score(items: Iterable[LabelledItem], predict: Predict) -> Scores:
     return Scores(tp, fp, fn, right, total, tuple(mistakes))
 
 
-def keyword_baseline(proposals: Sequence[Proposal], ladder: Sequence[str] = DEFAULT_LADDER) -> Predict:
+def keyword_baseline(proposals: Sequence[ProposalConfig], ladder: Sequence[str] = DEFAULT_LADDER) -> Predict:
     """A predictor that finds aliases as plain substrings and reads the status from bare keywords."""
     aliases = [(p.id, [a.casefold() for a in p.aliases]) for p in proposals]
 
@@ -209,7 +209,7 @@ def matcher_predictor(matcher: Matcher) -> Predict:
 
 def evaluate(
     path: str | os.PathLike[str],
-    proposals: Sequence[Proposal],
+    proposals: Sequence[ProposalConfig],
     ladder: Sequence[str] = DEFAULT_LADDER,
     *,
     half: str = "all",
@@ -230,7 +230,7 @@ def evaluate(
 
 def evaluate_files(
     paths: Sequence[str | os.PathLike[str]],
-    proposals: Sequence[Proposal],
+    proposals: Sequence[ProposalConfig],
     ladder: Sequence[str] = DEFAULT_LADDER,
     *,
     half: str = "all",

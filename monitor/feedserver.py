@@ -57,7 +57,7 @@ class FeedServer:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out in separate writes: don't wait 40 ms
 
-            def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+            def do_GET(self) -> None:  # the http.server protocol
                 with server._lock:
                     server.requests.append(RecordedRequest("GET", self.path, dict(self.headers.items())))
                     route = server.routes.get(self.path)
@@ -68,7 +68,7 @@ class FeedServer:
                 else:
                     route(self)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self._httpd = _Server((host, port), _Handler)

@@ -38,8 +38,9 @@ from itertools import accumulate
 from rapidfuzz import fuzz
 
 from monitor.concepts import Concept, ConceptIndex, compile_concept, word_starts
-from monitor.config import Proposal
-from monitor.cues import DEFAULT_LADDER, Passage, decide_status, strip_marks
+from monitor.config import ProposalConfig
+from monitor.cues import DEFAULT_LADDER, Passage, read_status, strip_marks
+from monitor.status import Ladder
 from monitor.text import focus, fold_text, normalize_text, same_clause, split_sentences, term_pattern, terms_pattern
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
@@ -101,7 +102,7 @@ class _Hit:
 
 @dataclass(frozen=True)
 class _Rule:
-    proposal: Proposal
+    proposal: ProposalConfig
     needs_actor: bool
     actors: tuple[tuple[str, re.Pattern[str]], ...]
     required: tuple[re.Pattern[str], ...]
@@ -210,8 +211,8 @@ def _find(alias: _Alias, text: str) -> _Hit | None:
 class Matcher:
     """Matches items against a fixed set of proposals; build once, call `match` for every item."""
 
-    def __init__(self, proposals: Sequence[Proposal], ladder: Sequence[str] = DEFAULT_LADDER) -> None:
-        self.ladder = tuple(ladder)
+    def __init__(self, proposals: Sequence[ProposalConfig], ladder: Sequence[str] = DEFAULT_LADDER) -> None:
+        self.ladder = Ladder.of(ladder)
         self._rules = tuple(self._rule(p) for p in proposals)
         aliases: dict[str, _Alias] = {}
         owners: dict[str, list[int]] = {}
@@ -245,7 +246,7 @@ class Matcher:
             self._concept_gate = frozenset().union(*(g[0] or () for g in gates))
 
     @staticmethod
-    def _rule(proposal: Proposal) -> _Rule:
+    def _rule(proposal: ProposalConfig) -> _Rule:
         groups = [g for g in proposal.required if g.strip() != ACTOR_GROUP]
         actors = tuple((name, re.compile(term_pattern(name))) for name in proposal.actors if fold_text(name))
         compiled = [(p, g) for p, g in ((terms_pattern([g]), g) for g in groups) if p is not None]
@@ -388,14 +389,14 @@ class Matcher:
             return None
         for j in used:
             actors.update(name for name, _ in rule.actor_hits(folded[j]))
-        decision = decide_status(passages, self.ladder)
+        reading = read_status(passages, self.ladder)
         return Match(
             proposal=rule.proposal.id,
             score=round(best.score, 3),
             alias=best.alias,
             actors=tuple(sorted(actors)),
             sentences=tuple(sentences[j] for j in sorted(used)),
-            status=decision.status,
-            status_sentence=decision.sentence,
-            withdrawn=decision.withdrawn,
+            status=reading.status,
+            status_sentence=reading.sentence,
+            withdrawn=reading.withdrawn,
         )

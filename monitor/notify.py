@@ -9,6 +9,8 @@ crash or an outage resumes at the first unsent part and never repeats a confirme
 - 403 (blocked, kicked) and 400 "chat not found" deactivate the subscriber.
 - `migrate_to_chat_id` moves the subscriber to the new chat id and sends there.
 - Network errors leave the digest pending for the next run.
+
+Every database step runs on a worker thread (`monitor.store.db.in_session`): the bot sends digests from its event loop.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
-from monitor import outbox
-from monitor.db import dead_owners, worker_name
+from monitor.clock import Clock
 from monitor.errors import MonitorError
+from monitor.store import outbox
+from monitor.store.db import dead_owners, in_session, worker_name
 
-Clock = Callable[[], datetime]
 GROUP_TYPES = frozenset({"group", "supergroup"})
 CLAIM_SECONDS = 900.0  # a sender's hold on the digests it sends; longer than any one delivery should take
 
@@ -113,11 +115,15 @@ async def deliver(
     """Send every unsent part of every pending digest (or only `chat_id`'s), in order."""
     report = DeliveryReport()
     owner = worker_name()
-    with Session(engine) as session:
+
+    def claim(session: Session) -> list[outbox.Outgoing]:
         # Digests are claimed, so that two senders never send the same part; a dead sender's are free again.
         outbox.release_claims(dead_owners(outbox.claim_holders(session=session)), session=session)
         parts = outbox.claim(owner, clock(), CLAIM_SECONDS, session=session, chat_id=chat_id)
         session.commit()
+        return parts
+
+    parts = await in_session(engine, claim)
     skipped: set[int] = set()
     moved: dict[int, int] = {}
     try:
@@ -133,10 +139,18 @@ async def deliver(
             if outcome == "skip":
                 skipped.add(part.digest_id)
     finally:
-        with Session(engine) as session:
-            outbox.release_claims([owner], session=session)
-            session.commit()
+        await _write(engine, outbox.release_claims, [owner])
     return report
+
+
+async def _write(engine: Engine, write: Callable[..., object], *args: object, **options: object) -> None:
+    """`write(*args, session=..., **options)`, committed, on a worker thread."""
+
+    def run(session: Session) -> None:
+        write(*args, session=session, **options)
+        session.commit()
+
+    await in_session(engine, run)
 
 
 async def _send_part(
@@ -166,50 +180,44 @@ async def _send_part(
         except RetryAfter as exc:
             pause = _retry_after(exc)
             if pause > max_retry_after:
-                _record(engine, part, f"rate limited for {pause:g}s", report)
+                await _record(engine, part, f"rate limited for {pause:g}s", report)
                 return "stop"
             await asyncio.sleep(pause)
             continue
         except ChatMigrated as exc:
-            with Session(engine) as session:
-                outbox.migrate_chat(chat, exc.new_chat_id, clock(), session=session)
-                session.commit()
+            await _write(engine, outbox.migrate_chat, chat, exc.new_chat_id, clock())
             report.migrated.append((chat, exc.new_chat_id))
             moved[part.chat_id] = chat = exc.new_chat_id
             continue
         except Forbidden as exc:
-            return _drop_subscriber(engine, clock, chat, f"forbidden: {exc.message}", report)
+            return await _drop_subscriber(engine, clock, chat, f"forbidden: {exc.message}", report)
         except BadRequest as exc:
             if "chat not found" in exc.message.lower():
-                return _drop_subscriber(engine, clock, chat, f"chat not found: {exc.message}", report)
-            _record(engine, part, f"refused by Telegram: {exc.message}", report, abandon=True, now=clock())
+                return await _drop_subscriber(engine, clock, chat, f"chat not found: {exc.message}", report)
+            await _record(engine, part, f"refused by Telegram: {exc.message}", report, abandon=True, now=clock())
             return "skip"
         except InvalidToken:
             raise TelegramConfigError("Telegram refused the bot token (MONITOR_TELEGRAM_TOKEN)") from None
         except NetworkError as exc:
-            _record(engine, part, f"network error: {exc.message}", report)
+            await _record(engine, part, f"network error: {exc.message}", report)
             return "skip"
         except TelegramError as exc:
-            _record(engine, part, f"Telegram error: {exc.message}", report)
+            await _record(engine, part, f"Telegram error: {exc.message}", report)
             return "skip"
-        with Session(engine) as session:
-            outbox.mark_sent(part.part_id, message.message_id, clock(), session=session)
-            session.commit()
+        await _write(engine, outbox.mark_sent, part.part_id, message.message_id, clock())
         report.sent += 1
         return "sent"
-    _record(engine, part, "gave up after repeated retries", report)
+    await _record(engine, part, "gave up after repeated retries", report)
     return "skip"
 
 
-def _drop_subscriber(engine: Engine, clock: Clock, chat: int, reason: str, report: DeliveryReport) -> str:
-    with Session(engine) as session:
-        outbox.deactivate(chat, reason, clock(), session=session)
-        session.commit()
+async def _drop_subscriber(engine: Engine, clock: Clock, chat: int, reason: str, report: DeliveryReport) -> str:
+    await _write(engine, outbox.deactivate, chat, reason, clock())
     report.deactivated.append(chat)
     return "skip"
 
 
-def _record(
+async def _record(
     engine: Engine,
     part: outbox.Outgoing,
     error: str,
@@ -218,9 +226,7 @@ def _record(
     abandon: bool = False,
     now: datetime | None = None,
 ) -> None:
-    with Session(engine) as session:
-        outbox.mark_failed(part.part_id, error, session=session, abandon=abandon, now=now)
-        session.commit()
+    await _write(engine, outbox.mark_failed, part.part_id, error, abandon=abandon, now=now)
     report.failed += 1
     report.errors.append(f"chat {part.chat_id}, digest {part.digest_id} part {part.seq}: {error}")
 

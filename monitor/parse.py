@@ -1,4 +1,4 @@
-"""Feed bytes + response headers -> `ParsedFeed` of normalised `Item`s, via feedparser (or feedparser-rs).
+"""Feed bytes + response headers -> `ParsedFeed` of normalised `Entry`s, via feedparser (or feedparser-rs).
 
 Pure: takes the bytes, the headers (so feedparser's encoding detection sees the HTTP charset), the URL and
 `now`; touches no network, database or clock. Text is plain (HTML stripped), links canonical (no tracking
@@ -91,7 +91,7 @@ warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
 
 
 @dataclass(frozen=True)
-class Item:
+class Entry:
     """One entry of a feed, normalised."""
 
     key: str
@@ -111,7 +111,7 @@ class ParsedFeed:
     title: str | None
     link: str | None
     ttl_seconds: float | None
-    items: tuple[Item, ...]
+    items: tuple[Entry, ...]
     duplicates: int = 0
     warning: str | None = None  # feedparser recovered from a problem (bozo), or items beyond max_items were left
     parser: str = field(default="feedparser", compare=False)  # which parser read it: feedparser or feedparser-rs
@@ -157,7 +157,7 @@ def parse_feed(
         raise ParseError(f"malformed feed, no entries recovered: {problem}")
     channel = parsed.get("feed", {})
     feed_link = _canonical(channel.get("link"))
-    items: list[Item] = []
+    items: list[Entry] = []
     keys: set[str] = set()
     duplicates = 0
     warnings_ = [f"recovered from a malformed feed: {problem}"] if problem else []
@@ -166,14 +166,14 @@ def parse_feed(
             total = len(entries)
             warnings_.append(f"more than max_items ({max_items:,}): kept the first {max_items:,} of {total:,} entries")
             break
-        item = _item(entry, feed_link, now)
+        item = _entry(entry, feed_link, now)
         if item.key in keys:
             duplicates += 1
             continue
         keys.add(item.key)
         items.append(item)
     return ParsedFeed(
-        title=_text(channel.get("title")) or None,
+        title=clean_text(channel.get("title")) or None,
         link=channel.get("link") or None,
         ttl_seconds=_ttl(channel.get("ttl")),
         items=tuple(items),
@@ -211,9 +211,9 @@ def _ascii_view(content: bytes) -> bytes:
     return content
 
 
-def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:
-    title = _text(entry.get("title"))[:MAX_TITLE]
-    summary = _text(entry.get("summary") or _first_content(entry))[:MAX_SUMMARY]
+def _entry(entry: Any, feed_link: str | None, now: datetime) -> Entry:
+    title = clean_text(entry.get("title"))[:MAX_TITLE]
+    summary = clean_text(entry.get("summary") or _first_content(entry))[:MAX_SUMMARY]
     link = (entry.get("link") or "").strip() or None
     canonical = _canonical(link)
     guid = (entry.get("id") or "").strip() or None
@@ -228,7 +228,7 @@ def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:
     if not title:
         title = summary[:120] or (link or "(untitled)")
     published, flag = _published(entry, now)
-    return Item(
+    return Entry(
         key=key,
         title=title,
         summary=summary,
@@ -236,7 +236,7 @@ def _item(entry: Any, feed_link: str | None, now: datetime) -> Item:
         guid=guid,
         link=link,
         canonical_url=canonical if canonical != feed_link else None,
-        author=_text(entry.get("author")) or None,
+        author=clean_text(entry.get("author")) or None,
         published=published,
         published_flag=flag,
     )
@@ -263,7 +263,8 @@ def _published(entry: Any, now: datetime) -> tuple[datetime | None, str | None]:
 
 
 def clean_text(html: str | None) -> str:
-    """Plain text from an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
+    """Plain text from an HTML fragment: tags dropped, entities decoded, whitespace collapsed. What is stored and
+    shown: the publisher's quotes and dashes are kept (`monitor.text.normalize_text` flattens them for matching)."""
     if not html:
         return ""
     # Feeds often escape their HTML twice ("&lt;p&gt;"): decode until nothing changes (each round shortens).
@@ -279,9 +280,6 @@ def clean_text(html: str | None) -> str:
         html = decoded
     # str.split() breaks on exactly the characters a regex \s matches, and is many times faster on long text.
     return " ".join(html.split())
-
-
-_text = clean_text
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -334,7 +332,7 @@ def _bozo_message(parsed: Any) -> str | None:
     if callable(line):
         try:
             message = f"line {line()}: {message}"
-        except Exception:  # noqa: BLE001 - the SAX locator may be gone
+        except Exception:  # the SAX locator may be gone
             pass
     return message
 

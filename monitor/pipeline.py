@@ -1,11 +1,12 @@
-"""The one module that wires the stages together.
+"""The poll, wired: where the fetch, parse, match and status stages meet the store.
 
-    run_poll:   store.sync_sources | store.due_sources | fetch.fetch_all (bounded, concurrent)
+    run_poll:   sources.sync_sources | sources.lease_due_sources | fetch.fetch_all (bounded, concurrent)
                 | parse_pool.parse_all (parse.parse_feed, in worker processes for a big poll)
-                | store.save_items | match.Matcher.match | status.decide | history.apply_decisions (+ events)
+                | bulk.save_items_bulk | match.Matcher.match
+                | bulk.record_matches_bulk (status.decide, history and events)
                 + schedule.after_success/after_failure                    (one transaction per feed)
-    run_digest: outbox.compose_due (digest.select_content | digest.render_digest)   (one transaction)
-                | notify.deliver (one transaction per part), or notify.print_outbox without a token
+
+The rebuild of `monitor rematch` is `monitor.rematch`'s, digests are `monitor.delivery`'s.
 
 The clock, the HTTP client and the database engine are passed in, so tests hand in a fake clock, a local
 server and a temporary database.
@@ -16,31 +17,30 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from monitor import bulk, history, models, outbox, schedule, store
-from monitor.config import TOKEN_ENV, Config
-from monitor.db import dead_owners, first_line, retrying, worker_name
+from monitor import schedule
+from monitor.clock import Clock
+from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
 from monitor.parse import ParsedFeed
 from monitor.parse_pool import ParseOutcome, Parser, body_digest, parse_all
 from monitor.redact import redact, secrets_of
-from monitor.status import decide
+from monitor.store import bulk, events, history, models, sources
+from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
 if TYPE_CHECKING:  # python-telegram-bot loads only when digests are sent, not for a poll
-    from monitor.notify import DeliveryReport, RateLimiter
-
-Clock = Callable[[], datetime]
+    pass
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,11 @@ def run_poll(
     owner = worker_name()
     try:
         with Session(engine) as session:
-            store.sync_sources(config.sources, settings.interval, clock(), session=session)
+            sources.sync_sources(config.sources, settings.interval, clock(), session=session)
             history.sync_proposals(config.proposals, session=session)
-            store.release_leases(dead_owners(store.lease_owners(session=session)), session=session)
-            due = store.due_sources(clock(), session=session, only=only, force=force)
-            run = store.start_run(clock(), force, len(due), session=session)
+            sources.release_leases(dead_owners(sources.lease_owners(session=session)), session=session)
+            due = sources.due_sources(clock(), session=session, only=only, force=force)
+            run = sources.start_run(clock(), force, len(due), session=session)
             session.commit()
             run_id = run.id
             assert run_id is not None
@@ -132,8 +132,8 @@ def run_poll(
         # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
         try:
             with Session(engine) as session:
-                store.release_leases([owner], session=session)  # what an interrupted batch still holds
-                store.finish_run(run_id, clock(), session=session)
+                sources.release_leases([owner], session=session)  # what an interrupted batch still holds
+                sources.finish_run(run_id, clock(), session=session)
                 session.commit()
         except SQLAlchemyError as exc:
             if sys.exc_info()[0] is None:  # an error already on its way out says more
@@ -153,7 +153,7 @@ def _lease(
 ) -> list[FetchRequest]:
     def lease_batch() -> list[FetchRequest]:
         with Session(engine) as session:
-            rows = store.lease_due_sources(
+            rows = sources.lease_due_sources(
                 clock(), owner, lease, batch, session=session, only=only, force=force, skip=taken
             )
             requests = [FetchRequest(row.id, row.url, row.etag, row.last_modified, row.body_hash) for row in rows]
@@ -235,7 +235,7 @@ def _record_database_fault(engine: Engine, result: FetchResult, run_id: int, now
     when even that cannot be written, the run's summary still reports it."""
     try:
         with Session(engine) as session:
-            store.record_store_fault(result.request.source_id, run_id, now, message, session=session)
+            sources.record_store_fault(result.request.source_id, run_id, now, message, session=session)
             session.commit()
     except (SQLAlchemyError, DatabaseError):
         pass
@@ -252,13 +252,11 @@ def _store_feed(
     matcher: Matcher,
 ) -> FeedOutcome:
     """Store one feed's result, match its new and edited items and record what they change: one transaction."""
-    settings = config.settings.poll
     with Session(engine) as session:
-        source = store.get_source(result.request.source_id, session=session)
+        source = sources.get_source(result.request.source_id, session=session)
         assert source is not None
-        interval = schedule.base_interval(source.interval_seconds, settings)
         if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
-            store.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
+            sources.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
         poll = models.FeedPoll(
             run_id=run_id,
             source_id=source.id,
@@ -268,228 +266,95 @@ def _store_feed(
             outcome="failed",
         )
         if error is not None:
-            status = error.status if isinstance(error, FetchHTTPError) else result.status
-            plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
-            message = redact(f"{type(error).__name__}: {error}", secrets_of(config.telegram_token, config.database_url))
-            was = source.health
-            store.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
-            if plan.health in ("failing", "disabled") and was != plan.health:
-                detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
-                history.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
-            poll.error = message
-            outcome = FeedOutcome(
-                source.id,
-                "failed",
-                status,
-                message,
-                health=plan.health,
-                next_poll_at=plan.next_poll_at,
-                moved_to=result.moved_to,
-            )
+            outcome = _store_failure(config, source, result, error, poll, now, session=session)
         else:
-            plan = schedule.after_success(
-                now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None
-            )
-            saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
-            matched = [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
-            # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
-            history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
-            changes = bulk.record_matches_bulk(matched, config, now, session=session)
-            warning = parsed.warning if parsed else None
-            store.record_success(
-                source,
-                session=session,
-                now=now,
-                schedule=plan,
-                status=result.status,
-                etag=result.headers.get("etag"),
-                last_modified=result.headers.get("last-modified"),
-                warning=warning,
-                feed_title=parsed.title if parsed else None,
-                feed_link=parsed.link if parsed else None,
-            )
-            source.body_hash = body_digest(result) if parsed else source.body_hash
-            poll.outcome = "ok" if parsed else "not-modified"
-            poll.error = warning
-            poll.items_seen = len(parsed.items) if parsed else 0
-            poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
-            outcome = FeedOutcome(
-                source.id,
-                poll.outcome,
-                result.status,
-                warning=warning,
-                items_new=poll.items_new,
-                items_updated=poll.items_updated,
-                changes=tuple(change.id for change in changes if change.id is not None),
-                moved_to=result.moved_to,
-                next_poll_at=plan.next_poll_at,
-            )
-        poll.next_poll_at = plan.next_poll_at
-        store.record_feed_poll(poll, session=session)
+            outcome = _store_success(config, source, result, parsed, matcher, poll, now, session=session)
+        poll.next_poll_at = outcome.next_poll_at
+        sources.record_feed_poll(poll, session=session)
         session.commit()
         return outcome
 
 
-def record_matches(
-    items: Sequence[models.Item],
-    matcher: Matcher,
+def _store_failure(
     config: Config,
+    source: models.Source,
+    result: FetchResult,
+    error: MonitorError,
+    poll: models.FeedPoll,
     now: datetime,
     *,
     session: Session,
-    notify: bool = True,
-) -> list[models.StatusChange]:
-    """Match items to the proposals and record the history events their reports cause; with `notify`, also
-    append them to the event outbox for digests."""
-    ladder = config.settings.status.ladder
-    policy = config.settings.status.corroboration
-    tiers = {source.id: source.tier for source in config.sources}
-    touched: list[models.StatusChange] = []
-    found = [(item, matcher.match(item.title, item.summary)) for item in items]
+) -> FeedOutcome:
+    """Record a failed poll on the feed and schedule its retry; tell the admins when its health gets worse."""
+    settings = config.settings.poll
+    interval = schedule.base_interval(source.interval_seconds, settings)
+    status = error.status if isinstance(error, FetchHTTPError) else result.status
+    plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
+    message = redact(f"{type(error).__name__}: {error}", secrets_of(config.telegram_token, config.database_url))
+    was = source.health
+    sources.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
+    if plan.health in ("failing", "disabled") and was != plan.health:
+        detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
+        events.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
+    poll.error = message
+    return FeedOutcome(
+        source.id,
+        "failed",
+        status,
+        message,
+        health=plan.health,
+        next_poll_at=plan.next_poll_at,
+        moved_to=result.moved_to,
+    )
+
+
+def _store_success(
+    config: Config,
+    source: models.Source,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    matcher: Matcher,
+    poll: models.FeedPoll,
+    now: datetime,
+    *,
+    session: Session,
+) -> FeedOutcome:
+    """Store the feed's new and edited items (none when it was not modified), match them, record the status
+    changes their reports cause, and schedule the next poll."""
+    settings = config.settings.poll
+    interval = schedule.base_interval(source.interval_seconds, settings)
+    plan = schedule.after_success(now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None)
+    saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
+    matched = [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
-    history.lock_proposals({match.proposal for _item, matches in found for match in matches}, session=session)
-    for item, matches in found:
-        for match in matches:
-            row = history.add_match(item, match, now, session=session)
-            if row is None or row.id is None:
-                continue
-            observation = bulk.observe(match, item.source_id, tiers, item.published_at, row.id)
-            if notify:
-                history.report_event(row, item, now, session=session)
-            state = history.proposal_state(match.proposal, ladder, session=session)
-            decisions = decide(state, observation, ladder, policy)
-            touched += history.apply_decisions(
-                decisions, observation, row, item, ladder, now, session=session, notify=notify
-            )
-    return touched
-
-
-@dataclass(frozen=True)
-class RematchSummary:
-    items: int
-    matches: int
-    changes: int
-    reviews_kept: int = 0
-    reviews_dropped: int = 0  # decisions about changes the rebuilt history no longer has
-
-
-def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> RematchSummary:
-    """Re-run matching over every stored item and rebuild the derived statuses, in one transaction.
-
-    Deterministic: items are taken in the order they were stored, each at the time it was first seen, so
-    the same database and configuration always give the same history. Analysts' own decisions are kept:
-    their `set-status` rows stay, and their confirmations and rejections are put back on the rebuilt changes.
-    Subscribers are not told again: a rebuild adds nothing to the event outbox.
-    """
-    matcher = Matcher(config.proposals, config.settings.status.ladder)
-    items = matches = changes = 0
-    with Session(engine) as session:
-        history.sync_proposals(config.proposals, session=session)
-        reviewed = history.reviews(session=session)
-        history.clear_derived(session=session)
-        history.reset_statuses(config.proposals, session=session)
-        last_id = 0
-        while page := history.items_in_order(last_id, batch, session=session):
-            for item in page:
-                touched = record_matches([item], matcher, config, item.first_seen_at, session=session, notify=False)
-                changes += len({change.id for change in touched})
-            items += len(page)
-            last_id = page[-1].id or last_id
-            session.expunge_all()
-        kept = history.reapply_reviews(reviewed, session=session)
-        history.recompute_statuses(config.proposals, config.settings.status.ladder, session=session)
-        matches = history.count_matches(session=session)
-        session.commit()
-    return RematchSummary(items, matches, changes, kept, len(reviewed) - kept)
-
-
-@dataclass(frozen=True)
-class DigestSummary:
-    composed: int
-    printed: int = 0
-    delivery: DeliveryReport | None = None
-
-
-def compose_digests(
-    config: Config,
-    engine: Engine,
-    clock: Clock,
-    *,
-    out: TextIO | None = None,
-    force_chat: int | None = None,
-) -> int:
-    """Compose the digests that are due (or `force_chat`'s, due or not) into the outbox; returns how many.
-
-    With `out`, a dry run: what would be composed is written there, and nothing is changed."""
-    from monitor.notify import plain_text
-
-    titles = {proposal.id: proposal.title for proposal in config.proposals}
-    settings = config.settings
-    with Session(engine) as session:
-        if not config.telegram_token:
-            outbox.ensure_stdout_subscriber(clock(), settings.digest, session=session)
-        composed = outbox.compose_due(
-            clock(),
-            settings.digest,
-            titles,
-            settings.status.ladder,
-            settings.telegram.admin_chats,
-            session=session,
-            force_chat=force_chat,
-        )
-        if out is None:
-            session.commit()
-            return len(composed)
-        for digest in composed:
-            parts = session.exec(
-                select(models.DigestPart)
-                .where(models.DigestPart.digest_id == digest.id)
-                .order_by(col(models.DigestPart.seq))
-            )
-            for part in parts:
-                out.write(f"--- digest for subscriber {digest.subscriber_id}, part {part.seq}/{digest.parts}\n")
-                out.write(plain_text(part.text) + "\n")
-        session.rollback()
-        return len(composed)
-
-
-def run_digest(
-    config: Config,
-    engine: Engine,
-    clock: Clock,
-    *,
-    out: TextIO = sys.stdout,
-    dry_run: bool = False,
-    limiter: RateLimiter | None = None,
-) -> DigestSummary:
-    """Compose the digests that are due and send everything pending in the outbox: through Telegram when a
-    token is set, else to `out`. `dry_run` writes what would be composed to `out` and changes nothing."""
-    from monitor.notify import RateLimiter, print_outbox
-
-    if dry_run:
-        return DigestSummary(compose_digests(config, engine, clock, out=out))
-    composed = compose_digests(config, engine, clock)
-    if not config.telegram_token:
-        return DigestSummary(composed, printed=print_outbox(engine, clock, out))
-    report = asyncio.run(_deliver(config, engine, clock, limiter or RateLimiter()))
-    return DigestSummary(composed, delivery=report)
-
-
-async def _deliver(config: Config, engine: Engine, clock: Clock, limiter: RateLimiter) -> DeliveryReport:
-    from telegram import Bot
-    from telegram.error import InvalidToken, NetworkError
-
-    from monitor.notify import DeliveryReport, TelegramConfigError, deliver
-
-    assert config.telegram_token
-    try:
-        async with Bot(config.telegram_token, base_url=config.settings.telegram.api_url) as bot:
-            return await deliver(bot, engine, clock, limiter)
-    except InvalidToken:
-        raise TelegramConfigError(f"Telegram refused the bot token ({TOKEN_ENV})") from None
-    except NetworkError as exc:  # `deliver` keeps its own; this is the Bot API unreachable before the first part
-        with Session(engine) as session:
-            pending = sum(1 for part in outbox.outgoing(session=session) if part.chat_id != outbox.STDOUT_CHAT)
-        reason = redact(exc.message, (config.telegram_token,))
-        message = f"cannot reach the Telegram Bot API: {reason}; {pending} parts wait for the next run"
-        return DeliveryReport(deferred=pending, errors=[message])
+    history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
+    changes = bulk.record_matches_bulk(matched, config, now, session=session)
+    warning = parsed.warning if parsed else None
+    sources.record_success(
+        source,
+        session=session,
+        now=now,
+        schedule=plan,
+        status=result.status,
+        etag=result.headers.get("etag"),
+        last_modified=result.headers.get("last-modified"),
+        warning=warning,
+        feed_title=parsed.title if parsed else None,
+        feed_link=parsed.link if parsed else None,
+    )
+    source.body_hash = body_digest(result) if parsed else source.body_hash
+    poll.outcome = "ok" if parsed else "not-modified"
+    poll.error = warning
+    poll.items_seen = len(parsed.items) if parsed else 0
+    poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
+    return FeedOutcome(
+        source.id,
+        poll.outcome,
+        result.status,
+        warning=warning,
+        items_new=poll.items_new,
+        items_updated=poll.items_updated,
+        changes=tuple(change.id for change in changes if change.id is not None),
+        moved_to=result.moved_to,
+        next_poll_at=plan.next_poll_at,
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from monitor.config import Config, Source, Tier
+from monitor.config import Config, SourceConfig, Tier
 from monitor.errors import ConfigError
 from monitor.feedserver import FeedServer, Response
 from monitor.match import Matcher
@@ -96,7 +96,7 @@ def run_replay(
     clock = _SimulatedClock(snapshots[0].taken_at)
     with FeedServer() as server:
         sources = tuple(
-            Source(id=source_id, name=source_id, url=server.url(f"/{source_id}.xml"), tier=tier)
+            SourceConfig(id=source_id, name=source_id, url=server.url(f"/{source_id}.xml"), tier=tier)
             for source_id in source_ids
         )
         config = replace(base, sources=sources)

@@ -13,15 +13,95 @@ The rules:
 - A report at the current status is evidence for the current status; a report below it is evidence only,
   never a downgrade.
 - An explicit withdrawal or collapse is recorded as an event flagged for review; it changes no status.
+- A confirmed upgrade above the current status raises the status (`raises_status`); the store applies it.
+
+`Ladder` is the one place statuses are ranked: every module that compares two statuses asks it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol, overload
 
-from monitor.config import CorroborationSettings
+if TYPE_CHECKING:
+    from monitor.config import CorroborationSettings
+
+
+class Ladder(Sequence[str]):
+    """A proposal's statuses, lowest first, with their ranks (0 for the lowest)."""
+
+    __slots__ = ("_ranks", "_statuses")
+
+    def __init__(self, statuses: Iterable[str]) -> None:
+        self._statuses = tuple(statuses)
+        if not self._statuses:
+            raise ValueError("a ladder needs at least one status")
+        self._ranks = {status: index for index, status in enumerate(self._statuses)}
+        if len(self._ranks) != len(self._statuses):
+            raise ValueError("a ladder lists a status twice")
+
+    @classmethod
+    def of(cls, statuses: Sequence[str]) -> Ladder:
+        """`statuses` as a Ladder (itself when it already is one)."""
+        return statuses if isinstance(statuses, Ladder) else cls(statuses)
+
+    def rank(self, status: str, default: int = -1) -> int:
+        """The status's place on the ladder; `default` for a status not on it."""
+        return self._ranks.get(status, default)
+
+    def above(self, status: str, other: str) -> bool:
+        """Whether `status` is higher than `other` (a status off the ladder is below every rung)."""
+        return self.rank(status) > self.rank(other)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        return self._statuses[index]
+
+    def __len__(self) -> int:
+        return len(self._statuses)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._statuses)
+
+    def __contains__(self, status: object) -> bool:
+        return status in self._ranks
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ladder) and other._statuses == self._statuses
+
+    def __hash__(self) -> int:
+        return hash(self._statuses)
+
+    def __repr__(self) -> str:
+        return f"Ladder({list(self._statuses)!r})"
+
+
+class Change(Protocol):
+    """What `raises_status` reads of a status change (a `monitor.store.models.StatusChange` is one)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def to_status(self) -> str: ...
+
+
+def raises_status(change: Change, current: str, ladder: Sequence[str]) -> bool:
+    """Whether `change` moves a proposal at `current` up: a confirmed upgrade to a status above it.
+
+    The rule for machine-made changes; an analyst's decision (kind `analyst`) sets the status, up or down."""
+    confirmed_upgrade = change.kind == "upgrade" and change.state == "confirmed"
+    return confirmed_upgrade and Ladder.of(ladder).above(change.to_status, current)
 
 
 @dataclass(frozen=True)
@@ -80,8 +160,8 @@ def decide(
     policy: Mapping[str, CorroborationSettings],
 ) -> list[Decision]:
     """The events one report causes for one proposal."""
-    rank = {status: index for index, status in enumerate(ladder)}
-    current, reported = rank[state.status], rank.get(observation.status, 0)
+    ranks = Ladder.of(ladder)
+    current, reported = ranks.rank(state.status), ranks.rank(observation.status, default=0)
     decisions: list[Decision] = []
     if observation.withdrawn:
         decisions.append(Decision("withdrawal", state.proposal, state.status, state.status, False, observation.score))

@@ -92,11 +92,38 @@ class HtmlError(ValueError):
 
 # --- HTML, as TDLib parses it (td/telegram/MessageEntity.cpp: parse_html, decode_html_entity) -----------------
 
-_TAGS = {"a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins", "tg-spoiler", "tg-emoji", "span",
-         "pre", "code", "blockquote", "tg-time"}
-_SIMPLE = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
-           "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough", "tg-spoiler": "spoiler",
-           "span": "spoiler"}
+_TAGS = {
+    "a",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "s",
+    "strike",
+    "del",
+    "u",
+    "ins",
+    "tg-spoiler",
+    "tg-emoji",
+    "span",
+    "pre",
+    "code",
+    "blockquote",
+    "tg-time",
+}
+_SIMPLE = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+}
 _NAMED = {b"lt": "<", b"gt": ">", b"amp": "&", b"quot": '"'}
 _SPACE = b" \t\r\n\v\0"
 
@@ -105,9 +132,9 @@ def _decode_entity(data: bytes, pos: int, strict: bool) -> tuple[int, int]:
     """(code point, position after it) for the reference at `pos`, or (0, pos) when it is none."""
     end = pos + 1
     code = 0
-    if data[end:end + 1] == b"#":
+    if data[end : end + 1] == b"#":
         end += 1
-        digits, base = (b"0123456789abcdefABCDEF", 16) if data[end:end + 1] == b"x" else (b"0123456789", 10)
+        digits, base = (b"0123456789abcdefABCDEF", 16) if data[end : end + 1] == b"x" else (b"0123456789", 10)
         if base == 16:
             end += 1
         start = end
@@ -119,11 +146,11 @@ def _decode_entity(data: bytes, pos: int, strict: bool) -> tuple[int, int]:
     else:
         while end < len(data) and chr(data[end]).isalpha() and data[end] < 128:
             end += 1
-        name = _NAMED.get(data[pos + 1:end])
+        name = _NAMED.get(data[pos + 1 : end])
         if name is None:
             return 0, pos
         code = ord(name)
-    if data[end:end + 1] == b";":
+    if data[end : end + 1] == b";":
         return code, end + 1
     return (0, pos) if strict else (code, end)
 
@@ -181,12 +208,16 @@ class _HtmlParser:
         code, after = _decode_entity(self.data, self.i, self.strict)
         if not code:
             if self.strict:
-                raise HtmlError(f'Unescaped "&" at byte offset {self.i} (the fake\'s strict mode: Telegram would '
-                                f"show it as typed; write &amp;)")
+                raise HtmlError(
+                    f'Unescaped "&" at byte offset {self.i} (the fake\'s strict mode: Telegram would '
+                    f"show it as typed; write &amp;)"
+                )
             return False
         if 0xD800 <= code <= 0xDFFF:
-            raise HtmlError("Text contains invalid Unicode characters after decoding HTML entities, check for "
-                            "unmatched surrogate code units")
+            raise HtmlError(
+                "Text contains invalid Unicode characters after decoding HTML entities, check for "
+                "unmatched surrogate code units"
+            )
         self.out += chr(code).encode()
         self.utf16 += 1 + (code > 0xFFFF)
         self.i = after
@@ -199,7 +230,7 @@ class _HtmlParser:
             self.i += 1
         if self.at(self.i) == 0:
             raise HtmlError(f"Unclosed start tag at byte offset {begin}")
-        tag = self.data[begin + 1:self.i].decode(errors="replace").lower()
+        tag = self.data[begin + 1 : self.i].decode(errors="replace").lower()
         if tag not in _TAGS:
             raise HtmlError(f'Unsupported start tag "{tag}" at byte offset {begin}')
         argument = ""
@@ -228,7 +259,7 @@ class _HtmlParser:
         name_begin = self.i
         while not self.space(self.i) and self.at(self.i) not in b"=>/\"'":
             self.i += 1
-        name = self.data[name_begin:self.i].decode(errors="replace")
+        name = self.data[name_begin : self.i].decode(errors="replace")
         if not name:
             raise HtmlError(f'Empty attribute name in the tag "{tag}" at byte offset {begin}')
         self.skip_spaces()
@@ -244,7 +275,7 @@ class _HtmlParser:
             token_begin = self.i
             while chr(self.at(self.i)).isalnum() and self.at(self.i) < 128 or self.at(self.i) in b".-":
                 self.i += 1
-            value = self.data[token_begin:self.i].decode().lower()
+            value = self.data[token_begin : self.i].decode().lower()
             if not self.space(self.i) and self.at(self.i) != 0x3E:
                 raise HtmlError(f"Unexpected end of name token at byte offset {token_begin}")
         else:  # a string literal, with references decoded
@@ -273,7 +304,7 @@ class _HtmlParser:
         self.i += 1
         while not self.space(self.i) and self.at(self.i) != 0x3E:
             self.i += 1
-        end_tag = self.data[begin + 2:self.i].decode(errors="replace").lower()
+        end_tag = self.data[begin + 2 : self.i].decode(errors="replace").lower()
         self.skip_spaces()
         if self.at(self.i) != 0x3E:
             raise HtmlError(f"Unclosed end tag at byte offset {begin}")
@@ -335,11 +366,14 @@ _COMMAND = re.compile(r"(?<![\w/<>])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(
 
 def command_entities(text: str) -> list[JSON]:
     """bot_command entities, as Telegram marks them in a user's message (CommandHandler needs one at 0)."""
-    return [{"type": "bot_command", "offset": utf16_length(text[:m.start()]), "length": utf16_length(m[0])}
-            for m in _COMMAND.finditer(text)]
+    return [
+        {"type": "bot_command", "offset": utf16_length(text[: m.start()]), "length": utf16_length(m[0])}
+        for m in _COMMAND.finditer(text)
+    ]
 
 
 # --- Configuration and records -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -411,6 +445,7 @@ class _Bucket:
 
 # --- Parameters ----------------------------------------------------------------------------------------------
 
+
 def _read_params(path: str, content_type: str, body: bytes) -> JSON:
     params: JSON = dict(parse_qsl(urlsplit(path).query, keep_blank_values=True))
     kind = content_type.split(";")[0].strip().lower()
@@ -471,6 +506,7 @@ def _json(params: JSON, name: str) -> Any:
 
 # --- The server ----------------------------------------------------------------------------------------------
 
+
 class FakeBotAPI:
     """A Bot API server in a background thread; see the module docstring. Thread-safe for tests."""
 
@@ -489,9 +525,14 @@ class FakeBotAPI:
         head = token.split(":", 1)[0]
         self.bot_user: JSON = {
             "id": bot_id if bot_id is not None else int(head) if head.isdigit() else 123456,
-            "is_bot": True, "first_name": first_name, "username": username, "can_join_groups": True,
-            "can_read_all_group_messages": False, "supports_inline_queries": False,
-            "can_connect_to_business": False, "has_main_web_app": False,
+            "is_bot": True,
+            "first_name": first_name,
+            "username": username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
         }
         self.strict_html = strict_html
         self._clock = clock
@@ -522,8 +563,9 @@ class FakeBotAPI:
         self._webhook_url = ""
         self._calls: list[ApiCall] = []
         self._httpd = _Server(("127.0.0.1", 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), name="fake-bot-api",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.02,), name="fake-bot-api", daemon=True
+        )
 
     def __repr__(self) -> str:
         return f"<FakeBotAPI {self.base_url} @{self.bot_user['username']}>"
@@ -551,14 +593,22 @@ class FakeBotAPI:
     def __enter__(self) -> FakeBotAPI:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # the world: chats, users, admins
 
-    def add_chat(self, chat_id: int, chat_type: str = "private", *, title: str | None = None,
-                 username: str | None = None, first_name: str | None = None) -> JSON:
+    def add_chat(
+        self,
+        chat_id: int,
+        chat_type: str = "private",
+        *,
+        title: str | None = None,
+        username: str | None = None,
+        first_name: str | None = None,
+    ) -> JSON:
         """Make a chat known (it then accepts messages); returns its Chat object."""
         chat: JSON = {"id": chat_id, "type": chat_type}
         if chat_type == "private":
@@ -577,8 +627,9 @@ class FakeBotAPI:
             self._admins[chat_id] = (owner_id, list(user_ids))
 
     def _user(self, user_id: int, username: str | None = None, first_name: str | None = None) -> JSON:
-        user = self._users.setdefault(user_id, {"id": user_id, "is_bot": False,
-                                                "first_name": first_name or f"User {user_id}"})
+        user = self._users.setdefault(
+            user_id, {"id": user_id, "is_bot": False, "first_name": first_name or f"User {user_id}"}
+        )
         if first_name:
             user["first_name"] = first_name
         if username:
@@ -587,17 +638,34 @@ class FakeBotAPI:
 
     # simulated users
 
-    def send_user_message(self, chat_id: int, text: str, *, user_id: int | None = None, chat_type: str = "private",
-                          username: str | None = None, first_name: str | None = None) -> JSON:
+    def send_user_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        user_id: int | None = None,
+        chat_type: str = "private",
+        username: str | None = None,
+        first_name: str | None = None,
+    ) -> JSON:
         """A user writes `text` in a chat (a private chat with that user by default); returns the Update."""
         sender = chat_id if user_id is None else user_id
         title = f"Group {chat_id}" if chat_type != "private" else None
-        self.add_chat(chat_id, chat_type, title=title, first_name=first_name,
-                      username=username if chat_type == "private" else None)
+        self.add_chat(
+            chat_id,
+            chat_type,
+            title=title,
+            first_name=first_name,
+            username=username if chat_type == "private" else None,
+        )
         with self._lock:
-            message: JSON = {"message_id": self._next_message_id(chat_id), "from": self._user(sender, username,
-                             first_name), "chat": dict(self._chats[chat_id]), "date": int(self._clock()),
-                             "text": text}
+            message: JSON = {
+                "message_id": self._next_message_id(chat_id),
+                "from": self._user(sender, username, first_name),
+                "chat": dict(self._chats[chat_id]),
+                "date": int(self._clock()),
+                "text": text,
+            }
             entities = command_entities(text)
             if entities:
                 message["entities"] = entities
@@ -607,12 +675,21 @@ class FakeBotAPI:
         """A user presses an inline button carrying `data` under the bot's message; returns the Update."""
         with self._lock:
             message = self._messages.get((chat_id, message_id)) or {
-                "message_id": message_id, "date": int(self._clock()), "text": "",
-                "chat": self._chats.get(chat_id, {"id": chat_id, "type": "private"}), "from": self.bot_user}
+                "message_id": message_id,
+                "date": int(self._clock()),
+                "text": "",
+                "chat": self._chats.get(chat_id, {"id": chat_id, "type": "private"}),
+                "from": self.bot_user,
+            }
             query_id = str(next(self._callback_ids))
             self._callback_queries.add(query_id)
-            query = {"id": query_id, "from": self._user(chat_id if user_id is None else user_id),
-                     "message": dict(message), "chat_instance": str(abs(chat_id)), "data": data}
+            query = {
+                "id": query_id,
+                "from": self._user(chat_id if user_id is None else user_id),
+                "message": dict(message),
+                "chat_instance": str(abs(chat_id)),
+                "data": data,
+            }
             return self._enqueue("callback_query", query)
 
     def _enqueue(self, kind: str, payload: JSON) -> JSON:
@@ -654,8 +731,16 @@ class FakeBotAPI:
             self._limits = limits
             self._buckets.clear()
 
-    def fail_next(self, n: int = 1, *, status: int = 502, description: str | None = None,
-                  parameters: JSON | None = None, method: str | None = None, body: bytes | None = None) -> None:
+    def fail_next(
+        self,
+        n: int = 1,
+        *,
+        status: int = 502,
+        description: str | None = None,
+        parameters: JSON | None = None,
+        method: str | None = None,
+        body: bytes | None = None,
+    ) -> None:
         """The next `n` requests (to `method`, or any) get this answer instead (by default a JSON 502)."""
         if body is None:
             text = description or f"{'Bad Gateway' if status == 502 else 'Error'}"
@@ -663,8 +748,13 @@ class FakeBotAPI:
         self._add_fault(_Fault("fail", n, method, status=status, body=body))
 
     def rate_limit_next(self, retry_after: int, n: int = 1, *, method: str | None = "sendMessage") -> None:
-        self.fail_next(n, status=429, description=f"Too Many Requests: retry after {retry_after}",
-                       parameters={"retry_after": retry_after}, method=method)
+        self.fail_next(
+            n,
+            status=429,
+            description=f"Too Many Requests: retry after {retry_after}",
+            parameters={"retry_after": retry_after},
+            method=method,
+        )
 
     def drop_connection_next(self, n: int = 1, *, method: str | None = None) -> None:
         """The next `n` requests are read, then the connection is closed without an answer."""
@@ -736,8 +826,11 @@ class FakeBotAPI:
         deadline = time.monotonic() + timeout
         with self._lock:
             if self._webhook_url:
-                raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                                    "use deleteWebhook to delete the webhook first")
+                raise ApiError(
+                    409,
+                    "Conflict: can't use getUpdates method while webhook is active; "
+                    "use deleteWebhook to delete the webhook first",
+                )
             if isinstance(allowed, list):
                 self._allowed_updates = [str(kind) for kind in allowed]
             if offset > 0:
@@ -753,8 +846,11 @@ class FakeBotAPI:
                     break
                 self._lock.wait(remaining)
                 if self._poll_generation != generation:
-                    raise ApiError(409, "Conflict: terminated by other getUpdates request; make sure that only "
-                                        "one bot instance is running")
+                    raise ApiError(
+                        409,
+                        "Conflict: terminated by other getUpdates request; make sure that only "
+                        "one bot instance is running",
+                    )
             return [_copy(u) for u in self._updates[:limit]]
 
     def _api_deletewebhook(self, params: JSON) -> bool:
@@ -771,13 +867,16 @@ class FakeBotAPI:
 
     def _api_getwebhookinfo(self, params: JSON) -> JSON:
         with self._lock:
-            return {"url": self._webhook_url, "has_custom_certificate": False,
-                    "pending_update_count": len(self._updates)}
+            return {
+                "url": self._webhook_url,
+                "has_custom_certificate": False,
+                "pending_update_count": len(self._updates),
+            }
 
     def _api_setmycommands(self, params: JSON) -> bool:
         commands = _json(params, "commands")
         if not isinstance(commands, list):
-            raise ApiError(400, "Bad Request: parameter \"commands\" is required")
+            raise ApiError(400, 'Bad Request: parameter "commands" is required')
         for command in commands:
             if not isinstance(command, dict) or not re.fullmatch(r"[a-z0-9_]{1,32}", str(command.get("command"))):
                 raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
@@ -800,11 +899,16 @@ class FakeBotAPI:
         query_id = _text(params, "callback_query_id") or ""
         with self._lock:
             if query_id not in self._callback_queries:
-                raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is "
-                                    "invalid")
+                raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
             self._callback_queries.discard(query_id)
-            self.answered_callbacks.append({"callback_query_id": query_id, "text": _text(params, "text"),
-                                            "show_alert": _flag(params, "show_alert"), "url": _text(params, "url")})
+            self.answered_callbacks.append(
+                {
+                    "callback_query_id": query_id,
+                    "text": _text(params, "text"),
+                    "show_alert": _flag(params, "show_alert"),
+                    "url": _text(params, "url"),
+                }
+            )
         return True
 
     def _api_sendchataction(self, params: JSON) -> bool:
@@ -820,8 +924,9 @@ class FakeBotAPI:
         chat_id = self._chat_id(params)
         with self._lock:
             chat = dict(self._chats[chat_id])
-        gifts = dict.fromkeys(("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription",
-                               "gifts_from_channels"), False)
+        gifts = dict.fromkeys(
+            ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription", "gifts_from_channels"), False
+        )
         return {**chat, "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
 
     def _api_getchatmember(self, params: JSON) -> JSON:
@@ -849,10 +954,26 @@ class FakeBotAPI:
         if status == "creator":
             member["is_anonymous"] = False
         elif status == "administrator":
-            member.update(can_be_edited=False, is_anonymous=False, **dict.fromkeys(
-                ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
-                 "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
-                 "can_edit_stories", "can_delete_stories", "can_pin_messages"), True))
+            member.update(
+                can_be_edited=False,
+                is_anonymous=False,
+                **dict.fromkeys(
+                    (
+                        "can_manage_chat",
+                        "can_delete_messages",
+                        "can_manage_video_chats",
+                        "can_restrict_members",
+                        "can_promote_members",
+                        "can_change_info",
+                        "can_invite_users",
+                        "can_post_stories",
+                        "can_edit_stories",
+                        "can_delete_stories",
+                        "can_pin_messages",
+                    ),
+                    True,
+                ),
+            )
         return member
 
     def _api_sendmessage(self, params: JSON) -> JSON:
@@ -860,11 +981,19 @@ class FakeBotAPI:
         content = self._content(params)
         with self._lock:
             self._check_reachable(chat_id)
-            message: JSON = {"message_id": self._next_message_id(chat_id), "from": dict(self.bot_user),
-                             "chat": dict(self._chats[chat_id]), "date": int(self._clock()), **content.result}
+            message: JSON = {
+                "message_id": self._next_message_id(chat_id),
+                "from": dict(self.bot_user),
+                "chat": dict(self._chats[chat_id]),
+                "date": int(self._clock()),
+                **content.result,
+            }
             self._messages[(chat_id, message["message_id"])] = message
-            self._deliveries.append(replace(content.record, kind="send", chat_id=chat_id,
-                                            message_id=message["message_id"], date=message["date"]))
+            self._deliveries.append(
+                replace(
+                    content.record, kind="send", chat_id=chat_id, message_id=message["message_id"], date=message["date"]
+                )
+            )
             return _copy(message)
 
     def _api_sendphoto(self, params: JSON) -> JSON:
@@ -879,10 +1008,22 @@ class FakeBotAPI:
         with self._lock:
             self._check_reachable(chat_id)
             size = len(photo) if isinstance(photo, bytes) else 0
-            sizes = [{"file_id": f"photo-{chat_id}-{len(self.photos)}", "file_unique_id": f"u{len(self.photos)}",
-                      "width": 1280, "height": 720, "file_size": size}]
-            message: JSON = {"message_id": self._next_message_id(chat_id), "from": dict(self.bot_user),
-                             "chat": dict(self._chats[chat_id]), "date": int(self._clock()), "photo": sizes}
+            sizes = [
+                {
+                    "file_id": f"photo-{chat_id}-{len(self.photos)}",
+                    "file_unique_id": f"u{len(self.photos)}",
+                    "width": 1280,
+                    "height": 720,
+                    "file_size": size,
+                }
+            ]
+            message: JSON = {
+                "message_id": self._next_message_id(chat_id),
+                "from": dict(self.bot_user),
+                "chat": dict(self._chats[chat_id]),
+                "date": int(self._clock()),
+                "photo": sizes,
+            }
             if caption:
                 message["caption"] = caption
             self._messages[(chat_id, message["message_id"])] = message
@@ -901,15 +1042,19 @@ class FakeBotAPI:
                 raise ApiError(400, "Bad Request: message to edit not found")
             keys = ("text", "entities", "reply_markup")
             if all(old.get(k) == content.result.get(k) for k in keys):
-                raise ApiError(400, "Bad Request: message is not modified: specified new message content and "
-                                    "reply markup are exactly the same as a current content and reply markup "
-                                    "of the message")
+                raise ApiError(
+                    400,
+                    "Bad Request: message is not modified: specified new message content and "
+                    "reply markup are exactly the same as a current content and reply markup "
+                    "of the message",
+                )
             self._check_reachable(chat_id)
             message = {k: v for k, v in old.items() if k not in keys} | content.result
             message["edit_date"] = int(self._clock())
             self._messages[(chat_id, message_id)] = message
-            self._deliveries.append(replace(content.record, kind="edit", chat_id=chat_id, message_id=message_id,
-                                            date=message["edit_date"]))
+            self._deliveries.append(
+                replace(content.record, kind="edit", chat_id=chat_id, message_id=message_id, date=message["edit_date"])
+            )
             return _copy(message)
 
     # sending, step by step
@@ -963,16 +1108,30 @@ class FakeBotAPI:
             result["reply_markup"] = markup
         if preview:
             result["link_preview_options"] = preview
-        record = SentMessage("", 0, 0, raw, plain, tuple(entities), parse_mode, markup,
-                             _flag(params, "disable_web_page_preview"), preview, 0)
+        record = SentMessage(
+            "",
+            0,
+            0,
+            raw,
+            plain,
+            tuple(entities),
+            parse_mode,
+            markup,
+            _flag(params, "disable_web_page_preview"),
+            preview,
+            0,
+        )
         return _Content(result, record)
 
     def _check_reachable(self, chat_id: int) -> None:
         """Server-side refusals, in the order Telegram meets them; then the flood limits (lock held)."""
         chat = self._chats[chat_id]
         if chat_id in self._migrated:
-            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
-                           {"migrate_to_chat_id": self._migrated[chat_id]})
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self._migrated[chat_id]},
+            )
         if chat_id in self._kicked:
             kind = "supergroup" if chat["type"] == "supergroup" else "group"
             raise ApiError(403, f"Forbidden: bot was kicked from the {kind} chat")
@@ -980,8 +1139,9 @@ class FakeBotAPI:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
         now = self._clock()
         per_chat = self._limits.private_chat if chat["type"] == "private" else self._limits.group_chat
-        buckets = [(key, limit) for key, limit in (("overall", self._limits.overall), (chat_id, per_chat))
-                   if limit is not None]
+        buckets = [
+            (key, limit) for key, limit in (("overall", self._limits.overall), (chat_id, per_chat)) if limit is not None
+        ]
         waits = [self._wait(key, limit, now) for key, limit in buckets]
         if any(waits):
             retry_after = max(waits)
@@ -1057,13 +1217,13 @@ def _handler_for(fake: FakeBotAPI) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
         timeout = 30  # an idle keep-alive connection never outlives a test by much
 
-        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+        def do_POST(self) -> None:  # the http.server protocol
             try:
                 self._serve()
             except OSError:  # the client hung up, or the server is stopping
                 self.close_connection = True
 
-        do_GET = do_POST  # noqa: N815 - the Bot API accepts both
+        do_GET = do_POST  # the Bot API accepts both
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -1099,11 +1259,21 @@ def _handler_for(fake: FakeBotAPI) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
             self.wfile.flush()
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the paths carry the token
+        def log_message(self, format: str, *args: object) -> None:  # the paths carry the token
             pass
 
     return _Handler
 
 
-__all__ = ["ApiCall", "ApiError", "FakeBotAPI", "HtmlError", "Limit", "RateLimits", "SentMessage",
-           "command_entities", "parse_html", "utf16_length"]
+__all__ = [
+    "ApiCall",
+    "ApiError",
+    "FakeBotAPI",
+    "HtmlError",
+    "Limit",
+    "RateLimits",
+    "SentMessage",
+    "command_entities",
+    "parse_html",
+    "utf16_length",
+]

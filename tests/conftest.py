@@ -21,9 +21,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from monitor.config import Config, Source, load_config
-from monitor.db import open_database
+from monitor.config import Config, SourceConfig, load_config
 from monitor.feedserver import FeedServer
+from monitor.store.schema import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -87,7 +87,7 @@ class PostgresDatabases:
         self.prefix = f"monitor_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.counter = itertools.count()
         self.template = self._execute_create(f"{self.prefix}_template")
-        from monitor.db import open_database
+        from monitor.store.schema import open_database
 
         open_database(self.url(self.template)).dispose()
 
@@ -123,7 +123,7 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if getattr(request, "param", "sqlite") == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+        yield f"sqlite:///{tmp_path / 'monitor.store.db'}"
         return
     databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
     url = databases.create()
@@ -148,5 +148,5 @@ def make_config(base: Config, database_url: str, sources: dict[str, str], **poll
     defaults: dict[str, object] = {"connect_timeout": 2, "read_timeout": 2, "total_timeout": 5}
     poll_settings = base.settings.poll.model_copy(update={**defaults, **poll})
     settings = base.settings.model_copy(update={"database_url": database_url, "poll": poll_settings})
-    feeds = tuple(Source(id=source_id, name=source_id, url=url) for source_id, url in sources.items())
+    feeds = tuple(SourceConfig(id=source_id, name=source_id, url=url) for source_id, url in sources.items())
     return replace(base, settings=settings, sources=feeds)

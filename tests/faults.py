@@ -82,7 +82,7 @@ class Unsized:
             handler.send_header("Connection", "close")
             handler.end_headers()
             for start in range(0, len(self.body), 65536):
-                handler.wfile.write(self.body[start:start + 65536])
+                handler.wfile.write(self.body[start : start + 65536])
         except _GONE:
             pass
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from monitor import models
 from monitor.config import Config
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
+from monitor.store import models
 
 from .conftest import FakeClock, make_config
 

@@ -8,6 +8,7 @@ import asyncio
 import io
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,11 +23,13 @@ import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor import models
-from monitor.bot import FloodGuard, SubscriberBot
+from monitor.bot import SubscriberBot
+from monitor.bot_commands import FloodGuard
 from monitor.config import Config
+from monitor.delivery import run_digest
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import run_digest, run_poll
+from monitor.pipeline import run_poll
+from monitor.store import models
 
 from .botapi import FakeBotAPI, RateLimits
 from .conftest import ROOT, FakeClock
@@ -391,3 +394,25 @@ def test_bot_stats_count_real_chats_only(
         say(fake, CHAT, "/start")
         stats = say(fake, ADMIN_CHAT, "/stats")
     assert "subscribers: 1" in stats and "digests sent: 0" in stats
+
+
+@pytest.mark.sqlite_only
+def test_bot_keeps_fetching_updates_while_a_command_waits_for_the_database(
+    fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A command held up by another writer waits on a worker thread, not on the event loop."""
+    run_poll(bot_config, engine, clock)
+    with RunningBot(SubscriberBot(bot_config, engine, clock)):
+        say(fake, CHAT, "/start")
+        writer = sqlite3.connect(tmp_path / "monitor.store.db", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            fake.send_user_message(CHAT, "/stop")  # waits for the other writer
+            time.sleep(0.3)
+            fake.send_user_message(CHAT, "/help")
+            wait_for(lambda: not fake.pending_updates(), limit=5)  # fetched and confirmed meanwhile
+            assert not any("Unsubscribed" in message.plain_text for message in fake.sent(CHAT))
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        wait_for(lambda: any("Unsubscribed" in message.plain_text for message in fake.sent(CHAT)))

@@ -138,8 +138,14 @@ def test_send_message_returns_the_message_and_records_it(clock: Clock) -> None:
     with FakeBotAPI(TOKEN, clock=clock) as fake:
         fake.add_chat(42)
         keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Open", callback_data="open:1")]])
-        message = send(fake, 42, "<b>Status</b> &amp; news", parse_mode="HTML", reply_markup=keyboard,
-                       link_preview_options=LinkPreviewOptions(is_disabled=True))
+        message = send(
+            fake,
+            42,
+            "<b>Status</b> &amp; news",
+            parse_mode="HTML",
+            reply_markup=keyboard,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
     assert message.text == "Status & news" and message.chat.id == 42 and message.from_user.is_bot
     assert message.date == dtm.datetime.fromtimestamp(clock.now, dtm.UTC)
     assert [(e.type, e.offset, e.length) for e in message.entities] == [("bold", 0, 6)]
@@ -154,14 +160,22 @@ ACCEPTED = [
     ("x" * 4096, None, "x" * 4096),
     ("<b>" + "x" * 4095 + "</b>&amp;", "HTML", "x" * 4095 + "&"),  # tags do not count, an entity counts once
     ("😀" * 2048, None, "😀" * 2048),  # length is in UTF-16 code units
-    ("<b>b</b><strong>s</strong><i>i</i><em>e</em><u>u</u><ins>n</ins><s>s</s><strike>k</strike><del>d</del>",
-     "HTML", "bsieunskd"),
-    ('<span class="tg-spoiler">a</span><tg-spoiler>b</tg-spoiler><a href="https://x.org/?a=1&amp;b=2">c</a>',
-     "HTML", "abc"),
-    ('<code>c</code><pre><code class="language-python">p</code></pre><blockquote expandable>q</blockquote>',
-     "HTML", "cpq"),
-    ('<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji> &lt;&gt;&amp;&quot;&#33;&#x21; >', "HTML",
-     '👍 <>&"!! >'),
+    (
+        "<b>b</b><strong>s</strong><i>i</i><em>e</em><u>u</u><ins>n</ins><s>s</s><strike>k</strike><del>d</del>",
+        "HTML",
+        "bsieunskd",
+    ),
+    (
+        '<span class="tg-spoiler">a</span><tg-spoiler>b</tg-spoiler><a href="https://x.org/?a=1&amp;b=2">c</a>',
+        "HTML",
+        "abc",
+    ),
+    (
+        '<code>c</code><pre><code class="language-python">p</code></pre><blockquote expandable>q</blockquote>',
+        "HTML",
+        "cpq",
+    ),
+    ('<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji> &lt;&gt;&amp;&quot;&#33;&#x21; >', "HTML", '👍 <>&"!! >'),
     ("*MarkdownV2 is passed through*", "MarkdownV2", "*MarkdownV2 is passed through*"),
 ]
 
@@ -171,18 +185,28 @@ REJECTED = [
     ("😀" * 2049, None, "Bad Request: message is too long"),
     ("   ", None, "Bad Request: message text is empty"),
     ("<b></b>", "HTML", "Bad Request: message text is empty"),
-    ("<p>x</p>", "HTML", "Bad Request: can't parse entities: Unsupported start tag \"p\" at byte offset 0"),
-    ("Hello <foo>", "HTML", "Bad Request: can't parse entities: Unsupported start tag \"foo\" at byte offset 6"),
+    ("<p>x</p>", "HTML", 'Bad Request: can\'t parse entities: Unsupported start tag "p" at byte offset 0'),
+    ("Hello <foo>", "HTML", 'Bad Request: can\'t parse entities: Unsupported start tag "foo" at byte offset 6'),
     ("<b>bold", "HTML", "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\""),
     ("x</b>", "HTML", "Bad Request: can't parse entities: Unexpected end tag at byte offset 1"),
-    ("<b>x</i>", "HTML",
-     "Bad Request: can't parse entities: Unmatched end tag at byte offset 4, expected \"</b>\", found \"</i>\""),
-    ("1 < 2", "HTML", "Bad Request: can't parse entities: Unsupported start tag \"\" at byte offset 2"),
+    (
+        "<b>x</i>",
+        "HTML",
+        'Bad Request: can\'t parse entities: Unmatched end tag at byte offset 4, expected "</b>", found "</i>"',
+    ),
+    ("1 < 2", "HTML", 'Bad Request: can\'t parse entities: Unsupported start tag "" at byte offset 2'),
     ("a <b", "HTML", "Bad Request: can't parse entities: Unclosed start tag at byte offset 2"),
-    ("<span>x</span>", "HTML",
-     "Bad Request: can't parse entities: Tag \"span\" must have class \"tg-spoiler\" at byte offset 0"),
-    ("Q&A", "HTML", "Bad Request: can't parse entities: Unescaped \"&\" at byte offset 1 (the fake's strict "
-                    "mode: Telegram would show it as typed; write &amp;)"),
+    (
+        "<span>x</span>",
+        "HTML",
+        'Bad Request: can\'t parse entities: Tag "span" must have class "tg-spoiler" at byte offset 0',
+    ),
+    (
+        "Q&A",
+        "HTML",
+        "Bad Request: can't parse entities: Unescaped \"&\" at byte offset 1 (the fake's strict "
+        "mode: Telegram would show it as typed; write &amp;)",
+    ),
     ("x", "HTML5", "Bad Request: unsupported parse_mode HTML5"),
 ]
 
@@ -227,8 +251,10 @@ def test_send_message_accepts_4096_and_every_documented_tag(fake: FakeBotAPI) ->
         fake.add_chat(chat_id)
 
     async def accept_all(bot: Bot) -> list[str | None]:
-        return [(await bot.send_message(chat_id, text, parse_mode=parse_mode)).text
-                for chat_id, (text, parse_mode, _) in enumerate(ACCEPTED)]
+        return [
+            (await bot.send_message(chat_id, text, parse_mode=parse_mode)).text
+            for chat_id, (text, parse_mode, _) in enumerate(ACCEPTED)
+        ]
 
     assert with_bot(fake, accept_all) == [plain for _, _, plain in ACCEPTED]
 
@@ -373,8 +399,14 @@ def test_get_updates_offset_confirms_and_limit_caps(fake: FakeBotAPI) -> None:
         fake.send_user_message(42, text)
 
     async def poll(bot: Bot) -> list[list[int]]:
-        seen = [await bot.get_updates(), await bot.get_updates(limit=1), await bot.get_updates(offset=2),
-                await bot.get_updates(), await bot.get_updates(offset=-1), await bot.get_updates(offset=4)]
+        seen = [
+            await bot.get_updates(),
+            await bot.get_updates(limit=1),
+            await bot.get_updates(offset=2),
+            await bot.get_updates(),
+            await bot.get_updates(offset=-1),
+            await bot.get_updates(offset=4),
+        ]
         return [[u.update_id for u in batch] for batch in seen]
 
     assert with_bot(fake, poll) == [[1, 2, 3], [1], [2, 3], [2, 3], [3], []]
@@ -442,8 +474,10 @@ def test_commands_webhook_chat_and_admins(fake: FakeBotAPI) -> None:
         assert await bot.log_out() and await bot.close()
 
     with_bot(fake, use)
-    assert fake.commands() == [{"command": "start", "description": "Subscribe"},
-                               {"command": "stop", "description": "Unsubscribe"}]
+    assert fake.commands() == [
+        {"command": "start", "description": "Subscribe"},
+        {"command": "stop", "description": "Unsubscribe"},
+    ]
     assert fake.chat_actions == [{"chat_id": 42, "action": "typing"}]
     assert fake.pending_updates() == []
 
@@ -453,8 +487,7 @@ def test_edit_message_text_returns_the_message(fake: FakeBotAPI) -> None:
 
     async def edit(bot: Bot) -> None:
         sent = await bot.send_message(42, "draft")
-        edited = await bot.edit_message_text("<i>final</i>", chat_id=42, message_id=sent.message_id,
-                                             parse_mode="HTML")
+        edited = await bot.edit_message_text("<i>final</i>", chat_id=42, message_id=sent.message_id, parse_mode="HTML")
         assert not isinstance(edited, bool)
         assert (edited.text, edited.message_id, edited.edit_date is not None) == ("final", sent.message_id, True)
         with pytest.raises(BadRequest, match="Message is not modified"):

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import bulk, history, store
-from monitor.config import Config, Source, load_config
-from monitor.db import open_database
+from monitor.config import Config, SourceConfig, load_config
 from monitor.match import Matcher
 from monitor.parse import parse_feed
-from monitor.pipeline import record_matches
+from monitor.rematch import record_matches
+from monitor.store import bulk, history, items, sources
+from monitor.store.schema import open_database
 
 from .conftest import EVAL, REPLAY, ROOT
 
@@ -60,9 +60,9 @@ def _timeline() -> list[tuple[datetime, str, bytes]]:
 
 def _config(base: Config) -> Config:
     sources = (
-        Source(id="wire", name="Wire", url="https://wire.example/rss", tier="wire"),
-        Source(id="official", name="Official", url="https://gov.example/rss", tier="official"),
-        Source(id="reuters", name="Reuters", url="https://reuters.example/rss", tier="wire"),
+        SourceConfig(id="wire", name="Wire", url="https://wire.example/rss", tier="wire"),
+        SourceConfig(id="official", name="Official", url="https://gov.example/rss", tier="official"),
+        SourceConfig(id="reuters", name="Reuters", url="https://reuters.example/rss", tier="wire"),
     )
     return replace(base, sources=sources)
 
@@ -71,7 +71,7 @@ def _ingest(engine: Engine, config: Config, bulk_path: bool) -> None:
     matcher = Matcher(config.proposals, config.settings.status.ladder)
     timeline = _timeline()
     with Session(engine) as session:
-        store.sync_sources(config.sources, 1800, timeline[0][0], session=session)
+        sources.sync_sources(config.sources, 1800, timeline[0][0], session=session)
         history.sync_proposals(config.proposals, session=session)
         session.commit()
     for when, source_id, body in timeline:
@@ -82,7 +82,7 @@ def _ingest(engine: Engine, config: Config, bulk_path: bool) -> None:
                 matched = [(row, matcher.match(row.title, row.summary)) for row, _ in saved.changed]
                 bulk.record_matches_bulk(matched, config, when, session=session)
             else:
-                one_by_one = store.save_items(source_id, parsed.items, when, session=session)
+                one_by_one = items.save_items(source_id, parsed.items, when, session=session)
                 record_matches(one_by_one.changed, matcher, config, when, session=session)
             session.commit()
 

@@ -12,9 +12,9 @@ from matplotlib.image import imread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import queries
 from monitor.chart import draw_timelines
-from monitor.db import open_database
+from monitor.store import queries
+from monitor.store.schema import open_database
 
 from .test_queries import DK_SIGNED_WIRE, corpus_url
 

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
-from monitor.db import run_lock
 from monitor.feedserver import FeedServer, Response
+from monitor.store.db import run_lock
 
 from .conftest import REPLAY, ROOT
 

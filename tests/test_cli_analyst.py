@@ -15,8 +15,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from monitor.cli_analyst import ANALYST_COMMANDS
-from monitor.cli_output import JSON_COLUMNS
+from monitor.cli.analyst import ANALYST_COMMANDS
+from monitor.cli.output import JSON_COLUMNS
 
 from .test_queries import QUOKKA, corpus_url
 
@@ -167,7 +167,7 @@ def test_cli_review_then_confirm_reject_and_set_status_show_in_history(runner: C
 def test_cli_piped_output_has_no_colour_codes(runner: CliRunner) -> None:
     env = {**os.environ, **{k: v for k, v in (runner.env or {}).items() if v is not None}, "TERM": "xterm-256color"}
     env.pop("FORCE_COLOR", None)
-    code = "from monitor.cli_analyst import ANALYST_COMMANDS as c; import click; click.Group(commands=c)()"
+    code = "from monitor.cli.analyst import ANALYST_COMMANDS as c; import click; click.Group(commands=c)()"
     for args in (["status"], ["search", "agreement"]):
         result = subprocess.run(
             [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True, timeout=60

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from sqlmodel import Session
 
-from monitor import outbox
-from monitor.cli_options import now
+from monitor.cli.options import now
 from monitor.config import load_config
-from monitor.db import open_database
 from monitor.feedserver import FeedServer, Response
+from monitor.store import outbox
+from monitor.store.schema import open_database
 
 from .botapi import FakeBotAPI, RateLimits
 from .faults import closed_port_url

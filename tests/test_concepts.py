@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.concepts import ConceptIndex, compile_concept
-from monitor.config import DEFAULT_CONFIG_PATH, ConfigError, Proposal, load_config
+from monitor.config import DEFAULT_CONFIG_PATH, ConfigError, ProposalConfig, load_config
 from monitor.cues import read_cue
 from monitor.match import CONCEPT_SCORE, Matcher, fold_text, normalize_text
 from monitor.text import clauses
@@ -138,7 +138,7 @@ def test_concept_hit_scores_below_a_named_alias() -> None:
 
 # ---------------------------------------------------------------- exclusions narrow
 EXCLUDING = [
-    Proposal(
+    ProposalConfig(
         id="force",
         title="Force",
         aliases=["peacekeepers"],
@@ -259,7 +259,7 @@ def test_clauses_of_a_sentence(text: str, expected: list[str]) -> None:
 
 def test_an_excluded_term_in_another_clause_does_not_explain_a_name_away() -> None:
     names = [
-        Proposal(
+        ProposalConfig(
             id="force",
             title="Force",
             aliases=["coalition of the willing", "troops to Ukraine"],

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor import history, models
 from monitor.config import load_config
-from monitor.db import open_database
 from monitor.feedserver import FeedServer
+from monitor.store import history, models
+from monitor.store.schema import open_database
 
 from .conftest import ROOT, FakeClock, make_config
 from .test_poll_replay import _expected, _replay, _snapshots
@@ -47,7 +47,7 @@ def _fresh(url: str) -> Engine:
 
 
 def test_poll_bot_and_analysts_write_at_once_without_failing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    url = f"sqlite:///{tmp_path / 'monitor.store.db'}"
     engine = _fresh(url)
     base = load_config(ROOT / "feeds.yaml", env={})
     stop = tmp_path / "stop"
@@ -109,9 +109,9 @@ def test_poll_bot_and_analysts_write_at_once_without_failing(tmp_path: Path) -> 
 
 
 def test_writer_waits_for_a_lock_held_a_moment(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    url = f"sqlite:///{tmp_path / 'monitor.store.db'}"
     _fresh(url).dispose()
-    holder = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None, check_same_thread=False)
+    holder = sqlite3.connect(tmp_path / "monitor.store.db", isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     release = threading.Timer(3.0, lambda: holder.execute("COMMIT"))
     release.start()
@@ -123,7 +123,7 @@ def test_writer_waits_for_a_lock_held_a_moment(tmp_path: Path) -> None:
 
 
 def test_writer_past_the_busy_timeout_says_what_to_run_again(tmp_path: Path) -> None:
-    path = tmp_path / "monitor.db"
+    path = tmp_path / "monitor.store.db"
     _fresh(f"sqlite:///{path}").dispose()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import SQLModel
 
-import monitor.models  # noqa: F401  (registers the tables)
+import monitor.store.models  # noqa: F401  (registers the tables)
 from monitor.cli import cli
 from monitor.config import parse_config
 from monitor.errors import ConfigError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.cues import Passage, decide_status, ladder_status, read_cue
+from monitor.cues import Passage, ladder_status, read_cue, read_status
 from monitor.match import fold_text, normalize_text
 
 
@@ -93,18 +93,18 @@ def passages(*texts: str) -> list[Passage]:
 
 
 def test_decide_status_highest_wins_and_names_its_sentence() -> None:
-    decision = decide_status(passages("Leaders discuss the pact", "Kyiv and Tokyo signed the pact"))
+    decision = read_status(passages("Leaders discuss the pact", "Kyiv and Tokyo signed the pact"))
     assert (decision.status, decision.sentence) == ("signed", "Kyiv and Tokyo signed the pact")
 
 
 def test_decide_status_reports_withdrawal_from_any_passage() -> None:
-    assert decide_status(passages("The pact was signed in 2024", "Washington withdrew from the pact")).withdrawn
+    assert read_status(passages("The pact was signed in 2024", "Washington withdrew from the pact")).withdrawn
 
 
 def test_decide_status_on_a_shorter_ladder_falls_back_to_a_lower_rung() -> None:
     ladder = ["discussion", "signed"]
-    assert decide_status(passages("Trump offered guarantees"), ladder).status == "discussion"
-    assert decide_status(passages("They signed the pact"), ladder).status == "signed"
+    assert read_status(passages("Trump offered guarantees"), ladder).status == "discussion"
+    assert read_status(passages("They signed the pact"), ladder).status == "signed"
 
 
 def test_ladder_status_uses_first_rung_when_no_cue_name_is_on_the_ladder() -> None:
@@ -112,4 +112,4 @@ def test_ladder_status_uses_first_rung_when_no_cue_name_is_on_the_ladder() -> No
 
 
 def test_decide_status_without_passages_is_the_first_rung() -> None:
-    assert decide_status([], ["talk", "done"]).status == "talk"
+    assert read_status([], ["talk", "done"]).status == "talk"

@@ -17,8 +17,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from monitor.db import create_db_engine, include_object, lock_path, open_database, run_lock, schema_state, upgrade
 from monitor.errors import DatabaseError, LockedError
+from monitor.store.db import create_db_engine, lock_path, run_lock
+from monitor.store.schema import include_object, open_database, schema_state, upgrade
 
 from .conftest import ROOT
 
@@ -97,7 +98,7 @@ def test_lock_excludes_a_second_holder(database_url: str) -> None:
 def test_lock_of_a_killed_process_is_not_stale(database_url: str) -> None:
     code = (
         "import sys, time\n"
-        "from monitor.db import run_lock\n"
+        "from monitor.store.db import run_lock\n"
         f"with run_lock({database_url!r}):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(60)\n"

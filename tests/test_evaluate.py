@@ -9,8 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli_match import eval_command
-from monitor.config import DEFAULT_CONFIG_PATH, Proposal, load_config
+from monitor.cli.match import eval_command
+from monitor.config import DEFAULT_CONFIG_PATH, ProposalConfig, load_config
 from monitor.evaluate import (
     LabelsError,
     evaluate,
@@ -23,8 +23,8 @@ from monitor.evaluate import (
 )
 
 PROPOSALS = [
-    Proposal(id="jp", title="Japan pact", aliases=["security pact"], actors=["Japan"], required=["@actor"]),
-    Proposal(id="force", title="Force", aliases=["reassurance force"]),
+    ProposalConfig(id="jp", title="Japan pact", aliases=["security pact"], actors=["Japan"], required=["@actor"]),
+    ProposalConfig(id="force", title="Force", aliases=["reassurance force"]),
 ]
 
 

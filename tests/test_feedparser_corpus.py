@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor import models
 from monitor.config import load_config
-from monitor.db import open_database
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import PollSummary, run_poll
+from monitor.store import models
+from monitor.store.schema import open_database
 from tests.conftest import FEEDPARSER_CORPUS, ROOT, FakeClock, make_config
 from tests.faults import OneWrite
 
@@ -86,7 +86,7 @@ def _corpus_feed(index: int, path: Path) -> CorpusFeed:
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusRun]:
     feeds = {feed.source_id: feed for feed in corpus_feeds()}
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'monitor.db'}"
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'monitor.store.db'}"
     engine = open_database(database_url)
     clock = FakeClock()
     summaries: list[PollSummary] = []
@@ -94,11 +94,18 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusRun]:
     try:
         with FeedServer() as server:
             sources = {feed.source_id: server.serve(feed.route, OneWrite(feed.response)) for feed in feeds.values()}
-            config = make_config(load_config(ROOT / "feeds.yaml", env={}), database_url, sources,
-                                 concurrency=4, per_host=4, read_timeout=10, total_timeout=20)
+            config = make_config(
+                load_config(ROOT / "feeds.yaml", env={}),
+                database_url,
+                sources,
+                concurrency=4,
+                per_host=4,
+                read_timeout=10,
+                total_timeout=20,
+            )
             ids = list(feeds)
             for start in range(0, len(ids), BATCH):
-                batch = ids[start:start + BATCH]
+                batch = ids[start : start + BATCH]
                 try:
                     summaries.append(run_poll(config, engine, clock, only=batch))
                 except Exception as exc:  # recorded, and asserted on below
@@ -133,7 +140,7 @@ def test_corpus_is_complete() -> None:
     assert len(feeds) > 2000
     assert sum(1 for name in feeds if name.rsplit("/", 1)[-1].startswith("http_")) > 100
     charset = feeds["encoding/http_text_xml_charset.xml"].response
-    assert charset.content_type == "text/xml;charset= \"us-ascii\""
+    assert charset.content_type == 'text/xml;charset= "us-ascii"'
     assert feeds["wellformed/http/headers_foo.xml"].response.headers == {"X-Foo": "bar"}
     assert feeds["wellformed/http/headers_last_modified-blank.xml"].response.headers == {}
     assert feeds["wellformed/rss/channel_title.xml"].response.content_type == DEFAULT_TYPE
@@ -240,8 +247,10 @@ def test_corpus_run_served_headers_reach_the_parser(corpus_run: CorpusRun) -> No
             item = session.exec(select(models.Item).where(models.Item.source_id == poll.source_id)).one()
             assert item.summary == "This is a \xa3\u201ctest.\u201d", name
         # A relative Content-Location is resolved against the feed's URL; a javascript: one is ignored.
-        for name, link in (("headers_content_location-relative.xml", "/feed/absolute"),
-                           ("headers_content_location-unsafe.xml", "/abs")):
+        for name, link in (
+            ("headers_content_location-relative.xml", "/feed/absolute"),
+            ("headers_content_location-unsafe.xml", "/abs"),
+        ):
             source = session.get(models.Source, by_name[f"wellformed/http/{name}"].source_id)
             assert source is not None
             assert source.feed_link == corpus_run.base_url + link, name

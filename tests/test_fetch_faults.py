@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor import models
-from monitor.config import Config, Source
+from monitor.config import Config, SourceConfig
 from monitor.feedserver import FeedServer, RecordedRequest, Response
 from monitor.pipeline import PollSummary, run_poll
+from monitor.store import models
 from tests.conftest import SHARED, FakeClock, make_config
 from tests.faults import Drip, Stall, Unsized, closed_port_url, gzipped, hang_up, redirect, status
 
@@ -35,18 +35,28 @@ INTERVAL = 600.0
 # stays under FeedServer's listen backlog (socketserver's default of 5): more simultaneous connects than
 # that get their SYN dropped and retried a second later, past connect_timeout.
 FAST: dict[str, Any] = {
-    "connect_timeout": 1, "read_timeout": 0.5, "total_timeout": 3, "concurrency": 8, "per_host": 4,
-    "max_bytes": 256 * 1024, "interval": INTERVAL, "min_interval": 300,
+    "connect_timeout": 1,
+    "read_timeout": 0.5,
+    "total_timeout": 3,
+    "concurrency": 8,
+    "per_host": 4,
+    "max_bytes": 256 * 1024,
+    "interval": INTERVAL,
+    "min_interval": 300,
 }
 
 GARBAGE_XML = b'<?xml version="1.0"?>\n<data><<<<not a feed</data>'
 TRUNCATED_FEED = b'<?xml version="1.0"?>\n<rss version="2.0"><channel><title>Truncated</title><description>cut'
-RECOVERABLE_FEED = (b'<?xml version="1.0"?>\n<rss version="2.0"><channel><title>Recoverable</title><item>'
-                    b"<title>A &bogus; entity</title><link>https://example.com/a</link></item></channel></rss>")
+RECOVERABLE_FEED = (
+    b'<?xml version="1.0"?>\n<rss version="2.0"><channel><title>Recoverable</title><item>'
+    b"<title>A &bogus; entity</title><link>https://example.com/a</link></item></channel></rss>"
+)
 HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>News</title></head><body><h1>Latest news</h1></body></html>"
-FEED_TEMPLATE = (b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>Padded</title>'
-                 b"<link>https://example.org/</link><item><title>Only item</title>"
-                 b"<link>https://example.org/only</link><guid>only</guid></item>%s</channel></rss>")
+FEED_TEMPLATE = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>Padded</title>'
+    b"<link>https://example.org/</link><item><title>Only item</title>"
+    b"<link>https://example.org/only</link><guid>only</guid></item>%s</channel></rss>"
+)
 
 
 def padded_feed(size: int) -> bytes:
@@ -152,6 +162,7 @@ def _serve(path: str, response: Any) -> Route:
 def _redirecting(path: str, location: str, code: int = 301) -> Route:
     def route(server: Site, clock: FakeClock, stall: Stall) -> str:
         return server.serve(path, redirect(location if "://" in location else server.url(location), code))
+
     return route
 
 
@@ -169,8 +180,11 @@ FAULTS: dict[str, tuple[Route, str, str]] = {
     "read-timeout": (lambda server, clock, stall: server.serve("/stall", stall), "FetchTimeout", "read timed out"),
     "http-500": (_serve("/error", status(500)), "FetchHTTPError", "HTTP 500 Internal Server Error"),
     "http-429": (_serve("/busy", status(429, {"Retry-After": "7200"})), "FetchHTTPError", "HTTP 429"),
-    "http-503": (lambda server, clock, stall: serve_retry_at(server, clock.now + timedelta(hours=3)),
-                 "FetchHTTPError", "HTTP 503 Service Unavailable"),
+    "http-503": (
+        lambda server, clock, stall: serve_retry_at(server, clock.now + timedelta(hours=3)),
+        "FetchHTTPError",
+        "HTTP 503 Service Unavailable",
+    ),
     "http-410": (_serve("/gone", status(410)), "FetchHTTPError", "HTTP 410 Gone"),
     # byte 0xB2 ('²') passes str.isdigit() but not float(): it once crashed the whole run
     "odd-retry-after": (_serve("/odd", status(503, {"Retry-After": "\xb2"})), "FetchHTTPError", "HTTP 503"),
@@ -266,7 +280,10 @@ def test_fetch_http_500_is_a_feed_error(
 
     poll = only_poll(engine, "broken")
     assert (poll.outcome, poll.status_code, poll.error) == (
-        "failed", 500, "FetchHTTPError: HTTP 500 Internal Server Error")
+        "failed",
+        500,
+        "FetchHTTPError: HTTP 500 Internal Server Error",
+    )
     assert poll.next_poll_at == clock.now + timedelta(seconds=INTERVAL)
     assert source_row(engine, "broken").last_status_code == 500
 
@@ -408,8 +425,13 @@ def test_fetch_too_many_redirects_are_refused(
     ],
 )
 def test_fetch_redirect_to_other_scheme_is_refused(
-    server: Site, engine: Engine, database_url: str, clock: FakeClock, base_config: Config,
-    location: str, message: str,
+    server: Site,
+    engine: Engine,
+    database_url: str,
+    clock: FakeClock,
+    base_config: Config,
+    location: str,
+    message: str,
 ) -> None:
     url = server.serve("/escape", redirect(location, 301))
     sources = {"escape": url, "healthy": server.serve("/healthy", Response.from_file(HEALTHY))}
@@ -431,7 +453,7 @@ def test_fetch_invalid_url_is_a_feed_error(
     """`monitor check` refuses these; a row that holds one anyway (written before it did) fails alone."""
     sources = {"typo": "http://127.0.0.1/typo", "healthy": server.serve("/healthy", Response.from_file(HEALTHY))}
     config = fast_config(base_config, database_url, sources)
-    typo = Source.model_construct(**{**config.sources[0].model_dump(), "url": url})
+    typo = SourceConfig.model_construct(**{**config.sources[0].model_dump(), "url": url})
     config = replace(config, sources=(typo, config.sources[1]))
 
     summary = run_poll(config, engine, clock)
@@ -470,8 +492,13 @@ def test_fetch_410_disables_the_feed(
     ids=["content-length", "no-content-length"],
 )
 def test_fetch_oversized_body_is_refused(
-    server: Site, engine: Engine, database_url: str, clock: FakeClock, base_config: Config,
-    route: Any, message: str,
+    server: Site,
+    engine: Engine,
+    database_url: str,
+    clock: FakeClock,
+    base_config: Config,
+    route: Any,
+    message: str,
 ) -> None:
     config = fast_config(base_config, database_url, {"big": server.serve("/big", route)}, max_bytes=10_000)
 
@@ -492,7 +519,8 @@ def test_fetch_gzip_body_is_limited_after_decompression(
 
     assert (only_poll(engine, "small").outcome, item_count(engine, "small")) == ("ok", 1)
     assert only_poll(engine, "bomb").error == (
-        "BodyTooLarge: body exceeds the limit of 100,000 bytes (after decompression)")
+        "BodyTooLarge: body exceeds the limit of 100,000 bytes (after decompression)"
+    )
 
 
 @pytest.mark.parametrize("body", [GARBAGE_XML, TRUNCATED_FEED], ids=["garbage", "truncated"])
@@ -586,14 +614,18 @@ def test_schedule_failures_back_off_exponentially_until_failing(
         assert run_poll(config, engine, clock).feeds_due == 0  # not due a second early
         clock.advance(seconds=1)
 
-    assert seen == [(600, "ok", 1), (1200, "ok", 2), (2400, "failing", 3), (3600, "failing", 4),
-                    (3600, "failing", 5)]
+    assert seen == [(600, "ok", 1), (1200, "ok", 2), (2400, "failing", 3), (3600, "failing", 4), (3600, "failing", 5)]
     failing = source_row(engine, "flaky")
     assert failing.last_error == "FetchHTTPError: HTTP 500 Internal Server Error"
     polls = feed_polls(engine, "flaky")
     assert [poll.outcome for poll in polls] == ["failed"] * 5
     assert [(poll.next_poll_at - poll.polled_at).total_seconds() for poll in polls if poll.next_poll_at] == [
-        600, 1200, 2400, 3600, 3600]
+        600,
+        1200,
+        2400,
+        3600,
+        3600,
+    ]
 
     server.serve("/flaky", Response.from_file(HEALTHY))  # the feed recovers
     run_poll(config, engine, clock)
@@ -604,8 +636,12 @@ def test_schedule_failures_back_off_exponentially_until_failing(
 
 # --- exit semantics --------------------------------------------------------------------------------------
 def _summary_flags(summary: PollSummary) -> tuple[int, int, int, bool]:
-    return summary.feeds_due, summary.count("ok") + summary.count("not-modified"), summary.count("failed"), \
-        summary.nothing_polled
+    return (
+        summary.feeds_due,
+        summary.count("ok") + summary.count("not-modified"),
+        summary.count("failed"),
+        summary.nothing_polled,
+    )
 
 
 def test_pipeline_nothing_polled_only_when_every_due_feed_failed(

@@ -15,9 +15,10 @@ from sqlalchemy.engine import Engine
 from alembic import command
 from monitor.cli import cli
 from monitor.config import Config
-from monitor.db import alembic_config
+from monitor.delivery import run_digest
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import run_digest, run_poll
+from monitor.pipeline import run_poll
+from monitor.store.schema import alembic_config
 
 from .conftest import FakeClock, make_config
 from .test_queries import rss

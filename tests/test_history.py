@@ -12,12 +12,13 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor import history, models
 from monitor.cli import cli
-from monitor.config import Config, Source
-from monitor.db import open_database
+from monitor.config import Config, SourceConfig
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import run_poll, run_rematch
+from monitor.pipeline import run_poll
+from monitor.rematch import run_rematch
+from monitor.store import history, models
+from monitor.store.schema import open_database
 
 from .conftest import EVAL, REPLAY, FakeClock, make_config
 
@@ -38,7 +39,7 @@ def _config(base: Config, database_url: str, server: FeedServer, tiers: dict[str
     return replace(config, sources=sources)
 
 
-def replace_tier(source: Source, tier: str) -> Source:
+def replace_tier(source: SourceConfig, tier: str) -> SourceConfig:
     return source.model_copy(update={"tier": tier})
 
 
@@ -64,8 +65,11 @@ SIGNED_DK_AGAIN = (
     "Denmark signs security agreement with Ukraine",
     "Denmark on Friday signed a security agreement with Ukraine in Lviv.",
 )
-SEED_LIKE_A5 = ("it1", "Meloni proposes NATO-light guarantee for Ukraine",
-                "Italian Prime Minister Giorgia Meloni proposed an Article 5-style security guarantee for Ukraine.")
+SEED_LIKE_A5 = (
+    "it1",
+    "Meloni proposes NATO-light guarantee for Ukraine",
+    "Italian Prime Minister Giorgia Meloni proposed an Article 5-style security guarantee for Ukraine.",
+)
 PLANNED_DK = (
     "dk3",
     "Denmark plans to sign a new security pact with Ukraine",
@@ -273,7 +277,7 @@ def test_poll_match_and_history_share_the_feed_transaction(
 def test_rematch_keeps_analysts_decisions(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
 ) -> None:
-    from monitor import review
+    from monitor.store import review
 
     ladder = base_config.settings.status.ladder
     config = _config(base_config, database_url, server, {"one": "media"})
@@ -283,8 +287,15 @@ def test_rematch_keeps_analysts_decisions(
         pending = session.exec(select(models.StatusChange).where(models.StatusChange.state == "unconfirmed")).one()
         assert pending.id is not None
         review.confirm_change(pending.id, "Confirmed with the Danish MFA", "ana", ladder, clock(), session=session)
-        review.set_status("it-article5-guarantee", "discussion", "Meloni's idea was only floated", "ben", ladder,
-                          clock(), session=session)
+        review.set_status(
+            "it-article5-guarantee",
+            "discussion",
+            "Meloni's idea was only floated",
+            "ben",
+            ladder,
+            clock(),
+            session=session,
+        )
         session.commit()
     assert (_status(engine, "dk-ua-2024"), _status(engine, "it-article5-guarantee")) == ("signed", "discussion")
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.cli_match import match_command
-from monitor.config import DEFAULT_CONFIG_PATH, Proposal, load_config
+from monitor.cli.match import match_command
+from monitor.config import DEFAULT_CONFIG_PATH, ProposalConfig, load_config
 from monitor.match import MATCHER_VERSION, Matcher, fold_text, normalize_text, split_sentences
 
 SEED = Path("/work/shared/eval/seed-report.txt")
@@ -122,7 +122,7 @@ def test_match_tolerates_inflection_in_aliases(matcher: Matcher) -> None:
 
 
 def test_matcher_uses_only_the_proposals_it_is_given() -> None:
-    proposals = [Proposal(id="x", title="X", aliases=["reassurance force"])]
+    proposals = [ProposalConfig(id="x", title="X", aliases=["reassurance force"])]
     assert [m.proposal for m in Matcher(proposals).match("Reassurance force planned", "")] == ["x"]
 
 

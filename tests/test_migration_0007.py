@@ -17,11 +17,13 @@ from sqlmodel import SQLModel
 from alembic import command
 from monitor.cli import cli
 from monitor.config import Config
-from monitor.db import alembic_config, create_db_engine, migration_transaction, open_database
+from monitor.delivery import run_digest
 from monitor.errors import DatabaseError
 from monitor.feedserver import FeedServer
-from monitor.models import CHECKED
-from monitor.pipeline import run_digest, run_rematch
+from monitor.rematch import run_rematch
+from monitor.store.db import create_db_engine
+from monitor.store.models import CHECKED
+from monitor.store.schema import alembic_config, migration_transaction, open_database
 from monitor.vocabulary import values
 
 from .conftest import FakeClock
@@ -153,7 +155,10 @@ def test_migration_transaction_refuses_a_dangling_key_and_turns_keys_back_on(tmp
         "INSERT INTO feed_poll (run_id, source_id, polled_at, outcome, items_seen, items_new, items_updated, "
         "duration_ms) VALUES (999, 'nope', '2026-01-01', 'ok', 0, 0, 0, 0)"
     )
-    with pytest.raises(DatabaseError, match=r"left 2 foreign keys dangling, e\.g\. feed_poll row 1 -> (poll_run|source); nothing was changed"):
+    with pytest.raises(
+        DatabaseError,
+        match=r"left 2 foreign keys dangling, e\.g\. feed_poll row 1 -> (poll_run|source); nothing was changed",
+    ):
         with migration_transaction(engine) as connection:
             connection.exec_driver_sql(insert)
     with engine.connect() as connection:

@@ -15,12 +15,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from telegram import Bot
 
-from monitor import models, outbox
-from monitor.cli_options import setup_logging
+from monitor.cli.options import setup_logging
 from monitor.config import Config
+from monitor.delivery import compose_digests, run_digest
 from monitor.feedserver import FeedServer, Response
 from monitor.notify import DeliveryReport, RateLimiter, deliver
-from monitor.pipeline import compose_digests, run_digest, run_poll
+from monitor.pipeline import run_poll
+from monitor.store import models, outbox
 
 from .botapi import FakeBotAPI, RateLimits
 from .conftest import FakeClock, make_config

@@ -10,17 +10,21 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor import models, outbox
 from monitor.config import Config
+from monitor.delivery import compose_due, run_digest
 from monitor.digest import is_due
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import run_digest, run_poll
+from monitor.pipeline import run_poll
+from monitor.store import models, outbox
 
 from .conftest import FakeClock, make_config
 from .test_history import PLANNED_DK, SIGNED_DK, rss
 
-SEED_LIKE = ("it1", "Meloni proposes NATO-light guarantee for Ukraine",
-             "Italian Prime Minister Giorgia Meloni proposed an Article 5-style security guarantee for Ukraine.")
+SEED_LIKE = (
+    "it1",
+    "Meloni proposes NATO-light guarantee for Ukraine",
+    "Italian Prime Minister Giorgia Meloni proposed an Article 5-style security guarantee for Ukraine.",
+)
 
 
 def _setup(server: FeedServer, base: Config, url: str, *items: tuple[str, str, str]) -> Config:
@@ -74,20 +78,22 @@ def test_compose_respects_follows_min_status_and_frequency(
     with Session(engine) as session:
         run_poll(config, engine, clock)  # creates the proposals
         follower, _ = outbox.subscribe(1, "private", "a", clock(), settings, session=session)
-        outbox.update_settings(follower, clock(), session=session, follows=["it-article5-guarantee"],
-                               frequency="instant")
+        outbox.update_settings(
+            follower, clock(), session=session, follows=["it-article5-guarantee"], frequency="instant"
+        )
         strict, _ = outbox.subscribe(2, "private", "b", clock(), settings, session=session)
         outbox.update_settings(strict, clock(), session=session, min_status="signed", frequency="instant")
         daily, _ = outbox.subscribe(3, "private", "c", clock(), settings, session=session)
-        outbox.update_settings(daily, clock(), session=session, frequency="daily", hour=8,
-                               last_digest_at=clock() - timedelta(minutes=5))
+        outbox.update_settings(
+            daily, clock(), session=session, frequency="daily", hour=8, last_digest_at=clock() - timedelta(minutes=5)
+        )
         session.commit()
     server.serve("/gov.xml", Response(rss(SIGNED_DK, SEED_LIKE)))
     clock.advance(minutes=10)
     run_poll(config, engine, clock, force=True)
     titles = {p.id: p.title for p in config.proposals}
     with Session(engine) as session:
-        digests = outbox.compose_due(clock(), settings, titles, config.settings.status.ladder, [], session=session)
+        digests = compose_due(clock(), settings, titles, config.settings.status.ladder, [], session=session)
         session.commit()
         by_chat = {}
         for digest in digests:
@@ -99,7 +105,7 @@ def test_compose_respects_follows_min_status_and_frequency(
     assert "NATO-light" in by_chat[1] and "Denmark" not in by_chat[1]
     assert "Denmark" in by_chat[2] and "NATO-light" not in by_chat[2]
     with Session(engine) as session:
-        again = outbox.compose_due(clock(), settings, titles, config.settings.status.ladder, [], session=session)
+        again = compose_due(clock(), settings, titles, config.settings.status.ladder, [], session=session)
         assert again == [], "a window is composed once"
 
 
@@ -112,8 +118,18 @@ def test_new_subscriber_is_not_sent_the_past(
         outbox.subscribe(5, "private", "late", clock(), config.settings.digest, session=session)
         session.commit()
         titles = {p.id: p.title for p in config.proposals}
-        assert outbox.compose_due(clock(), config.settings.digest, titles, ("discussion", "proposal", "signed"),
-                                  [], session=session, force_chat=5) == []
+        assert (
+            compose_due(
+                clock(),
+                config.settings.digest,
+                titles,
+                ("discussion", "proposal", "signed"),
+                [],
+                session=session,
+                force_chat=5,
+            )
+            == []
+        )
 
 
 def test_is_due_by_frequency() -> None:

@@ -25,8 +25,14 @@ def rss(items: str, channel: str = "<link>https://example.com/</link>") -> bytes
     ).encode()
 
 
-def item(title: str = "A story", *, guid: str | None = None, link: str | None = None,
-         description: str | None = None, date: str | None = None) -> str:
+def item(
+    title: str = "A story",
+    *,
+    guid: str | None = None,
+    link: str | None = None,
+    description: str | None = None,
+    date: str | None = None,
+) -> str:
     parts = [f"<title>{title}</title>"]
     if guid is not None:
         parts.append(f'<guid isPermaLink="false">{guid}</guid>')
@@ -65,8 +71,15 @@ def test_clean_text_gives_plain_text(html: str | None, text: str) -> None:
 
 
 def test_parse_feed_title_and_summary_are_plain_text() -> None:
-    feed = parse(rss(item("Kyiv &amp; allies", guid="1",
-                          description="<p>Talks <script>track()</script>on <em>security</em>&nbsp;guarantees</p>")))
+    feed = parse(
+        rss(
+            item(
+                "Kyiv &amp; allies",
+                guid="1",
+                description="<p>Talks <script>track()</script>on <em>security</em>&nbsp;guarantees</p>",
+            )
+        )
+    )
 
     assert feed.items[0].title == "Kyiv & allies"
     assert feed.items[0].summary == "Talks on security guarantees"
@@ -125,11 +138,13 @@ def test_parse_feed_content_location_is_the_base_for_relative_links(content_loca
 
 # --- identity --------------------------------------------------------------------------------------------
 def test_parse_feed_identity_is_guid_then_link_then_hash() -> None:
-    feed = parse(rss(
-        item("By guid", guid="urn:story:1", link="https://example.com/1")
-        + item("By link", link="https://example.com/2?utm_campaign=x#top")
-        + item("By hash", description="No guid, no link")
-    ))
+    feed = parse(
+        rss(
+            item("By guid", guid="urn:story:1", link="https://example.com/1")
+            + item("By link", link="https://example.com/2?utm_campaign=x#top")
+            + item("By hash", description="No guid, no link")
+        )
+    )
 
     keys = [entry.key for entry in feed.items]
     assert keys[0] == "guid:urn:story:1"
@@ -139,9 +154,7 @@ def test_parse_feed_identity_is_guid_then_link_then_hash() -> None:
 
 
 def test_parse_feed_duplicate_guids_are_kept_once() -> None:
-    feed = parse(rss(
-        item("First", guid="same") + item("Other", guid="other") + item("First again", guid="same")
-    ))
+    feed = parse(rss(item("First", guid="same") + item("Other", guid="other") + item("First again", guid="same")))
 
     assert [(entry.key, entry.title) for entry in feed.items] == [("guid:same", "First"), ("guid:other", "Other")]
     assert feed.duplicates == 1
@@ -280,11 +293,37 @@ def test_parse_feed_unreadable_body_raises(
 
 
 # --- properties ------------------------------------------------------------------------------------------
-_FRAGMENTS = st.sampled_from([
-    "<p>", "</p>", "<b>", "</b>", "<br/>", '<a href="https://x.example/?a=1&amp;b=2">', "</a>", "<img src=x>",
-    "<!-- c -->", "<script>x()</script>", "&amp;", "&lt;", "&gt;", "&lt;b&gt;", "&amp;lt;i&amp;gt;", "&nbsp;",
-    "&#60;", "&#x3C;", "&", "<", ">", " ", "\n", "\t", "Kyiv", "NATO", "Article 5",
-])
+_FRAGMENTS = st.sampled_from(
+    [
+        "<p>",
+        "</p>",
+        "<b>",
+        "</b>",
+        "<br/>",
+        '<a href="https://x.example/?a=1&amp;b=2">',
+        "</a>",
+        "<img src=x>",
+        "<!-- c -->",
+        "<script>x()</script>",
+        "&amp;",
+        "&lt;",
+        "&gt;",
+        "&lt;b&gt;",
+        "&amp;lt;i&amp;gt;",
+        "&nbsp;",
+        "&#60;",
+        "&#x3C;",
+        "&",
+        "<",
+        ">",
+        " ",
+        "\n",
+        "\t",
+        "Kyiv",
+        "NATO",
+        "Article 5",
+    ]
+)
 _HTML = st.lists(st.one_of(_FRAGMENTS, st.text(max_size=6)), max_size=14).map("".join)
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 

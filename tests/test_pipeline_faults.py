@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
 from monitor.cli import cli
-from monitor.config import Config, Source
+from monitor.config import Config, SourceConfig
 from monitor.feedserver import FeedServer, Response
 from monitor.match import Match, Matcher
 from monitor.pipeline import run_poll
@@ -39,7 +39,9 @@ def test_poll_a_port_out_of_range_fails_that_feed_alone(
     server.serve("/good.xml", Response(rss("Plain news")))
     config = make_config(base_config, database_url, {"good": server.url("/good.xml")})
     # A URL that only the network stack refuses (OverflowError deep in asyncio), as a database row might hold.
-    bad = Source.model_construct(**{**config.sources[0].model_dump(), "id": "bad", "url": "http://127.0.0.1:99999/x"})
+    bad = SourceConfig.model_construct(
+        **{**config.sources[0].model_dump(), "id": "bad", "url": "http://127.0.0.1:99999/x"}
+    )
     config = replace(config, sources=(bad, *config.sources))
 
     summary = run_poll(config, engine, clock)

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor import models
 from monitor.config import Config, load_config
-from monitor.db import open_database
 from monitor.feedserver import FeedServer, Response
 from monitor.parse import clean_text
 from monitor.pipeline import run_poll
+from monitor.store import models
+from monitor.store.schema import open_database
 
 from .conftest import REPLAY, ROOT, FakeClock, make_config
 
@@ -73,7 +73,7 @@ def replay_server() -> Iterator[FeedServer]:
 @pytest.fixture(scope="module")
 def replay_db(tmp_path_factory: pytest.TempPathFactory, replay_server: FeedServer) -> Iterator[tuple[Config, Engine]]:
     """The whole replay, once per module: tests below only read it, except the last poll test."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('replay') / 'monitor.db'}"
+    url = f"sqlite:///{tmp_path_factory.mktemp('replay') / 'monitor.store.db'}"
     engine = open_database(url)
     config = make_config(
         load_config(ROOT / "feeds.yaml", env={}),

@@ -22,12 +22,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from alembic import command
-from monitor import queries
 from monitor.config import Config, load_config
-from monitor.db import alembic_config, include_object, open_database
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.replay import run_replay
+from monitor.store import fulltext, queries
+from monitor.store.schema import alembic_config, include_object, open_database
 
 from .conftest import REPLAY, ROOT, FakeClock, make_config
 
@@ -128,7 +128,7 @@ def corpus_url(tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
         add_local_changes(base, url, engine)
         engine.dispose()
         _BUILT["db"] = path
-    copy = tmp_path_factory.mktemp(name) / "monitor.db"
+    copy = tmp_path_factory.mktemp(name) / "monitor.store.db"
     with sqlite3.connect(_BUILT["db"]) as source, sqlite3.connect(copy) as target:
         source.backup(target)
     source.close()
@@ -152,7 +152,7 @@ def test_views_exist_after_upgrade_head_and_autogenerate_finds_no_difference(eng
         # Without the hook, the FTS index (SQLite's virtual table and its shadow tables) would look stray.
         plain = MigrationContext.configure(connection, opts={"compare_type": True})
         stray = {diff[1].name for diff in compare_metadata(plain, SQLModel.metadata)}
-        assert stray and all(name.startswith(queries.FTS_TABLE) for name in stray)
+        assert stray and all(name.startswith(fulltext.FTS_TABLE) for name in stray)
 
 
 def test_views_in_the_database_are_the_ones_queries_defines(engine: Engine) -> None:
@@ -174,10 +174,10 @@ def test_migration_0004_downgrades_cleanly_and_indexes_existing_items(
     command.downgrade(alembic, "0003")
     inspector = sa.inspect(engine)
     assert inspector.get_view_names() == []
-    assert not [name for name in inspector.get_table_names() if name.startswith(queries.FTS_TABLE)]
+    assert not [name for name in inspector.get_table_names() if name.startswith(fulltext.FTS_TABLE)]
     command.upgrade(alembic, "head")
     with Session(engine) as session:
-        assert [row["title"] for row in queries.search(QUOKKA, session=session).records()] == [ANIMAL[1]]
+        assert [row["title"] for row in fulltext.search(QUOKKA, session=session).records()] == [ANIMAL[1]]
 
 
 # --- the views on the corpus --------------------------------------------------------------------------------
@@ -249,15 +249,15 @@ def test_status_history_has_each_change_with_its_evidence(corpus: Engine) -> Non
 # --- full-text search ---------------------------------------------------------------------------------------
 def test_search_finds_summary_only_words_ranked_with_snippets(corpus: Engine) -> None:
     with Session(corpus) as session:
-        hits = queries.search(QUOKKA, session=session).records()
+        hits = fulltext.search(QUOKKA, session=session).records()
         assert [(h["title"], h["snippet"]) for h in hits] == [(ANIMAL[1], f"A **{QUOKKA}** was seen near the harbour.")]
-        ranked = queries.search("security agreement", session=session, limit=50).records()
+        ranked = fulltext.search("security agreement", session=session, limit=50).records()
         assert ranked[0]["score"] >= ranked[-1]["score"] > 0
-        assert queries.like_search(QUOKKA, session=session).records()[0]["item_id"] == hits[0]["item_id"]
-        with pytest.raises(queries.SearchError, match="syntax error"):
-            queries.search("security AND AND", session=session)
-        with pytest.raises(queries.SearchError, match="unterminated string"):
-            queries.search('"unbalanced', session=session)
+        assert fulltext.like_search(QUOKKA, session=session).records()[0]["item_id"] == hits[0]["item_id"]
+        with pytest.raises(fulltext.SearchError, match="syntax error"):
+            fulltext.search("security AND AND", session=session)
+        with pytest.raises(fulltext.SearchError, match="unterminated string"):
+            fulltext.search('"unbalanced', session=session)
 
 
 def test_search_index_follows_edits_through_the_pipeline_and_deletes(
@@ -272,11 +272,11 @@ def test_search_index_follows_edits_through_the_pipeline_and_deletes(
     summary = run_poll(config, engine, clock, only=["blog"], force=True)
     assert summary.items_updated == 1
     with Session(engine) as session:
-        assert queries.search(QUOKKA, session=session).rows == []
-        (hit,) = queries.search("wombat", session=session).records()
-        assert queries.search("Perth", session=session).records()[0]["item_id"] == hit["item_id"]
+        assert fulltext.search(QUOKKA, session=session).rows == []
+        (hit,) = fulltext.search("wombat", session=session).records()
+        assert fulltext.search("Perth", session=session).records()[0]["item_id"] == hit["item_id"]
     with engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM item_version")
         connection.execute(sa.text("DELETE FROM item WHERE id = :id"), {"id": hit["item_id"]})
     with Session(engine) as session:
-        assert queries.search("wombat OR Perth", session=session).rows == []
+        assert fulltext.search("wombat OR Perth", session=session).rows == []

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor import models, queries, review
-from monitor.db import open_database
 from monitor.digest import EventView, render_digest, select_content
+from monitor.store import models, queries, review
+from monitor.store.schema import open_database
 
 from .test_queries import IT_SIGNED, corpus_url
 

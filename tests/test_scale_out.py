@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.db import open_database
 from monitor.feedserver import FeedServer, Response
+from monitor.store.schema import open_database
 
 from .botapi import FakeBotAPI, RateLimits
 from .conftest import POSTGRES, REPLAY, PostgresDatabases

@@ -114,11 +114,14 @@ def test_after_failure_honours_retry_after_as_a_lower_bound(
     assert plan.reason == reason
 
 
-@pytest.mark.parametrize(("failing_after", "healths"), [
-    (1, ["failing", "failing"]),
-    (3, ["ok", "ok", "failing", "failing"]),
-    (5, ["ok", "ok", "ok", "ok", "failing"]),
-])
+@pytest.mark.parametrize(
+    ("failing_after", "healths"),
+    [
+        (1, ["failing", "failing"]),
+        (3, ["ok", "ok", "failing", "failing"]),
+        (5, ["ok", "ok", "ok", "ok", "failing"]),
+    ],
+)
 def test_after_failure_marks_failing_after_n_in_a_row(failing_after: int, healths: list[str]) -> None:
     settings = SETTINGS.model_copy(update={"failing_after": failing_after})
 

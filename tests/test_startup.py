@@ -14,7 +14,7 @@ import pytest
 
 from monitor import cli as cli_module
 from monitor import config
-from monitor.cli_lazy import LAZY_COMMANDS, load_command, summary
+from monitor.cli.lazy import LAZY_COMMANDS, load_command, summary
 from monitor.feedserver import FeedServer, Response
 
 from .conftest import REPLAY

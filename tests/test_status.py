@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from monitor.config import CorroborationSettings
-from monitor.status import Decision, Observation, Pending, ProposalState, corroborated, decide
+from monitor.status import (
+    Decision,
+    Ladder,
+    Observation,
+    Pending,
+    ProposalState,
+    corroborated,
+    decide,
+    raises_status,
+)
 
 LADDER = ("discussion", "proposal", "signed")
 POLICY = {"signed": CorroborationSettings(sources=2, window=7 * 86400, official_suffices=True)}
@@ -97,3 +107,63 @@ def test_corroborated_counts_distinct_sources_within_the_window() -> None:
     assert corroborated(reports, T0 + timedelta(days=6), rule)
     assert not corroborated(reports[:2], T0 + timedelta(days=1), rule)
     assert not corroborated(reports, T0 + timedelta(days=20), rule)
+
+
+@pytest.mark.parametrize(
+    ("status", "default", "expected"),
+    [("discussion", -1, 0), ("proposal", -1, 1), ("signed", -1, 2), ("rumour", -1, -1), ("rumour", 0, 0)],
+)
+def test_ladder_rank(status: str, default: int, expected: int) -> None:
+    assert Ladder(LADDER).rank(status, default=default) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "other", "expected"),
+    [
+        ("signed", "proposal", True),
+        ("proposal", "signed", False),
+        ("proposal", "proposal", False),
+        ("discussion", "rumour", True),
+        ("rumour", "discussion", False),
+    ],
+)
+def test_ladder_above(status: str, other: str, expected: bool) -> None:
+    assert Ladder(LADDER).above(status, other) is expected
+
+
+def test_ladder_is_the_sequence_it_was_made_from() -> None:
+    ladder = Ladder(LADDER)
+    assert (list(ladder), len(ladder), ladder[0], ladder[1:]) == (list(LADDER), 3, "discussion", LADDER[1:])
+    assert "signed" in ladder and "rumour" not in ladder
+    assert Ladder.of(ladder) is ladder and Ladder.of(list(LADDER)) == ladder
+
+
+@pytest.mark.parametrize("statuses", [[], ["a", "b", "a"]])
+def test_ladder_refuses_an_empty_or_repeating_list(statuses: list[str]) -> None:
+    with pytest.raises(ValueError, match="ladder"):
+        Ladder(statuses)
+
+
+@dataclass(frozen=True)
+class _Change:
+    kind: str
+    state: str
+    to_status: str
+
+
+@pytest.mark.parametrize(
+    ("change", "current", "expected"),
+    [
+        (_Change("upgrade", "confirmed", "signed"), "proposal", True),
+        (_Change("upgrade", "unconfirmed", "signed"), "proposal", False),
+        (_Change("upgrade", "rejected", "signed"), "proposal", False),
+        (_Change("upgrade", "confirmed", "proposal"), "proposal", False),
+        (_Change("upgrade", "confirmed", "discussion"), "signed", False),
+        (_Change("withdrawal", "confirmed", "signed"), "proposal", False),
+        (_Change("analyst", "confirmed", "signed"), "discussion", False),
+    ],
+)
+def test_raises_status_only_for_a_confirmed_upgrade_above_the_status(
+    change: _Change, current: str, expected: bool
+) -> None:
+    assert raises_status(change, current, LADDER) is expected

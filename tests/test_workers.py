@@ -15,14 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor import history, models, outbox, store
 from monitor.config import Config
-from monitor.db import open_database, run_lock
+from monitor.delivery import compose_digests, compose_due
 from monitor.errors import LockedError
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import compose_digests, run_poll
-from monitor.queries import search
-from monitor.search_pg import to_tsquery
+from monitor.pipeline import run_poll
+from monitor.store import history, items, models, outbox, sources
+from monitor.store.db import run_lock
+from monitor.store.fulltext import search
+from monitor.store.schema import open_database
+from monitor.store.search_pg import to_tsquery
 
 from .conftest import POSTGRES, ROOT, FakeClock, PostgresDatabases, make_config
 from .test_history import SIGNED_DK, rss
@@ -31,14 +33,14 @@ from .test_history import SIGNED_DK, rss
 def _sources(base_config: Config, database_url: str, engine: Engine, clock: FakeClock, n: int = 6) -> Config:
     config = make_config(base_config, database_url, {f"feed{i}": f"http://127.0.0.1:9/{i}.xml" for i in range(n)})
     with Session(engine) as session:
-        store.sync_sources(config.sources, 1800, clock(), session=session)
+        sources.sync_sources(config.sources, 1800, clock(), session=session)
         session.commit()
     return config
 
 
 def _lease(engine: Engine, clock: FakeClock, owner: str, limit: int = 4) -> list[str]:
     with Session(engine) as session:
-        rows = store.lease_due_sources(clock(), owner, 600, limit, session=session)
+        rows = sources.lease_due_sources(clock(), owner, 600, limit, session=session)
         session.commit()
         return [row.id for row in rows]
 
@@ -62,7 +64,7 @@ def test_lease_is_skip_locked_while_another_worker_is_choosing(
         pytest.skip("row locks: SQLite's BEGIN IMMEDIATE makes the second worker wait instead")
     _sources(base_config, database_url, engine, clock)
     with Session(engine) as choosing:
-        held = store.lease_due_sources(clock(), "host-a:1", 600, 3, session=choosing)  # not committed yet
+        held = sources.lease_due_sources(clock(), "host-a:1", 600, 3, session=choosing)  # not committed yet
         assert len(_lease(engine, clock, "host-b:2", limit=10)) == 3  # the other three, without waiting
         choosing.commit()
     assert len(held) == 3
@@ -90,7 +92,7 @@ def test_digest_tells_an_event_that_commits_after_a_later_one(
 
     def compose() -> list[set[int]]:
         with Session(engine) as session:
-            digests = outbox.compose_due(clock(), base_config.settings.digest, titles, base_config.settings.status
+            digests = compose_due(clock(), base_config.settings.digest, titles, base_config.settings.status
                                          .ladder, [], session=session)  # fmt: skip
             session.commit()
             told = session.exec(
@@ -136,8 +138,8 @@ def test_claimed_digest_is_not_sent_by_a_second_sender(
 def test_insert_new_skips_taken_keys(database_url: str, engine: Engine, clock: FakeClock) -> None:
     with Session(engine) as session:
         rows = [{"canonical_url": url, "first_seen_at": clock()} for url in ("https://a/", "https://b/", "https://a/")]
-        store.insert_new(models.Story, rows, ["canonical_url"], session=session)
-        store.insert_new(models.Story, rows[:1], ["canonical_url"], session=session)
+        items.insert_new(models.Story, rows, ["canonical_url"], session=session)
+        items.insert_new(models.Story, rows[:1], ["canonical_url"], session=session)
         session.commit()
         assert sorted(session.exec(select(models.Story.canonical_url)).all()) == ["https://a/", "https://b/"]
 
@@ -160,7 +162,7 @@ def test_db_copy_moves_everything_and_keeps_search_working(
 ) -> None:
     if not POSTGRES:
         pytest.skip("needs MONITOR_TEST_POSTGRES_URL")
-    source_url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    source_url = f"sqlite:///{tmp_path / 'monitor.store.db'}"
     engine = open_database(source_url)
     config = make_config(base_config, source_url, {"gov": server.url("/gov.xml")})
     server.serve("/gov.xml", Response(rss(SIGNED_DK)))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from monitor import outbox, review
 from monitor.config import load_config
-from monitor.db import create_db_engine
+from monitor.store import outbox, review
+from monitor.store.db import create_db_engine
 
 from .conftest import ROOT
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 
-import monitor.models
+import monitor.store.models
 from alembic import op
 
 revision: str = "0001"
@@ -24,8 +24,8 @@ def upgrade() -> None:
     op.create_table(
         "poll_run",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("started_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", monitor.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("forced", sa.Boolean(), nullable=False),
         sa.Column("feeds_due", sa.Integer(), nullable=False),
         sa.Column("feeds_ok", sa.Integer(), nullable=False),
@@ -53,9 +53,9 @@ def upgrade() -> None:
         sa.Column("disabled_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("etag", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("last_modified", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("last_polled_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_success_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("next_poll_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_polled_at", monitor.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", monitor.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_poll_at", monitor.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -70,7 +70,7 @@ def upgrade() -> None:
         "story",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("canonical_url", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("first_seen_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_seen_at", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_story")),
         sa.UniqueConstraint("canonical_url", name=op.f("uq_story_canonical_url")),
     )
@@ -79,7 +79,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("source_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("polled_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("polled_at", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -87,7 +87,7 @@ def upgrade() -> None:
         sa.Column("items_new", sa.Integer(), nullable=False),
         sa.Column("items_updated", sa.Integer(), nullable=False),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
-        sa.Column("next_poll_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_poll_at", monitor.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["run_id"], ["poll_run.id"], name=op.f("fk_feed_poll_run_id_poll_run")),
         sa.ForeignKeyConstraint(["source_id"], ["source.id"], name=op.f("fk_feed_poll_source_id_source")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feed_poll")),
@@ -108,10 +108,10 @@ def upgrade() -> None:
         sa.Column("title", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("summary", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("author", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("published_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("published_fallback", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("first_seen_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_seen_at", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("content_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.ForeignKeyConstraint(["source_id"], ["source.id"], name=op.f("fk_item_source_id_source")),
@@ -132,7 +132,7 @@ def upgrade() -> None:
         sa.Column("url", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("replaced_by", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("replaced_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("replaced_at", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["source_id"], ["source.id"], name=op.f("fk_source_url_source_id_source")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_source_url")),
     )
@@ -147,10 +147,10 @@ def upgrade() -> None:
         sa.Column("title", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("summary", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("link", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("published_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("content_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("seen_from", monitor.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("replaced_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("seen_from", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("replaced_at", monitor.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["item_id"], ["item.id"], name=op.f("fk_item_version_item_id_item")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_item_version")),
         sa.UniqueConstraint("item_id", "version", name=op.f("uq_item_version_item_id_version")),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import monitor.models
+import monitor.store.models
 
 
 revision: str = '0002'
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('title', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('status_since', monitor.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('status_since', monitor.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('status_change_id', sa.Integer(), nullable=True),
     sa.Column('in_config', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_proposal'))
@@ -38,8 +38,8 @@ def upgrade() -> None:
     sa.Column('from_status', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('to_status', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('observed_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('confirmed_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('observed_at', monitor.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('confirmed_at', monitor.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('confidence', sa.Float(), nullable=False),
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -63,7 +63,7 @@ def upgrade() -> None:
     sa.Column('status_sentence', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('withdrawn', sa.Boolean(), nullable=False),
     sa.Column('matcher_version', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('matched_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('matched_at', monitor.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['item.id'], name=op.f('fk_item_match_item_id_item')),
     sa.ForeignKeyConstraint(['proposal_id'], ['proposal.id'], name=op.f('fk_item_match_proposal_id_proposal')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_item_match')),
@@ -82,8 +82,8 @@ def upgrade() -> None:
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('score', sa.Float(), nullable=False),
     sa.Column('sentence', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('reported_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('added_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reported_at', monitor.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('added_at', monitor.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['change_id'], ['status_change.id'], name=op.f('fk_evidence_change_id_status_change')),
     sa.ForeignKeyConstraint(['item_id'], ['item.id'], name=op.f('fk_evidence_item_id_item')),
     sa.ForeignKeyConstraint(['match_id'], ['item_match.id'], name=op.f('fk_evidence_match_id_item_match')),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import monitor.models
+import monitor.store.models
 
 
 revision: str = '0003'
@@ -35,9 +35,9 @@ def upgrade() -> None:
     sa.Column('follows', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('last_event_id', sa.Integer(), nullable=False),
     sa.Column('last_admin_event_id', sa.Integer(), nullable=False),
-    sa.Column('last_digest_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('subscribed_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_digest_at', monitor.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('subscribed_at', monitor.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', monitor.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriber')),
     sa.UniqueConstraint('chat_id', name=op.f('uq_subscriber_chat_id'))
     )
@@ -47,10 +47,10 @@ def upgrade() -> None:
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('first_event_id', sa.Integer(), nullable=False),
     sa.Column('last_event_id', sa.Integer(), nullable=False),
-    sa.Column('composed_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('composed_at', monitor.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('parts', sa.Integer(), nullable=False),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('finished_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', monitor.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], name=op.f('fk_digest_subscriber_id_subscriber')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_digest')),
     sa.UniqueConstraint('subscriber_id', 'kind', 'last_event_id', name=op.f('uq_digest_subscriber_id_kind_last_event_id'))
@@ -64,7 +64,7 @@ def upgrade() -> None:
     sa.Column('digest_id', sa.Integer(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('text', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('sent_at', monitor.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', monitor.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('message_id', sa.Integer(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -78,7 +78,7 @@ def upgrade() -> None:
     op.create_table('event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('created_at', monitor.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', monitor.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('proposal_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('change_id', sa.Integer(), nullable=True),
     sa.Column('match_id', sa.Integer(), nullable=True),

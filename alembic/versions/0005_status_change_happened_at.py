@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes  # noqa: F401
 from alembic import op
 
-import monitor.models
+import monitor.store.models
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -79,7 +79,7 @@ def _views(history: str, stages: str) -> None:
 
 def upgrade() -> None:
     with op.batch_alter_table("status_change", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("happened_at", monitor.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("happened_at", monitor.store.models.UTCDateTime(), nullable=True))
         batch_op.create_index(batch_op.f("ix_status_change_happened_at"), ["happened_at"], unique=False)
     op.execute(BACKFILL)
     op.execute("UPDATE status_change SET happened_at = observed_at WHERE kind = 'analyst'")

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import monitor.models
+import monitor.store.models
 
 
 revision: str = '0006'
@@ -48,11 +48,11 @@ def upgrade() -> None:
 
     with op.batch_alter_table('digest', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True))
-        batch_op.add_column(sa.Column('claimed_until', monitor.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('claimed_until', monitor.store.models.UTCDateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table('source', schema=None) as batch_op:
         batch_op.add_column(sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True))
-        batch_op.add_column(sa.Column('lease_expires_at', monitor.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('lease_expires_at', monitor.store.models.UTCDateTime(timezone=True), nullable=True))
 
     if op.get_context().dialect.name == "postgresql":
         op.execute(PG_FTS_INDEX)

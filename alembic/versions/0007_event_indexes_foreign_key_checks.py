@@ -11,7 +11,7 @@ Create Date: 2026-12-01 23:50:00.000000
   digest_part.digest_id).
 - `proposal.status_change_id` gets its foreign key, deferred to commit: proposal and status_change point at
   each other, so neither can always be written (or cleared) first.
-- Every enum-like column gets a CHECK constraint, `ck_<table>_<column>`, built from `monitor.models.CHECKED`
+- Every enum-like column gets a CHECK constraint, `ck_<table>_<column>`, built from `monitor.store.models.CHECKED`
   (its values from monitor/vocabulary.py). A database holding a value outside them is refused before anything
   is changed, with the table, column and values named. A later change to those values must re-create the
   constraint in a migration of its own.
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import monitor.models
+import monitor.store.models
 from monitor.errors import DatabaseError
 from monitor.vocabulary import values
 
@@ -60,10 +60,10 @@ def upgrade() -> None:
     with op.batch_alter_table("event") as batch_op:
         for name, column in EVENT_INDEXES.items():
             batch_op.create_index(op.f(name), [column], unique=False)
-    for table, columns in monitor.models.CHECKED.items():
+    for table, columns in monitor.store.models.CHECKED.items():
         with op.batch_alter_table(table) as batch_op:
             for column, kind in columns.items():
-                batch_op.create_check_constraint(op.f(f"ck_{table}_{column}"), monitor.models.check_sql(column, kind))
+                batch_op.create_check_constraint(op.f(f"ck_{table}_{column}"), monitor.store.models.check_sql(column, kind))
     with op.batch_alter_table("proposal") as batch_op:
         batch_op.create_foreign_key(
             op.f(PROPOSAL_FK), "status_change", ["status_change_id"], ["id"], deferrable=True, initially="DEFERRED"
@@ -75,7 +75,7 @@ def downgrade() -> None:
     saved = _drop_views_and_triggers()
     with op.batch_alter_table("proposal") as batch_op:
         batch_op.drop_constraint(op.f(PROPOSAL_FK), type_="foreignkey")
-    for table, columns in reversed(monitor.models.CHECKED.items()):
+    for table, columns in reversed(monitor.store.models.CHECKED.items()):
         with op.batch_alter_table(table) as batch_op:
             for column in reversed(columns):
                 batch_op.drop_constraint(op.f(f"ck_{table}_{column}"), type_="check")
@@ -91,7 +91,7 @@ def downgrade() -> None:
 def _refuse_values_outside_the_checks() -> None:
     bind = op.get_bind()
     problems = []
-    for table, columns in monitor.models.CHECKED.items():
+    for table, columns in monitor.store.models.CHECKED.items():
         for column, kind in columns.items():
             rows = bind.execute(
                 sa.select(sa.column(column), sa.func.count())

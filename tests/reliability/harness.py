@@ -176,7 +176,7 @@ def check_storage(connection: sqlite3.Connection) -> None:
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
-    from monitor.db import alembic_config
+    from monitor.store.schema import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None

@@ -1,7 +1,7 @@
 """Crash safety of the digest sender: `python -m monitor digest` against a fake Bot API on 127.0.0.1 that
 answers each sendMessage late, killed with SIGKILL at random moments (seeded) and rerun until done.
 
-Several subscribers (subscribed through `monitor.outbox.subscribe`, frequency instant) each get one digest of
+Several subscribers (subscribed through `monitor.store.outbox.subscribe`, frequency instant) each get one digest of
 several parts. Whatever moment the kills land: every part is delivered; a part the database records as
 confirmed before a kill is never delivered again after it; each digest is composed once; every digest ends
 'sent'. A part Telegram accepted but the killed sender had not yet recorded may be delivered twice: that is
@@ -24,11 +24,11 @@ from random import Random
 import pytest
 from sqlmodel import Session
 
-from monitor import outbox
 from monitor.config import load_config
-from monitor.db import open_database
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
+from monitor.store import outbox
+from monitor.store.schema import open_database
 
 from ..botapi import FakeBotAPI, RateLimits
 from ..conftest import FakeClock
@@ -124,7 +124,7 @@ class Trial:
 
     def __init__(self, folder: Path, seeded: Outbox) -> None:
         folder.mkdir()
-        self.path = folder / "monitor.db"
+        self.path = folder / "monitor.store.db"
         shutil.copy(seeded.template, self.path)
         self.fake = FakeBotAPI(token=TOKEN, limits=RateLimits.off())
         for chat in CHATS:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_config
-from monitor.db import open_database
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
+from monitor.store.schema import open_database
 
 from ..conftest import FakeClock
 from ..test_history import SIGNED_DK, rss
@@ -22,7 +22,7 @@ FUTURE = "9999_from_a_newer_monitor"
 @pytest.fixture
 def newer_database(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A database with content, whose schema revision is one this code has never heard of."""
-    path = tmp_path / "monitor.db"
+    path = tmp_path / "monitor.store.db"
     with FeedServer() as feeds:
         feeds.serve("/dk.xml", Response(rss(SIGNED_DK)))
         sources = [{"id": "dk", "name": "DK", "url": feeds.url("/dk.xml"), "tier": "official"}]

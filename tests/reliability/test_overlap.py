@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_config
-from monitor.db import open_database
+from monitor.delivery import run_digest
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import run_digest, run_poll
+from monitor.pipeline import run_poll
+from monitor.store.schema import open_database
 
 from ..conftest import ROOT, FakeClock
 from ..test_history import SIGNED_DK, rss
@@ -46,7 +47,7 @@ def test_overlapping_runs_one_works_the_other_exits_at_once(tmp_path: Path, data
 
 def overlap_round(tmp_path: Path, database: str) -> None:
     release, asked = threading.Event(), threading.Event()
-    path = tmp_path / "monitor.db"
+    path = tmp_path / "monitor.store.db"
     if database == "existing":
         open_database(f"sqlite:///{path}").dispose()
     with FeedServer() as feeds:

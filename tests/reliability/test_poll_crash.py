@@ -28,9 +28,9 @@ from random import Random
 import pytest
 
 from monitor.config import load_config
-from monitor.db import open_database
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
+from monitor.store.schema import open_database
 
 from ..conftest import FakeClock
 from ..test_history import PLANNED_DK, SIGNED_DK, SIGNED_DK_AGAIN, rss
@@ -261,7 +261,7 @@ class Counts:
 def poll_trial(number: int, folder: Path, reference: Reference, counts: Counts, wanted_total: int) -> None:
     rng = Random(base_seed() * 1000 + number)
     folder.mkdir()
-    path = folder / "monitor.db"
+    path = folder / "monitor.store.db"
     if rng.random() < 0.5:
         shutil.copy(reference.template, path)  # else the first run creates and migrates it
     env = monitor_env(write_config(folder / "feeds.yaml", f"sqlite:///{path}", reference.sources, poll=POLL_SETTINGS))

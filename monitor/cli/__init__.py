@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from monitor import __version__
-from monitor.cli_lazy import LazyGroup
-from monitor.cli_options import config_option, handle_errors, json_option, now, setup_logging
-from monitor.errors import ConfigError, LockedError
+from monitor.cli.database import db
+from monitor.cli.feeds import feeds
+from monitor.cli.lazy import LazyGroup
+from monitor.cli.options import config_option, handle_errors, json_option, now, setup_logging
+from monitor.errors import LockedError
 from monitor.redact import environment_secrets, redact
 
 if TYPE_CHECKING:
@@ -64,57 +65,6 @@ def check(config_path: str | None) -> None:
     )
 
 
-@cli.group()
-def db() -> None:
-    """Database schema commands."""
-
-
-@db.command("upgrade")
-@config_option
-@handle_errors
-def db_upgrade(config_path: str | None) -> None:
-    """Create the database, or migrate it to this version's schema.
-
-    Example:
-
-        MONITOR_DATABASE_URL=sqlite:///data/monitor.db monitor db upgrade
-    """
-    from monitor.config import load_config
-    from monitor.db import create_db_engine, schema_state, upgrade
-
-    config = load_config(config_path)
-
-    engine = create_db_engine(config.database_url)
-    applied = upgrade(engine)
-    _current, head = schema_state(engine)
-    click.echo(f"{'upgraded' if applied else 'already'} at schema revision {head}: {redact(config.database_url)}")
-
-
-
-@db.command("copy")
-@config_option
-@click.option("--to", "target", required=True, metavar="URL", help="The database to fill: new and empty.")
-@handle_errors
-def db_copy(config_path: str | None, target: str) -> None:
-    """Copy everything in the configured database into another, empty one: to move from SQLite to
-    PostgreSQL. Both are brought to this version's schema first. Stop cron and the bot while it copies.
-
-    Example:
-
-        monitor db copy --to postgresql+psycopg://monitor@db.example.org/monitor
-    """
-    from monitor.config import load_config
-    from monitor.db import copy_database, open_database
-
-    config = load_config(config_path)
-    source = open_database(config.database_url)
-    destination = open_database(target)
-    counts = copy_database(source, destination)
-    click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {redact(target)}")
-    for table, rows in counts.items():
-        click.echo(f"  {table}: {rows}")
-
-
 @cli.command()
 @config_option
 @click.option("--source", "sources", multiple=True, metavar="ID", help="Poll only this feed (repeatable).")
@@ -132,7 +82,8 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
         monitor poll --source kyiv-independent --force
     """
     from monitor.config import load_config
-    from monitor.db import open_database, run_lock
+    from monitor.store.db import run_lock
+    from monitor.store.schema import open_database
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
@@ -228,126 +179,6 @@ def _outcome_json(feed: FeedOutcome) -> dict[str, Any]:
     }
 
 
-@cli.group(invoke_without_command=True)
-@config_option
-@json_option
-@click.pass_context
-@handle_errors
-def feeds(ctx: click.Context, config_path: str | None, as_json: bool) -> None:
-    """Show every feed's health: state, last poll, next poll, failures, items and last error.
-
-    Example:
-
-        monitor feeds --json | jq '.[] | select(.health != "ok")'
-    """
-    if ctx.invoked_subcommand is not None:
-        ctx.obj = config_path
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from sqlmodel import Session
-
-    from monitor import store
-    from monitor.config import load_config
-    from monitor.db import open_database
-
-    config = load_config(config_path)
-    engine = open_database(config.database_url)
-    with Session(engine) as session:
-        store.sync_sources(config.sources, config.settings.poll.interval, now(), session=session)
-        session.commit()
-        rows = store.all_sources(session=session)
-        counts = store.item_counts_by_source(session=session)
-    records = [_feed_record(row, counts.get(row.id, 0)) for row in rows]
-    if as_json:
-        click.echo(json.dumps(records))
-        return
-    table = Table("feed", "health", "last poll", "next poll", "fail", "items", "last error", box=None)
-    styles = {"ok": "green", "failing": "red", "disabled": "red", "never succeeded": "red", "new": "dim"}
-    for record in records:
-        health = record["health"] if record["enabled"] or not record["in_config"] else "off"
-        table.add_row(
-            record["id"],
-            f"[{styles.get(health, 'yellow')}]{health}[/]",
-            _short(record["last_polled_at"]),
-            _short(record["next_poll_at"]),
-            str(record["consecutive_failures"]),
-            str(record["items"]),
-            (record["disabled_reason"] or record["last_error"] or "")[:70],
-        )
-    Console().print(table)
-
-
-@feeds.command("reset")
-@click.argument("source_id")
-@click.pass_obj
-@handle_errors
-def feeds_reset(config_path: str | None, source_id: str) -> None:
-    """Clear a feed's failures or its disabled state (after a 410), so that the next poll takes it.
-
-    Example:
-
-        monitor feeds reset nato-news
-    """
-    from sqlmodel import Session
-
-    from monitor import store
-    from monitor.config import load_config
-    from monitor.db import open_database
-
-    config = load_config(config_path)
-    engine = open_database(config.database_url)
-    configured = any(source.id == source_id for source in config.sources)
-    with Session(engine) as session:
-        row = store.get_source(source_id, session=session)
-        if row is None and not configured:
-            raise ConfigError([f"no feed {source_id!r} in {config.path} or in the database"])
-        if not configured:
-            raise ConfigError([f"feed {source_id!r} is no longer in {config.path}: it is not polled, nothing to reset"])
-        if row is not None and row.health in ("ok", "new") and not row.consecutive_failures:
-            click.echo(f"{source_id}: healthy ({row.health}); nothing to reset")
-            return
-        store.reset_source(source_id, session=session)
-        session.commit()
-    click.echo(f"{source_id}: reset; it will be polled on the next run")
-
-
-def _feed_record(row: Any, items: int) -> dict[str, Any]:
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat(timespec="seconds") if value else None
-
-    return {
-        "id": row.id,
-        "name": row.name,
-        "url": row.url,
-        "tier": row.tier,
-        "enabled": row.enabled,
-        "in_config": row.in_config,
-        "health": _health(row),
-        "disabled_reason": row.disabled_reason,
-        "last_polled_at": iso(row.last_polled_at),
-        "last_success_at": iso(row.last_success_at),
-        "next_poll_at": iso(row.next_poll_at),
-        "consecutive_failures": row.consecutive_failures,
-        "last_status_code": row.last_status_code,
-        "last_error": row.last_error,
-        "items": items,
-    }
-
-
-def _health(row: Any) -> str:
-    """What an operator needs to know first: removed, disabled, failing, or never fetched even once."""
-    if not row.in_config:
-        return "removed"
-    if row.health in ("disabled", "failing") or not row.consecutive_failures:
-        return str(row.health)
-    return "never succeeded" if row.last_success_at is None else "failing"
-
-
-def _short(iso: str | None) -> str:
-    return iso.replace("T", " ")[:16] if iso else "-"
-
-
 @cli.command()
 @config_option
 @click.option(
@@ -370,10 +201,10 @@ def demo(config_path: str | None, db_path: str) -> None:
     from rich.console import Console
     from sqlmodel import Session
 
-    from monitor import store
-    from monitor.cli_match import show_statuses
+    from monitor.cli.match import show_statuses
     from monitor.config import load_config
     from monitor.demo import run_demo
+    from monitor.store import items
 
     base = load_config(config_path, env={})
     config, engine, summary = run_demo(base, f"sqlite:///{db_path}", now)
@@ -383,8 +214,8 @@ def demo(config_path: str | None, db_path: str) -> None:
     )
     _print_summary(summary, as_json=False)
     with Session(engine) as session:
-        total = store.count_items(session=session)
-        recent = store.recent_items(8, session=session)
+        total = items.count_items(session=session)
+        recent = items.recent_items(8, session=session)
     console.print(f"{total} items stored. Latest:", highlight=False)
     for item in recent:
         flag = " (date missing: first seen)" if item.published_fallback else ""
@@ -395,7 +226,7 @@ def demo(config_path: str | None, db_path: str) -> None:
         )
     console.print("\nProposal statuses derived from these reports, with their evidence:", highlight=False)
     show_statuses(engine)
-    from monitor.pipeline import run_digest
+    from monitor.delivery import run_digest
 
     console.print("\nThe digest a subscriber following everything would get (no Telegram token is set):")
     if not run_digest(config, engine, now).printed:
@@ -414,9 +245,10 @@ def run(config_path: str | None) -> None:
 
         */10 * * * * cd /srv/guarantee-watch && .venv/bin/monitor run >> /var/log/monitor.log 2>&1
     """
-    from monitor.cli_telegram import _digest
+    from monitor.cli.telegram_commands import _digest
     from monitor.config import load_config
-    from monitor.db import open_database, run_lock
+    from monitor.store.db import run_lock
+    from monitor.store.schema import open_database
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
@@ -430,6 +262,10 @@ def run(config_path: str | None) -> None:
         return
     if summary.nothing_polled:
         sys.exit(EXIT_NOTHING_POLLED)
+
+
+cli.add_command(db)
+cli.add_command(feeds)
 
 
 def main() -> None:

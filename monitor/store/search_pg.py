@@ -1,6 +1,6 @@
 """Full-text search on PostgreSQL: `monitor search`'s query syntax (SQLite FTS5's) read into a tsquery, run
 against the GIN index `item_fts_pg` (migration 0006). Takes a session and a query; returns a `Listing` shaped
-like `monitor.queries.search`'s. Reads only.
+like `monitor.store.fulltext.search`'s. Reads only.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import re
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor.models import UTCDateTime
-from monitor.queries import Listing, SearchError
+from monitor.store.fulltext import SearchError
+from monitor.store.models import UTCDateTime
+from monitor.store.queries import Listing
 
 # The expression the index is built on: the WHERE clause repeats it exactly so that the index is used.
 _PG_DOCUMENT = "to_tsvector('simple'::regconfig, coalesce(i.title, '') || ' ' || coalesce(i.summary, ''))"

@@ -1,7 +1,7 @@
 """The analysts' reading commands: status, history, items, search, export and chart.
 
-Thin: each builds the config and engine, calls `monitor.queries` (reads) or `monitor.chart`, and prints through
-`monitor.cli_output`. The review actions are in `monitor.cli_review`.
+Thin: each builds the config and engine, calls `monitor.store.queries` (reads) or `monitor.chart`, and prints through
+`monitor.cli.output`. The review actions are in `monitor.cli.review`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import click
 from rich.text import Text
 from sqlmodel import Session
 
-from monitor import queries
-from monitor.cli_options import CommandError, config_option, handle_errors, now
-from monitor.cli_output import (
+from monitor.cli.options import CommandError, config_option, handle_errors, now
+from monitor.cli.output import (
     Column,
     check_proposals,
     check_sources,
@@ -29,7 +28,8 @@ from monitor.cli_output import (
     until_option,
     write_listing,
 )
-from monitor.cli_review import REVIEW_COMMANDS
+from monitor.cli.review import REVIEW_COMMANDS
+from monitor.store import fulltext, queries
 
 
 @click.command()
@@ -187,7 +187,7 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
     if engine.dialect.name not in ("sqlite", "postgresql"):
         click.echo("note: full-text search needs SQLite or PostgreSQL; this is a plain, unranked word search", err=True)
     with Session(engine) as session:
-        listing = queries.search(query, session=session, limit=limit or None)
+        listing = fulltext.search(query, session=session, limit=limit or None)
     columns: list[Column] = [
         ("item", field("item_id")),
         ("published", field("published_at")),
@@ -197,7 +197,7 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
         ("snippet", lambda r: _highlight(r["snippet"])),
         ("link", field("link")),
     ]
-    emit(listing, as_json, as_csv, columns, f"Nothing matches {queries.shorten(query)!r}.")
+    emit(listing, as_json, as_csv, columns, f"Nothing matches {fulltext.shorten(query)!r}.")
 
 
 def _highlight(snippet: str) -> Text:

@@ -2,7 +2,7 @@
 
 A digest is composed once per subscriber and window of events (unique), in the same transaction that moves
 the subscriber's watermark; its parts are then sent in order, each part's delivery recorded on its own. Callers
-own the transactions; portable SQL only.
+own the transactions; portable SQL only. What a digest says is `monitor.digest`'s (pure); this module stores it.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor import models, store
 from monitor.config import DigestSettings
-from monitor.digest import EventView, admin_content, is_due, render_digest, select_content
+from monitor.digest import EventView
+from monitor.store import items, models, sources
 
 USER_KINDS = ("report", "change", "unconfirmed", "confirmed", "withdrawal", "rejected")
 ADMIN_KINDS = ("feed-failing", "feed-disabled")
@@ -58,7 +57,7 @@ def subscribe(
             "frequency": defaults.frequency, "hour": defaults.hour, "min_status": "all", "subscribed_at": now,
             "updated_at": now, "last_event_id": head, "last_admin_event_id": head,
         }  # fmt: skip
-        store.insert_new(models.Subscriber, [values], ["chat_id"], session=session)
+        items.insert_new(models.Subscriber, [values], ["chat_id"], session=session)
         row = session.exec(
             select(models.Subscriber)
             .where(models.Subscriber.chat_id == chat_id)
@@ -115,21 +114,9 @@ def head_event_id(*, session: Session) -> int:
     return int(head or 0)
 
 
-def compose_due(
-    now: datetime,
-    settings: DigestSettings,
-    titles: dict[str, str],
-    ladder: Sequence[str],
-    admin_chats: Sequence[int],
-    *,
-    session: Session,
-    force_chat: int | None = None,
-) -> list[models.Digest]:
-    """Compose the digests that are due (or the one for `force_chat`, due or not). Each moves its
-    subscriber's watermark in the same transaction, so a window is never composed twice."""
-    zone = ZoneInfo(settings.timezone)
-    composed: list[models.Digest] = []
-    # A subscriber another process is composing for right now is skipped (SKIP LOCKED); it gets its turn next.
+def subscribers_to_compose(*, session: Session, force_chat: int | None = None) -> list[models.Subscriber]:
+    """The active subscribers (or `force_chat`'s), locked for composing. One another process is composing for
+    right now is skipped (SKIP LOCKED); it gets its turn next."""
     query = (
         select(models.Subscriber)
         .where(col(models.Subscriber.active))
@@ -138,26 +125,13 @@ def compose_due(
     )
     if force_chat is not None:
         query = query.where(models.Subscriber.chat_id == force_chat)
-    for row in session.exec(query).all():
-        if row.chat_id in admin_chats:
-            events = pending_events(row, ADMIN_KINDS, row.last_admin_event_id, session=session)
-            composed += _store(row, "admin", events, render_digest(admin_content(events, titles)), now, session=session)
-        due = force_chat is not None or is_due(row.frequency, row.hour, row.last_digest_at, now, zone)
-        if due:
-            events = pending_events(row, USER_KINDS, row.last_event_id, session=session)
-            content = select_content(
-                events,
-                titles,
-                ladder,
-                follows=follows(row),
-                min_status=row.min_status,
-                max_reports=settings.max_reports,
-            )
-            composed += _store(row, "digest", events, render_digest(content), now, session=session)
-            row.last_digest_at = now
-        session.add(row)
-    session.flush()
-    return composed
+    return list(session.exec(query).all())
+
+
+def mark_composed(row: models.Subscriber, now: datetime, *, session: Session) -> None:
+    """The subscriber's digest was composed at `now`: the next one is due from here."""
+    row.last_digest_at = now
+    session.add(row)
 
 
 def pending_events(row: models.Subscriber, kinds: Sequence[str], floor: int, *, session: Session) -> list[EventView]:
@@ -175,7 +149,7 @@ def pending_events(row: models.Subscriber, kinds: Sequence[str], floor: int, *, 
     ]
 
 
-def _store(
+def record_digest(
     row: models.Subscriber,
     kind: str,
     events: Sequence[EventView],
@@ -203,7 +177,7 @@ def _store(
     told = [
         {"subscriber_id": row.id, "event_id": event.id, "digest_id": digest.id if digest else None} for event in events
     ]
-    store.insert_new(models.DigestEvent, told, ["subscriber_id", "event_id"], session=session)
+    items.insert_new(models.DigestEvent, told, ["subscriber_id", "event_id"], session=session)
     return [digest] if digest else []
 
 
@@ -259,12 +233,12 @@ def claim(owner: str, now: datetime, seconds: float, *, session: Session, chat_i
 
 
 def claim_holders(*, session: Session) -> list[str]:
-    return store.holders(models.Digest.claimed_by, session=session)
+    return sources.holders(models.Digest.claimed_by, session=session)
 
 
 def release_claims(owners: Sequence[str], *, session: Session) -> None:
     """Give back the digests these senders hold (what they did not finish goes to the next sender)."""
-    store.release(models.Digest.claimed_by, models.Digest.claimed_until, owners, session=session)
+    sources.release(models.Digest.claimed_by, models.Digest.claimed_until, owners, session=session)
 
 
 def mark_sent(part_id: int, message_id: int | None, now: datetime, *, session: Session) -> None:
@@ -308,7 +282,7 @@ def ensure_stdout_subscriber(now: datetime, defaults: DigestSettings, *, session
         "frequency": "instant", "hour": defaults.hour, "min_status": "all", "subscribed_at": now, "updated_at": now,
         "last_event_id": 0, "last_admin_event_id": 0,
     }  # fmt: skip
-    store.insert_new(models.Subscriber, [values], ["chat_id"], session=session)
+    items.insert_new(models.Subscriber, [values], ["chat_id"], session=session)
     row = subscriber(STDOUT_CHAT, session=session)
     assert row is not None
     return row

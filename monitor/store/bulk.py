@@ -2,7 +2,7 @@
 multi-row statements (SQLAlchemy Core) rather than one ORM object per item.
 
 Functions take a keyword-only `session`; callers own the transaction. The rows written are the ones
-`store.save_items` and `pipeline.record_matches` would write, in the same order: a status decision other
+`items.save_items` and `rematch.record_matches` would write, in the same order: a status decision other
 than plain evidence still goes through `history.apply_decisions`, after the rows batched before it.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor import history, models
 from monitor.config import Config
 from monitor.match import Match
-from monitor.parse import Item as ParsedItem
-from monitor.status import Decision, Observation, Pending, ProposalState, decide
+from monitor.parse import Entry
+from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, decide
+from monitor.store import history, models
 
 _CHUNK = 500
 ITEM = models.Item.__table__  # type: ignore[attr-defined]
@@ -61,7 +61,7 @@ class SavedBatch:
     new: int
     updated: int
     unchanged: int
-    changed: tuple[tuple[StoredItem, ParsedItem], ...] = ()
+    changed: tuple[tuple[StoredItem, Entry], ...] = ()
 
 
 def known_hashes(source_id: str, *, session: Session) -> frozenset[str]:
@@ -70,7 +70,7 @@ def known_hashes(source_id: str, *, session: Session) -> frozenset[str]:
     return frozenset(rows)
 
 
-def save_items_bulk(source_id: str, items: Sequence[ParsedItem], now: datetime, *, session: Session) -> SavedBatch:
+def save_items_bulk(source_id: str, items: Sequence[Entry], now: datetime, *, session: Session) -> SavedBatch:
     """`store.save_items` in bulk: insert new items, update edited ones (keeping the earlier version), skip
     unchanged ones; one statement per table and chunk."""
     existing: dict[str, Any] = {}
@@ -79,15 +79,15 @@ def save_items_bulk(source_id: str, items: Sequence[ParsedItem], now: datetime, 
         query = sa.select(ITEM).where(ITEM.c.source_id == source_id, ITEM.c.key.in_(keys[start : start + _CHUNK]))
         existing.update((row.key, row) for row in session.execute(query))
     stories = _stories({item.canonical_url for item in items if item.canonical_url}, now, session=session)
-    fresh: list[ParsedItem] = []
-    edited: list[tuple[Any, ParsedItem]] = []
+    fresh: list[Entry] = []
+    edited: list[tuple[Any, Entry]] = []
     for item in items:
         row = existing.get(item.key)
         if row is None:
             fresh.append(item)
         elif row.content_hash != item.content_hash:
             edited.append((row, item))
-    changed: list[tuple[StoredItem, ParsedItem]] = []
+    changed: list[tuple[StoredItem, Entry]] = []
     if fresh:
         values = [_new_row(source_id, item, stories, now) for item in fresh]
         inserted = session.execute(sa.insert(ITEM).returning(ITEM.c.id, sort_by_parameter_order=True), values).scalars()
@@ -108,7 +108,7 @@ def save_items_bulk(source_id: str, items: Sequence[ParsedItem], now: datetime, 
     return SavedBatch(len(fresh), len(edited), len(items) - len(fresh) - len(edited), tuple(changed))
 
 
-def _new_row(source_id: str, item: ParsedItem, stories: Mapping[str, int], now: datetime) -> dict[str, Any]:
+def _new_row(source_id: str, item: Entry, stories: Mapping[str, int], now: datetime) -> dict[str, Any]:
     return {
         "source_id": source_id,
         "key": item.key,
@@ -142,7 +142,7 @@ def _old_version(row: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def _edit(row: Any, item: ParsedItem, stories: Mapping[str, int], now: datetime) -> dict[str, Any]:
+def _edit(row: Any, item: Entry, stories: Mapping[str, int], now: datetime) -> dict[str, Any]:
     update = {
         "id": row.id,
         "source_id": row.source_id,
@@ -203,10 +203,10 @@ def record_matches_bulk(
     *,
     session: Session,
 ) -> list[models.StatusChange]:
-    """`pipeline.record_matches` for items stored in this transaction (so none has a match yet): the match
+    """`rematch.record_matches` for items stored in this transaction (so none has a match yet): the match
     rows in one insert, report events and plain evidence batched, proposal states read once and again only
     after a decision changed them."""
-    ladder = config.settings.status.ladder
+    ladder = Ladder(config.settings.status.ladder)
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
     pairs = [(item, match) for item, matches in changed for match in matches]

@@ -18,10 +18,10 @@ from rich.text import Text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import history, queries, store
-from monitor.cli_options import CommandError, json_option
+from monitor.cli.options import CommandError, json_option
 from monitor.config import Config, load_config
-from monitor.db import open_database
+from monitor.store import history, queries, sources
+from monitor.store.schema import open_database
 
 Column = tuple[str, Callable[[dict[str, Any]], "str | Text"]]  # a table heading, and how to show a record
 STATE_STYLES = {"confirmed": "green", "unconfirmed": "yellow", "review": "magenta", "rejected": "red"}
@@ -99,7 +99,7 @@ def check_proposals(session: Session, ids: Iterable[str]) -> None:
 
 
 def check_sources(session: Session, ids: Iterable[str]) -> None:
-    known = {row.id for row in store.all_sources(session=session)}
+    known = {row.id for row in sources.all_sources(session=session)}
     unknown = sorted(set(ids) - known)
     if unknown:
         raise CommandError(f"no feed {', '.join(map(repr, unknown))} in the database")

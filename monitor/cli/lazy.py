@@ -12,71 +12,71 @@ import click
 
 # name -> (module:attribute, the command's short help as click derives it from the docstring)
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "bot": ("monitor.cli_telegram:bot", "Run the subscriber bot (long polling, or a webhook)."),
+    "bot": ("monitor.cli.telegram_commands:bot", "Run the subscriber bot (long polling, or a webhook)."),
     "chart": (
-        "monitor.cli_analyst:chart",
+        "monitor.cli.analyst:chart",
         "Draw a timeline (PNG, SVG or PDF by the extension): one row per proposal with its status over time "
         "(coloured bands, a marker at each "
         "change: filled when confirmed, hollow when unconfirmed, a cross when rejected, a diamond for an "
         "analyst's decision), and its reports per day beneath.",
     ),
     "confirm": (
-        "monitor.cli_review:confirm",
+        "monitor.cli.review:confirm",
         "Confirm a reported change (see `monitor review`): recorded with who, when and why.",
     ),
-    "digest": ("monitor.cli_telegram:digest", "Compose and send the digests that are due (cron)."),
+    "digest": ("monitor.cli.telegram_commands:digest", "Compose and send the digests that are due (cron)."),
     "eval": (
-        "monitor.cli_match:eval_command",
+        "monitor.cli.match:eval_command",
         "Score the matcher, beside a keyword-only baseline, on labelled JSON Lines files.",
     ),
     "export": (
-        "monitor.cli_analyst:export",
+        "monitor.cli.analyst:export",
         "Export a whole table: items and matches as stored, history (each change with each report behind it) "
         "and proposals (where each stands) as their views.",
     ),
     "history": (
-        "monitor.cli_analyst:history",
+        "monitor.cli.analyst:history",
         "Status changes, oldest first, each with the reports behind it (source, sentence, score, link), and "
         "the analyst's name and note for reviewed ones.",
     ),
     "items": (
-        "monitor.cli_analyst:items",
+        "monitor.cli.analyst:items",
         "Stored reports, newest first, with the proposals they matched and the status each reports.",
     ),
     "match": (
-        "monitor.cli_match:match_command",
+        "monitor.cli.match:match_command",
         "Match news items read as JSON Lines on stdin against the tracked proposals.",
     ),
     "reject": (
-        "monitor.cli_review:reject",
+        "monitor.cli.review:reject",
         "Reject a reported change (see `monitor review`): it stays in the history, marked rejected, with who, "
         "when and why.",
     ),
     "rematch": (
-        "monitor.cli_match:rematch",
+        "monitor.cli.match:rematch",
         "Re-run matching over every stored item and rebuild the derived statuses from scratch.",
     ),
     "replay": (
-        "monitor.cli_match:replay",
+        "monitor.cli.match:replay",
         "Ingest a folder of feed snapshots in time order, as if each were polled at its time (simulated clock).",
     ),
     "review": (
-        "monitor.cli_review:review_command",
+        "monitor.cli.review:review_command",
         "What needs an analyst: changes reported but not confirmed (and withdrawals flagged for review), then "
         "matches scoring under the threshold.",
     ),
     "search": (
-        "monitor.cli_analyst:search",
+        "monitor.cli.analyst:search",
         "Full-text search over report titles and summaries, best match first, with the matched words "
         "highlighted (marked **like this** in JSON and CSV).",
     ),
     "set-status": (
-        "monitor.cli_review:set_status",
+        "monitor.cli.review:set_status",
         "Record an analyst's decision on a proposal's status, up or down the ladder: a new, confirmed change of "
         "kind `analyst` with who, when and why, which subscribers are told of.",
     ),
     "status": (
-        "monitor.cli_analyst:status",
+        "monitor.cli.analyst:status",
         "Where each proposal stands and since when: its status, its latest change and whether that is "
         "confirmed, the evidence behind the status, and the latest report.",
     ),

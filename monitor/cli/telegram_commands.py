@@ -7,12 +7,13 @@ from typing import Any
 import click
 from telegram.error import InvalidToken, NetworkError
 
-from monitor.cli_options import config_option, handle_errors, now
+from monitor.cli.options import config_option, handle_errors, now
 from monitor.config import TOKEN_ENV, Config, load_config
-from monitor.db import open_database, run_lock
 from monitor.errors import ConfigError, LockedError
 from monitor.notify import TelegramConfigError
 from monitor.redact import environment_secrets, redact
+from monitor.store.db import run_lock
+from monitor.store.schema import open_database
 
 
 @click.command()
@@ -39,7 +40,7 @@ def digest(config_path: str | None, dry_run: bool) -> None:
 
 
 def _digest(config: Config, engine: Any, dry_run: bool) -> None:
-    from monitor.pipeline import run_digest
+    from monitor.delivery import run_digest
 
     summary = run_digest(config, engine, now, dry_run=dry_run)
     if summary.delivery is not None:

@@ -1,17 +1,15 @@
-"""Read-only queries for analysts: the views' SQL, typed reads of the views, full-text search, exports.
+"""Read-only queries for analysts: the views' SQL, typed reads of the views, exports, timelines.
 
 Takes a session and filters; returns `Listing`s (stable column names, typed values) or `Timeline`s for the
-chart. Writes nothing: the review actions' writes are in `monitor.review`.
+chart. Writes nothing: the review actions' writes are in `monitor.store.review`.
 
 The views are created by migrations 0004 and 0005, which keep their own frozen copies of the SQL below; a test checks
 that the database's views are these. The SQL is portable (SQLite and PostgreSQL) except for `_DAYS`, one
-expression per dialect. Full-text search differs per dialect (SQLite's FTS5, PostgreSQL's tsvector), each in
-one marked section at the end.
+expression per dialect. Full-text search is `monitor.store.fulltext`'s.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,9 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor import models
-from monitor.errors import MonitorError
-from monitor.models import UTCDateTime
+from monitor.store import models
+from monitor.store.models import UTCDateTime
 
 # --- the views' SQL -----------------------------------------------------------------------------------------
 # Elapsed days between two times: the one expression that differs between the supported dialects.
@@ -138,10 +135,6 @@ class Listing:
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
-
-
-class SearchError(MonitorError):
-    """A full-text query the search engine cannot read."""
 
 
 def _listing(session: Session, query: sa.Select[Any]) -> Listing:
@@ -320,102 +313,3 @@ def timelines(*, session: Session, proposals: Sequence[str] = ()) -> list[Timeli
             )
         )
     return found
-
-
-# --- SQLite only: full-text search (FTS5) -------------------------------------------------------------------
-FTS_TABLE = "item_fts"  # made by migration 0004, with its triggers; left out of autogenerate by monitor.db
-_HIT = "**"  # marks the matched words in snippets
-
-
-def search(text: str, *, session: Session, limit: int | None = 20) -> Listing:
-    """Items matching an FTS5 query, best first (bm25, title weighted over summary), with highlighted snippets;
-    `limit` None for all. Plain words are quoted for FTS5 (`U.S.`, `Kyiv's`, `a-b`); its operators stay.
-
-    On PostgreSQL, its own full-text search with the same query syntax (`pg_search`); on any other database a
-    plain, unranked LIKE search on every word."""
-    if not text.strip():
-        raise SearchError("search: empty query")
-    dialect = session.connection().dialect.name
-    if dialect == "postgresql":
-        from monitor.search_pg import pg_search
-
-        return pg_search(text, session=session, limit=limit)
-    if dialect != "sqlite":
-        return like_search(text, session=session, limit=limit)
-    statement = sa.text(
-        f"SELECT i.id AS item_id, i.published_at, i.source_id, i.title, "
-        f"snippet({FTS_TABLE}, -1, :hit, :hit, '…', 16) AS snippet, i.link, "
-        f"round(-bm25({FTS_TABLE}, 10.0, 1.0), 3) AS score "
-        f"FROM {FTS_TABLE} JOIN item i ON i.id = {FTS_TABLE}.rowid "
-        f"WHERE {FTS_TABLE} MATCH :query ORDER BY bm25({FTS_TABLE}, 10.0, 1.0), i.id LIMIT :limit"
-    ).columns(published_at=UTCDateTime())
-    try:
-        parameters = {"query": fts_query(text), "hit": _HIT, "limit": -1 if limit is None else limit}
-        result = session.connection().execute(statement, parameters)
-        return Listing(tuple(result.keys()), [tuple(row) for row in result])
-    except sa.exc.OperationalError as exc:
-        message = str(exc.orig).splitlines()[0] if exc.orig else "invalid query"
-        raise SearchError(
-            f"search {shorten(text)!r}: {message} (put words in double quotes to search them literally)"
-        ) from None
-
-
-_FTS_TOKEN = re.compile(r'"[^"]*"?|[()]|[^\s()"]+')
-_FTS_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
-_FTS_WORD = re.compile(r"^\w+\*?$")
-
-
-def fts_query(text: str) -> str:
-    """`text` as FTS5 reads it: phrases, parentheses, AND/OR/NOT/NEAR and plain words (prefix* too) as given;
-    any other token (`U.S.`, `Kyiv's`, `a-b`, `col:x`) quoted as a phrase, so it is searched, not parsed."""
-    tokens = []
-    for token in _FTS_TOKEN.findall(text):
-        if token.startswith('"'):  # a phrase (an unterminated one is left for FTS5 to report)
-            tokens.append(token)
-        elif token in _FTS_OPERATORS or token in "()" or _FTS_WORD.match(token):
-            tokens.append(token)
-        else:
-            tokens.append('"' + token + '"')
-    return " ".join(tokens)
-
-
-def shorten(text: str, limit: int = 80) -> str:
-    """A user's text as an error message echoes it: one line, at most `limit` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def like_search(text: str, *, session: Session, limit: int | None = 20) -> Listing:
-    """Items whose title or summary contains every word of `text` (portable; no ranking), newest first."""
-    item = models.Item.__table__  # type: ignore[attr-defined]
-    words = [word.strip('"').lower() for word in text.split() if word.strip('"')]
-    if not words:
-        raise SearchError("search: the query has no words")
-    haystack = sa.func.lower(item.c.title + sa.literal(" ") + item.c.summary)
-    query = (
-        sa.select(item.c.id, item.c.published_at, item.c.source_id, item.c.title, item.c.summary, item.c.link)
-        .where(*(haystack.contains(word, autoescape=True) for word in words))
-        .order_by(item.c.published_at.desc(), item.c.id.desc())
-        .limit(limit)
-    )
-    rows = [
-        (row.id, row.published_at, row.source_id, row.title, _excerpt(row.summary or row.title, words[0]), row.link,
-         None)
-        for row in session.connection().execute(query)
-    ]  # fmt: skip
-    return Listing(("item_id", "published_at", "source_id", "title", "snippet", "link", "score"), rows)
-
-
-def _excerpt(text: str, word: str, width: int = 80) -> str:
-    at = text.lower().find(word)
-    if at < 0:
-        return text[: width * 2]
-    start = max(0, at - width)
-    return (
-        ("…" if start else "")
-        + text[start:at]
-        + _HIT
-        + text[at : at + len(word)]
-        + _HIT
-        + text[at + len(word) :][:width]
-    )

@@ -1,14 +1,13 @@
 """The review loop: `review` lists what needs an analyst; `confirm`, `reject` and `set-status` record their
-decisions, with who and why, through `monitor.review`. History is never rewritten silently."""
+decisions, with who and why, through `monitor.store.review`. History is never rewritten silently."""
 
 from __future__ import annotations
 
 import click
 from sqlmodel import Session
 
-from monitor import queries, review
-from monitor.cli_options import config_option, handle_errors, now
-from monitor.cli_output import (
+from monitor.cli.options import config_option, handle_errors, now
+from monitor.cli.output import (
     Column,
     analyst_name,
     by_option,
@@ -19,6 +18,7 @@ from monitor.cli_output import (
     output_options,
     state_cell,
 )
+from monitor.store import queries, review
 
 
 @click.command("review")

@@ -1,7 +1,7 @@
 """SQLModel tables: the database schema, documented for analysts in docs/schema.md.
 
 Only table definitions live here, with the CHECK constraints they build from the values in
-`monitor/vocabulary.py`. Every read and write goes through `monitor.store`.
+`monitor/vocabulary.py`; the reads and writes are the other modules of `monitor.store`.
 Times are stored as UTC and returned timezone-aware on every backend.
 """
 

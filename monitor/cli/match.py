@@ -15,13 +15,14 @@ import click
 from rich.console import Console
 from sqlmodel import Session
 
-from monitor.cli_options import CommandError, config_option, handle_errors, json_option, now
+from monitor.cli.options import CommandError, config_option, handle_errors, json_option, now
 from monitor.config import load_config
-from monitor.db import open_database, run_lock
 from monitor.errors import LockedError
 from monitor.evaluate import HALVES, evaluate_files, render_evaluation
 from monitor.match import Match, Matcher
 from monitor.redact import redact
+from monitor.store.db import run_lock
+from monitor.store.schema import open_database
 
 
 def _match_json(match: Match) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def rematch(config_path: str | None) -> None:
 
         monitor rematch && monitor history it-article5-guarantee
     """
-    from monitor.pipeline import run_rematch
+    from monitor.rematch import run_rematch
 
     config = load_config(config_path)
     engine = open_database(config.database_url)
@@ -210,7 +211,7 @@ def replay(config_path: str | None, folder: str, database_url: str | None, tier:
 
 def show_statuses(engine: Any, evidence: int = 3) -> None:
     """Each proposal's status and report count, then the changes behind it with their evidence."""
-    from monitor import history
+    from monitor.store import history
 
     console = Console(soft_wrap=True)
     marker = {"confirmed": "", "unconfirmed": " (reported, unconfirmed)", "review": " (for review)"}

@@ -1,4 +1,5 @@
-"""Engine factory, migrations and the cron run lock.
+"""Engine factory, transactions (retried, or off the event loop), copying a database, and the locks: the cron
+run lock and who holds a lease. Migrations are `monitor.store.schema`'s.
 
 This is the one place that knows which database it talks to. SQLite-only statements (pragmas, the
 transaction recipe) live in `_sqlite_setup` below; everything else is portable SQL through SQLAlchemy.
@@ -6,10 +7,10 @@ transaction recipe) live in `_sqlite_setup` below; everything else is portable S
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import os
-import re
 import socket
 import tempfile
 import time
@@ -21,16 +22,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
 
-from monitor.config import PROJECT_ROOT
 from monitor.errors import DatabaseBusyError, DatabaseError, LockedError
 from monitor.redact import redact
 
 if TYPE_CHECKING:  # Alembic takes a while to import: only when a migration may be needed
-    from alembic.config import Config as AlembicConfig
+    pass
 
 T = TypeVar("T")
-MIGRATIONS = PROJECT_ROOT / "alembic"
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -56,7 +56,9 @@ def _sqlite_engine(url: sa.URL, writes: bool) -> Engine:
     """`?timeout=SECONDS` in the URL sets how long a writer waits for another to finish (default 30)."""
     if not url.database or url.database == ":memory:":
         # Each connection would get its own empty database: nothing would be kept.
-        raise DatabaseError(f"the database URL {url.render_as_string()} names no file (e.g. sqlite:///monitor.db)")
+        raise DatabaseError(
+            f"the database URL {url.render_as_string()} names no file (e.g. sqlite:///monitor.store.db)"
+        )
     try:
         timeout = float(str(url.query.get("timeout", BUSY_TIMEOUT_MS / 1000)))
     except ValueError:
@@ -166,136 +168,17 @@ def retrying(unit: Callable[[], T], *, attempts: int = 4, pause: float = 0.05) -
     raise AssertionError("unreachable")
 
 
-# --- migrations --------------------------------------------------------------------------------------------
-NOT_MODELLED = ("item_fts",)  # SQLite's FTS5 tables (0004) and PostgreSQL's full-text index item_fts_pg (0006)
+async def in_session(engine: Engine, work: Callable[[Session], T]) -> T:
+    """`work` in a session of its own on a worker thread, so that an event loop never waits on the database.
 
+    `work` commits what it writes; what it returns must be usable once the session is closed (plain values,
+    or rows whose columns it has read)."""
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Autogenerate's filter: the full-text indexes are made by hand in migrations, not by the models."""
-    hand_made = type_ in ("table", "index") and (name or "").startswith(NOT_MODELLED)
-    return not (hand_made and reflected and compare_to is None)
+    def run() -> T:
+        with Session(engine) as session:
+            return work(session)
 
-
-def alembic_config(url: str) -> AlembicConfig:
-    from alembic.config import Config as AlembicConfig
-
-    config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
-
-
-def schema_state(engine: Engine) -> tuple[str | None, str]:
-    """(the database's revision, this code's head revision)."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
-    head = script.get_current_head()
-    assert head is not None
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    known = {revision.revision for revision in script.walk_revisions()}
-    if current is not None and current not in known:
-        raise DatabaseError(
-            f"the database {engine.url.render_as_string()} is at schema revision {current}, which this version "
-            "of monitor does not know: it was made by a newer version; upgrade monitor instead"
-        )
-    return current, head
-
-
-def upgrade(engine: Engine) -> bool:
-    """Bring the schema to this code's head. Returns whether anything was applied."""
-    if _at_head(engine):
-        return False
-    from alembic import command
-
-    try:
-        current, head = schema_state(engine)
-        if current == head:
-            return False
-        url = engine.url.render_as_string(hide_password=False)
-        with _migration_lock(engine):
-            # Another process may have migrated while this one waited for the lock: look again.
-            current, head = schema_state(engine)
-            if current == head:
-                return False
-            config = alembic_config(url)
-            with migration_transaction(engine) as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-        return True
-    except sa.exc.OperationalError as exc:
-        raise DatabaseError(f"database {engine.url.render_as_string()}: {first_line(exc)}") from None
-    except sa.exc.DatabaseError as exc:
-        raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {first_line(exc)}") from None
-
-
-@contextmanager
-def migration_transaction(engine: Engine) -> Iterator[sa.Connection]:
-    """One transaction for migrations. On SQLite, with foreign keys off while they run, as SQLite's own recipe
-    for altering a table has it: a batch migration rebuilds a table by copy, drop and rename, and SQLite will
-    not drop a table that others point at with them on, not even deferred. Before the commit PRAGMA
-    foreign_key_check must find nothing, so no migration leaves a key dangling."""
-    sqlite = engine.dialect.name == "sqlite"
-    with engine.connect() as connection:
-        if sqlite:  # a pragma that is a no-op inside a transaction: set on the driver's connection, before one
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
-        try:
-            with connection.begin():
-                yield connection
-                dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all() if sqlite else []
-                if dangling:
-                    table, rowid, parent, _ = dangling[0]
-                    raise DatabaseError(
-                        f"the migration left {len(dangling)} foreign keys dangling, e.g. {table} row {rowid} -> "
-                        f"{parent}; nothing was changed"
-                    )
-        finally:
-            if sqlite:
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
-
-
-_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*['\"]?([\w-]+)['\"]?", re.MULTILINE)
-
-
-def _at_head(engine: Engine) -> bool:
-    """Whether the database is already at this code's one head revision, read from the migration files
-    without importing Alembic (a cron run that needs no migration starts faster). Unsure means no."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        for kind, value in _REVISION.findall(path.read_text(encoding="utf-8")):
-            (revisions if kind == "revision" else parents).add(value)
-    heads = revisions - parents
-    if len(heads) != 1:
-        return False
-    try:
-        with engine.connect() as connection:
-            current = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-    except sa.exc.DBAPIError:
-        return False
-    return current == list(heads)
-
-
-@contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
-    """Migrate one process at a time (two cron runs starting on a fresh path, or workers on several hosts
-    starting together): a blocking lock that its holder's death drops. On PostgreSQL a database advisory lock,
-    on SQLite a kernel lock on a file beside the run lock. A migration takes a moment, so waiting is right."""
-    if engine.dialect.name == "postgresql":
-        with _advisory_lock(engine, MIGRATION_LOCK_KEY, wait=True):
-            yield
-        return
-    run = lock_path(engine.url.render_as_string(hide_password=False))
-    path = run.with_name(run.name.removesuffix(".lock") + ".migrate.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return await asyncio.to_thread(run)
 
 
 def _lock_key(name: str) -> int:
@@ -307,7 +190,7 @@ RUN_LOCK_KEY = _lock_key("monitor: run")
 
 
 @contextmanager
-def _advisory_lock(engine: Engine, key: int, *, wait: bool, shared: bool = False) -> Iterator[bool]:
+def advisory_lock(engine: Engine, key: int, *, wait: bool, shared: bool = False) -> Iterator[bool]:
     """A PostgreSQL session-level advisory lock, held on its own connection for the block: yields whether it
     was taken (always, with `wait`). The server drops it when the holder's connection ends."""
     function = f"pg{'' if wait else '_try'}_advisory_lock{'_shared' if shared else ''}"
@@ -319,20 +202,6 @@ def _advisory_lock(engine: Engine, key: int, *, wait: bool, shared: bool = False
             if wait or taken:
                 unlock = f"pg_advisory_unlock{'_shared' if shared else ''}"
                 connection.execute(sa.text(f"SELECT {unlock}(:key)"), {"key": key})
-
-
-def open_database(url: str, *, writes: bool = True) -> Engine:
-    """An engine on an up-to-date schema: what every command uses, so a fresh path just works. A command
-    that only reads (`writes=False`) also works on a database it may not change, if its schema is current."""
-    engine = create_db_engine(url, writes=writes)
-    if engine.url.query.get("mode") == "ro":
-        current, head = schema_state(engine)
-        if current != head:
-            path = make_url(url).database
-            raise DatabaseError(f"database is read-only: {path}; it needs migrating to revision {head} first")
-        return engine
-    upgrade(engine)
-    return engine
 
 
 def first_line(exc: BaseException) -> str:
@@ -347,7 +216,7 @@ def copy_database(source: Engine, target: Engine, *, chunk: int = 1000) -> dict[
     moved past the copied ids. Views and full-text indexes need no copying: they follow the tables."""
     from sqlmodel import SQLModel
 
-    import monitor.models  # noqa: F401  (registers the tables)
+    import monitor.store.models  # noqa: F401  (registers the tables)
 
     tables = SQLModel.metadata.sorted_tables
     with target.connect() as connection:
@@ -426,7 +295,7 @@ def run_lock(url: str, *, now: datetime | None = None, exclusive: bool = False) 
     if parsed.get_backend_name() == "postgresql":
         engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
         try:
-            with _advisory_lock(engine, RUN_LOCK_KEY, wait=False, shared=not exclusive) as taken:
+            with advisory_lock(engine, RUN_LOCK_KEY, wait=False, shared=not exclusive) as taken:
                 if not taken:
                     what = "monitor runs are working" if exclusive else "a monitor rematch is rebuilding the history"
                     raise LockedError(f"{what} on {parsed.render_as_string()} (advisory lock); exiting")

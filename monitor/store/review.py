@@ -4,7 +4,8 @@ Takes a session (the caller commits), the status ladder, who, why and `now`; ret
 History is never rewritten silently: confirming or rejecting records the new state on the change with who
 decided and why (and when, through its event); setting a status appends a new `analyst` change. Each action
 appends an event to the outbox, and subscribers are told: `confirmed`, `change`, and `rejected` (a reported
-change they may have heard of was rejected). Reads nothing but the rows it acts on; queries live in `monitor.queries`.
+change they may have heard of was rejected). Reads nothing but the rows it acts on; queries live in
+`monitor.store.queries`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from monitor import history, models
 from monitor.errors import MonitorError
+from monitor.store import events, history, models
 
 OPEN_STATES = ("unconfirmed", "review")
 
@@ -36,11 +37,7 @@ def confirm_change(
     session.add(change)
     proposal = session.get(models.Proposal, change.proposal_id)
     assert proposal is not None
-    rank = {status: index for index, status in enumerate(ladder)}
-    if change.kind != "withdrawal" and rank.get(change.to_status, -1) > rank.get(proposal.status, -1):
-        since = change.happened_at or now
-        proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, since, change.id
-        session.add(proposal)
+    history.raise_status(proposal, change, ladder, now, session=session)
     _event("confirmed", change, proposal, now, session=session)
     session.flush()
     return change
@@ -141,4 +138,4 @@ def _event(
         "note": change.note,
         "decided_at": now.isoformat(),
     }
-    history.add_event(kind, now, detail, session=session, proposal_id=change.proposal_id, change_id=change.id)
+    events.add_event(kind, now, detail, session=session, proposal_id=change.proposal_id, change_id=change.id)

@@ -1,61 +1,26 @@
-"""Every database read and write. Functions take a keyword-only `session`; callers own the transaction.
+"""Feeds (the `source` table), their leases and health, and the record of each poll run: reads and writes.
 
-Portable SQL only (SQLAlchemy Core/ORM): nothing here is specific to SQLite.
+Functions take a keyword-only `session`; callers own the transaction. Portable SQL only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from monitor import config, models
-from monitor.parse import Item as ParsedItem
+from monitor import config
 from monitor.schedule import Schedule
-
-_CHUNK = 500
-
-
-@dataclass(frozen=True)
-class SavedItems:
-    new: int
-    updated: int
-    unchanged: int
-    changed: tuple[models.Item, ...] = ()  # the new and updated rows, flushed (they have ids)
+from monitor.store import models
+from monitor.store.items import insert_new
 
 
-def insert_new(model: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], *, session: Session) -> None:
-    """`INSERT ... ON CONFLICT (keys) DO NOTHING`: rows whose key is already taken, by this transaction or by
-    another process's, are skipped, never an error (on SQLite and PostgreSQL alike). Not check-then-insert:
-    two workers inserting the same key at once both succeed, and the row is there once."""
-    if not rows:
-        return
-    session.flush()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(model.__table__).on_conflict_do_nothing(index_elements=list(keys))
-    for start in range(0, len(rows), _CHUNK):
-        session.execute(statement, list(rows[start : start + _CHUNK]))
-
-
-def insert_one(model: Any, row: dict[str, Any], keys: Sequence[str], *, session: Session) -> int | None:
-    """`insert_new` for one row: its new id, or None when its key was already taken."""
-    session.flush()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    table = model.__table__
-    statement = insert(table).values(**row).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c.id)
-    new_id = session.execute(statement).scalar()
-    return None if new_id is None else int(new_id)
-
-
-def sync_sources(sources: Sequence[config.Source], default_interval: float, now: datetime, *, session: Session) -> None:
+def sync_sources(
+    sources: Sequence[config.SourceConfig], default_interval: float, now: datetime, *, session: Session
+) -> None:
     """Make the source table agree with feeds.yaml, keeping each feed's fetch state and URL history."""
     existing = {row.id: row for row in session.exec(select(models.Source).order_by(col(models.Source.id)))}
     fresh = [
@@ -182,84 +147,6 @@ def get_source(source_id: str, *, session: Session) -> models.Source | None:
     return session.get(models.Source, source_id)
 
 
-def save_items(source_id: str, items: Sequence[ParsedItem], now: datetime, *, session: Session) -> SavedItems:
-    """Insert new items, update edited ones in place (keeping the earlier version), skip unchanged ones."""
-    existing: dict[str, models.Item] = {}
-    keys = [item.key for item in items]
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        query = select(models.Item).where(models.Item.source_id == source_id, col(models.Item.key).in_(chunk))
-        existing.update((row.key, row) for row in session.exec(query))
-    stories = _stories({item.canonical_url for item in items if item.canonical_url}, now, session=session)
-    fresh = [
-        {"source_id": source_id, "key": item.key, "guid": item.guid, "link": item.link,
-         "canonical_url": item.canonical_url, "story_id": stories.get(item.canonical_url or ""),
-         "title": item.title, "summary": item.summary, "author": item.author,
-         "published_at": item.published or now, "published_fallback": item.published_flag, "first_seen_at": now,
-         "updated_at": now, "version": 1, "content_hash": item.content_hash}
-        for item in items
-        if item.key not in existing
-    ]  # fmt: skip
-    insert_new(models.Item, fresh, ["source_id", "key"], session=session)
-    changed: list[models.Item] = []
-    new_keys = [row["key"] for row in fresh]
-    for start in range(0, len(new_keys), _CHUNK):
-        query = select(models.Item).where(
-            models.Item.source_id == source_id, col(models.Item.key).in_(new_keys[start : start + _CHUNK])
-        )
-        changed += [row for row in session.exec(query) if row.first_seen_at == now]
-    new = len(changed)
-    updated = 0
-    for item in items:
-        row = existing.get(item.key)
-        story_id = stories.get(item.canonical_url) if item.canonical_url else None
-        if row is not None and row.content_hash != item.content_hash:
-            assert row.id is not None
-            session.add(
-                models.ItemVersion(
-                    item_id=row.id,
-                    version=row.version,
-                    title=row.title,
-                    summary=row.summary,
-                    link=row.link,
-                    published_at=row.published_at,
-                    content_hash=row.content_hash,
-                    seen_from=row.updated_at,
-                    replaced_at=now,
-                )
-            )
-            row.title, row.summary, row.link, row.author = item.title, item.summary, item.link, item.author
-            row.canonical_url, row.story_id = item.canonical_url, story_id
-            if item.published is not None:
-                row.published_at, row.published_fallback = item.published, None
-            row.version += 1
-            row.content_hash, row.updated_at = item.content_hash, now
-            session.add(row)
-            changed.append(row)
-            updated += 1
-    session.flush()
-    position = {item.key: index for index, item in enumerate(items)}
-    changed.sort(key=lambda row: position[row.key])  # feed order, as the matcher has always seen them
-    return SavedItems(new=new, updated=updated, unchanged=len(items) - new - updated, changed=tuple(changed))
-
-
-def _stories(urls: set[str], now: datetime, *, session: Session) -> dict[str, int]:
-    """Story ids for canonical URLs, creating the stories not seen before."""
-    found: dict[str, int] = {}
-    ordered = sorted(urls)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        query = select(models.Story).where(col(models.Story.canonical_url).in_(chunk))
-        found.update((story.canonical_url, story.id) for story in session.exec(query) if story.id is not None)
-    missing = [url for url in ordered if url not in found]
-    insert_new(models.Story, [{"canonical_url": url, "first_seen_at": now} for url in missing], ["canonical_url"],
-               session=session)  # fmt: skip
-    if missing:
-        query = select(models.Story).where(col(models.Story.canonical_url).in_(missing))
-        found.update((story.canonical_url, story.id) for story in session.exec(query) if story.id is not None)
-    return found
-
-
 def record_success(
     source: models.Source,
     *,
@@ -378,43 +265,3 @@ def finish_run(run_id: int, now: datetime, *, session: Session) -> models.PollRu
     run.finished_at = now
     session.add(run)
     return run
-
-
-def count_items(*, session: Session, source_id: str | None = None) -> int:
-    query = select(sa.func.count()).select_from(models.Item)
-    if source_id:
-        query = query.where(models.Item.source_id == source_id)
-    return int(session.exec(query).one())
-
-
-def item_counts_by_source(*, session: Session) -> dict[str, int]:
-    rows = session.exec(select(models.Item.source_id, sa.func.count()).group_by(models.Item.source_id)).all()
-    return {source_id: int(n) for source_id, n in rows}
-
-
-def recent_items(limit: int, *, session: Session) -> list[models.Item]:
-    query = select(models.Item).order_by(col(models.Item.published_at).desc(), col(models.Item.id)).limit(limit)
-    return list(session.exec(query))
-
-
-def stats(*, session: Session) -> dict[str, int]:
-    """Headline numbers for admins."""
-
-    def count(model: Any, *where: Any) -> int:
-        return int(session.exec(select(sa.func.count()).select_from(model).where(*where)).one())
-
-    return {
-        "feeds": count(models.Source, col(models.Source.in_config)),
-        "feeds failing": count(models.Source, col(models.Source.in_config), models.Source.health == "failing"),
-        "feeds disabled": count(models.Source, col(models.Source.in_config), models.Source.health == "disabled"),
-        "items": count(models.Item),
-        "matches": count(models.ItemMatch),
-        "status changes": count(models.StatusChange),
-        # Real chats only: chat 0 stands for standard output when no token is set.
-        "subscribers": count(models.Subscriber, col(models.Subscriber.active), models.Subscriber.chat_id != 0),
-        "digests sent": count(
-            models.Digest,
-            models.Digest.state == "sent",
-            col(models.Digest.subscriber_id).in_(select(models.Subscriber.id).where(models.Subscriber.chat_id != 0)),
-        ),
-    }

@@ -1,4 +1,4 @@
-"""Database reads and writes for proposals, matches and the status history: the store's second half.
+"""Proposals, matches and the status history: their reads and writes (events go through `monitor.store.events`).
 
 Functions take a keyword-only `session`; callers own the transaction. Portable SQL only. The decisions
 themselves come from `monitor.status` (pure); this module only records them.
@@ -15,26 +15,19 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, delete, select, update
 
-from monitor import config, models, store
+from monitor import config
 from monitor.match import Match
-from monitor.status import Decision, Observation, Pending, ProposalState
+from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, raises_status
+from monitor.store import events, items, models
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """What one report did to the history: the match row and any change it created or confirmed."""
-
-    match: models.ItemMatch
-    changes: tuple[models.StatusChange, ...]
-
-
-def sync_proposals(proposals: Sequence[config.Proposal], *, session: Session) -> None:
+def sync_proposals(proposals: Sequence[config.ProposalConfig], *, session: Session) -> None:
     """Make the proposal table agree with feeds.yaml; a proposal's status and history are kept."""
     fresh = [
         {"id": proposal.id, "title": proposal.title, "status": proposal.initial_status, "in_config": True}
         for proposal in proposals
     ]
-    store.insert_new(models.Proposal, fresh, ["id"], session=session)
+    items.insert_new(models.Proposal, fresh, ["id"], session=session)
     existing = {row.id: row for row in session.exec(select(models.Proposal).order_by(col(models.Proposal.id)))}
     for proposal in proposals:
         row = existing.pop(proposal.id)
@@ -60,7 +53,7 @@ def proposal_state(proposal_id: str, ladder: Sequence[str], *, session: Session)
     """The current status and the open unconfirmed upgrades above it, with their evidence."""
     proposal = session.get(models.Proposal, proposal_id)
     assert proposal is not None
-    rank = {status: index for index, status in enumerate(ladder)}
+    ranks = Ladder.of(ladder)
     open_changes = session.exec(
         select(models.StatusChange)
         .where(
@@ -72,7 +65,7 @@ def proposal_state(proposal_id: str, ladder: Sequence[str], *, session: Session)
     ).all()
     pending: dict[str, Pending] = {}
     for change in open_changes:
-        if rank.get(change.to_status, -1) <= rank.get(proposal.status, -1) or change.id is None:
+        if not ranks.above(change.to_status, proposal.status) or change.id is None:
             continue
         rows = session.exec(
             select(models.Evidence, models.Source.tier)
@@ -110,7 +103,7 @@ def add_match(item: models.Item, match: Match, now: datetime, *, session: Sessio
     assert item.id is not None
     values = match_values(item.id, item.version, match, now)
     keys = ["item_id", "item_version", "proposal_id", "matcher_version"]
-    new_id = store.insert_one(models.ItemMatch, values, keys, session=session)
+    new_id = items.insert_one(models.ItemMatch, values, keys, session=session)
     return None if new_id is None else session.get(models.ItemMatch, new_id)
 
 
@@ -131,7 +124,6 @@ def apply_decisions(
     touched: list[models.StatusChange] = []
     proposal = session.get(models.Proposal, observation.proposal)
     assert proposal is not None
-    rank = {status: index for index, status in enumerate(ladder)}
     for decision in decisions:
         change: models.StatusChange | None = None
         if decision.kind in ("upgrade", "withdrawal"):
@@ -154,7 +146,7 @@ def apply_decisions(
                 "withdrawal" if decision.kind == "withdrawal" else ("change" if decision.confirmed else "unconfirmed")
             )
             if notify:
-                _change_event(kind, change, match, item, now, session=session)
+                events.change_event(kind, change, match, item, now, session=session)
         elif decision.change_id is not None:
             change = session.get(models.StatusChange, decision.change_id)
             if change is not None and decision.kind == "corroborate":
@@ -163,7 +155,7 @@ def apply_decisions(
                     change.state, change.confirmed_at = "confirmed", now
                     touched.append(change)
                     if notify:
-                        _change_event("confirmed", change, match, item, now, session=session)
+                        events.change_event("confirmed", change, match, item, now, session=session)
                 session.add(change)
         if change is None or change.id is None:
             continue
@@ -175,13 +167,19 @@ def apply_decisions(
             session.add(change)
             if proposal.status_change_id == change.id:
                 proposal.status_since = reported
-        if change.kind == "upgrade" and change.state == "confirmed":
-            if rank.get(change.to_status, -1) > rank.get(proposal.status, -1):
-                since = change.happened_at or now
-                proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, since, change.id
-                session.add(proposal)
+        raise_status(proposal, change, ladder, now, session=session)
     session.flush()
     return touched
+
+
+def raise_status(
+    proposal: models.Proposal, change: models.StatusChange, ladder: Sequence[str], now: datetime, *, session: Session
+) -> None:
+    """Move the proposal up to the change when `monitor.status.raises_status` says it does."""
+    if raises_status(change, proposal.status, ladder):
+        since = change.happened_at or now
+        proposal.status, proposal.status_since, proposal.status_change_id = change.to_status, since, change.id
+        session.add(proposal)
 
 
 def _add_evidence(
@@ -227,7 +225,7 @@ def clear_derived(*, session: Session) -> None:
     session.flush()
 
 
-def reset_statuses(proposals: Sequence[config.Proposal], *, session: Session) -> None:
+def reset_statuses(proposals: Sequence[config.ProposalConfig], *, session: Session) -> None:
     initial = {proposal.id: proposal.initial_status for proposal in proposals}
     for row in session.exec(select(models.Proposal)):
         row.status = initial.get(row.id, row.status)
@@ -288,97 +286,6 @@ def match_counts(*, session: Session) -> dict[str, tuple[int, datetime | None]]:
     return {proposal_id: (int(count), latest) for proposal_id, count, latest in rows}
 
 
-def add_event(
-    kind: str,
-    now: datetime,
-    detail: dict[str, object],
-    *,
-    session: Session,
-    proposal_id: str | None = None,
-    change_id: int | None = None,
-    match_id: int | None = None,
-    source_id: str | None = None,
-) -> None:
-    """Append to the event outbox that digests are cut from. `detail` carries everything a digest shows, so
-    an event stays readable even after `monitor rematch` rebuilt the rows it points to."""
-    session.add(
-        models.Event(
-            kind=kind,
-            created_at=now,
-            proposal_id=proposal_id,
-            change_id=change_id,
-            match_id=match_id,
-            source_id=source_id,
-            detail=json.dumps(detail, ensure_ascii=False, default=str),
-        )
-    )
-
-
-def report_event(match: models.ItemMatch, item: models.Item, now: datetime, *, session: Session) -> None:
-    """A new matched report, for digests."""
-    add_event(
-        "report",
-        now,
-        _item_detail(match, item, session=session),
-        session=session,
-        proposal_id=match.proposal_id,
-        match_id=match.id,
-        source_id=item.source_id,
-    )
-
-
-def _change_event(
-    kind: str,
-    change: models.StatusChange,
-    match: models.ItemMatch,
-    item: models.Item,
-    now: datetime,
-    *,
-    session: Session,
-) -> None:
-    sources = session.exec(
-        select(models.Source.name)
-        .join(models.Evidence, col(models.Evidence.source_id) == models.Source.id)
-        .where(models.Evidence.change_id == change.id)
-        .distinct()
-    ).all()
-    detail = {
-        **_item_detail(match, item, session=session),
-        "from_status": change.from_status,
-        "to_status": change.to_status,
-        "change_kind": change.kind,
-        "confirmed": change.state == "confirmed",
-        "sources": sorted(set(sources) | {_source_name(item.source_id, session=session)}),
-        "happened_at": min(filter(None, (change.happened_at, item.published_at, now))).isoformat(),
-    }
-    add_event(
-        kind,
-        now,
-        detail,
-        session=session,
-        proposal_id=change.proposal_id,
-        change_id=change.id,
-        match_id=match.id,
-        source_id=item.source_id,
-    )
-
-
-def _item_detail(match: models.ItemMatch, item: models.Item, *, session: Session) -> dict[str, object]:
-    return {
-        "title": item.title,
-        "link": item.link,
-        "source": _source_name(item.source_id, session=session),
-        "published_at": item.published_at.isoformat(),
-        "status": match.status,
-        "story": f"story:{item.story_id}" if item.story_id else f"item:{item.id}",
-    }
-
-
-def _source_name(source_id: str, *, session: Session) -> str:
-    source = session.get(models.Source, source_id)
-    return source.name if source else source_id
-
-
 @dataclass(frozen=True)
 class Review:
     """An analyst's decision on a machine-made change, kept across `monitor rematch`."""
@@ -429,9 +336,9 @@ def reapply_reviews(decisions: Sequence[Review], *, session: Session) -> int:
     return applied
 
 
-def recompute_statuses(proposals: Sequence[config.Proposal], ladder: Sequence[str], *, session: Session) -> None:
+def recompute_statuses(proposals: Sequence[config.ProposalConfig], ladder: Sequence[str], *, session: Session) -> None:
     """Each proposal's status from its history: confirmed upgrades move it up, an analyst's decision sets it."""
-    rank = {status: index for index, status in enumerate(ladder)}
+    ranks = Ladder.of(ladder)
     for proposal in proposals:
         row = session.get(models.Proposal, proposal.id)
         if row is None:
@@ -440,9 +347,7 @@ def recompute_statuses(proposals: Sequence[config.Proposal], ladder: Sequence[st
         # An analyst's decision overrides what the machine had seen by then, whatever order the rows were made in.
         ordered = sorted(changes(proposal.id, session=session), key=lambda c: (c.observed_at, c.kind == "analyst"))
         for change in ordered:
-            if change.kind == "analyst" or (
-                change.kind == "upgrade" and change.state == "confirmed" and rank[change.to_status] > rank[status]
-            ):
+            if change.kind == "analyst" or raises_status(change, status, ranks):
                 status, since, change_id = change.to_status, change.happened_at or change.observed_at, change.id
         row.status, row.status_since, row.status_change_id = status, since, change_id
         session.add(row)

@@ -1,0 +1,95 @@
+"""`monitor rematch`, wired: every stored item matched again, the derived history rebuilt from scratch.
+
+    history.clear_derived | history.items_in_order | match.Matcher.match | status.decide
+    | history.apply_decisions | history.reapply_reviews | history.recompute_statuses     (one transaction)
+
+`record_matches` is the one-item-at-a-time path that `monitor.store.bulk.record_matches_bulk` must agree with.
+The engine is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from monitor.config import Config
+from monitor.match import Matcher
+from monitor.status import Ladder, decide
+from monitor.store import bulk, events, history, models
+
+
+def record_matches(
+    items: Sequence[models.Item],
+    matcher: Matcher,
+    config: Config,
+    now: datetime,
+    *,
+    session: Session,
+    notify: bool = True,
+) -> list[models.StatusChange]:
+    """Match items to the proposals and record the history events their reports cause; with `notify`, also
+    append them to the event outbox for digests."""
+    ladder = Ladder(config.settings.status.ladder)
+    policy = config.settings.status.corroboration
+    tiers = {source.id: source.tier for source in config.sources}
+    touched: list[models.StatusChange] = []
+    found = [(item, matcher.match(item.title, item.summary)) for item in items]
+    # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
+    history.lock_proposals({match.proposal for _item, matches in found for match in matches}, session=session)
+    for item, matches in found:
+        for match in matches:
+            row = history.add_match(item, match, now, session=session)
+            if row is None or row.id is None:
+                continue
+            observation = bulk.observe(match, item.source_id, tiers, item.published_at, row.id)
+            if notify:
+                events.report_event(row, item, now, session=session)
+            state = history.proposal_state(match.proposal, ladder, session=session)
+            decisions = decide(state, observation, ladder, policy)
+            touched += history.apply_decisions(
+                decisions, observation, row, item, ladder, now, session=session, notify=notify
+            )
+    return touched
+
+
+@dataclass(frozen=True)
+class RematchSummary:
+    items: int
+    matches: int
+    changes: int
+    reviews_kept: int = 0
+    reviews_dropped: int = 0  # decisions about changes the rebuilt history no longer has
+
+
+def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> RematchSummary:
+    """Re-run matching over every stored item and rebuild the derived statuses, in one transaction.
+
+    Deterministic: items are taken in the order they were stored, each at the time it was first seen, so
+    the same database and configuration always give the same history. Analysts' own decisions are kept:
+    their `set-status` rows stay, and their confirmations and rejections are put back on the rebuilt changes.
+    Subscribers are not told again: a rebuild adds nothing to the event outbox.
+    """
+    matcher = Matcher(config.proposals, config.settings.status.ladder)
+    items = matches = changes = 0
+    with Session(engine) as session:
+        history.sync_proposals(config.proposals, session=session)
+        reviewed = history.reviews(session=session)
+        history.clear_derived(session=session)
+        history.reset_statuses(config.proposals, session=session)
+        last_id = 0
+        while page := history.items_in_order(last_id, batch, session=session):
+            for item in page:
+                touched = record_matches([item], matcher, config, item.first_seen_at, session=session, notify=False)
+                changes += len({change.id for change in touched})
+            items += len(page)
+            last_id = page[-1].id or last_id
+            session.expunge_all()
+        kept = history.reapply_reviews(reviewed, session=session)
+        history.recompute_statuses(config.proposals, config.settings.status.ladder, session=session)
+        matches = history.count_matches(session=session)
+        session.commit()
+    return RematchSummary(items, matches, changes, kept, len(reviewed) - kept)
