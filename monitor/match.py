@@ -9,7 +9,7 @@ How feeds.yaml describes a proposal:
             (best partial alignment, widened to whole words and re-scored), so inflection and spelling
             variants count; numbers must agree exactly.
 - names     aliases that identify it alone ("coalition of the willing"): required groups and actors are not
-            asked for.
+            asked for, and only an excluded term in the name's own clause explains it away.
 - concepts  the proposal described by what it is, for reports that use no alias: parts (who commits, what
             the commitment is) that must all occur in one clause, near each other (`monitor.concepts`).
             A concept hit scores `CONCEPT_SCORE`, below any named alias.
@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import operator
 import re
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 
 from rapidfuzz import fuzz
 
@@ -41,7 +39,16 @@ from monitor.concepts import Concept, ConceptIndex, compile_concept, word_starts
 from monitor.config import ProposalConfig
 from monitor.cues import DEFAULT_LADDER, Passage, read_status, strip_marks
 from monitor.status import Ladder
-from monitor.text import focus, fold_text, normalize_text, same_clause, split_sentences, term_pattern, terms_pattern
+from monitor.text import (
+    Occurrences,
+    focus,
+    fold_text,
+    normalize_text,
+    same_clause,
+    split_sentences,
+    term_pattern,
+    terms_pattern,
+)
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
@@ -117,46 +124,13 @@ class _Rule:
         return [(name, hit.span()) for name, pattern in self.actors for hit in pattern.finditer(text)]
 
     def vetoed(self, text: str, named: tuple[int, int] | None = None) -> bool:
-        """Whether an excluded term explains the sentence's reading away (the item may match elsewhere). A name
-        (the span `named`) identifies its proposal alone: only a term in its own clause explains it away."""
-        if self.excluded is None or self.excluded.search(text) is None:
-            return False
-        return named is None or any(same_clause(text, term.span(), named) for term in self.excluded.finditer(text))
+        """Whether an excluded term explains the sentence's reading away (the item may match elsewhere); a name
+        at the span `named` is explained away only by a term in its own clause."""
+        terms = self.excluded.finditer(text) if self.excluded is not None else ()
+        return any(named is None or same_clause(text, term.span(), named) for term in terms)
 
 
 _AliasesByAnchor = list[tuple[str, list[tuple[_Alias, tuple[int, ...]]]]]
-
-
-class _Occurrences:
-    """Which sentences of an item hold a piece of text: one scan of the whole item per piece, not one per
-    sentence, since most pieces occur in few of a long report's sentences."""
-
-    def __init__(self, sentences: Sequence[str]) -> None:
-        self._text = "\n".join(sentences)
-        self._starts = list(accumulate((len(s) + 1 for s in sentences[:-1]), initial=0))
-        self._count = len(sentences)
-        self._memo: dict[str, set[int]] = {}
-
-    def sentences(self, piece: str) -> set[int]:
-        if piece in self._memo:
-            return self._memo[piece]
-        found: set[int] = set()
-        text, starts, at = self._text, self._starts, self._text.find(piece)
-        while at >= 0:
-            i = bisect_right(starts, at) - 1
-            found.add(i)
-            at = text.find(piece, starts[i + 1]) if i + 1 < self._count else -1
-        self._memo[piece] = found
-        return found
-
-    def holding(self, keys: Sequence[frozenset[str]]) -> set[int]:
-        """The sentences that hold at least one piece of every group."""
-        result = set(range(self._count))
-        for group in keys:
-            result &= set().union(*map(self.sentences, group))
-            if not result:
-                break
-        return result
 
 
 def _frozen(starts: set[str] | None) -> frozenset[str] | None:
@@ -333,7 +307,7 @@ class Matcher:
         folded = [line.strip() for line in fold_text("\n".join(sentences)).split("\n")]
         if len(folded) > 1 and folded[1].startswith(folded[0]) and folded[0]:
             folded[1] = folded[1][len(folded[0]) :].strip()  # feeds that repeat the headline in the summary
-        where = _Occurrences(folded)
+        where = Occurrences(folded)
         sentence_aliases: list[list[tuple[_Alias, tuple[int, ...]]]] = [[] for _ in folded]
         for anchor, entries in aliases:
             for i in where.sentences(anchor):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 
 from monitor.cues import strip_marks
 
@@ -182,3 +184,35 @@ def alternatives_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
 def terms_pattern(groups: Sequence[str]) -> re.Pattern[str] | None:
     """Any term of any of the groups ("a|b*|c ... d")."""
     return alternatives_pattern([t for group in groups for t in group.split("|")])
+
+
+class Occurrences:
+    """Which sentences of an item hold a piece of text: one scan of the whole item per piece, not one per
+    sentence, since most pieces occur in few of a long report's sentences."""
+
+    def __init__(self, sentences: Sequence[str]) -> None:
+        self._text = "\n".join(sentences)
+        self._starts = list(accumulate((len(s) + 1 for s in sentences[:-1]), initial=0))
+        self._count = len(sentences)
+        self._memo: dict[str, set[int]] = {}
+
+    def sentences(self, piece: str) -> set[int]:
+        if piece in self._memo:
+            return self._memo[piece]
+        found: set[int] = set()
+        text, starts, at = self._text, self._starts, self._text.find(piece)
+        while at >= 0:
+            i = bisect_right(starts, at) - 1
+            found.add(i)
+            at = text.find(piece, starts[i + 1]) if i + 1 < self._count else -1
+        self._memo[piece] = found
+        return found
+
+    def holding(self, keys: Sequence[frozenset[str]]) -> set[int]:
+        """The sentences that hold at least one piece of every group."""
+        result = set(range(self._count))
+        for group in keys:
+            result &= set().union(*map(self.sentences, group))
+            if not result:
+                break
+        return result
