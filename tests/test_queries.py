@@ -8,6 +8,7 @@ works on its own copy of the database.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -137,9 +138,9 @@ def corpus_url(tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine = open_database(corpus_url(tmp_path_factory, "queries"))
-    yield engine  # type: ignore[misc]
+    yield engine
     engine.dispose()
 
 
@@ -160,7 +161,9 @@ def test_views_in_the_database_are_the_ones_queries_defines(engine: Engine) -> N
         assert set(sa.inspect(engine).get_view_names()) == set(queries.VIEW_NAMES)
         return
     with engine.connect() as connection:
-        stored = dict(connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'view'").all())
+        stored: dict[str, str] = dict(
+            connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'view'").all()
+        )
     assert stored == {name: f"CREATE VIEW {name} AS\n{queries.view_sql(name, 'sqlite')}" for name in queries.VIEW_NAMES}
 
 

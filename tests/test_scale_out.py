@@ -128,7 +128,7 @@ def _delivery(engine: Engine, fake: FakeBotAPI) -> dict[str, Any]:
             )
         ).all()
         events = connection.execute(sa.text("SELECT count(*) FROM event")).scalar_one()
-        told = dict(
+        told: dict[int, int] = dict(
             connection.execute(
                 sa.text(
                     "SELECT s.chat_id, count(*) FROM digest_event t JOIN subscriber s ON s.id = t.subscriber_id "
@@ -201,7 +201,7 @@ def test_four_workers_and_two_senders_on_postgres_match_one_process_on_sqlite(
             for process in workers:
                 _finish(process)
             with engine.connect() as connection:
-                leased = dict(
+                leased: dict[str, int] = dict(
                     connection.execute(
                         sa.text("SELECT f.source_id, r.id FROM feed_poll f JOIN poll_run r ON r.id = f.run_id")
                     ).all()

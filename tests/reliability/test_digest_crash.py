@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
+from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -143,7 +144,7 @@ class Trial:
     def __exit__(self, *_: object) -> None:
         self.fake.stop()
 
-    def rows(self, sql: str) -> list[tuple[object, ...]]:
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
         with connect(self.path) as connection:
             return connection.execute(sql).fetchall()
 
