@@ -13,13 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
 import pytest
-import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -31,11 +30,8 @@ from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store import models
 
-from .botapi import FakeBotAPI, RateLimits
-from .conftest import ROOT, FakeClock
-from .test_history import SIGNED_DK, rss
-from .test_notify import TOKEN, _many_reports
-from .test_outbox import SEED_LIKE
+from .botapi import FakeBotAPI
+from .conftest import SEED_LIKE, SIGNED_DK, TOKEN, FakeClock, many_reports, rss, write_config
 
 CHAT = 777
 ADMIN_CHAT = 555
@@ -90,12 +86,6 @@ def say(fake: FakeBotAPI, chat: int, text: str, **kwargs: object) -> str:
     fake.send_user_message(chat, text, **kwargs)  # type: ignore[arg-type]
     wait_for(lambda: len(fake.sent(chat)) > before)
     return "\n".join(message.plain_text for message in fake.sent(chat)[before:])
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBotAPI]:
-    with FakeBotAPI(token=TOKEN, limits=RateLimits.off()) as running:
-        yield running
 
 
 @pytest.fixture
@@ -221,13 +211,9 @@ def test_admin_chat_is_told_when_a_feed_starts_failing(
 
 
 def _config_file(tmp_path: Path, config: Config) -> Path:
-    data = yaml.safe_load((ROOT / "feeds.yaml").read_text())
-    data["settings"]["database_url"] = config.database_url
-    data["settings"]["telegram"]["api_url"] = config.settings.telegram.api_url
-    data["sources"] = [{"id": "gov", "name": "gov", "url": config.sources[0].url, "tier": "official"}]
-    path = tmp_path / "feeds.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    gov = {"id": "gov", "name": "gov", "url": config.sources[0].url, "tier": "official"}
+    telegram = {"api_url": config.settings.telegram.api_url}
+    return write_config(tmp_path / "feeds.yaml", config.database_url, [gov], telegram=telegram)
 
 
 def test_digest_sender_killed_mid_digest_resumes_without_repeating(
@@ -237,7 +223,7 @@ def test_digest_sender_killed_mid_digest_resumes_without_repeating(
     with RunningBot(SubscriberBot(bot_config, engine, clock)):
         say(fake, CHAT, "/start")
         say(fake, CHAT, "/frequency instant")
-    server.serve("/gov.xml", Response(_many_reports(60)))
+    server.serve("/gov.xml", Response(many_reports(60)))
     clock.advance(hours=1)
     run_poll(bot_config, engine, clock)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from html import escape
 
@@ -24,30 +23,9 @@ from monitor.pipeline import run_poll
 from monitor.store import models, outbox
 
 from .botapi import FakeBotAPI, RateLimits
-from .conftest import FakeClock, make_config
-from .test_history import rss
+from .conftest import TOKEN, FakeClock, make_config, many_reports, rss
 
-TOKEN = "123456:TEST-token-never-logged"
 CHAT = 4242
-
-
-def _many_reports(count: int) -> bytes:
-    return rss(
-        *(
-            (
-                f"dk{n}",
-                f"Denmark and Ukraine sign security agreement, report {n}: " + "details " * 30,
-                "Danish Prime Minister Mette Frederiksen and President Zelensky signed a bilateral security agreement.",
-            )
-            for n in range(count)
-        )
-    )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBotAPI]:
-    with FakeBotAPI(token=TOKEN, limits=RateLimits.off()) as running:
-        yield running
 
 
 @pytest.fixture
@@ -75,7 +53,7 @@ def _prepare(
     fake.add_chat(CHAT)
     run_poll(config, engine, clock)  # proposals exist from here
     _subscribe(engine, config, clock)
-    server.serve("/gov.xml", Response(_many_reports(reports)))
+    server.serve("/gov.xml", Response(many_reports(reports)))
     clock.advance(hours=1)
     run_poll(config, engine, clock)
     assert compose_digests(config, engine, clock) == 1
@@ -192,7 +170,7 @@ def test_deliver_follows_a_migrated_group(
     fake.add_chat(-100, "group", title="readers")
     run_poll(telegram_config, engine, clock)
     _subscribe(engine, telegram_config, clock, chat_id=-100, chat_type="group")
-    server.serve("/gov.xml", Response(_many_reports(1)))
+    server.serve("/gov.xml", Response(many_reports(1)))
     clock.advance(hours=1)
     run_poll(telegram_config, engine, clock)
     compose_digests(telegram_config, engine, clock)

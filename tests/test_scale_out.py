@@ -23,10 +23,9 @@ from monitor.feedserver import FeedServer, Response
 from monitor.store.schema import open_database
 
 from .botapi import FakeBotAPI, RateLimits
-from .conftest import POSTGRES, REPLAY, PostgresDatabases
-from .reliability.harness import held_until, monitor_env, write_config
+from .conftest import POSTGRES, REPLAY, TOKEN, PostgresDatabases, write_config
+from .reliability.harness import held_until, monitor_env
 
-TOKEN = "123456:TEST-scale-out"
 CHATS = (501, 502, 503, 504, 505)
 WORKERS, SENDERS = 4, 2
 SLOW = "r03"  # the feed the killed worker is made to hold

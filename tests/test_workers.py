@@ -26,8 +26,7 @@ from monitor.store.fulltext import search
 from monitor.store.schema import open_database
 from monitor.store.search_pg import to_tsquery
 
-from .conftest import POSTGRES, ROOT, FakeClock, PostgresDatabases, make_config
-from .test_history import SIGNED_DK, rss
+from .conftest import POSTGRES, ROOT, SIGNED_DK, FakeClock, PostgresDatabases, make_config, rss
 
 
 def _sources(base_config: Config, database_url: str, engine: Engine, clock: FakeClock, n: int = 6) -> Config:
