@@ -135,6 +135,7 @@ def test_bot_end_to_end_one_digest(
         assert "Unsubscribed" in say(fake, CHAT, "/stop")
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_answers_unknown_commands_and_bad_arguments(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -168,6 +169,7 @@ def test_bot_in_a_group_only_admins_change_settings(
         assert "Tracked proposals" in say(fake, group, "/proposals", user_id=20, chat_type="supergroup")
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_admin_commands_ignore_non_admins(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -181,6 +183,7 @@ def test_bot_admin_commands_ignore_non_admins(
         assert not any("feeds:" in m.plain_text or "Feeds" == m.plain_text[:5] for m in fake.sent(CHAT))
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_flood_from_one_chat_is_limited(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -267,6 +270,7 @@ def test_digest_sender_killed_mid_digest_resumes_without_repeating(
         assert session.exec(select(models.Digest)).one().state == "sent"
 
 
+@pytest.mark.sqlite_only  # about the webhook transport, not the database
 def test_bot_by_webhook_answers_an_update_posted_to_it(
     tmp_path: Path, fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -336,6 +340,7 @@ def test_bot_unknown_ids_and_a_removed_proposal_can_be_unfollowed(
         assert "I don't track reassurance-force" in say(fake, CHAT, "/follow reassurance-force")
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_wording_of_frequencies_and_feeds(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -356,6 +361,7 @@ def test_bot_wording_of_frequencies_and_feeds(
         assert say(fake, ADMIN_CHAT, "/feeds") == "Feeds\n• gov ok\n• wire1 new: not polled yet"
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_ignores_commands_for_other_bots_in_a_group(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:

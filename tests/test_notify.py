@@ -114,6 +114,7 @@ def test_deliver_network_error_resumes_at_first_unsent_part(
     assert len(texts) == len(set(texts)) == parts
 
 
+@pytest.mark.sqlite_only  # about waiting on Telegram's 429; resuming from the database is the next test
 def test_deliver_429_waits_retry_after_then_sends(
     fake: FakeBotAPI, server: FeedServer, telegram_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -182,6 +183,7 @@ def test_deliver_follows_a_migrated_group(
         assert session.exec(select(models.Subscriber)).one().chat_id == -1000000000100
 
 
+@pytest.mark.sqlite_only  # the limiter is in memory
 def test_rate_limiter_keeps_within_telegrams_limits(
     server: FeedServer, telegram_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -228,6 +230,7 @@ def test_rate_limiter_windows() -> None:
     assert limiter.delay(-5, True) == pytest.approx(59.0), "two a minute per group"
 
 
+@pytest.mark.sqlite_only  # about what is printed, not stored
 def test_digest_command_path_never_logs_the_token(
     fake: FakeBotAPI,
     server: FeedServer,
@@ -255,6 +258,7 @@ def test_digest_command_path_never_logs_the_token(
     assert TOKEN not in logged and "TEST-token" not in logged
 
 
+@pytest.mark.sqlite_only  # about rendering and Telegram's parser
 def test_deliver_feed_text_cannot_break_or_alter_the_message(
     fake: FakeBotAPI, server: FeedServer, telegram_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
