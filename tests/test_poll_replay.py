@@ -27,13 +27,14 @@ from .conftest import REPLAY, ROOT, FakeClock, make_config
 STAMP = re.compile(r"__(\d{4}-\d{2}-\d{2}T\d{6}Z)__")
 
 
-def _snapshots(prefix: str) -> list[tuple[datetime, Path]]:
+def _snapshots(prefix: str, every: int = 1) -> list[tuple[datetime, Path]]:
+    """The replay's snapshots of one feed in time order (every `every`-th of them)."""
     found = []
     for path in REPLAY.glob(f"{prefix}__*.xml"):
         stamp = STAMP.search(path.name)
         assert stamp is not None
         found.append((datetime.strptime(stamp.group(1), "%Y-%m-%dT%H%M%SZ").replace(tzinfo=UTC), path))
-    return sorted(found)
+    return sorted(found)[::every]
 
 
 def _expected(snapshots: list[tuple[datetime, Path]]) -> tuple[set[str], dict[str, int]]:
@@ -52,10 +53,10 @@ def _expected(snapshots: list[tuple[datetime, Path]]) -> tuple[set[str], dict[st
     return set(versions), {key: len(contents) - 1 for key, contents in versions.items()}
 
 
-def _replay(server: FeedServer, config: Config, engine: Engine, clock: FakeClock) -> None:
+def _replay(server: FeedServer, config: Config, engine: Engine, clock: FakeClock, every: int = 1) -> None:
     timeline = sorted(
-        [(when, "reuters", path) for when, path in _snapshots("reuters")]
-        + [(when, "reuters-direct", path) for when, path in _snapshots("reuters_direct")]
+        [(when, "reuters", path) for when, path in _snapshots("reuters", every)]
+        + [(when, "reuters-direct", path) for when, path in _snapshots("reuters_direct", every)]
     )
     for when, source_id, path in timeline:
         clock.now = when
