@@ -74,19 +74,18 @@ def fill(engine: sa.Engine, matches: int, events: int) -> None:
     """One source, `matches` items each with one match, a machine-made change per ten matches, `events` events
     pointing at the matches (and, for every second one, at a change)."""
     now = START
-    item, match, change, event = (
-        t.__table__ for t in (models.Item, models.ItemMatch, models.StatusChange, models.Event)
-    )
+    tables = models.Item.metadata.tables  # every model's table: they share one MetaData
+    item, match, change, event = (tables[name] for name in ("item", "item_match", "status_change", "event"))
     changes = max(1, matches // 10)
     with engine.begin() as connection:
         connection.execute(
-            models.Source.__table__.insert(),
+            tables["source"].insert(),
             [{"id": "bench-wire", "name": "Bench wire", "url": "http://127.0.0.1/", "config_url": "http://127.0.0.1/",
               "tier": "wire", "language": "en", "interval_seconds": 1800.0, "enabled": True, "in_config": True,
               "health": "ok", "consecutive_failures": 0}],
         )  # fmt: skip
         connection.execute(
-            models.Proposal.__table__.insert(),
+            tables["proposal"].insert(),
             [{"id": PROPOSAL, "title": "Denmark", "status": "discussion", "in_config": True}],
         )
         connection.execute(

@@ -138,9 +138,8 @@ class Servers:
         self._threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in self._servers]
 
     def url(self, feed: int) -> str:
-        server = self._servers[feed % len(self._servers)]
-        host, port = server.server_address[:2]
-        return f"http://{host}:{port}/feed/{feed}.xml"
+        index = feed % len(self._servers)
+        return f"http://{HOSTS[index]}:{self._servers[index].server_port}/feed/{feed}.xml"
 
     def reset_counts(self) -> dict[str, int]:
         seen = dict(self.counts)

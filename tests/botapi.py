@@ -6,19 +6,17 @@ in any case) by GET or POST, with parameters in the query string, a urlencoded o
 and answers like Telegram: `{"ok": true, "result": ...}`, or `{"ok": false, "error_code": N, "description": ...,
 "parameters": {...}}` with HTTP status N. A wrong token gets 401 "Unauthorized", an unknown method 404 "Not Found".
 
-Methods served: getMe, getUpdates (offset confirms, negative offset keeps the tail, limit, timeout long-polls,
-allowed_updates filters later updates, a newer poll ends a waiting one with 409 Conflict), sendMessage,
-editMessageText, sendPhoto, answerCallbackQuery, sendChatAction, getChat, getChatMember, getChatAdministrators,
-setMyCommands / getMyCommands / deleteMyCommands, setWebhook / deleteWebhook / getWebhookInfo (an active webhook
-makes getUpdates answer 409), logOut, close.
+Methods served, the ones the monitor's bot and sender call: getMe, getUpdates (offset confirms, negative offset
+keeps the tail, limit, timeout long-polls, allowed_updates filters later updates, a newer poll ends a waiting one
+with 409 Conflict), sendMessage, sendPhoto, getChatMember, setMyCommands, setWebhook / deleteWebhook (an active
+webhook makes getUpdates answer 409). Any other method answers 404, so a new call in the monitor shows up here.
 
 The test's side:
     add_chat(id, type) / send_user_message(chat_id, text, ...)   make a chat known; a user writes (a message
                                                                   update; "/cmd" gets a bot_command entity)
-    press_button(chat_id, data, message_id)                      a callback_query update
-    set_admins(chat_id, user_ids, owner_id=)                     who getChatMember/getChatAdministrators name
-    sent(chat_id) / edited(chat_id) -> [SentMessage]             what the bot delivered
-    calls(method) / commands() / answered_callbacks / chat_actions / pending_updates()
+    set_admins(chat_id, user_ids, owner_id=)                     who getChatMember names
+    sent(chat_id) -> [SentMessage] / photos                      what the bot delivered
+    calls(method) / commands() / pending_updates()
     block(id) / unblock(id) / kick(id)                           403 Forbidden
     migrate(id, new_id)                                          400 with parameters.migrate_to_chat_id
     set_limits(RateLimits(...)) / RateLimits.strict() / .off()   429 with parameters.retry_after
@@ -386,7 +384,7 @@ class Limit:
 @dataclass(frozen=True)
 class RateLimits:
     """Telegram's documented limits (Bots FAQ): ~30 msg/s overall, 1 msg/s per chat with short bursts tolerated,
-    20 msg/min per group. None turns a limit off. Only accepted sendMessage/editMessageText count."""
+    20 msg/min per group. None turns a limit off. Only accepted sendMessage calls count."""
 
     overall: Limit | None = Limit(30, 30)
     private_chat: Limit | None = Limit(1, 3)
@@ -404,17 +402,14 @@ class RateLimits:
 
 @dataclass(frozen=True)
 class SentMessage:
-    """A message the bot delivered (kind "send") or a new version of one (kind "edit")."""
+    """A text message the bot delivered."""
 
-    kind: str
     chat_id: int
     message_id: int
     text: str  # as the bot sent it, markup included
     plain_text: str  # what the user sees
     entities: tuple[JSON, ...]
     parse_mode: str | None
-    reply_markup: JSON | None
-    disable_web_page_preview: bool | None
     link_preview_options: JSON | None
     date: int
 
@@ -552,12 +547,7 @@ class FakeBotAPI:
         self._poll_generation = 0
         self._allowed_updates: list[str] = []
         self._message_ids: dict[int, itertools.count[int]] = {}
-        self._messages: dict[tuple[int, int], JSON] = {}
         self._deliveries: list[SentMessage] = []
-        self._callback_queries: set[str] = set()
-        self._callback_ids = itertools.count(1)
-        self.answered_callbacks: list[JSON] = []
-        self.chat_actions: list[JSON] = []
         self.photos: list[JSON] = []  # sendPhoto calls: chat_id, data (bytes of an upload, or a file_id/URL), caption
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self._webhook_url = ""
@@ -622,7 +612,7 @@ class FakeBotAPI:
             return dict(self._chats[chat_id])
 
     def set_admins(self, chat_id: int, user_ids: Iterable[int], *, owner_id: int | None = None) -> None:
-        """Declare a group's administrators (and creator), served by getChatMember/getChatAdministrators."""
+        """Declare a group's administrators (and creator), served by getChatMember."""
         with self._lock:
             self._admins[chat_id] = (owner_id, list(user_ids))
 
@@ -670,27 +660,6 @@ class FakeBotAPI:
             if entities:
                 message["entities"] = entities
             return self._enqueue("message", message)
-
-    def press_button(self, chat_id: int, data: str, message_id: int, *, user_id: int | None = None) -> JSON:
-        """A user presses an inline button carrying `data` under the bot's message; returns the Update."""
-        with self._lock:
-            message = self._messages.get((chat_id, message_id)) or {
-                "message_id": message_id,
-                "date": int(self._clock()),
-                "text": "",
-                "chat": self._chats.get(chat_id, {"id": chat_id, "type": "private"}),
-                "from": self.bot_user,
-            }
-            query_id = str(next(self._callback_ids))
-            self._callback_queries.add(query_id)
-            query = {
-                "id": query_id,
-                "from": self._user(chat_id if user_id is None else user_id),
-                "message": dict(message),
-                "chat_instance": str(abs(chat_id)),
-                "data": data,
-            }
-            return self._enqueue("callback_query", query)
 
     def _enqueue(self, kind: str, payload: JSON) -> JSON:
         update = {"update_id": next(self._update_ids), kind: payload}
@@ -781,14 +750,8 @@ class FakeBotAPI:
     # what the bot did
 
     def sent(self, chat_id: int | None = None) -> list[SentMessage]:
-        return self._delivered("send", chat_id)
-
-    def edited(self, chat_id: int | None = None) -> list[SentMessage]:
-        return self._delivered("edit", chat_id)
-
-    def _delivered(self, kind: str, chat_id: int | None) -> list[SentMessage]:
         with self._lock:
-            return [m for m in self._deliveries if m.kind == kind and chat_id in (None, m.chat_id)]
+            return [m for m in self._deliveries if chat_id in (None, m.chat_id)]
 
     def calls(self, method: str | None = None) -> list[ApiCall]:
         with self._lock:
@@ -812,11 +775,6 @@ class FakeBotAPI:
 
     def _api_getme(self, params: JSON) -> JSON:
         return dict(self.bot_user)
-
-    def _api_logout(self, params: JSON) -> bool:
-        return True
-
-    _api_close = _api_logout
 
     def _api_getupdates(self, params: JSON) -> list[JSON]:
         offset = _int(params, "offset", 0) or 0
@@ -865,14 +823,6 @@ class FakeBotAPI:
             self._webhook_url = _text(params, "url") or ""
         return True
 
-    def _api_getwebhookinfo(self, params: JSON) -> JSON:
-        with self._lock:
-            return {
-                "url": self._webhook_url,
-                "has_custom_certificate": False,
-                "pending_update_count": len(self._updates),
-            }
-
     def _api_setmycommands(self, params: JSON) -> bool:
         commands = _json(params, "commands")
         if not isinstance(commands, list):
@@ -887,48 +837,6 @@ class FakeBotAPI:
             self._commands[key] = [{"command": c["command"], "description": c["description"]} for c in commands]
         return True
 
-    def _api_getmycommands(self, params: JSON) -> list[JSON]:
-        return self.commands(_json(params, "scope"), _text(params, "language_code") or "")
-
-    def _api_deletemycommands(self, params: JSON) -> bool:
-        with self._lock:
-            self._commands.pop((_scope_key(_json(params, "scope")), _text(params, "language_code") or ""), None)
-        return True
-
-    def _api_answercallbackquery(self, params: JSON) -> bool:
-        query_id = _text(params, "callback_query_id") or ""
-        with self._lock:
-            if query_id not in self._callback_queries:
-                raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
-            self._callback_queries.discard(query_id)
-            self.answered_callbacks.append(
-                {
-                    "callback_query_id": query_id,
-                    "text": _text(params, "text"),
-                    "show_alert": _flag(params, "show_alert"),
-                    "url": _text(params, "url"),
-                }
-            )
-        return True
-
-    def _api_sendchataction(self, params: JSON) -> bool:
-        chat_id = self._chat_id(params)
-        action = _text(params, "action")
-        if not action:
-            raise ApiError(400, "Bad Request: wrong parameter action in request")
-        with self._lock:
-            self.chat_actions.append({"chat_id": chat_id, "action": action})
-        return True
-
-    def _api_getchat(self, params: JSON) -> JSON:
-        chat_id = self._chat_id(params)
-        with self._lock:
-            chat = dict(self._chats[chat_id])
-        gifts = dict.fromkeys(
-            ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription", "gifts_from_channels"), False
-        )
-        return {**chat, "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
-
     def _api_getchatmember(self, params: JSON) -> JSON:
         chat_id = self._chat_id(params)
         user_id = _int(params, "user_id")
@@ -939,15 +847,6 @@ class FakeBotAPI:
             if user_id == owner:
                 return self._member("creator", user_id)
             return self._member("administrator" if user_id in admins else "member", user_id)
-
-    def _api_getchatadministrators(self, params: JSON) -> list[JSON]:
-        chat_id = self._chat_id(params)
-        with self._lock:
-            if self._chats[chat_id]["type"] == "private":
-                raise ApiError(400, "Bad Request: there are no administrators in the private chat")
-            owner, admins = self._admins.get(chat_id, (None, []))
-            creator = [self._member("creator", owner)] if owner is not None else []
-            return creator + [self._member("administrator", user_id) for user_id in admins]
 
     def _member(self, status: str, user_id: int) -> JSON:
         member: JSON = {"status": status, "user": self._user(user_id)}
@@ -988,11 +887,8 @@ class FakeBotAPI:
                 "date": int(self._clock()),
                 **content.result,
             }
-            self._messages[(chat_id, message["message_id"])] = message
             self._deliveries.append(
-                replace(
-                    content.record, kind="send", chat_id=chat_id, message_id=message["message_id"], date=message["date"]
-                )
+                replace(content.record, chat_id=chat_id, message_id=message["message_id"], date=message["date"])
             )
             return _copy(message)
 
@@ -1026,35 +922,7 @@ class FakeBotAPI:
             }
             if caption:
                 message["caption"] = caption
-            self._messages[(chat_id, message["message_id"])] = message
             self.photos.append({"chat_id": chat_id, "data": photo, "caption": caption})
-            return _copy(message)
-
-    def _api_editmessagetext(self, params: JSON) -> JSON:
-        if params.get("inline_message_id"):
-            raise ApiError(400, "Bad Request: MESSAGE_ID_INVALID")
-        chat_id = self._chat_id(params)
-        message_id = _int(params, "message_id")
-        content = self._content(params)
-        with self._lock:
-            old = self._messages.get((chat_id, message_id or 0))
-            if old is None or message_id is None:
-                raise ApiError(400, "Bad Request: message to edit not found")
-            keys = ("text", "entities", "reply_markup")
-            if all(old.get(k) == content.result.get(k) for k in keys):
-                raise ApiError(
-                    400,
-                    "Bad Request: message is not modified: specified new message content and "
-                    "reply markup are exactly the same as a current content and reply markup "
-                    "of the message",
-                )
-            self._check_reachable(chat_id)
-            message = {k: v for k, v in old.items() if k not in keys} | content.result
-            message["edit_date"] = int(self._clock())
-            self._messages[(chat_id, message_id)] = message
-            self._deliveries.append(
-                replace(content.record, kind="edit", chat_id=chat_id, message_id=message_id, date=message["edit_date"])
-            )
             return _copy(message)
 
     # sending, step by step
@@ -1093,34 +961,13 @@ class FakeBotAPI:
             raise ApiError(400, "Bad Request: message text is empty")
         if utf16_length(plain.strip()) > MAX_TEXT_LENGTH:
             raise ApiError(400, "Bad Request: message is too long")
-        markup = _json(params, "reply_markup")
-        if markup is not None and not isinstance(markup, dict):
-            raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
-        for row in (markup or {}).get("inline_keyboard", []):
-            for button in row:
-                if len(str(button.get("callback_data", "")).encode()) > 64:
-                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
         preview = _json(params, "link_preview_options")
         result: JSON = {"text": plain}
         if entities:
             result["entities"] = entities
-        if markup and "inline_keyboard" in markup:
-            result["reply_markup"] = markup
         if preview:
             result["link_preview_options"] = preview
-        record = SentMessage(
-            "",
-            0,
-            0,
-            raw,
-            plain,
-            tuple(entities),
-            parse_mode,
-            markup,
-            _flag(params, "disable_web_page_preview"),
-            preview,
-            0,
-        )
+        record = SentMessage(0, 0, raw, plain, tuple(entities), parse_mode, preview, 0)
         return _Content(result, record)
 
     def _check_reachable(self, chat_id: int) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from monitor.config import Config
 from monitor.feedserver import FeedServer, Response
@@ -36,7 +36,7 @@ def test_poll_feed_of_100000_items_keeps_the_first_max_items(
     assert (feed.outcome, feed.items_new) == ("ok", 2_000)
     assert feed.warning == "more than max_items (2,000): kept the first 2,000 of 100,000 entries"
     with Session(engine) as session:
-        keys = session.exec(select(models.Item.key).order_by(models.Item.id)).all()
+        keys = session.exec(select(models.Item.key).order_by(col(models.Item.id))).all()
     assert keys[0].endswith("/g0") and keys[-1].endswith("/g1999") and len(set(keys)) == 2_000
 
     clock.advance(hours=1)

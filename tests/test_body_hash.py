@@ -11,8 +11,7 @@ from sqlalchemy.engine import Engine
 from monitor.config import Config
 from monitor.feedserver import FeedServer
 from monitor.pipeline import run_poll
-from tests.conftest import FakeClock, make_config
-from tests.test_history import SIGNED_DK, rss
+from tests.conftest import SIGNED_DK, FakeClock, make_config, rss
 
 OTHER = ("other", "Weather in Kyiv", "Sunny.")
 

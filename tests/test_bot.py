@@ -13,13 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
 import pytest
-import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -31,11 +30,8 @@ from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store import models
 
-from .botapi import FakeBotAPI, RateLimits
-from .conftest import ROOT, FakeClock
-from .test_history import SIGNED_DK, rss
-from .test_notify import TOKEN, _many_reports
-from .test_outbox import SEED_LIKE
+from .botapi import FakeBotAPI
+from .conftest import SEED_LIKE, SIGNED_DK, TOKEN, FakeClock, many_reports, rss, write_config
 
 CHAT = 777
 ADMIN_CHAT = 555
@@ -93,12 +89,6 @@ def say(fake: FakeBotAPI, chat: int, text: str, **kwargs: object) -> str:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeBotAPI]:
-    with FakeBotAPI(token=TOKEN, limits=RateLimits.off()) as running:
-        yield running
-
-
-@pytest.fixture
 def bot_config(fake: FakeBotAPI, base_config: Config, database_url: str, server: FeedServer) -> Config:
     server.serve("/gov.xml", Response(rss()))
     telegram = base_config.settings.telegram.model_copy(update={"api_url": fake.base_url, "admin_chats": [ADMIN_CHAT]})
@@ -145,6 +135,7 @@ def test_bot_end_to_end_one_digest(
         assert "Unsubscribed" in say(fake, CHAT, "/stop")
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_answers_unknown_commands_and_bad_arguments(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -178,6 +169,7 @@ def test_bot_in_a_group_only_admins_change_settings(
         assert "Tracked proposals" in say(fake, group, "/proposals", user_id=20, chat_type="supergroup")
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_admin_commands_ignore_non_admins(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -191,6 +183,7 @@ def test_bot_admin_commands_ignore_non_admins(
         assert not any("feeds:" in m.plain_text or "Feeds" == m.plain_text[:5] for m in fake.sent(CHAT))
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_flood_from_one_chat_is_limited(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -221,13 +214,9 @@ def test_admin_chat_is_told_when_a_feed_starts_failing(
 
 
 def _config_file(tmp_path: Path, config: Config) -> Path:
-    data = yaml.safe_load((ROOT / "feeds.yaml").read_text())
-    data["settings"]["database_url"] = config.database_url
-    data["settings"]["telegram"]["api_url"] = config.settings.telegram.api_url
-    data["sources"] = [{"id": "gov", "name": "gov", "url": config.sources[0].url, "tier": "official"}]
-    path = tmp_path / "feeds.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    gov = {"id": "gov", "name": "gov", "url": config.sources[0].url, "tier": "official"}
+    telegram = {"api_url": config.settings.telegram.api_url}
+    return write_config(tmp_path / "feeds.yaml", config.database_url, [gov], telegram=telegram)
 
 
 def test_digest_sender_killed_mid_digest_resumes_without_repeating(
@@ -237,7 +226,7 @@ def test_digest_sender_killed_mid_digest_resumes_without_repeating(
     with RunningBot(SubscriberBot(bot_config, engine, clock)):
         say(fake, CHAT, "/start")
         say(fake, CHAT, "/frequency instant")
-    server.serve("/gov.xml", Response(_many_reports(60)))
+    server.serve("/gov.xml", Response(many_reports(60)))
     clock.advance(hours=1)
     run_poll(bot_config, engine, clock)
 
@@ -281,6 +270,7 @@ def test_digest_sender_killed_mid_digest_resumes_without_repeating(
         assert session.exec(select(models.Digest)).one().state == "sent"
 
 
+@pytest.mark.sqlite_only  # about the webhook transport, not the database
 def test_bot_by_webhook_answers_an_update_posted_to_it(
     tmp_path: Path, fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -350,6 +340,7 @@ def test_bot_unknown_ids_and_a_removed_proposal_can_be_unfollowed(
         assert "I don't track reassurance-force" in say(fake, CHAT, "/follow reassurance-force")
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_wording_of_frequencies_and_feeds(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:
@@ -370,6 +361,7 @@ def test_bot_wording_of_frequencies_and_feeds(
         assert say(fake, ADMIN_CHAT, "/feeds") == "Feeds\n• gov ok\n• wire1 new: not polled yet"
 
 
+@pytest.mark.sqlite_only  # the bot's answers; its store writes run on PostgreSQL in the end-to-end tests
 def test_bot_ignores_commands_for_other_bots_in_a_group(
     fake: FakeBotAPI, bot_config: Config, engine: Engine, clock: FakeClock
 ) -> None:

@@ -3,30 +3,20 @@ shown, drawn headless and without warnings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from matplotlib.image import imread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.chart import draw_timelines
 from monitor.store import queries
-from monitor.store.schema import open_database
 
-from .test_queries import DK_SIGNED_WIRE, corpus_url
+from .conftest import DK_SIGNED_WIRE
 
 LADDER = ("discussion", "proposal", "signed")
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = open_database(corpus_url(tmp_path_factory, "chart"))
-    yield engine
-    engine.dispose()
 
 
 def test_chart_draws_every_proposal_one_row_each(corpus: Engine, tmp_path: Path) -> None:

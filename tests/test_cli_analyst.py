@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from monitor.cli.analyst import ANALYST_COMMANDS
 from monitor.cli.output import JSON_COLUMNS
 
-from .test_queries import QUOKKA, corpus_url
+from .conftest import QUOKKA, corpus_url
 
 GROUP = click.Group("monitor", commands=ANALYST_COMMANDS)
 ANSI = "\x1b["

@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from sqlmodel import Session
 
 from monitor.cli.options import now
@@ -19,11 +17,10 @@ from monitor.feedserver import FeedServer, Response
 from monitor.store import outbox
 from monitor.store.schema import open_database
 
-from .botapi import FakeBotAPI, RateLimits
+from .botapi import FakeBotAPI
+from .conftest import TOKEN, rss, write_config
 from .faults import closed_port_url
-from .test_history import rss
 
-TOKEN = "123456:RIGHT-token-for-the-fake"
 WRONG = "123456:WRONG-secret"
 PASSWORD = "secretpw"
 CHAT = 5151
@@ -34,20 +31,12 @@ SIGNED = (
 )
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeBotAPI]:
-    with FakeBotAPI(token=TOKEN, limits=RateLimits.off()) as running:
-        yield running
-
-
 def _setup(tmp_path: Path, server: FeedServer) -> tuple[Path, Path]:
     """A configuration with one official feed carrying a signing, and one instant subscriber."""
     server.serve("/gov.xml", Response(rss(SIGNED)))
     db = tmp_path / "m.db"
-    config = tmp_path / "feeds.yaml"
-    data = yaml.safe_load((Path(__file__).resolve().parent.parent / "feeds.yaml").read_text())
-    data["sources"] = [{"id": "gov", "name": "Gov", "tier": "official", "url": server.url("/gov.xml")}]
-    config.write_text(yaml.safe_dump(data))
+    gov = {"id": "gov", "name": "Gov", "tier": "official", "url": server.url("/gov.xml")}
+    config = write_config(tmp_path / "feeds.yaml", f"sqlite:///{db}", [gov])
     loaded = load_config(config, env={"MONITOR_DATABASE_URL": f"sqlite:///{db}"})
     engine = open_database(f"sqlite:///{db}")
     with Session(engine) as session:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from monitor.concepts import ConceptIndex, compile_concept
-from monitor.config import DEFAULT_CONFIG_PATH, ConfigError, ProposalConfig, load_config
+from monitor.config import DEFAULT_CONFIG_PATH, ProposalConfig, load_config
 from monitor.cues import read_cue
+from monitor.errors import ConfigError
 from monitor.match import CONCEPT_SCORE, Matcher, fold_text, normalize_text
 from monitor.text import clauses
 

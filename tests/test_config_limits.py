@@ -4,8 +4,10 @@ columns, whose lengths are read from the models. One line per problem, naming fi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlmodel import SQLModel
 
@@ -15,9 +17,18 @@ from monitor.config import parse_config
 from monitor.errors import ConfigError
 
 TABLES = SQLModel.metadata.tables
-ID = TABLES["source"].c.id.type.length
-PROPOSAL_ID = TABLES["proposal"].c.id.type.length
-STATUS = TABLES["proposal"].c.status.type.length
+
+
+def _length(column: sa.Column[Any]) -> int | None:
+    """The declared length of a string column (SQLModel's AutoString wraps a String)."""
+    kind = column.type.impl_instance if isinstance(column.type, sa.types.TypeDecorator) else column.type
+    assert isinstance(kind, sa.String), column
+    return kind.length
+
+
+ID = _length(TABLES["source"].c.id)
+PROPOSAL_ID = _length(TABLES["proposal"].c.id)
+STATUS = _length(TABLES["proposal"].c.status)
 SOURCE = "sources:\n  - {{id: {}, name: A, url: 'https://e.org/'}}\n"
 PROPOSAL = "proposals:\n  - {{id: {}, title: P}}\n"
 LADDER = "settings:\n  status:\n    ladder: [discussion, {}]\n    corroboration: {{}}\n"
@@ -61,6 +72,6 @@ def test_config_limits_are_those_of_every_column_that_stores_an_id_or_a_status()
         for column in table.columns:
             for key in column.foreign_keys:
                 if key.target_fullname in stored:
-                    assert column.type.length == stored[key.target_fullname], f"{table.name}.{column.name}"
+                    assert _length(column) == stored[key.target_fullname], f"{table.name}.{column.name}"
             if column.name in ("status", "from_status", "to_status", "min_status"):
-                assert column.type.length == STATUS, f"{table.name}.{column.name}"
+                assert _length(column) == STATUS, f"{table.name}.{column.name}"

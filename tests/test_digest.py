@@ -132,7 +132,7 @@ def test_split_reopens_tags_split_inside_a_line() -> None:
     assert "".join(re.sub(r"<[^>]+>", "", part) for part in parts) == "word " * 2000
 
 
-feed_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=600)
+feed_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=600)
 
 
 @settings(max_examples=150, deadline=None)
@@ -171,7 +171,12 @@ def test_split_arbitrary_markup_keeps_parts_within_limit(tokens: list[str], limi
 def test_render_an_analysts_rejection_replaces_the_unconfirmed_report() -> None:
     from monitor.digest import EventView, select_content
 
-    detail = {"from_status": "discussion", "to_status": "signed", "sources": ["Reuters"], "link": None}
+    detail: dict[str, object] = {
+        "from_status": "discussion",
+        "to_status": "signed",
+        "sources": ["Reuters"],
+        "link": None,
+    }
     events = [
         EventView(1, "unconfirmed", "dk-ua-2024", detail, T0),
         EventView(2, "rejected", "dk-ua-2024", {**detail, "confirmed": False}, T0 + timedelta(hours=1)),

@@ -22,6 +22,8 @@ from monitor.evaluate import (
     split_by_day,
 )
 
+from .conftest import EVAL
+
 PROPOSALS = [
     ProposalConfig(id="jp", title="Japan pact", aliases=["security pact"], actors=["Japan"], required=["@actor"]),
     ProposalConfig(id="force", title="Force", aliases=["reassurance force"]),
@@ -92,10 +94,9 @@ def test_read_labels_names_the_broken_line(tmp_path: Path) -> None:
         read_labels(path)
 
 
-DEV = Path("/work/shared/eval/dev.jsonl")
+DEV = EVAL / "dev.jsonl"
 
 
-@pytest.mark.skipif(not DEV.exists(), reason="the shared eval set is not mounted")
 def test_default_proposals_meet_the_targets_on_dev() -> None:
     config = load_config(DEFAULT_CONFIG_PATH, env={})
     result = evaluate(DEV, config.proposals, config.settings.status.ladder)

@@ -28,6 +28,10 @@ from monitor.store import models
 from tests.conftest import SHARED, FakeClock, make_config
 from tests.faults import Drip, Stall, Unsized, closed_port_url, gzipped, hang_up, redirect, status
 
+# HTTP faults: what they store is a feed's error, health and schedule, the same writes on either database
+# (test_pipeline_faults and test_bot's failing-feed test make them on PostgreSQL too).
+pytestmark = pytest.mark.sqlite_only
+
 HEALTHY = SHARED / "corpus" / "real" / "single_snapshots" / "kyivindependent__plakhovgroup_2024-07-26__df6a163.xml"
 HEALTHY_ITEMS = 20
 INTERVAL = 600.0

@@ -20,8 +20,7 @@ from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store.schema import alembic_config
 
-from .conftest import FakeClock, make_config
-from .test_queries import rss
+from .conftest import FakeClock, make_config, rss
 
 SIGNED_2025 = (
     "dk-old",

@@ -4,7 +4,6 @@ corroboration across feeds, no silent downgrade, append-only history, determinis
 from __future__ import annotations
 
 from dataclasses import replace
-from html import escape
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,7 @@ from monitor.rematch import run_rematch
 from monitor.store import history, models
 from monitor.store.schema import open_database
 
-from .conftest import EVAL, REPLAY, FakeClock, make_config
-
-
-def rss(*items: tuple[str, str, str]) -> bytes:
-    """A feed of (guid, title, summary) items, with the fake clock's date."""
-    entries = "".join(
-        f"<item><guid>{guid}</guid><title>{escape(title)}</title><description>{escape(summary)}</description>"
-        f"<link>https://news.example/{guid}</link></item>"
-        for guid, title, summary in items
-    )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{entries}</channel></rss>'.encode()
+from .conftest import EVAL, PLANNED_DK, REPLAY, SEED_LIKE, SIGNED_DK, SIGNED_DK_AGAIN, FakeClock, make_config, rss
 
 
 def _config(base: Config, database_url: str, server: FeedServer, tiers: dict[str, str]) -> Config:
@@ -53,28 +42,6 @@ def _status(engine: Engine, proposal: str) -> str:
         row = session.get(models.Proposal, proposal)
         assert row is not None
         return row.status
-
-
-SIGNED_DK = (
-    "dk1",
-    "Ukraine and Denmark sign 10-year security agreement",
-    "Danish Prime Minister Mette Frederiksen and President Zelensky signed a bilateral security agreement.",
-)
-SIGNED_DK_AGAIN = (
-    "dk2",
-    "Denmark signs security agreement with Ukraine",
-    "Denmark on Friday signed a security agreement with Ukraine in Lviv.",
-)
-SEED_LIKE_A5 = (
-    "it1",
-    "Meloni proposes NATO-light guarantee for Ukraine",
-    "Italian Prime Minister Giorgia Meloni proposed an Article 5-style security guarantee for Ukraine.",
-)
-PLANNED_DK = (
-    "dk3",
-    "Denmark plans to sign a new security pact with Ukraine",
-    "Denmark will sign a further security agreement with Ukraine next year, officials said.",
-)
 
 
 def test_history_seed_report_statuses(
@@ -281,7 +248,7 @@ def test_rematch_keeps_analysts_decisions(
 
     ladder = base_config.settings.status.ladder
     config = _config(base_config, database_url, server, {"one": "media"})
-    server.serve("/one.xml", Response(rss(SIGNED_DK, SEED_LIKE_A5)))
+    server.serve("/one.xml", Response(rss(SIGNED_DK, SEED_LIKE)))
     run_poll(config, engine, clock)
     with Session(engine) as session:
         pending = session.exec(select(models.StatusChange).where(models.StatusChange.state == "unconfirmed")).one()

@@ -16,7 +16,9 @@ from monitor.cli.match import match_command
 from monitor.config import DEFAULT_CONFIG_PATH, ProposalConfig, load_config
 from monitor.match import MATCHER_VERSION, Matcher, fold_text, normalize_text, split_sentences
 
-SEED = Path("/work/shared/eval/seed-report.txt")
+from .conftest import EVAL
+
+SEED = EVAL / "seed-report.txt"
 
 
 @functools.cache
@@ -33,7 +35,6 @@ def found(matcher: Matcher, title: str, summary: str = "") -> dict[str, str]:
     return {m.proposal: m.status for m in matcher.match(title, summary)}
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="the shared eval set is not mounted")
 def test_match_seed_report_gives_exactly_its_three_proposals(matcher: Matcher) -> None:
     title, _, summary = SEED.read_text(encoding="utf-8").partition("\n")
     assert found(matcher, title, summary) == {

@@ -26,8 +26,7 @@ from monitor.store.models import CHECKED
 from monitor.store.schema import alembic_config, migration_transaction, open_database
 from monitor.vocabulary import values
 
-from .conftest import FakeClock
-from .test_queries import T2, add_local_changes, local_config
+from .conftest import T2, FakeClock, add_local_changes, local_config
 
 REDUNDANT = {  # index -> the unique constraint that leads with its column
     "item": ("ix_item_source_id", "uq_item_source_id_key"),

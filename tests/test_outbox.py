@@ -17,14 +17,7 @@ from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store import models, outbox
 
-from .conftest import FakeClock, make_config
-from .test_history import PLANNED_DK, SIGNED_DK, rss
-
-SEED_LIKE = (
-    "it1",
-    "Meloni proposes NATO-light guarantee for Ukraine",
-    "Italian Prime Minister Giorgia Meloni proposed an Article 5-style security guarantee for Ukraine.",
-)
+from .conftest import PLANNED_DK, SEED_LIKE, SIGNED_DK, FakeClock, make_config, rss
 
 
 def _setup(server: FeedServer, base: Config, url: str, *items: tuple[str, str, str]) -> Config:

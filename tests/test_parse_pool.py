@@ -152,7 +152,9 @@ def test_run_poll_many_feeds_a_bad_feed_fails_alone(
         for index, path in enumerate(SNAPSHOTS)
     }
     with engine.connect() as connection:
-        stored = dict(connection.execute(sa.text("SELECT source_id, count(*) FROM item GROUP BY source_id")).all())
+        stored: dict[str, int] = dict(
+            connection.execute(sa.text("SELECT source_id, count(*) FROM item GROUP BY source_id")).all()
+        )
     assert stored == expected
 
 

@@ -1,18 +1,13 @@
 """The analyst views and full-text search: made by migration 0004, invisible to autogenerate, right on the real
 replay corpus plus a local feed of status changes, and the FTS index kept in sync through the real pipeline.
 
-`corpus_url` is shared by the analyst test modules: the replay is run once per session and each module
-works on its own copy of the database.
+The corpus (conftest's `corpus` fixture) is shared by the analyst test modules: the replay is run once per
+session and each module works on its own copy of the database.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import replace
-from datetime import UTC, datetime
-from email.utils import format_datetime
-from html import escape
-from pathlib import Path
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
@@ -22,125 +17,23 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from alembic import command
-from monitor.config import Config, load_config
+from monitor.config import Config
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
-from monitor.replay import run_replay
 from monitor.store import fulltext, queries
-from monitor.store.schema import alembic_config, include_object, open_database
+from monitor.store.schema import alembic_config, include_object
 
-from .conftest import REPLAY, ROOT, FakeClock, make_config
-
-T1 = datetime(2026, 7, 20, 12, 0, tzinfo=UTC)
-T2 = datetime(2026, 7, 25, 12, 0, tzinfo=UTC)
-QUOKKA = "quokka"  # a word only in one summary
-
-
-def rss(*items: tuple[str, str, str, datetime]) -> bytes:
-    """A feed of (guid, title, summary, published) items."""
-    entries = "".join(
-        f"<item><guid>{guid}</guid><title>{escape(title)}</title><description>{escape(summary)}</description>"
-        f"<link>https://news.example/{guid}</link><pubDate>{format_datetime(published)}</pubDate></item>"
-        for guid, title, summary, published in items
-    )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{entries}</channel></rss>'.encode()
-
-
-DK_PLANNED = (
-    "dk3",
-    "Denmark plans to sign a new security pact with Ukraine",
-    "Denmark will sign a further security agreement with Ukraine next year, officials said.",
-    datetime(2026, 7, 20, 9, 0, tzinfo=UTC),
+from .conftest import (
+    ANIMAL,
+    DK_PLANNED,
+    DK_SIGNED,
+    DK_SIGNED_WIRE,
+    QUOKKA,
+    T2,
+    FakeClock,
+    local_config,
+    rss,
 )
-DK_SIGNED = (
-    "dk1",
-    "Ukraine and Denmark sign 10-year security agreement",
-    "Danish Prime Minister Mette Frederiksen and President Zelensky signed a bilateral security agreement.",
-    datetime(2026, 7, 25, 9, 0, tzinfo=UTC),
-)
-DK_SIGNED_WIRE = (
-    "dk2",
-    "Denmark signs security agreement with Ukraine",
-    "Denmark on Friday signed a security agreement with Ukraine in Lviv.",
-    datetime(2026, 7, 25, 7, 0, tzinfo=UTC),
-)
-IT_SIGNED = (
-    "it1",
-    "Italy and Ukraine sign security agreement",
-    "Prime Minister Giorgia Meloni and President Zelensky signed a bilateral security agreement in Kyiv.",
-    datetime(2026, 7, 20, 8, 0, tzinfo=UTC),
-)
-FR_SIGNED = (
-    "fr1",
-    "France and Ukraine sign security agreement",
-    "President Macron and President Zelensky signed a bilateral security agreement in Paris.",
-    datetime(2026, 7, 20, 10, 0, tzinfo=UTC),
-)
-FUZZY = (
-    "rf1",
-    "Leaders discuss a reassurence forse for Ukraine",
-    "European leaders discussed a multinational reasurance forse for Ukraine after a ceasefire.",
-    datetime(2026, 7, 20, 11, 0, tzinfo=UTC),
-)
-ANIMAL = (
-    "zoo1",
-    "Zoo news from Perth",
-    f"A {QUOKKA} was seen near the harbour.",
-    datetime(2026, 7, 20, 11, 30, tzinfo=UTC),
-)
-
-
-def local_config(base: Config, url: str, server: FeedServer) -> Config:
-    tiers = {"gov": "official", "wire": "wire", "blog": "media"}
-    config = make_config(base, url, {name: server.url(f"/{name}.xml") for name in tiers})
-    return replace(config, sources=tuple(s.model_copy(update={"tier": tiers[s.id]}) for s in config.sources))
-
-
-def add_local_changes(base: Config, url: str, engine: Engine) -> None:
-    """Two polls of a local feed after the corpus: dk-ua-2024 goes to proposal at T1 and to signed at T2
-    (a wire report first, then an official one); Italy's and France's signings stay unconfirmed; one
-    low-score match; and an item with a word only in its summary."""
-    clock = FakeClock(T1)
-    with FeedServer() as server:
-        config = local_config(base, url, server)
-        server.serve("/gov.xml", Response(rss(DK_PLANNED)))
-        server.serve("/wire.xml", Response(rss()))
-        server.serve("/blog.xml", Response(rss(IT_SIGNED, FR_SIGNED, FUZZY, ANIMAL)))
-        run_poll(config, engine, clock)
-        clock.now = T2
-        server.serve("/gov.xml", Response(rss(DK_PLANNED, DK_SIGNED)))
-        server.serve("/wire.xml", Response(rss(DK_SIGNED_WIRE)))
-        run_poll(config, engine, clock)
-
-
-_BUILT: dict[str, Path] = {}
-
-
-def corpus_url(tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
-    """A fresh copy (for one test module) of the replay corpus database plus the local changes."""
-    if "db" not in _BUILT:
-        path = tmp_path_factory.mktemp("corpus") / "corpus.db"
-        base = load_config(ROOT / "feeds.yaml", env={})
-        url = f"sqlite:///{path}"
-        base = replace(base, settings=base.settings.model_copy(update={"database_url": url}))
-        engine = open_database(url)
-        run_replay(base, engine, REPLAY)
-        add_local_changes(base, url, engine)
-        engine.dispose()
-        _BUILT["db"] = path
-    copy = tmp_path_factory.mktemp(name) / "monitor.store.db"
-    with sqlite3.connect(_BUILT["db"]) as source, sqlite3.connect(copy) as target:
-        source.backup(target)
-    source.close()
-    target.close()
-    return f"sqlite:///{copy}"
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    engine = open_database(corpus_url(tmp_path_factory, "queries"))
-    yield engine  # type: ignore[misc]
-    engine.dispose()
 
 
 # --- schema ------------------------------------------------------------------------------------------------
@@ -160,7 +53,9 @@ def test_views_in_the_database_are_the_ones_queries_defines(engine: Engine) -> N
         assert set(sa.inspect(engine).get_view_names()) == set(queries.VIEW_NAMES)
         return
     with engine.connect() as connection:
-        stored = dict(connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'view'").all())
+        stored: dict[str, str] = dict(
+            connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'view'").all()
+        )
     assert stored == {name: f"CREATE VIEW {name} AS\n{queries.view_sql(name, 'sqlite')}" for name in queries.VIEW_NAMES}
 
 

@@ -4,7 +4,6 @@ recorded state change or a new row, with who, when and why, in the history and i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -13,19 +12,11 @@ from sqlmodel import Session, col, select
 
 from monitor.digest import EventView, render_digest, select_content
 from monitor.store import models, queries, review
-from monitor.store.schema import open_database
 
-from .test_queries import IT_SIGNED, corpus_url
+from .conftest import IT_SIGNED
 
 LADDER = ("discussion", "proposal", "signed")
 NOW = datetime(2026, 8, 1, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = open_database(corpus_url(tmp_path_factory, "review"))
-    yield engine
-    engine.dispose()
 
 
 def _open_change(engine: Engine, proposal_id: str) -> int:

@@ -23,10 +23,9 @@ from monitor.feedserver import FeedServer, Response
 from monitor.store.schema import open_database
 
 from .botapi import FakeBotAPI, RateLimits
-from .conftest import POSTGRES, REPLAY, PostgresDatabases
-from .reliability.harness import held_until, monitor_env, write_config
+from .conftest import POSTGRES, REPLAY, TOKEN, PostgresDatabases, write_config
+from .reliability.harness import held_until, monitor_env
 
-TOKEN = "123456:TEST-scale-out"
 CHATS = (501, 502, 503, 504, 505)
 WORKERS, SENDERS = 4, 2
 SLOW = "r03"  # the feed the killed worker is made to hold
@@ -128,7 +127,7 @@ def _delivery(engine: Engine, fake: FakeBotAPI) -> dict[str, Any]:
             )
         ).all()
         events = connection.execute(sa.text("SELECT count(*) FROM event")).scalar_one()
-        told = dict(
+        told: dict[int, int] = dict(
             connection.execute(
                 sa.text(
                     "SELECT s.chat_id, count(*) FROM digest_event t JOIN subscriber s ON s.id = t.subscriber_id "
@@ -201,7 +200,7 @@ def test_four_workers_and_two_senders_on_postgres_match_one_process_on_sqlite(
             for process in workers:
                 _finish(process)
             with engine.connect() as connection:
-                leased = dict(
+                leased: dict[str, int] = dict(
                     connection.execute(
                         sa.text("SELECT f.source_id, r.id FROM feed_poll f JOIN poll_run r ON r.id = f.run_id")
                     ).all()

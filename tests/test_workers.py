@@ -26,8 +26,7 @@ from monitor.store.fulltext import search
 from monitor.store.schema import open_database
 from monitor.store.search_pg import to_tsquery
 
-from .conftest import POSTGRES, ROOT, FakeClock, PostgresDatabases, make_config
-from .test_history import SIGNED_DK, rss
+from .conftest import POSTGRES, ROOT, SIGNED_DK, FakeClock, PostgresDatabases, make_config, rss
 
 
 def _sources(base_config: Config, database_url: str, engine: Engine, clock: FakeClock, n: int = 6) -> Config:
@@ -182,7 +181,7 @@ def test_db_copy_moves_everything_and_keeps_search_working(
         for table in ("item", "item_match", "status_change", "evidence", "event", "proposal", "source"):
             with engine.connect() as old, moved.connect() as new:
                 query = sa.text(f"SELECT count(*) FROM {table}")
-                assert old.execute(query).scalar() == new.execute(query).scalar() > 0, table
+                assert old.execute(query).scalar_one() == new.execute(query).scalar_one() > 0, table
         clock.advance(hours=1)
         server.serve("/gov.xml", Response(rss(SIGNED_DK, ("new1", "Denmark and Ukraine sign a drone deal", "x"))))
         run_poll(make_config(base_config, target, {"gov": server.url("/gov.xml")}), moved, clock, force=True)

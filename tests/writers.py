@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from monitor.config import load_config
-from monitor.store import outbox, review
+from monitor.store import history, outbox, review
 from monitor.store.db import create_db_engine
 
 from .conftest import ROOT
@@ -57,7 +57,7 @@ def analyst(url: str, stop: Path, minimum: int) -> int:
     writes = 0
     while writes < minimum or not stop.exists():
         with Session(engine) as session:
-            current = review.history.proposal(ANALYST_PROPOSAL, session=session)
+            current = history.proposal(ANALYST_PROPOSAL, session=session)
             assert current is not None
             target = ladder[0] if current.status != ladder[0] else ladder[1]
             review.set_status(ANALYST_PROPOSAL, target, f"decision {writes}", "ana", ladder, datetime.now(UTC),

@@ -1,5 +1,5 @@
 """What the reliability tests share: `python -m monitor` as a real subprocess (killed with SIGKILL at a chosen
-moment, or measured), configuration files, read-only looks at a SQLite file, and the tally of trials, kills,
+moment, or measured), read-only looks at a SQLite file, and the tally of trials, kills,
 losses and duplicates that `conftest.py` prints at the end of the session.
 
 Sizes: `RELIABILITY_TRIALS` is the number of processes the crash tests kill in all (default 50: 35 pollers,
@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ..conftest import ROOT, SHARED
 
@@ -110,26 +108,6 @@ def run_monitor(
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
         )
-
-
-def write_config(
-    path: Path,
-    database_url: str,
-    sources: list[dict[str, Any]],
-    *,
-    poll: dict[str, Any] | None = None,
-    telegram: dict[str, Any] | None = None,
-    digest: dict[str, Any] | None = None,
-) -> Path:
-    """A feeds.yaml: the project's proposals and settings, with these sources and setting overrides."""
-    data = yaml.safe_load((ROOT / "feeds.yaml").read_text(encoding="utf-8"))
-    data["settings"]["database_url"] = database_url
-    data["settings"]["poll"].update(poll or {})
-    data["settings"]["telegram"].update(telegram or {})
-    data["settings"]["digest"].update(digest or {})
-    data["sources"] = sources
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return path
 
 
 def held_until(body: bytes, release: threading.Event, asked: threading.Event) -> Any:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
+from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -31,9 +32,8 @@ from monitor.store import outbox
 from monitor.store.schema import open_database
 
 from ..botapi import FakeBotAPI, RateLimits
-from ..conftest import FakeClock
-from ..test_notify import TOKEN, _many_reports
-from .harness import TALLY, base_seed, check_storage, connect, monitor_env, run_monitor, total_kills, write_config
+from ..conftest import TOKEN, FakeClock, many_reports, write_config
+from .harness import TALLY, base_seed, check_storage, connect, monitor_env, run_monitor, total_kills
 
 CHATS = (4101, 4102, 4103)
 ANSWER_DELAY = 0.15  # seconds the fake Bot API takes to answer each sendMessage
@@ -52,7 +52,7 @@ def seeded_outbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outbox]:
     folder = tmp_path_factory.mktemp("digest-template")
     path = folder / "template.db"
     with FeedServer() as feeds:
-        feeds.serve("/gov.xml", Response(_many_reports(60)))
+        feeds.serve("/gov.xml", Response(many_reports(60)))
         sources = [{"id": "gov", "name": "Gov", "url": feeds.url("/gov.xml"), "tier": "official"}]
         config = load_config(write_config(folder / "feeds.yaml", f"sqlite:///{path}", sources, digest=DIGEST), env={})
         engine = open_database(config.database_url)
@@ -143,7 +143,7 @@ class Trial:
     def __exit__(self, *_: object) -> None:
         self.fake.stop()
 
-    def rows(self, sql: str) -> list[tuple[object, ...]]:
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
         with connect(self.path) as connection:
             return connection.execute(sql).fetchall()
 

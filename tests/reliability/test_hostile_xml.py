@@ -22,9 +22,8 @@ import pytest
 
 from monitor.feedserver import FeedServer, Response
 
-from ..conftest import ROOT
-from ..test_history import SIGNED_DK, rss
-from .harness import TALLY, check_storage, connect, database_files, monitor_env, write_config
+from ..conftest import ROOT, SIGNED_DK, rss, write_config
+from .harness import TALLY, check_storage, connect, database_files, monitor_env
 
 ADDRESS_SPACE_LIMIT = 2 * 2**30  # the child's ceiling: a runaway expansion fails instead of swapping the machine
 PEAK_RSS_LIMIT = 250 * 2**20  # an ordinary poll of these two small feeds peaks near 100 MiB

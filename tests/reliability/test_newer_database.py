@@ -12,9 +12,8 @@ from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store.schema import open_database
 
-from ..conftest import FakeClock
-from ..test_history import SIGNED_DK, rss
-from .harness import connect, database_files, monitor_env, run_monitor, write_config
+from ..conftest import SIGNED_DK, FakeClock, rss, write_config
+from .harness import connect, database_files, monitor_env, run_monitor
 
 FUTURE = "9999_from_a_newer_monitor"
 

@@ -23,9 +23,8 @@ from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store.schema import open_database
 
-from ..conftest import ROOT, FakeClock
-from ..test_history import SIGNED_DK, rss
-from .harness import check_storage, connect, held_until, monitor_env, write_config
+from ..conftest import ROOT, SIGNED_DK, FakeClock, rss, write_config
+from .harness import check_storage, connect, held_until, monitor_env
 from .projection import describe_difference, project
 
 SLOW_BODY = rss(("slow1", "Italy proposes an Article 5-style guarantee for Ukraine", "Rome said on Monday."))

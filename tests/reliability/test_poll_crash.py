@@ -32,8 +32,7 @@ from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store.schema import open_database
 
-from ..conftest import FakeClock
-from ..test_history import PLANNED_DK, SIGNED_DK, SIGNED_DK_AGAIN, rss
+from ..conftest import PLANNED_DK, SIGNED_DK, SIGNED_DK_AGAIN, FakeClock, rss, write_config
 from .harness import (
     REAL,
     TALLY,
@@ -46,7 +45,6 @@ from .harness import (
     run_monitor,
     tables,
     total_kills,
-    write_config,
 )
 from .projection import Projection, describe_difference, project
 
