@@ -136,42 +136,41 @@ async def parse_all(
     clock: Callable[[], datetime],
     max_items: int | None,
 ) -> AsyncIterator[tuple[FetchResult, ParseOutcome]]:
-    """Parse each result as it arrives, a few at once, and yield it with its outcome as each parse ends."""
-    done: asyncio.Queue[tuple[FetchResult, ParseOutcome] | BaseException | None] = asyncio.Queue()
-    slots = asyncio.Semaphore(2 * max(parser.workers, 1))
-    running: set[asyncio.Task[None]] = set()
+    """Parse each result as it arrives, a few at once, and yield them with their outcomes in the order the
+    results arrived: the feeds are stored in the order they were fetched, as without the overlap."""
+    pending: asyncio.Queue[asyncio.Task[tuple[FetchResult, ParseOutcome]] | BaseException | None] = asyncio.Queue()
+    slots = asyncio.Semaphore(2 * max(parser.workers, 1))  # parsed or parsing, not yet taken by the consumer
+    tasks: set[asyncio.Task[tuple[FetchResult, ParseOutcome]]] = set()  # not yet taken: the rest are let go
 
-    async def one(result: FetchResult) -> None:
-        try:
-            outcome = await parser.parse(result, clock(), max_items)
-        finally:
-            slots.release()
-        done.put_nowait((result, outcome))
+    async def one(result: FetchResult) -> tuple[FetchResult, ParseOutcome]:
+        return result, await parser.parse(result, clock(), max_items)
 
     async def produce() -> None:
         try:
             async for result in results:
                 await slots.acquire()
                 task = asyncio.create_task(one(result))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            while running:
-                await asyncio.gather(*running)
-            done.put_nowait(None)
+                tasks.add(task)
+                pending.put_nowait(task)
+            pending.put_nowait(None)
         except BaseException as exc:  # handed to the consumer, which raises it
-            done.put_nowait(exc)
+            pending.put_nowait(exc)
             raise
 
     producer = asyncio.create_task(produce())
     try:
-        while (item := await done.get()) is not None:
+        while (item := await pending.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            try:
+                yield await item
+            finally:
+                tasks.discard(item)
+                slots.release()
     finally:
-        for task in (producer, *running):
+        for task in (producer, *tasks):
             task.cancel()
-        await asyncio.gather(producer, *running, return_exceptions=True)
+        await asyncio.gather(producer, *tasks, return_exceptions=True)
 
 
 class _Worker:

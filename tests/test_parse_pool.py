@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -19,7 +20,7 @@ from monitor.errors import FetchError, MonitorError, NotAFeed, ParseError
 from monitor.feedserver import FeedServer, Response
 from monitor.fetch import FetchRequest, FetchResult
 from monitor.parse import ParsedFeed, parse_feed
-from monitor.parse_pool import Parser, parse_outcome
+from monitor.parse_pool import Parser, parse_all, parse_outcome
 from monitor.pipeline import run_poll
 from tests.conftest import REPLAY, ROOT, FakeClock, make_config
 
@@ -58,6 +59,25 @@ def test_parser_in_processes_gives_the_in_process_outcomes() -> None:
             assert outcome == expected
     assert isinstance(outcomes[3], NotAFeed)
     assert sum(isinstance(outcome, ParsedFeed) for outcome in outcomes) == 6
+
+
+def test_parse_all_yields_in_the_order_the_results_arrived() -> None:
+    # the biggest snapshot first, then bodies that parse (or fail) at once: they finish first, come out after
+    biggest = max(SNAPSHOTS, key=lambda path: path.stat().st_size)
+    results = [_result(0, biggest.read_bytes()), _result(1, HTML, "text/html"), _result(2, SNAPSHOTS[0].read_bytes())]
+
+    async def arrive() -> AsyncIterator[FetchResult]:
+        for result in results:
+            yield result
+
+    async def run() -> list[str]:
+        return [result.request.source_id async for result, _ in parse_all(parser, arrive(), lambda: NOW, None)]
+
+    parser = Parser(workers=2)
+    try:
+        assert asyncio.run(run()) == ["f0", "f1", "f2"]
+    finally:
+        parser.close()
 
 
 def test_parser_survives_a_worker_that_dies() -> None:
