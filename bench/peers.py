@@ -357,7 +357,12 @@ def main() -> None:
             folder = Path(scratch, name)
             folder.mkdir()
             print(f"{name}: {args.feeds} feeds, cold then warm ...", file=sys.stderr, flush=True)
-            cold, warm = runner(folder, servers, args.feeds, args.timeout)
+            try:
+                cold, warm = runner(folder, servers, args.feeds, args.timeout)
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+                said = (getattr(exc, "stderr", None) or b"").decode(errors="replace").strip().splitlines()
+                print(f"{name}: left out: {exc}{': ' + said[-1] if said else ''}", file=sys.stderr)
+                continue
             version = _version(name)
             lines.append(_row(f"{label} ({version})", cold, warm))
             results[name] = {"version": version, "cold": asdict(cold), "warm": asdict(warm)}

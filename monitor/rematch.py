@@ -1,7 +1,8 @@
 """`monitor rematch`, wired: every stored item matched again, the derived history rebuilt from scratch.
 
-    history.clear_derived | history.items_in_order | match.Matcher.match | status.decide
-    | history.apply_decisions | history.reapply_reviews | history.recompute_statuses     (one transaction)
+    history.clear_derived | history.items_in_order | match.Matcher.match
+    | bulk.record_matches_bulk (status.decide, history; the items first seen together at once)
+    | history.reapply_reviews | history.recompute_statuses                              (one transaction)
 
 `record_matches` is the one-item-at-a-time path that `monitor.store.bulk.record_matches_bulk` must agree with.
 The engine is passed in.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -82,8 +84,13 @@ def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> Rematch
         history.reset_statuses(config.proposals, session=session)
         last_id = 0
         while page := history.items_in_order(last_id, batch, session=session):
-            for item in page:
-                touched = record_matches([item], matcher, config, item.first_seen_at, session=session, notify=False)
+            # the items one poll stored together are recorded together, at the time they were first seen
+            for seen_at, together in groupby(page, key=lambda item: item.first_seen_at):
+                found = [(bulk.StoredItem.of(item), matcher.match(item.title, item.summary)) for item in together]
+                history.lock_proposals(
+                    {match.proposal for _item, matches in found for match in matches}, session=session
+                )
+                touched = bulk.record_matches_bulk(found, config, seen_at, session=session, notify=False)
                 changes += len({change.id for change in touched})
             items += len(page)
             last_id = page[-1].id or last_id

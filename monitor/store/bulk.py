@@ -40,6 +40,14 @@ class StoredItem:
     story_id: int | None
     published_at: datetime
 
+    @classmethod
+    def of(cls, item: models.Item) -> StoredItem:
+        """What matching and the history need of a stored row."""
+        assert item.id is not None
+        return cls(
+            item.id, item.version, item.source_id, item.title, item.summary, item.link, item.story_id, item.published_at
+        )
+
     def model(self) -> models.Item:
         """A detached row for `history` functions that take one (it is never added to the session)."""
         return models.Item(
@@ -202,10 +210,11 @@ def record_matches_bulk(
     now: datetime,
     *,
     session: Session,
+    notify: bool = True,
 ) -> list[models.StatusChange]:
-    """`rematch.record_matches` for items stored in this transaction (so none has a match yet): the match
-    rows in one insert, report events and plain evidence batched, proposal states read once and again only
-    after a decision changed them."""
+    """`rematch.record_matches` for items that have no match yet (stored in this transaction, or all of them
+    in a rebuild): the match rows in one insert, report events and plain evidence batched, proposal states
+    read once and again only after a decision changed them. With `notify`, events also go to the outbox."""
     ladder = Ladder(config.settings.status.ladder)
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
@@ -224,7 +233,8 @@ def record_matches_bulk(
     states: dict[str, ProposalState] = {}
     touched: list[models.StatusChange] = []
     for (item, match), match_id, row in zip(pairs, ids, rows, strict=True):
-        batch.events.append(_report_event(item, match, match_id, names, now))
+        if notify:
+            batch.events.append(_report_event(item, match, match_id, names, now))
         observation = observe(match, item.source_id, tiers, item.published_at, match_id)
         state = states.get(match.proposal) or history.proposal_state(match.proposal, ladder, session=session)
         states[match.proposal] = state
@@ -242,7 +252,7 @@ def record_matches_bulk(
         batch.flush()  # rows stay in the order the one-by-one path gives them
         match_model = models.ItemMatch(id=match_id, **row)
         touched += history.apply_decisions(
-            decisions, observation, match_model, item.model(), ladder, now, session=session
+            decisions, observation, match_model, item.model(), ladder, now, session=session, notify=notify
         )
         del states[match.proposal]
     batch.flush()
