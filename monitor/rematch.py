@@ -1,7 +1,7 @@
 """`monitor rematch`, wired: every stored item matched again, the derived history rebuilt from scratch.
 
     history.clear_derived | history.items_in_order | match.Matcher.match
-    | bulk.record_matches_bulk (status.decide, history; the items first seen together at once)
+    | bulk.record_matches_bulk (status.decide, history; a page of items at once, each as of when first seen)
     | history.reapply_reviews | history.recompute_statuses                              (one transaction)
 
 `record_matches` is the one-item-at-a-time path that `monitor.store.bulk.record_matches_bulk` must agree with.
@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.config import Config
 from monitor.match import Matcher
-from monitor.status import Ladder, decide
+from monitor.status import Ladder, ProposalState, decide
 from monitor.store import bulk, events, history, models
 
 
@@ -79,19 +78,18 @@ def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> Rematch
     items = matches = changes = 0
     with Session(engine) as session:
         history.sync_proposals(config.proposals, session=session)
+        history.lock_proposals({proposal.id for proposal in config.proposals}, session=session)
         reviewed = history.reviews(session=session)
         history.clear_derived(session=session)
         history.reset_statuses(config.proposals, session=session)
         last_id = 0
+        states: dict[str, ProposalState] = {}  # the only writer: what it read stays true until it changes it
         while page := history.items_in_order(last_id, batch, session=session):
-            # the items one poll stored together are recorded together, at the time they were first seen
-            for seen_at, together in groupby(page, key=lambda item: item.first_seen_at):
-                found = [(bulk.StoredItem.of(item), matcher.match(item.title, item.summary)) for item in together]
-                history.lock_proposals(
-                    {match.proposal for _item, matches in found for match in matches}, session=session
-                )
-                touched = bulk.record_matches_bulk(found, config, seen_at, session=session, notify=False)
-                changes += len({change.id for change in touched})
+            # each item recorded as of when it was first seen, a page's worth in one pass
+            found = [(bulk.StoredItem.of(item), matcher.match(item.title, item.summary)) for item in page]
+            seen = [item.first_seen_at for item in page]
+            touched = bulk.record_matches_bulk(found, config, seen, session=session, notify=False, states=states)
+            changes += len({change.id for change in touched})
             items += len(page)
             last_id = page[-1].id or last_id
             session.expunge_all()

@@ -207,34 +207,40 @@ def _stories(urls: set[str], now: datetime, *, session: Session) -> dict[str, in
 def record_matches_bulk(
     changed: Sequence[tuple[StoredItem, Sequence[Match]]],
     config: Config,
-    now: datetime,
+    now: datetime | Sequence[datetime],
     *,
     session: Session,
     notify: bool = True,
+    states: dict[str, ProposalState] | None = None,
 ) -> list[models.StatusChange]:
     """`rematch.record_matches` for items that have no match yet (stored in this transaction, or all of them
     in a rebuild): the match rows in one insert, report events and plain evidence batched, proposal states
-    read once and again only after a decision changed them. With `notify`, events also go to the outbox."""
+    read once and again only after a decision changed them. With `notify`, events also go to the outbox.
+
+    `now` is when the items were seen: one time, or one per item of `changed` (a rebuild, where each item is
+    recorded as of when it was first seen). `states` keeps the proposal states read across calls, for a caller
+    that is the only writer (a rebuild)."""
     ladder = Ladder(config.settings.status.ladder)
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
-    pairs = [(item, match) for item, matches in changed for match in matches]
+    times = [now] * len(changed) if isinstance(now, datetime) else list(now)
+    pairs = [(item, match, at) for (item, matches), at in zip(changed, times, strict=True) for match in matches]
     if not pairs:
         return []
     match_table = models.ItemMatch.__table__  # type: ignore[attr-defined]
-    rows = [_match_row(item, match, now) for item, match in pairs]
+    rows = [_match_row(item, match, at) for item, match, at in pairs]
     ids = list(
         session.execute(
             sa.insert(match_table).returning(match_table.c.id, sort_by_parameter_order=True), rows
         ).scalars()
     )
-    names = _source_names({item.source_id for item, _ in pairs}, session=session)
+    names = _source_names({item.source_id for item, _, _ in pairs}, session=session) if notify else {}
     batch = _Batch(session)
-    states: dict[str, ProposalState] = {}
+    states = {} if states is None else states
     touched: list[models.StatusChange] = []
-    for (item, match), match_id, row in zip(pairs, ids, rows, strict=True):
+    for (item, match, at), match_id, row in zip(pairs, ids, rows, strict=True):
         if notify:
-            batch.events.append(_report_event(item, match, match_id, names, now))
+            batch.events.append(_report_event(item, match, match_id, names, at))
         observation = observe(match, item.source_id, tiers, item.published_at, match_id)
         state = states.get(match.proposal) or history.proposal_state(match.proposal, ladder, session=session)
         states[match.proposal] = state
@@ -243,8 +249,8 @@ def record_matches_bulk(
             for decision in decisions:
                 if decision.kind == "report" or decision.change_id is None:
                     continue
-                batch.evidence.append(_evidence(decision.change_id, match_id, item, match, observation, now))
-                batch.happened.append({"change_id": decision.change_id, "reported": min(observation.reported_at, now)})
+                batch.evidence.append(_evidence(decision.change_id, match_id, item, match, observation, at))
+                batch.happened.append({"change_id": decision.change_id, "reported": min(observation.reported_at, at)})
                 if decision.kind == "corroborate":
                     batch.confidence.append({"change_id": decision.change_id, "confidence": decision.confidence})
                     states[match.proposal] = _with_evidence(state, decision.to_status, observation)
@@ -252,7 +258,7 @@ def record_matches_bulk(
         batch.flush()  # rows stay in the order the one-by-one path gives them
         match_model = models.ItemMatch(id=match_id, **row)
         touched += history.apply_decisions(
-            decisions, observation, match_model, item.model(), ladder, now, session=session, notify=notify
+            decisions, observation, match_model, item.model(), ladder, at, session=session, notify=notify
         )
         del states[match.proposal]
     batch.flush()
