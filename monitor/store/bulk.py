@@ -213,13 +213,10 @@ def record_matches_bulk(
     notify: bool = True,
     states: dict[str, ProposalState] | None = None,
 ) -> list[models.StatusChange]:
-    """`rematch.record_matches` for items that have no match yet (stored in this transaction, or all of them
-    in a rebuild): the match rows in one insert, report events and plain evidence batched, proposal states
-    read once and again only after a decision changed them. With `notify`, events also go to the outbox.
-
-    `now` is when the items were seen: one time, or one per item of `changed` (a rebuild, where each item is
-    recorded as of when it was first seen). `states` keeps the proposal states read across calls, for a caller
-    that is the only writer (a rebuild)."""
+    """`rematch.record_matches` for items with no match yet (new in this transaction, or all in a rebuild):
+    match rows in one insert, report events (with `notify`) and plain evidence batched, proposal states read
+    once and again only after a decision changed them. `now`: one time, or one per item (a rebuild records
+    each as of when first seen). `states` keeps the states read across calls, for the only writer."""
     ladder = Ladder(config.settings.status.ladder)
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
