@@ -18,7 +18,7 @@ from sqlmodel import Session
 from monitor.config import Config, SourceConfig, load_config
 from monitor.match import Matcher
 from monitor.parse import parse_feed
-from monitor.rematch import record_matches
+from monitor.rematch import record_matches, run_rematch
 from monitor.store import bulk, history, items, sources
 from monitor.store.schema import open_database
 
@@ -106,5 +106,32 @@ def test_bulk_path_writes_the_same_rows_as_one_by_one(tmp_path: Path) -> None:
     one, many = dumps
     assert len(one["item_match"]) > 100 and len(one["item_version"]) > 100
     assert len(one["evidence"]) > 20 and len(one["status_change"]) > 3
+    for table in TABLES:
+        assert many[table] == one[table], table
+
+
+def _rebuild_one_by_one(config: Config, engine: Engine) -> None:
+    """The rebuild as `run_rematch` did it before it used the bulk path: item by item, row by row."""
+    matcher = Matcher(config.proposals, config.settings.status.ladder)
+    with Session(engine) as session:
+        history.clear_derived(session=session)
+        history.reset_statuses(config.proposals, session=session)
+        for item in history.items_in_order(0, 100_000, session=session):
+            record_matches([item], matcher, config, item.first_seen_at, session=session, notify=False)
+        history.recompute_statuses(config.proposals, config.settings.status.ladder, session=session)
+        session.commit()
+
+
+def test_rematch_rebuilds_what_a_rebuild_item_by_item_gives(tmp_path: Path) -> None:
+    config = _config(load_config(ROOT / "feeds.yaml", env={}))
+    dumps = []
+    for name, rebuild in (("one", _rebuild_one_by_one), ("bulk", lambda c, e: run_rematch(c, e, batch=50))):
+        engine = open_database(f"sqlite:///{tmp_path / name}.db")
+        _ingest(engine, config, bulk_path=True)
+        rebuild(config, engine)
+        dumps.append(_dump(engine))
+        engine.dispose()
+    one, many = dumps
+    assert len(one["item_match"]) > 50 and len(one["evidence"]) > 20 and len(one["status_change"]) > 3
     for table in TABLES:
         assert many[table] == one[table], table
