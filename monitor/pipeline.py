@@ -6,8 +6,7 @@
                 | bulk.record_matches_bulk (status.decide, history and events)
                 + schedule.after_success/after_failure                    (one transaction per feed)
 
-Storing one feed's result is `monitor.poll_store`'s; the rebuild of `monitor rematch` is `monitor.rematch`'s,
-digests are `monitor.delivery`'s.
+The rebuild of `monitor rematch` is `monitor.rematch`'s, digests are `monitor.delivery`'s.
 
 The clock, the HTTP client and the database engine are passed in, so tests hand in a fake clock, a local
 server and a temporary database.
@@ -20,25 +19,43 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from monitor import schedule
 from monitor.clock import Clock
 from monitor.config import Config
-from monitor.errors import ConfigError, DatabaseError, MonitorError
+from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
 from monitor.match import Matcher
-from monitor.parse_pool import ParseOutcome, Parser, parse_all
-from monitor.poll_store import FeedOutcome, store_result, store_unchanged
-from monitor.store import history, sources
+from monitor.parse import ParsedFeed
+from monitor.parse_pool import ParseOutcome, Parser, body_digest, parse_all
+from monitor.redact import redact, secrets_of
+from monitor.store import bulk, events, history, models, sources
 from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
-# Feeds that changed nothing are recorded this many to a transaction: a warm poll of hundreds of feeds that all
-# answer 304 pays for a few commits, not one per feed.
-UNCHANGED_BATCH = 100
+if TYPE_CHECKING:  # python-telegram-bot loads only when digests are sent, not for a poll
+    pass
+
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    source_id: str
+    outcome: str  # ok, not-modified or failed
+    status: int | None = None
+    error: str | None = None
+    warning: str | None = None
+    items_new: int = 0
+    items_updated: int = 0
+    changes: tuple[int, ...] = ()  # status changes this feed's reports created or confirmed
+    moved_to: str | None = None
+    health: str = "ok"
+    next_poll_at: datetime | None = None
 
 
 @dataclass
@@ -165,51 +182,179 @@ async def _poll(
     owned = client is None
     http = client if client is not None else make_client(settings)
     write_lock = threading.Lock()
-    unchanged: list[FetchResult] = []  # feeds that changed nothing, stored together in one transaction
-
-    def report(outcomes: list[FeedOutcome]) -> None:
-        for outcome in outcomes:
+    try:
+        # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
+        # fetches keep their deadlines and the next feeds parse while one is stored.
+        async for result, parsed in parse_all(parser, fetch_all(http, requests, settings), clock, settings.max_items):
+            store_args = (config, engine, clock, result, parsed, run_id, write_lock, matcher)
+            try:
+                outcome = await asyncio.to_thread(_store_result, *store_args)
+            except DatabaseError:
+                raise
+            except Exception as exc:  # one feed's fault, whatever it is, never stops the others
+                fault = MonitorError(f"unexpected {type(exc).__name__} while storing the feed: {exc}")
+                outcome = await asyncio.to_thread(_store_result, *store_args, fault=fault)
             summary.feeds.append(outcome)
             if on_feed:
                 on_feed(outcome)
-
-    async def store(result: FetchResult, parsed: ParseOutcome) -> None:
-        store_args = (config, engine, clock, result, parsed, run_id, write_lock, matcher)
-        try:
-            outcome = await asyncio.to_thread(store_result, *store_args)
-        except DatabaseError:
-            raise
-        except Exception as exc:  # one feed's fault, whatever it is, never stops the others
-            fault = MonitorError(f"unexpected {type(exc).__name__} while storing the feed: {exc}")
-            outcome = await asyncio.to_thread(store_result, *store_args, fault=fault)
-        report([outcome])
-
-    async def flush_unchanged() -> None:
-        batch = unchanged[:]
-        unchanged.clear()
-        try:
-            report(await asyncio.to_thread(store_unchanged, config, engine, clock, batch, run_id, write_lock))
-        except DatabaseError:
-            raise
-        except Exception:  # stored one by one instead, so that a fault stays with its feed
-            for result in batch:
-                await store(result, None)
-
-    try:
-        # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
-        # fetches keep their deadlines and the next feeds parse while one is stored. Feeds are stored in the
-        # order they were fetched: the unchanged ones waiting are stored before the next feed that changed.
-        async for result, parsed in parse_all(parser, fetch_all(http, requests, settings), clock, settings.max_items):
-            if parsed is None and result.error is None and result.moved_to is None:
-                unchanged.append(result)
-                if len(unchanged) >= UNCHANGED_BATCH:
-                    await flush_unchanged()
-                continue
-            if unchanged:
-                await flush_unchanged()
-            await store(result, parsed)
-        if unchanged:
-            await flush_unchanged()
     finally:
         if owned:
             await http.aclose()
+
+
+def _store_result(
+    config: Config,
+    engine: Engine,
+    clock: Clock,
+    result: FetchResult,
+    outcome: ParseOutcome,
+    run_id: int,
+    write_lock: threading.Lock,
+    matcher: Matcher,
+    fault: MonitorError | None = None,
+) -> FeedOutcome:
+    """Store one fetch result and its parse outcome, match its new and edited items and record what they
+    change, all in one transaction. With `fault`, record only that failure on the feed."""
+    now = clock()
+    parsed = outcome if isinstance(outcome, ParsedFeed) and fault is None else None
+    error: MonitorError | None = fault or result.error or (outcome if isinstance(outcome, MonitorError) else None)
+    with write_lock:
+        try:
+            return retrying(lambda: _store_feed(config, engine, result, parsed, error, now, run_id, matcher))
+        except (SQLAlchemyError, DatabaseError) as exc:
+            message = redact(
+                f"database, while storing feed {result.request.source_id!r}: {first_line(exc)}",
+                secrets_of(config.telegram_token, config.database_url),
+            )
+            _record_database_fault(engine, result, run_id, now, message)
+            return FeedOutcome(result.request.source_id, "failed", result.status, message)
+
+
+def _record_database_fault(engine: Engine, result: FetchResult, run_id: int, now: datetime, message: str) -> None:
+    """Leave a database fault on the feed's record (its next poll is unchanged, so the next run retries it);
+    when even that cannot be written, the run's summary still reports it."""
+    try:
+        with Session(engine) as session:
+            sources.record_store_fault(result.request.source_id, run_id, now, message, session=session)
+            session.commit()
+    except (SQLAlchemyError, DatabaseError):
+        pass
+
+
+def _store_feed(
+    config: Config,
+    engine: Engine,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    error: MonitorError | None,
+    now: datetime,
+    run_id: int,
+    matcher: Matcher,
+) -> FeedOutcome:
+    """Store one feed's result, match its new and edited items and record what they change: one transaction."""
+    with Session(engine) as session:
+        source = sources.get_source(result.request.source_id, session=session)
+        assert source is not None
+        if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
+            sources.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
+        poll = models.FeedPoll(
+            run_id=run_id,
+            source_id=source.id,
+            polled_at=now,
+            status_code=result.status,
+            duration_ms=int(result.elapsed * 1000),
+            outcome="failed",
+        )
+        if error is not None:
+            outcome = _store_failure(config, source, result, error, poll, now, session=session)
+        else:
+            outcome = _store_success(config, source, result, parsed, matcher, poll, now, session=session)
+        poll.next_poll_at = outcome.next_poll_at
+        sources.record_feed_poll(poll, session=session)
+        session.commit()
+        return outcome
+
+
+def _store_failure(
+    config: Config,
+    source: models.Source,
+    result: FetchResult,
+    error: MonitorError,
+    poll: models.FeedPoll,
+    now: datetime,
+    *,
+    session: Session,
+) -> FeedOutcome:
+    """Record a failed poll on the feed and schedule its retry; tell the admins when its health gets worse."""
+    settings = config.settings.poll
+    interval = schedule.base_interval(source.interval_seconds, settings)
+    status = error.status if isinstance(error, FetchHTTPError) else result.status
+    plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
+    message = redact(f"{type(error).__name__}: {error}", secrets_of(config.telegram_token, config.database_url))
+    was = source.health
+    sources.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
+    if plan.health in ("failing", "disabled") and was != plan.health:
+        detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
+        events.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
+    poll.error = message
+    return FeedOutcome(
+        source.id,
+        "failed",
+        status,
+        message,
+        health=plan.health,
+        next_poll_at=plan.next_poll_at,
+        moved_to=result.moved_to,
+    )
+
+
+def _store_success(
+    config: Config,
+    source: models.Source,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    matcher: Matcher,
+    poll: models.FeedPoll,
+    now: datetime,
+    *,
+    session: Session,
+) -> FeedOutcome:
+    """Store the feed's new and edited items (none when it was not modified), match them, record the status
+    changes their reports cause, and schedule the next poll."""
+    settings = config.settings.poll
+    interval = schedule.base_interval(source.interval_seconds, settings)
+    plan = schedule.after_success(now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None)
+    saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
+    matched = [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
+    # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
+    history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
+    changes = bulk.record_matches_bulk(matched, config, now, session=session)
+    warning = parsed.warning if parsed else None
+    sources.record_success(
+        source,
+        session=session,
+        now=now,
+        schedule=plan,
+        status=result.status,
+        etag=result.headers.get("etag"),
+        last_modified=result.headers.get("last-modified"),
+        warning=warning,
+        feed_title=parsed.title if parsed else None,
+        feed_link=parsed.link if parsed else None,
+    )
+    source.body_hash = body_digest(result) if parsed else source.body_hash
+    poll.outcome = "ok" if parsed else "not-modified"
+    poll.error = warning
+    poll.items_seen = len(parsed.items) if parsed else 0
+    poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
+    return FeedOutcome(
+        source.id,
+        poll.outcome,
+        result.status,
+        warning=warning,
+        items_new=poll.items_new,
+        items_updated=poll.items_updated,
+        changes=tuple(change.id for change in changes if change.id is not None),
+        moved_to=result.moved_to,
+        next_poll_at=plan.next_poll_at,
+    )
