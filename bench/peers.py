@@ -231,7 +231,7 @@ def _env(folder: Path) -> dict[str, str]:
 
 def run_monitor(folder: Path, servers: Servers, feeds: int, timeout: float) -> tuple[Run, Run]:
     config = yaml.safe_load((ROOT / "feeds.yaml").read_text())
-    config["settings"]["database_url"] = f"sqlite:///{folder / 'monitor.store.db'}"
+    config["settings"]["database_url"] = f"sqlite:///{folder / 'monitor.db'}"
     config["settings"]["poll"].update(concurrency=40, per_host=2)
     config["sources"] = [
         {"id": f"feed-{i}", "name": f"Feed {i}", "url": servers.url(i), "tier": "media", "language": "en"}

@@ -234,7 +234,7 @@ class DigestSettings(_Strict):
 
 
 class Settings(_Strict):
-    database_url: str = "sqlite:///monitor.store.db"
+    database_url: str = "sqlite:///monitor.db"
     poll: PollSettings = Field(default_factory=PollSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)

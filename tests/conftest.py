@@ -134,7 +134,7 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if getattr(request, "param", "sqlite") == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.store.db'}"
+        yield f"sqlite:///{tmp_path / 'monitor.db'}"
         return
     databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
     url = databases.create()

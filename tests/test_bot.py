@@ -396,7 +396,7 @@ def test_bot_keeps_fetching_updates_while_a_command_waits_for_the_database(
     run_poll(bot_config, engine, clock)
     with RunningBot(SubscriberBot(bot_config, engine, clock)):
         say(fake, CHAT, "/start")
-        writer = sqlite3.connect(tmp_path / "monitor.store.db", isolation_level=None)
+        writer = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None)
         writer.execute("BEGIN IMMEDIATE")
         try:
             fake.send_user_message(CHAT, "/stop")  # waits for the other writer

@@ -50,7 +50,7 @@ def _fresh(url: str) -> Engine:
 
 
 def test_poll_bot_and_analysts_write_at_once_without_failing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'monitor.store.db'}"
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
     engine = _fresh(url)
     base = load_config(ROOT / "feeds.yaml", env={})
     stop = tmp_path / "stop"
@@ -112,9 +112,9 @@ def test_poll_bot_and_analysts_write_at_once_without_failing(tmp_path: Path) -> 
 
 
 def test_writer_waits_for_a_lock_held_a_moment(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'monitor.store.db'}"
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
     _fresh(url).dispose()
-    holder = sqlite3.connect(tmp_path / "monitor.store.db", isolation_level=None, check_same_thread=False)
+    holder = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     release = threading.Timer(3.0, lambda: holder.execute("COMMIT"))
     release.start()
@@ -126,7 +126,7 @@ def test_writer_waits_for_a_lock_held_a_moment(tmp_path: Path) -> None:
 
 
 def test_writer_past_the_busy_timeout_says_what_to_run_again(tmp_path: Path) -> None:
-    path = tmp_path / "monitor.store.db"
+    path = tmp_path / "monitor.db"
     _fresh(f"sqlite:///{path}").dispose()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")

@@ -160,3 +160,11 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
     assert load_config(env={"MONITOR_CONFIG": str(path)}).path == path
     with pytest.raises(ConfigError, match=r"missing\.yaml: no such configuration file"):
         load_config(env={"MONITOR_CONFIG": str(tmp_path / "missing.yaml")})
+
+
+def test_default_database_is_the_file_existing_deployments_have() -> None:
+    # a renamed default would open a new, empty database beside the one that holds the history
+    text = "sources: []\nproposals: []\n"
+    config = parse_config(text, ROOT / "feeds.yaml", env={})
+    assert config.database_url == "sqlite:///monitor.db"
+    assert "| `database_url` | `sqlite:///monitor.db` |" in (ROOT / "README.md").read_text()

@@ -86,7 +86,7 @@ def _corpus_feed(index: int, path: Path) -> CorpusFeed:
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusRun]:
     feeds = {feed.source_id: feed for feed in corpus_feeds()}
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'monitor.store.db'}"
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'monitor.db'}"
     engine = open_database(database_url)
     clock = FakeClock()
     summaries: list[PollSummary] = []

@@ -74,7 +74,7 @@ def replay_server() -> Iterator[FeedServer]:
 @pytest.fixture(scope="module")
 def replay_db(tmp_path_factory: pytest.TempPathFactory, replay_server: FeedServer) -> Iterator[tuple[Config, Engine]]:
     """The whole replay, once per module: tests below only read it, except the last poll test."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('replay') / 'monitor.store.db'}"
+    url = f"sqlite:///{tmp_path_factory.mktemp('replay') / 'monitor.db'}"
     engine = open_database(url)
     config = make_config(
         load_config(ROOT / "feeds.yaml", env={}),

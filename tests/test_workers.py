@@ -161,7 +161,7 @@ def test_db_copy_moves_everything_and_keeps_search_working(
 ) -> None:
     if not POSTGRES:
         pytest.skip("needs MONITOR_TEST_POSTGRES_URL")
-    source_url = f"sqlite:///{tmp_path / 'monitor.store.db'}"
+    source_url = f"sqlite:///{tmp_path / 'monitor.db'}"
     engine = open_database(source_url)
     config = make_config(base_config, source_url, {"gov": server.url("/gov.xml")})
     server.serve("/gov.xml", Response(rss(SIGNED_DK)))

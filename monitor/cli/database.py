@@ -21,7 +21,7 @@ def db_upgrade(config_path: str | None) -> None:
 
     Example:
 
-        MONITOR_DATABASE_URL=sqlite:///data/monitor.store.db monitor db upgrade
+        MONITOR_DATABASE_URL=sqlite:///data/monitor.db monitor db upgrade
     """
     from monitor.config import load_config
     from monitor.store.db import create_db_engine

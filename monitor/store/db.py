@@ -56,9 +56,7 @@ def _sqlite_engine(url: sa.URL, writes: bool) -> Engine:
     """`?timeout=SECONDS` in the URL sets how long a writer waits for another to finish (default 30)."""
     if not url.database or url.database == ":memory:":
         # Each connection would get its own empty database: nothing would be kept.
-        raise DatabaseError(
-            f"the database URL {url.render_as_string()} names no file (e.g. sqlite:///monitor.store.db)"
-        )
+        raise DatabaseError(f"the database URL {url.render_as_string()} names no file (e.g. sqlite:///monitor.db)")
     try:
         timeout = float(str(url.query.get("timeout", BUSY_TIMEOUT_MS / 1000)))
     except ValueError:

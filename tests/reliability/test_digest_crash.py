@@ -124,7 +124,7 @@ class Trial:
 
     def __init__(self, folder: Path, seeded: Outbox) -> None:
         folder.mkdir()
-        self.path = folder / "monitor.store.db"
+        self.path = folder / "monitor.db"
         shutil.copy(seeded.template, self.path)
         self.fake = FakeBotAPI(token=TOKEN, limits=RateLimits.off())
         for chat in CHATS:

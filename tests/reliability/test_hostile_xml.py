@@ -141,7 +141,7 @@ def test_hostile_feed_is_polled_within_bounds_and_reads_no_local_file(tmp_path: 
     passwd_line = next(
         (line for line in Path("/etc/passwd").read_text().splitlines() if line.startswith("root:")), "root:x:0:0"
     )
-    path = tmp_path / "monitor.store.db"
+    path = tmp_path / "monitor.db"
     with FeedServer() as feeds:
         # No charset in the Content-Type: the document's own declaration (or BOM) decides, as for a UTF-16 feed.
         feeds.serve("/hostile.xml", Response(HOSTILE[kind](secret), "application/rss+xml"))

@@ -21,7 +21,7 @@ FUTURE = "9999_from_a_newer_monitor"
 @pytest.fixture
 def newer_database(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A database with content, whose schema revision is one this code has never heard of."""
-    path = tmp_path / "monitor.store.db"
+    path = tmp_path / "monitor.db"
     with FeedServer() as feeds:
         feeds.serve("/dk.xml", Response(rss(SIGNED_DK)))
         sources = [{"id": "dk", "name": "DK", "url": feeds.url("/dk.xml"), "tier": "official"}]

@@ -46,7 +46,7 @@ def test_overlapping_runs_one_works_the_other_exits_at_once(tmp_path: Path, data
 
 def overlap_round(tmp_path: Path, database: str) -> None:
     release, asked = threading.Event(), threading.Event()
-    path = tmp_path / "monitor.store.db"
+    path = tmp_path / "monitor.db"
     if database == "existing":
         open_database(f"sqlite:///{path}").dispose()
     with FeedServer() as feeds:

@@ -259,7 +259,7 @@ class Counts:
 def poll_trial(number: int, folder: Path, reference: Reference, counts: Counts, wanted_total: int) -> None:
     rng = Random(base_seed() * 1000 + number)
     folder.mkdir()
-    path = folder / "monitor.store.db"
+    path = folder / "monitor.db"
     if rng.random() < 0.5:
         shutil.copy(reference.template, path)  # else the first run creates and migrates it
     env = monitor_env(write_config(folder / "feeds.yaml", f"sqlite:///{path}", reference.sources, poll=POLL_SETTINGS))
