@@ -4,57 +4,20 @@
     | bulk.record_matches_bulk (status.decide, history; a page of items at once, each as of when first seen)
     | history.reapply_reviews | history.recompute_statuses                              (one transaction)
 
-`record_matches` is the one-item-at-a-time path that `monitor.store.bulk.record_matches_bulk` must agree with.
 The engine is passed in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.config import Config
 from monitor.match import Matcher
-from monitor.status import Ladder, ProposalState, decide
-from monitor.store import bulk, events, history, models
-
-
-def record_matches(
-    items: Sequence[models.Item],
-    matcher: Matcher,
-    config: Config,
-    now: datetime,
-    *,
-    session: Session,
-    notify: bool = True,
-) -> list[models.StatusChange]:
-    """Match items to the proposals and record the history events their reports cause; with `notify`, also
-    append them to the event outbox for digests."""
-    ladder = Ladder(config.settings.status.ladder)
-    policy = config.settings.status.corroboration
-    tiers = {source.id: source.tier for source in config.sources}
-    touched: list[models.StatusChange] = []
-    found = [(item, matcher.match(item.title, item.summary)) for item in items]
-    # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
-    history.lock_proposals({match.proposal for _item, matches in found for match in matches}, session=session)
-    for item, matches in found:
-        for match in matches:
-            row = history.add_match(item, match, now, session=session)
-            if row is None or row.id is None:
-                continue
-            observation = bulk.observe(match, item.source_id, tiers, item.published_at, row.id)
-            if notify:
-                events.report_event(row, item, now, session=session)
-            state = history.proposal_state(match.proposal, ladder, session=session)
-            decisions = decide(state, observation, ladder, policy)
-            touched += history.apply_decisions(
-                decisions, observation, row, item, ladder, now, session=session, notify=notify
-            )
-    return touched
+from monitor.status import ProposalState
+from monitor.store import bulk, history
 
 
 @dataclass(frozen=True)

@@ -250,24 +250,10 @@ def many_reports(count: int) -> bytes:
 T1 = datetime(2026, 7, 20, 12, 0, tzinfo=UTC)
 T2 = datetime(2026, 7, 25, 12, 0, tzinfo=UTC)
 QUOKKA = "quokka"  # a word only in one summary
-DK_PLANNED = (
-    "dk3",
-    "Denmark plans to sign a new security pact with Ukraine",
-    "Denmark will sign a further security agreement with Ukraine next year, officials said.",
-    datetime(2026, 7, 20, 9, 0, tzinfo=UTC),
-)
-DK_SIGNED = (
-    "dk1",
-    "Ukraine and Denmark sign 10-year security agreement",
-    "Danish Prime Minister Mette Frederiksen and President Zelensky signed a bilateral security agreement.",
-    datetime(2026, 7, 25, 9, 0, tzinfo=UTC),
-)
-DK_SIGNED_WIRE = (
-    "dk2",
-    "Denmark signs security agreement with Ukraine",
-    "Denmark on Friday signed a security agreement with Ukraine in Lviv.",
-    datetime(2026, 7, 25, 7, 0, tzinfo=UTC),
-)
+# the Danish reports above, dated
+DK_PLANNED = (*PLANNED_DK, datetime(2026, 7, 20, 9, 0, tzinfo=UTC))
+DK_SIGNED = (*SIGNED_DK, datetime(2026, 7, 25, 9, 0, tzinfo=UTC))
+DK_SIGNED_WIRE = (*SIGNED_DK_AGAIN, datetime(2026, 7, 25, 7, 0, tzinfo=UTC))
 IT_SIGNED = (
     "it1",
     "Italy and Ukraine sign security agreement",

@@ -5,6 +5,7 @@ of reports that match the proposals (new items, edits, corroboration across sour
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -18,11 +19,47 @@ from sqlmodel import Session
 from monitor.config import Config, SourceConfig, load_config
 from monitor.match import Matcher
 from monitor.parse import parse_feed
-from monitor.rematch import record_matches, run_rematch
-from monitor.store import bulk, history, items, sources
+from monitor.rematch import run_rematch
+from monitor.status import Ladder, decide
+from monitor.store import bulk, events, history, items, models, sources
 from monitor.store.schema import open_database
 
 from .conftest import EVAL, REPLAY, ROOT
+
+
+def record_matches(
+    items: Sequence[models.Item],
+    matcher: Matcher,
+    config: Config,
+    now: datetime,
+    *,
+    session: Session,
+    notify: bool = True,
+) -> list[models.StatusChange]:
+    """The one-by-one path `bulk.record_matches_bulk` must agree with: each report's match row, its event (with
+    `notify`), its proposal's state read afresh and its decisions applied, one at a time."""
+    ladder = Ladder(config.settings.status.ladder)
+    policy = config.settings.status.corroboration
+    tiers = {source.id: source.tier for source in config.sources}
+    touched: list[models.StatusChange] = []
+    found = [(item, matcher.match(item.title, item.summary)) for item in items]
+    # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
+    history.lock_proposals({match.proposal for _item, matches in found for match in matches}, session=session)
+    for item, matches in found:
+        for match in matches:
+            row = history.add_match(item, match, now, session=session)
+            if row is None or row.id is None:
+                continue
+            observation = bulk.observe(match, item.source_id, tiers, item.published_at, row.id)
+            if notify:
+                events.report_event(row, item, now, session=session)
+            state = history.proposal_state(match.proposal, ladder, session=session)
+            decisions = decide(state, observation, ladder, policy)
+            touched += history.apply_decisions(
+                decisions, observation, row, item, ladder, now, session=session, notify=notify
+            )
+    return touched
+
 
 TABLES = ("story", "item", "item_version", "item_match", "status_change", "evidence", "event", "proposal")
 

@@ -2,8 +2,9 @@
 multi-row statements (SQLAlchemy Core) rather than one ORM object per item.
 
 Functions take a keyword-only `session`; callers own the transaction. The rows written are the ones
-`items.save_items` and `rematch.record_matches` would write, in the same order: a status decision other
-than plain evidence still goes through `history.apply_decisions`, after the rows batched before it.
+the one-by-one path would write (`items.save_items`, then each match recorded alone: tests/test_bulk.py), in the
+same order: a status decision other than plain evidence still goes through `history.apply_decisions`, after the
+rows batched before it.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ def record_matches_bulk(
     notify: bool = True,
     states: dict[str, ProposalState] | None = None,
 ) -> list[models.StatusChange]:
-    """`rematch.record_matches` for items with no match yet (new in this transaction, or all in a rebuild):
+    """Record the matches of items with no match yet (new in this transaction, or all in a rebuild):
     match rows in one insert, report events (with `notify`) and plain evidence batched, proposal states read
     once and again only after a decision changed them. `now`: one time, or one per item (a rebuild records
     each as of when first seen). `states` keeps the states read across calls, for the only writer."""
