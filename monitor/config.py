@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -170,6 +171,8 @@ class ProposalConfig(_Strict):
     required: list[str] = Field(default_factory=list)
     excluded: list[str] = Field(default_factory=list)
     initial_status: str = "discussion"
+    # the day the proposal was first reported: an item published before it speaks of something else
+    since: date | None = None
     notes: str = ""
 
 

@@ -75,13 +75,13 @@ def _compile(*patterns: str) -> re.Pattern[str]:
 
 
 _W = r"(?:\w+\s+)"  # one word and the space after it
-_SIGN_VERB = r"(?:sign|ink|seal|finali[sz]e|conclude|strike|reach|clinch)"
+_SIGN_VERB = r"(?:sign|ink|seal|finali[sz]e|conclude|strike|reach|clinch|ratify)"
 _SIGN_NOUN = r"(?:deal|pact|agreement|accord|treaty|commitments|partnership)"
 
 _NEG_SIGN = _compile(
     r"\b(?:has|have|had|did|does|do|is|are|was|were)\s+(?:not|never)\s+(?:yet\s+)?(?:been\s+)?"
     r"(?:sign|ink|seal|finali[sz]|conclud)\w*",
-    r"\b(?:not|never)\s+(?:yet\s+)?(?:sign|ink|seal|finali[sz]|conclud)\w*",
+    r"\b(?:not|never)\s+(?:yet\s+)?(?:sign|ink|seal|finali[sz]|conclud|ratif)\w*",
     r"\b(?:hasn't|haven't|hadn't|didn't|doesn't|don't|won't|wouldn't|can't|cannot|couldn't|isn't|aren't|wasn't)"
     r"\s+(?:yet\s+)?(?:been\s+|be\s+)?(?:sign|ink|seal|finali[sz]|conclud|strike|struck|reach)\w*",
     r"\b(?:refus|declin|reject|fail)\w*\s+to\s+(?:sign|ink|seal|finali[sz]e|conclude|strike|reach)\w*",
@@ -124,7 +124,7 @@ _MODAL_SIGN = _compile(
 )
 _SIGNED = _compile(
     r"(?<!\ba )(?<!\bthe )(?<!\bno )(?<!\bany )(?<!\bclear )\bsigns?\b(?!\s+(?:of|that|up|off|in|at|are|were)\b)",
-    r"\b(?:signed|inks|inked|sealed)\b",
+    r"\b(?:signed|inks|inked|sealed|ratifie[sd])\b",
     r"\b(?:ink|seal|seals)\b(?!\s+of\b)",
     rf"\b(?:struck|strikes?|clinch\w*|reach(?:es|ed)|seal(?:s|ed)?)\s+(?:\w+\s+){{0,3}}?{_SIGN_NOUN}",
     rf"\b(?:concluded|finali[sz]ed|adopted)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
@@ -150,7 +150,8 @@ _COMMIT_VERB = (
 _NOT_OFFER = _compile(
     r"\b(?:not|n't|never|no longer|refus\w* to|reject\w*)\s+(?:\w+\s+){0,3}?"
     r"(?:offer|propos|pledg|promis|invit|commit|get|receive)\w*",
-    r"\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?(?:offer|propose|pledge|promise|invite|commit)\b",
+    r"(?<!ready )(?<!willing )(?<!prepared )\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?"
+    r"(?:offer|propose|pledge|promise|invite|commit)\b",
     # a commitment that is refused, doubted or only a condition is no commitment
     r"\b(?:not|n't|never|no|refus\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+(?:\w+\s+){0,3}?"
     rf"(?:(?:ready|willing|prepared)(?:\s+and\s+\w+)?(?:\s+to\s+\w+)?|to {_COMMIT_VERB}|{_COMMIT_VERB}\w*)\b",
@@ -176,7 +177,8 @@ _OFFER = _compile(
     r"\b(?:path|trajectory)\b(?:\s+\w+){0,4}\s+(?:is\s+|as\s+)?'?irreversible",
     r"\birreversible\s+(?:path|trajectory)\b",
     rf"\bdraft(?:ed)?\s+(?:\w+\s+){{0,2}}{_SIGN_NOUN}",
-    r"\b(?:propost[oaie]|propone|proponendo|offert[oaie]|offre|promess[oaie]|promette|impegnat[oaie]|invitat[oaie])\b",
+    r"\b(?:propost[oaie]|propone|proponendo|offert[oaie]|offre|promess[oaie]|promette|impegnat[oaie]|invitat[oaie]|"
+    r"rilanci(?:a|ano))\b",
     r"\b(?:propose|proposent|offrent|promis|promet|promettent|s'engage\w*)\b",
     r"\b(?:vorgeschlagen|angeboten|zugesagt|versprochen|verspricht|eingeladen)\b",
     r"\b(?:schlagt|bietet|sagt)\s+(?:\w+\s+){0,5}?(?:vor|an|zu)\b",
@@ -185,6 +187,10 @@ _OFFER = _compile(
     r"\b(?:ready|willing|prepared|agree[sd]?|set|commit(?:s|ted)|decid(?:es|ed)|plan(?:s|ned)|aim(?:s|ed)?)\s+"
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
     rf"\b(?:will|'ll|shall|would)\s+(?:\w+\s+)?{_COMMIT_VERB}\b",
+    # being open to committing ("open to sending troops"); committing troops themselves ("commit 5,000 troops")
+    r"\bopen\s+to\s+(?:\w+\s+)?(?:send|deploy|provid|contribut|station|commit|join|tak|participat|lead|offer|guarantee)"
+    r"\w*ing\b",
+    r"\bcommit(?:s|ted|ting)?\s+(?:[\w,]+\s+){0,2}?(?:troops|soldiers|forces|personnel|peacekeepers|boots)\b",
     rf"^(?:[\w'.]+\s+){{1,6}}?to\s+{_COMMIT_VERB}\b",
     r"\b(?:announc(?:es|ed)|unveil(?:s|ed)|launch(?:es|ed)|earmark(?:s|ed)|allocat(?:es|ed)|establish(?:es|ed)|"
     r"sets?\s+up|takes?\s+command|took\s+command|begins?\s+(?:its\s+)?work|becomes?\s+operational)\b",

@@ -29,7 +29,7 @@ from monitor.cues import DEFAULT_LADDER, PROPOSAL, SIGNED, ladder_status
 from monitor.errors import MonitorError
 from monitor.match import Matcher
 
-Predict = Callable[[str, str], dict[str, str]]
+Predict = Callable[[str, str, date | None], dict[str, str]]
 HALVES = ("all", "tune", "measure")
 
 
@@ -168,7 +168,7 @@ def score(items: Iterable[LabelledItem], predict: Predict) -> Scores:
     for item in items:
         if item.vague:
             continue
-        predicted = predict(item.title, item.summary)
+        predicted = predict(item.title, item.summary, item.day)
         for proposal, status in sorted(predicted.items()):
             if proposal not in item.labels:
                 fp += 1
@@ -191,7 +191,7 @@ def keyword_baseline(proposals: Sequence[ProposalConfig], ladder: Sequence[str] 
     """A predictor that finds aliases as plain substrings and reads the status from bare keywords."""
     aliases = [(p.id, [a.casefold() for a in p.aliases]) for p in proposals]
 
-    def predict(title: str, summary: str) -> dict[str, str]:
+    def predict(title: str, summary: str, _published: date | None) -> dict[str, str]:
         text = f"{title} {summary}".casefold()
         level = SIGNED if "sign" in text else PROPOSAL if any(w in text for w in ("propos", "offer", "pledg")) else ""
         status = ladder_status(level, ladder) if level else ladder[0]
@@ -201,8 +201,8 @@ def keyword_baseline(proposals: Sequence[ProposalConfig], ladder: Sequence[str] 
 
 
 def matcher_predictor(matcher: Matcher) -> Predict:
-    def predict(title: str, summary: str) -> dict[str, str]:
-        return {m.proposal: m.status for m in matcher.match(title, summary)}
+    def predict(title: str, summary: str, published: date | None) -> dict[str, str]:
+        return {m.proposal: m.status for m in matcher.match(title, summary, published)}
 
     return predict
 

@@ -32,6 +32,7 @@ import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from rapidfuzz import fuzz
 
@@ -52,7 +53,7 @@ from monitor.text import (
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
-MATCHER_VERSION = "2026.3"
+MATCHER_VERSION = "2026.4"
 ACTOR_GROUP = "@actor"
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
@@ -297,8 +298,9 @@ class Matcher:
                     best[index] = _Hit(CONCEPT_SCORE, found.words, found.span)
         return best
 
-    def match(self, title: str, summary: str) -> list[Match]:
-        """Every proposal the item reports on, best score first."""
+    def match(self, title: str, summary: str, published: date | None = None) -> list[Match]:
+        """Every proposal the item reports on, best score first; with the day it was `published`, none that was
+        first reported (its `since`) after that day."""
         title_text, summary_text = normalize_text(title), normalize_text(summary)
         aliases, concepts = self._candidates(fold_text(f"{title_text}\n{summary_text}"))
         if not aliases and not concepts:
@@ -317,8 +319,12 @@ class Matcher:
             for i in where.holding(concept.keys):
                 sentence_concepts[i].append((owners, concept))
         hits = [self._hits(text, a, c) for text, a, c in zip(folded, sentence_aliases, sentence_concepts, strict=True)]
+        day = published.date() if isinstance(published, datetime) else published
         found = []
         for index in sorted(set().union(*hits)):
+            since = self._rules[index].proposal.since
+            if day is not None and since is not None and day < since:
+                continue  # "Western troops to Ukraine" in early 2024 is not the force proposed after a ceasefire
             match = self._match_rule(index, self._rules[index], sentences, folded, hits)
             if match is not None:
                 found.append(match)

@@ -325,7 +325,11 @@ def _store_success(
     interval = schedule.base_interval(source.interval_seconds, settings)
     plan = schedule.after_success(now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None)
     saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
-    matched = [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
+    matched = (
+        [(row, matcher.match(row.title, row.summary, row.published_at)) for row, _item in saved.changed]
+        if saved
+        else []
+    )
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
     history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
     changes = bulk.record_matches_bulk(matched, config, now, session=session)

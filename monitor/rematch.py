@@ -49,7 +49,9 @@ def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> Rematch
         states: dict[str, ProposalState] = {}  # the only writer: what it read stays true until it changes it
         while page := history.items_in_order(last_id, batch, session=session):
             # each item recorded as of when it was first seen, a page's worth in one pass
-            found = [(bulk.StoredItem.of(item), matcher.match(item.title, item.summary)) for item in page]
+            found = [
+                (bulk.StoredItem.of(item), matcher.match(item.title, item.summary, item.published_at)) for item in page
+            ]
             seen = [item.first_seen_at for item in page]
             touched = bulk.record_matches_bulk(found, config, seen, session=session, notify=False, states=states)
             changes += len({change.id for change in touched})

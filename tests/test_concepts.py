@@ -73,11 +73,26 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Zelensky confident Ukraine will one day enter NATO", "", {"ukraine-nato-membership": "discussion"}),
         ("NATO allies split over Ukraine's accession", "", {"ukraine-nato-membership": "discussion"}),
         ("Kremlin insists on a neutral Ukraine", "", {"ukraine-nato-membership": "discussion"}),
+        # ... by what is hoped for, in whose name ("Ukraine's NATO hopes"), and by letting in or keeping out
+        ("Allies split over Kyiv's NATO prospects", "", {"ukraine-nato-membership": "discussion"}),
+        ("Peace plan would bar Ukraine from NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("Trump says Ukraine will never be allowed in NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("Stoltenberg: Ukraine will become a NATO member", "", {"ukraine-nato-membership": "discussion"}),
+        ("Hungary blocks Ukraine's path into NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("Putin demands halt to NATO expansion into Ukraine", "", {"ukraine-nato-membership": "discussion"}),
+        ("Germany opposes inviting Ukraine into NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("Poutine exige que l'Ukraine renonce a l'OTAN", "", {"ukraine-nato-membership": "discussion"}),
+        ("Зеленський: Україна має бути в НАТО", "", {"ukraine-nato-membership": "discussion"}),
         # a reassurance force described, not named
         ("Twenty countries pledged troops to guarantee a Ukraine ceasefire", "", {"reassurance-force": "proposal"}),
         ("Canadian soldiers could deploy to Ukraine after a truce", "", {"reassurance-force": "discussion"}),
         ("Paris readies plans for possible Ukraine deployment", "", {"reassurance-force": "discussion"}),
         ("Lithuania joins the coalition of the willing", "", {"reassurance-force": "discussion"}),
+        ("Kremlin rejects any European military presence in Ukraine", "", {"reassurance-force": "discussion"}),
+        ("Turkey edges closer to leading Black Sea mission for Ukraine", "", {"reassurance-force": "discussion"}),
+        ("Meloni: nessun soldato italiano in Ucraina", "", {"reassurance-force": "discussion"}),  # noun first
+        ("Merz schliesst Bundeswehr-Einsatz in der Ukraine nicht aus", "", {"reassurance-force": "discussion"}),
+        ("Sweden open to contributing troops to Ukraine mission", "", {"reassurance-force": "proposal"}),
         # the US backstop described
         (
             "Ukraine ceasefire plan: American guarantees would cover air defence",
@@ -124,6 +139,11 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Washington drifts away from backing Ukraine", ""),  # support in general is no backstop
         ("Allies hope to win the backing of a sceptical Trump for a Ukraine peace plan", ""),
         ("Give us security guarantees, Ukraine's leader tells allies", ""),  # "us", not the US
+        ("Ukraine needs NATO air defence systems urgently", ""),
+        ("Rutte invites Ukraine to the NATO summit in The Hague", ""),  # a guest, not a member
+        ("Ukraine and NATO hold joint council meeting on drones", ""),
+        ("EU advisory mission in Ukraine extended", ""),
+        ("US special forces train in Poland near Ukraine border", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
@@ -179,6 +199,10 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("UK to spend $270 million on troops for the force", "proposal"),
         ("Zelensky says the US guarantees are 100% ready", "proposal"),
         ("British general takes command of the multinational force", "proposal"),
+        ("Sweden is open to sending troops", "proposal"),
+        ("coalition leaders commit 10,000 troops", "proposal"),
+        ("US ready to offer guarantees modelled on Article 5", "proposal"),
+        ("Meloni rilancia le garanzie sul modello dell'articolo 5", "proposal"),
         ("l'Italia e pronta a inviare truppe", "proposal"),
         ("Macron annonce une force de reassurance", "proposal"),
         ("Deutschland ist bereit, Soldaten zu entsenden", "proposal"),
@@ -191,12 +215,16 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("la France et l'Ukraine ont signe un accord", "signed"),
         ("Deutschland und die Ukraine haben das Abkommen unterzeichnet", "signed"),
         ("Україна та Японія підписали угоду", "signed"),
+        ("the Rada ratified the security agreement", "signed"),
+        ("the Senate is due to ratify the guarantees", "proposal"),
         # discussion: talks, doubts, conditions, refusals, dropped bids, wishes
         ("Putin pledges cease-fire if Ukraine drops NATO bid", "proposal"),  # the pledge is the ceasefire's
         ("the deal will only succeed if Trump offers security guarantees", "discussion"),
         ("Germany likely too stretched to provide troops", "discussion"),
         ("the West wants to send troops over civil war fears", "discussion"),
         ("the UK is not ready to deploy troops", "discussion"),
+        ("Poland is not open to sending troops", "discussion"),
+        ("the parliament has not ratified the agreement", "discussion"),
         ("allies meet with aim to make security pledges concrete", "discussion"),
         ("NATO stops short of promising membership", "discussion"),
         ("admission to NATO would lead to war, Orban says", "discussion"),

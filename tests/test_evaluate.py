@@ -75,8 +75,8 @@ def test_evaluate_counts_pairs_skips_vague_and_accepts_also(tmp_path: Path) -> N
 def test_keyword_baseline_matches_substrings_and_reads_bare_keywords(tmp_path: Path) -> None:
     items = read_labels(write_labels(tmp_path / "labels.jsonl", ROWS))
     predict = keyword_baseline(PROPOSALS)
-    assert predict("Security pact with Canada", "") == {"jp": "discussion"}
-    assert predict("Japan will sign security pact", "") == {"jp": "signed"}
+    assert predict("Security pact with Canada", "", None) == {"jp": "discussion"}
+    assert predict("Japan will sign security pact", "", None) == {"jp": "signed"}
     scores = score(items, predict)
     assert (scores.true_positives, scores.false_positives) == (2, 1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from html import escape
 from pathlib import Path
 
@@ -56,10 +57,10 @@ def test_poll_a_port_out_of_range_fails_that_feed_alone(
 class ExplodingMatcher(Matcher):
     """A matcher with a bug that only one feed's text reaches."""
 
-    def match(self, title: str, summary: str) -> list[Match]:
+    def match(self, title: str, summary: str, published: date | None = None) -> list[Match]:
         if "boom" in title:
             raise RuntimeError("matcher bug")
-        return super().match(title, summary)
+        return super().match(title, summary, published)
 
 
 def test_poll_an_unexpected_error_while_storing_one_feed_spares_the_others(

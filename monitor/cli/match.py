@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,8 +35,8 @@ def _match_json(match: Match) -> dict[str, Any]:
     }
 
 
-def _item(line: str) -> tuple[str, str, str]:
-    """(id, title, summary) from one input line; ValueError says what is wrong with it."""
+def _item(line: str) -> tuple[str, str, str, date | None]:
+    """(id, title, summary, day published) from one input line; ValueError says what is wrong with it."""
     data = json.loads(line)
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object")
@@ -48,7 +49,17 @@ def _item(line: str) -> tuple[str, str, str]:
         summary = ""
     if not isinstance(summary, str):
         raise ValueError('"summary" must be a string')
-    return str(item_id), title, summary
+    return str(item_id), title, summary, _published(data.get("published"))
+
+
+def _published(value: object) -> date | None:
+    """The day an optional "published" field names ("2025-03-02" or "2025-03-02T10:00:00+00:00")."""
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.fromisoformat(str(value)).date()
+    except ValueError:
+        raise ValueError(f'"published" must be an ISO 8601 date or time, not {str(value)[:40]!r}') from None
 
 
 def match_lines(matcher: Matcher, lines: TextIO, out: TextIO, err: TextIO) -> int:
@@ -58,13 +69,13 @@ def match_lines(matcher: Matcher, lines: TextIO, out: TextIO, err: TextIO) -> in
         if not line.strip():
             continue
         try:
-            item_id, title, summary = _item(line)
+            item_id, title, summary, published = _item(line)
         except ValueError as exc:
             bad += 1
             reason = str(exc).splitlines()[0] if str(exc) else "not valid JSON"
             err.write(f"line {number}: {reason}\n")
             continue
-        matches = [_match_json(m) for m in matcher.match(title, summary)]
+        matches = [_match_json(m) for m in matcher.match(title, summary, published)]
         out.write(json.dumps({"id": item_id, "matches": matches}, ensure_ascii=False) + "\n")
     return bad
 

@@ -1,0 +1,89 @@
+"""A proposal is not matched in reports published before it was first reported (its `since`): "Western troops
+to Ukraine" in early 2024 spoke of joining the war, not of the force proposed for after a ceasefire."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy.engine import Engine
+
+from monitor.cli import cli
+from monitor.config import DEFAULT_CONFIG_PATH, Config, ProposalConfig, load_config
+from monitor.errors import ConfigError
+from monitor.feedserver import FeedServer, Response
+from monitor.match import Matcher
+from monitor.pipeline import run_poll
+
+from .conftest import FakeClock, make_config, rss
+
+TROOPS = "France and Britain ready to send troops to Ukraine"
+
+
+def _force() -> Matcher:
+    since = date(2024, 11, 1)
+    return Matcher([ProposalConfig(id="force", title="Force", aliases=["send troops"], since=since)])
+
+
+def test_a_report_before_since_is_not_matched_and_one_after_or_undated_is() -> None:
+    matcher = _force()
+    assert matcher.match(TROOPS, "", date(2024, 3, 1)) == []
+    assert matcher.match(TROOPS, "", datetime(2024, 10, 31, 23, 59, tzinfo=UTC)) == []
+    assert [m.proposal for m in matcher.match(TROOPS, "", date(2024, 11, 1))] == ["force"]
+    assert [m.proposal for m in matcher.match(TROOPS, "", datetime(2025, 2, 17, 8, 0, tzinfo=UTC))] == ["force"]
+    assert [m.proposal for m in matcher.match(TROOPS, "")] == ["force"]  # no date: nothing to rule out
+
+
+def test_default_proposals_state_when_they_were_first_reported() -> None:
+    proposals = {p.id: p for p in load_config(DEFAULT_CONFIG_PATH, env={}).proposals}
+    assert proposals["reassurance-force"].since == date(2024, 11, 1)
+    assert proposals["us-ua-2024"].since is None  # reports of a signed agreement stay true for years
+
+
+def test_since_must_be_a_date(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "sources: []\nproposals:\n  - id: force\n    title: Force\n    aliases: [send troops]\n"
+        "    since: last spring\n",
+        encoding="utf-8",
+    )
+    try:
+        load_config(path, env={})
+    except ConfigError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("a since that is not a date was accepted")
+    assert "feeds.yaml:6" in message and "proposals[0].since" in message and "\n" not in message.strip()
+
+
+def test_match_command_reads_published(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": "early", "title": TROOPS, "published": "2024-03-01T06:34:30+00:00"}),
+        json.dumps({"id": "late", "title": TROOPS, "published": "2025-02-17"}),
+        json.dumps({"id": "bad", "title": TROOPS, "published": "yesterday"}),
+    ]
+    result = CliRunner().invoke(cli, ["match", "--config", str(DEFAULT_CONFIG_PATH)], input="\n".join(lines) + "\n")
+    assert result.exit_code == 1
+    out = {row["id"]: [m["proposal"] for m in row["matches"]] for row in map(json.loads, result.stdout.splitlines())}
+    assert out == {"early": [], "late": ["reassurance-force"]}
+    assert result.stderr.strip() == "line 3: \"published\" must be an ISO 8601 date or time, not 'yesterday'"
+
+
+def test_poll_matches_by_the_date_a_report_was_published(
+    base_config: Config, database_url: str, engine: Engine, server: FeedServer
+) -> None:
+    early = ("early", TROOPS, "Macron would not rule out Western troops.", datetime(2024, 3, 1, 9, 0, tzinfo=UTC))
+    late = ("late", TROOPS + " after a ceasefire", "Starmer spoke in London.", datetime(2025, 2, 17, 9, 0, tzinfo=UTC))
+    server.serve("/news.xml", Response(rss(early, late)))
+    config = make_config(base_config, database_url, {"news": server.url("/news.xml")})
+    run_poll(config, engine, FakeClock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC)))
+    with engine.connect() as db:
+        rows = db.execute(
+            sa.text("SELECT i.guid, m.proposal_id FROM item_match m JOIN item i ON i.id = m.item_id ORDER BY i.guid")
+        ).all()
+    assert [(guid, proposal) for guid, proposal in rows if proposal == "reassurance-force"] == [
+        ("late", "reassurance-force")
+    ]
