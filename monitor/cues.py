@@ -90,7 +90,8 @@ _NEG_SIGN = _compile(
     # a peace deal or ceasefire is not one of the tracked guarantees, and one that is only awaited is not signed
     r"\b(?:after|once|when|if|until|unless|before)\s+(?:\w+\s+){0,4}?" + _SIGN_NOUN + r"\s+(?:is|are|has been|gets)\s+"
     r"(?:\w+ly\s+)?(?:signed|reached|concluded|agreed|finali[sz]ed)\b",
-    r"\b(?:sign\w*|reach\w*|struck|strikes?|conclud\w*|agree\w*|seal\w*|ink\w*)\s+(?:\w+\s+){0,3}?"
+    r"\b(?:sign\w*|reach\w*|struck|strikes?|conclud\w*|agree\w*|seal\w*|ink\w*|secur\w*|get|gets|got|win|wins|won)\s+"
+    r"(?:\w+\s+){0,3}?"
     r"(?:peace|ceasefire|cease fire|truce)\s+" + _SIGN_NOUN,
     r"\b(?:peace|ceasefire|cease fire|truce)\s+" + _SIGN_NOUN + r"\s+(?:\w+\s+){0,4}?"
     r"(?:signed|reached|concluded|agreed|finali[sz]ed|sealed|struck)\b",
@@ -162,6 +163,9 @@ _NOT_OFFER = _compile(
     r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable)"
     r"\s+(?:pledges|offers|proposals|promises)\b",
     r"\bstops?\s+short\s+of\s+(?:\w+\s+){0,3}",
+    # offering to give something up ("offers to drop the NATO bid") offers nothing that is tracked
+    r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
+    r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
     # "invited" as an adjective ("the 35 invited delegations") names guests, not an invitation
     r"\b(?:the|all|other|some|many|\d+)\s+invited\b",
     # not ready or willing, in the other languages

@@ -83,6 +83,9 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Germany opposes inviting Ukraine into NATO", "", {"ukraine-nato-membership": "discussion"}),
         ("Poutine exige que l'Ukraine renonce a l'OTAN", "", {"ukraine-nato-membership": "discussion"}),
         ("Зеленський: Україна має бути в НАТО", "", {"ukraine-nato-membership": "discussion"}),
+        ("Ukraine must never be part of NATO, Medvedev says", "", {"ukraine-nato-membership": "discussion"}),
+        ("Russia demands a pledge that NATO will not expand to Ukraine", "", {"ukraine-nato-membership": "discussion"}),
+        ("Zelensky offers to drop NATO ambitions for guarantees", "", {"ukraine-nato-membership": "discussion"}),
         # a reassurance force described, not named
         ("Twenty countries pledged troops to guarantee a Ukraine ceasefire", "", {"reassurance-force": "proposal"}),
         ("Canadian soldiers could deploy to Ukraine after a truce", "", {"reassurance-force": "discussion"}),
@@ -93,6 +96,9 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Meloni: nessun soldato italiano in Ucraina", "", {"reassurance-force": "discussion"}),  # noun first
         ("Merz schliesst Bundeswehr-Einsatz in der Ukraine nicht aus", "", {"reassurance-force": "discussion"}),
         ("Sweden open to contributing troops to Ukraine mission", "", {"reassurance-force": "proposal"}),
+        ("Starmer and Macron discuss a Ukraine peacekeeping contingent", "", {"reassurance-force": "discussion"}),
+        ("Britain and France to set up military hubs in Ukraine", "", {"reassurance-force": "proposal"}),
+        ("UK to lead European force to secure Ukraine peace deal", "", {"reassurance-force": "proposal"}),
         # the US backstop described
         (
             "Ukraine ceasefire plan: American guarantees would cover air defence",
@@ -115,6 +121,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Norway and Ukraine conclude bilateral treaty", "", {"other-eu-ua-bilateral-2024": "signed"}),
         # an Article 5-like guarantee described
         ("Envoy says Ukraine may get guarantees akin to Article 5", "", {"it-article5-guarantee": "discussion"}),
+        ("Meloni proposes extending Article 5 protection to Ukraine", "", {"it-article5-guarantee": "proposal"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
@@ -144,6 +151,12 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Ukraine and NATO hold joint council meeting on drones", ""),
         ("EU advisory mission in Ukraine extended", ""),
         ("US special forces train in Poland near Ukraine border", ""),
+        ("Ukraine becomes NATO's biggest arms buyer", ""),
+        ("Kyiv allowed to use NATO weapons against targets inside Russia", ""),
+        ("Western military presence in Baltic states grows as Ukraine war rages", ""),
+        ("Poland to keep troops on Ukraine border", ""),
+        ("Russia strikes Ukrainian military hubs in Kharkiv region", ""),
+        ("Trump questions NATO's Article 5 commitment as Ukraine war drags on", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
