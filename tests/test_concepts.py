@@ -99,6 +99,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Starmer and Macron discuss a Ukraine peacekeeping contingent", "", {"reassurance-force": "discussion"}),
         ("Britain and France to set up military hubs in Ukraine", "", {"reassurance-force": "proposal"}),
         ("UK to lead European force to secure Ukraine peace deal", "", {"reassurance-force": "proposal"}),
+        (
+            "Army chiefs meet in Paris",
+            "They discussed how a force to reassure Ukraine after a ceasefire would be made up.",
+            {"reassurance-force": "discussion"},
+        ),
         # the US backstop described
         (
             "Ukraine ceasefire plan: American guarantees would cover air defence",
@@ -114,6 +119,8 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ),
         # a named US guarantee needs no mention of Ukraine in its sentence
         ("Kremlin strike talk clouds US security guarantees", "", {"us-security-backstop": "discussion"}),
+        ("Zelensky wants a firm US commitment to Ukraine's security", "", {"us-security-backstop": "discussion"}),
+        ("Ukraine wants guarantees with American backstop, Zelensky says", "", {"us-security-backstop": "discussion"}),
         # membership as where an arrangement leads
         ("Kyiv sees the pact as a stepping stone to NATO", "", {"ukraine-nato-membership": "discussion"}),
         # agreements with a qualifier other than "security"
@@ -157,6 +164,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Poland to keep troops on Ukraine border", ""),
         ("Russia strikes Ukrainian military hubs in Kharkiv region", ""),
         ("Trump questions NATO's Article 5 commitment as Ukraine war drags on", ""),
+        ("Ukraine retakes village with US support for its artillery", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
