@@ -151,7 +151,8 @@ _COMMIT_VERB = (
 _NOT_OFFER = _compile(
     r"\b(?:not|n't|never|no longer|refus\w* to|reject\w*)\s+(?:\w+\s+){0,3}?"
     r"(?:offer|propos|pledg|promis|invit|commit|get|receive)\w*",
-    r"(?<!ready )(?<!willing )(?<!prepared )\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?"
+    r"(?<!ready )(?<!willing )(?<!prepared )(?<!agreed )(?<!agrees )(?<!agree )"
+    r"\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?"
     r"(?:offer|propose|pledge|promise|invite|commit)\b",
     # a commitment that is refused, doubted or only a condition is no commitment
     r"\b(?:not|n't|never|no|refus\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+(?:\w+\s+){0,3}?"
@@ -177,7 +178,7 @@ _NOT_OFFER = _compile(
 )
 _OFFER = _compile(
     r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabled|"
-    r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)\s+to|vow(?:ed|s))\b",
+    r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s))\b",
     r"\b(?:path|trajectory)\b(?:\s+\w+){0,4}\s+(?:is\s+|as\s+)?'?irreversible",
     r"\birreversible\s+(?:path|trajectory)\b",
     rf"\bdraft(?:ed)?\s+(?:\w+\s+){{0,2}}{_SIGN_NOUN}",
@@ -191,6 +192,8 @@ _OFFER = _compile(
     r"\b(?:ready|willing|prepared|agree[sd]?|set|commit(?:s|ted)|decid(?:es|ed)|plan(?:s|ned)|aim(?:s|ed)?)\s+"
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
     rf"\b(?:will|'ll|shall|would)\s+(?:\w+\s+)?{_COMMIT_VERB}\b",
+    # a promise to help ("the US will help Europe with guarantees"); "would help" is only hypothetical
+    r"\b(?:will|'ll|shall|ready to|willing to|prepared to|agree[sd]? to)\s+help\b",
     # being open to committing ("open to sending troops"); committing troops themselves ("commit 5,000 troops")
     r"\bopen\s+to\s+(?:\w+\s+)?(?:send|deploy|provid|contribut|station|commit|join|tak|participat|lead|offer|guarantee)"
     r"\w*ing\b",
