@@ -167,6 +167,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Russia strikes Ukrainian military hubs in Kharkiv region", ""),
         ("Trump questions NATO's Article 5 commitment as Ukraine war drags on", ""),
         ("Ukraine retakes village with US support for its artillery", ""),
+        ("Ukraine joins NATO cyber defence centre in Tallinn", ""),  # a NATO body, not the alliance
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
