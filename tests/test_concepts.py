@@ -88,6 +88,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Zelensky offers to drop NATO ambitions for guarantees", "", {"ukraine-nato-membership": "discussion"}),
         ("Ukraine would accept NATO umbrella for territory it controls", "", {"ukraine-nato-membership": "discussion"}),
         ("Trump says Ukraine can 'forget about' NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("Russia wants a guarantee that Ukraine stays out of NATO", "", {"ukraine-nato-membership": "discussion"}),
         # a reassurance force described, not named
         ("Twenty countries pledged troops to guarantee a Ukraine ceasefire", "", {"reassurance-force": "proposal"}),
         ("Canadian soldiers could deploy to Ukraine after a truce", "", {"reassurance-force": "discussion"}),
@@ -100,6 +101,8 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Sweden open to contributing troops to Ukraine mission", "", {"reassurance-force": "proposal"}),
         ("Starmer and Macron discuss a Ukraine peacekeeping contingent", "", {"reassurance-force": "discussion"}),
         ("Britain and France to set up military hubs in Ukraine", "", {"reassurance-force": "proposal"}),
+        ("Sweden says it is ready to contribute to Ukraine force", "", {"reassurance-force": "proposal"}),
+        ("Estonia ready to send a company to Ukraine", "", {"reassurance-force": "proposal"}),
         ("UK to lead European force to secure Ukraine peace deal", "", {"reassurance-force": "proposal"}),
         (
             "Army chiefs meet in Paris",
@@ -122,6 +125,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # a named US guarantee needs no mention of Ukraine in its sentence
         ("Kremlin strike talk clouds US security guarantees", "", {"us-security-backstop": "discussion"}),
         ("Zelensky wants a firm US commitment to Ukraine's security", "", {"us-security-backstop": "discussion"}),
+        (
+            "US ready to give Ukraine 'Article 5-like' guarantees, Rubio says",
+            "",
+            {"us-security-backstop": "proposal", "it-article5-guarantee": "proposal"},
+        ),
         ("Ukraine wants guarantees with American backstop, Zelensky says", "", {"us-security-backstop": "discussion"}),
         # membership as where an arrangement leads
         ("Kyiv sees the pact as a stepping stone to NATO", "", {"ukraine-nato-membership": "discussion"}),
@@ -168,6 +176,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Trump questions NATO's Article 5 commitment as Ukraine war drags on", ""),
         ("Ukraine retakes village with US support for its artillery", ""),
         ("Ukraine joins NATO cyber defence centre in Tallinn", ""),  # a NATO body, not the alliance
+        ("Colombian volunteers join Ukraine forces near Kharkiv", ""),
+        ("Germany to send more jets to Ukraine", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
