@@ -89,6 +89,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Ukraine would accept NATO umbrella for territory it controls", "", {"ukraine-nato-membership": "discussion"}),
         ("Trump says Ukraine can 'forget about' NATO", "", {"ukraine-nato-membership": "discussion"}),
         ("Russia wants a guarantee that Ukraine stays out of NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("NATO vows support for Ukraine, but won't promise membership", "", {"ukraine-nato-membership": "discussion"}),
         # a reassurance force described, not named
         ("Twenty countries pledged troops to guarantee a Ukraine ceasefire", "", {"reassurance-force": "proposal"}),
         ("Canadian soldiers could deploy to Ukraine after a truce", "", {"reassurance-force": "discussion"}),
@@ -136,6 +137,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # agreements with a qualifier other than "security"
         ("Ukraine, Japan agree 10-year defence pact", "", {"jp-ua-2024": "discussion"}),
         ("Norway and Ukraine conclude bilateral treaty", "", {"other-eu-ua-bilateral-2024": "signed"}),
+        ("Zelenskyy and De Croo sign new security pact", "", {"other-eu-ua-bilateral-2024": "signed"}),  # a leader
         # an Article 5-like guarantee described
         ("Envoy says Ukraine may get guarantees akin to Article 5", "", {"it-article5-guarantee": "discussion"}),
         ("Meloni proposes extending Article 5 protection to Ukraine", "", {"it-article5-guarantee": "proposal"}),
@@ -177,6 +179,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Ukraine retakes village with US support for its artillery", ""),
         ("Ukraine joins NATO cyber defence centre in Tallinn", ""),  # a NATO body, not the alliance
         ("Colombian volunteers join Ukraine forces near Kharkiv", ""),
+        ("EU leaders won't promise Ukraine membership soon", ""),
         ("Germany to send more jets to Ukraine", ""),
     ],
 )
