@@ -186,7 +186,7 @@ _OFFER = _compile(
     r"rilanci(?:a|ano))\b",
     r"\b(?:propose|proposent|offrent|promis|promet|promettent|s'engage\w*)\b",
     r"\b(?:vorgeschlagen|angeboten|zugesagt|versprochen|verspricht|eingeladen)\b",
-    r"\b(?:schlagt|bietet|sagt)\s+(?:\w+\s+){0,5}?(?:vor|an|zu)\b",
+    r"\b(?:schlagt|schlagen|bietet|bieten|sagt|sagen)\s+(?:\w+\s+){0,5}?(?:vor|an|zu)\b",
     r"\b(?:запропонува|пропону|пообіця|обіця|запросил|запрошу|предлож|пообеща)\w*",
     # being ready, willing or agreed to commit; a headline's "X to send troops"; announcing or setting up
     r"\b(?:ready|willing|prepared|agree[sd]?|set|commit(?:s|ted)|decid(?:es|ed)|plan(?:s|ned)|aim(?:s|ed)?)\s+"
@@ -205,7 +205,12 @@ _OFFER = _compile(
     r"(?:is\s+|are\s+|now\s+)?(?:\d+\W*(?:%|percent)\W+)?ready\b",
     r"\b(?:annuncia\w*|annonce\w*|kundigt\w*|kuendigt\w*|оголоси\w*|объяви\w*)\b",
     r"\b(?:pront[aoie]|prets?|pretes?|bereit|готов\w*)\W+(?:a|ad|de|zu|до)?\s*(?:\w+\W+){0,2}?"
-    r"(?:inviare|schierare|envoyer|deployer|entsenden|schicken|направ\w*|відправ\w*)",
+    r"(?:inviare|schierare|fornire|offrire|garantire|envoyer|deployer|engager|fournir|offrir|garantir|entsenden|"
+    r"schicken|geben|leisten|garantieren|направ\w*|відправ\w*|надати|гарантувати|предостав\w*)",
+    # the future of giving, sending and guaranteeing ("daranno garanzie", "відправлять війська")
+    r"\b(?:dara|daranno|offrira|offriranno|garantira|garantiranno|inviera|invieranno|fornira|forniranno|"
+    r"donnera|donneront|enverra|enverront|fournira|fourniront|garantira|garantiront|"
+    r"відправлять|відправить|направлять|направить|надішлють|розмістять|нададуть|надасть)\b",
 )
 _WITHDRAWN = _compile(
     r"\b(?:withdr(?:ew|aws|awn|awing)|pull(?:ed|s|ing)\s+out)\s+(?:\w+\s+)?(?:from|of)\b",

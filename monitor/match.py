@@ -44,6 +44,7 @@ from monitor.text import (
     Occurrences,
     focus,
     fold_text,
+    in_topic,
     normalize_text,
     same_clause,
     split_sentences,
@@ -346,7 +347,8 @@ class Matcher:
             named = own_hit is not None and own_hit.alias in rule.names
             own_actors = rule.actor_hits(text) if rule.needs_actor else []
             if own_hit and own_actors:  # a party named in another clause is not party to this reading
-                own_actors = [(name, span) for name, span in own_actors if same_clause(text, span, own_hit.span)]
+                topic = in_topic(text, own_hit.span)  # "Security guarantees: the US is ready" is about them all
+                own_actors = [(n, span) for n, span in own_actors if topic or same_clause(text, span, own_hit.span)]
             if rule.needs_actor and not (named or own_actors or (i and title_actors and own_hit)):
                 continue
             rests_on = {i} if own_hit and (named or own_actors or not rule.needs_actor) else {i, 0}
@@ -357,8 +359,8 @@ class Matcher:
                 continue
             used |= rests_on
             best = hit if best is None or hit.score > best.score else best
-            if not rule.needs_actor or named:
-                passages.append(Passage(focus(text, [hit.span]), sentences[i]))
+            if not rule.needs_actor or named:  # a topic that heads the sentence is what all of it says
+                passages.append(Passage(text if in_topic(text, hit.span) else focus(text, [hit.span]), sentences[i]))
             elif own_actors and (own_hit or _REFERENCE.search(text)):
                 passages.append(Passage(focus(text, [span for _, span in own_actors]), sentences[i]))
             elif own_actors:  # the headline names the agreement, this sentence only a party: read the headline

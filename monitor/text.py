@@ -76,7 +76,7 @@ def normalize_text(text: str) -> str:
 
 
 # Each pattern starts with a literal character, which Python's re finds far faster than a leading \b.
-_US = re.compile(r"U(?<!\wU)(?:\.\s?S\.(?:\s?A\.)?|SA?(?!\w))")
+_US = re.compile(r"U(?<!\wU)(?:\.\s?S\.(?:\s?A\.)?|SA?(?!\w)|sa(?!\w))")  # "Usa": Italian news
 _UK = re.compile(r"U(?<!\wU)\.\s?K\.")
 _HYPHEN = re.compile(r"-(?<=\w-)(?=\w)")
 
@@ -150,6 +150,12 @@ def focus(text: str, spans: Sequence[tuple[int, int]]) -> str:
 def same_clause(text: str, first: tuple[int, int], second: tuple[int, int]) -> bool:
     """Whether two spans of a folded sentence share a clause."""
     return any(first[0] < e and first[1] > s and second[0] < e and second[1] > s for s, e in clauses(text))
+
+
+def in_topic(text: str, span: tuple[int, int]) -> bool:
+    """Whether the span lies in a topic that heads the whole sentence ("Security guarantees: the US is ready")."""
+    first = clauses(text)[0]
+    return span[1] <= first[1] < len(text) and text.startswith(":", first[1])
 
 
 _BEFORE, _AFTER = r"(?<!\w)", r"(?!\w)"

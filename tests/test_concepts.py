@@ -141,6 +141,22 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # an Article 5-like guarantee described
         ("Envoy says Ukraine may get guarantees akin to Article 5", "", {"it-article5-guarantee": "discussion"}),
         ("Meloni proposes extending Article 5 protection to Ukraine", "", {"it-article5-guarantee": "proposal"}),
+        ("Garanzie di sicurezza per Kiev, Meloni rilancia l'articolo 5", "", {"it-article5-guarantee": "proposal"}),
+        # in the other languages, and under a topic that heads the headline
+        ("Merz: Keine deutschen Soldaten in die Ukraine", "", {"reassurance-force": "discussion"}),
+        ("Trump: 'Gli Usa daranno garanzie di sicurezza all'Ucraina'", "", {"us-security-backstop": "proposal"}),
+        ("USA sagen Ukraine Sicherheitsgarantien zu", "", {"us-security-backstop": "proposal"}),
+        ("Зеленський: США готові надати гарантії безпеки Україні", "", {"us-security-backstop": "proposal"}),
+        (
+            "Garanties de securite : les Etats-Unis prets a s'engager, selon Zelensky",
+            "",
+            {"us-security-backstop": "proposal"},
+        ),
+        (
+            "Коаліція охочих: Британія і Франція відправлять війська в Україну",
+            "",
+            {"reassurance-force": "proposal"},
+        ),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
