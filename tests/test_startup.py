@@ -20,6 +20,7 @@ from monitor.feedserver import FeedServer, Response
 from .conftest import REPLAY
 
 HEAVY = ("telegram", "matplotlib", "alembic")
+STORAGE = ("sqlalchemy", "sqlmodel", "httpx", "pydantic", "rapidfuzz", "feedparser")  # not for printing help
 KYIV = REPLAY.parent / "single_snapshots" / "kyivindependent__plakhovgroup_2024-07-26__df6a163.xml"
 
 _RUN = """
@@ -34,10 +35,10 @@ print(json.dumps(heavy), file=sys.stderr)
 """
 
 
-def _loaded(*args: str) -> list[str]:
-    """The heavy packages a fresh interpreter has imported after running `monitor ARGS`."""
+def _loaded(*args: str, among: tuple[str, ...] = HEAVY) -> list[str]:
+    """The packages `among` (the heavy ones) a fresh interpreter has imported after running `monitor ARGS`."""
     done = subprocess.run(
-        [sys.executable, "-c", _RUN % (HEAVY,), *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", _RUN % (among,), *args], capture_output=True, text=True, timeout=120, check=False
     )
     last = done.stderr.strip().splitlines()[-1]
     loaded = json.loads(last)
@@ -47,6 +48,10 @@ def _loaded(*args: str) -> list[str]:
 
 def test_startup_help_imports_no_heavy_library() -> None:
     assert _loaded("--help") == []
+
+
+def test_startup_help_imports_neither_the_database_nor_the_network_stack() -> None:
+    assert _loaded("--help", among=STORAGE) == []
 
 
 def test_startup_poll_with_nothing_due_imports_no_heavy_library(tmp_path: Path) -> None:

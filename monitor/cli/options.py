@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import DatabaseBusyError, MonitorError
 from monitor.redact import environment_secrets, redact
@@ -46,11 +46,19 @@ def handle_errors(function: F) -> F:
             raise CommandError(f"{exc}; nothing was written: run {name} again") from None
         except MonitorError as exc:
             raise CommandError(str(exc)) from None
-        except SQLAlchemyError as exc:
+        except Exception as exc:
+            if not _database_error(exc):
+                raise
             text = str(getattr(exc, "orig", None) or exc).splitlines()
             raise CommandError(f"database: {text[0] if text else type(exc).__name__}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _database_error(exc: BaseException) -> bool:
+    """Whether SQLAlchemy raised it, without importing SQLAlchemy for commands that never load it (--help)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
 
 
 def config_option(function: F) -> F:
