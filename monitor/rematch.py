@@ -38,7 +38,8 @@ def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> Rematch
     Subscribers are not told again: a rebuild adds nothing to the event outbox.
     """
     matcher = Matcher(config.proposals, config.settings.status.ladder)
-    items = matches = changes = 0
+    items = matches = 0
+    changed: set[int | None] = set()  # a change a later page adds evidence to is still one change
     with Session(engine) as session:
         history.sync_proposals(config.proposals, session=session)
         history.lock_proposals({proposal.id for proposal in config.proposals}, session=session)
@@ -54,7 +55,7 @@ def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> Rematch
             ]
             seen = [item.first_seen_at for item in page]
             touched = bulk.record_matches_bulk(found, config, seen, session=session, notify=False, states=states)
-            changes += len({change.id for change in touched})
+            changed.update(change.id for change in touched)
             items += len(page)
             last_id = page[-1].id or last_id
             session.expunge_all()
@@ -62,4 +63,4 @@ def run_rematch(config: Config, engine: Engine, *, batch: int = 1000) -> Rematch
         history.recompute_statuses(config.proposals, config.settings.status.ladder, session=session)
         matches = history.count_matches(session=session)
         session.commit()
-    return RematchSummary(items, matches, changes, kept, len(reviewed) - kept)
+    return RematchSummary(items, matches, len(changed), kept, len(reviewed) - kept)

@@ -42,7 +42,7 @@ def record_matches(
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
     touched: list[models.StatusChange] = []
-    found = [(item, matcher.match(item.title, item.summary)) for item in items]
+    found = [(item, matcher.match(item.title, item.summary, item.published_at)) for item in items]
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
     history.lock_proposals({match.proposal for _item, matches in found for match in matches}, session=session)
     for item, matches in found:
@@ -116,7 +116,7 @@ def _ingest(engine: Engine, config: Config, bulk_path: bool) -> None:
         with Session(engine) as session:
             if bulk_path:
                 saved = bulk.save_items_bulk(source_id, parsed.items, when, session=session)
-                matched = [(row, matcher.match(row.title, row.summary)) for row, _ in saved.changed]
+                matched = [(row, matcher.match(row.title, row.summary, row.published_at)) for row, _ in saved.changed]
                 bulk.record_matches_bulk(matched, config, when, session=session)
             else:
                 one_by_one = items.save_items(source_id, parsed.items, when, session=session)

@@ -1,7 +1,7 @@
 """feed leases, digest claims, digested events, PostgreSQL full-text search
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01 20:40:00.000000
 
 For several workers on one database: a feed is leased by the worker polling it (`source.lease_owner`,
