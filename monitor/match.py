@@ -320,16 +320,25 @@ class Matcher:
             for i in where.holding(concept.keys):
                 sentence_concepts[i].append((owners, concept))
         hits = [self._hits(text, a, c) for text, a, c in zip(folded, sentence_aliases, sentence_concepts, strict=True)]
-        day = published.date() if isinstance(published, datetime) else published
         found = []
         for index in sorted(set().union(*hits)):
-            since = self._rules[index].proposal.since
-            if day is not None and since is not None and day < since:
+            if not self._arisen(index, published):
                 continue  # "Western troops to Ukraine" in early 2024 is not the force proposed after a ceasefire
             match = self._match_rule(index, self._rules[index], sentences, folded, hits)
             if match is not None:
                 found.append(match)
         return sorted(found, key=lambda m: (-m.score, m.proposal))
+
+    def arisen(self, matches: Sequence[Match], published: date | None) -> list[Match]:
+        """Those of an undated `match`'s matches that its dated call gives: the proposals that had arisen (their
+        `since`) by the day `published`. For a caller that matched before it knew the date it stores."""
+        index = {rule.proposal.id: i for i, rule in enumerate(self._rules)}
+        return [m for m in matches if self._arisen(index[m.proposal], published)]
+
+    def _arisen(self, index: int, published: date | None) -> bool:
+        since = self._rules[index].proposal.since
+        day = published.date() if isinstance(published, datetime) else published
+        return day is None or since is None or day >= since
 
     def _match_rule(
         self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, _Hit]]

@@ -121,6 +121,9 @@ _CLAUSE_BREAK = re.compile(
     r"|\s(?=(?:if|unless|provided|in exchange for|in return for|wenn|falls|якщо)\s)"
     r"|,\s+(?=(?:after|amid|as|when|following|despite|because|since|before|until|which|who)\s)"
     r"|\s(?=(?:billed|described|seen|dubbed|touted|hailed|viewed|presented) as\s)"
+    # a headline's "X as Y" joins two events ("Germany signs pact as France weighs troops")
+    r"|(?<!such)(?<!billed)(?<!described)(?<!seen)(?<!dubbed)(?<!touted)(?<!hailed)(?<!viewed)(?<!presented)"
+    r"\s(?=as\s(?!part\b|well\b|soon\b|long\b|much\b|many\b|far\b|of\b|if\b|though\b|to\b|a\s+(?:result|part)\b))"
 )
 
 

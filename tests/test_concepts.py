@@ -138,6 +138,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Ukraine, Japan agree 10-year defence pact", "", {"jp-ua-2024": "discussion"}),
         ("Norway and Ukraine conclude bilateral treaty", "", {"other-eu-ua-bilateral-2024": "signed"}),
         ("Zelenskyy and De Croo sign new security pact", "", {"other-eu-ua-bilateral-2024": "signed"}),  # a leader
+        (  # two events in one headline keep their own parties and statuses
+            "Ukraine and Germany sign security pact as France weighs sending troops to Ukraine",
+            "",
+            {"de-ua-2024": "signed", "reassurance-force": "discussion"},
+        ),
         # an Article 5-like guarantee described
         ("Envoy says Ukraine may get guarantees akin to Article 5", "", {"it-article5-guarantee": "discussion"}),
         ("Meloni proposes extending Article 5 protection to Ukraine", "", {"it-article5-guarantee": "proposal"}),
@@ -336,6 +341,8 @@ def test_config_refuses_a_concept_part_that_names_no_term(tmp_path: Path) -> Non
         ("If Kyiv drops its bid, talks resume", ["if kyiv drops its bid", "talks resume"]),
         ("Allies, partners and friends meet", ["allies, partners and friends meet"]),  # a list is one clause
         ("Defence pact billed as a NATO precursor", ["defence pact", "billed as a nato precursor"]),
+        ("Germany signs pact as France weighs troops", ["germany signs pact", "as france weighs troops"]),
+        ("Troops pledged as part of a deal", ["troops pledged as part of a deal"]),  # "as part of" joins
     ],
 )
 def test_clauses_of_a_sentence(text: str, expected: list[str]) -> None:

@@ -87,3 +87,12 @@ def test_poll_matches_by_the_date_a_report_was_published(
     assert [(guid, proposal) for guid, proposal in rows if proposal == "reassurance-force"] == [
         ("late", "reassurance-force")
     ]
+
+
+def test_matches_made_without_a_date_keep_only_what_a_dated_call_gives() -> None:
+    matcher = Matcher(load_config(DEFAULT_CONFIG_PATH, env={}).proposals)
+    title = "Ukraine and Germany sign security pact as France weighs sending troops to Ukraine"
+    undated = matcher.match(title, "")
+    assert {m.proposal for m in undated} == {"de-ua-2024", "reassurance-force"}
+    for day in (date(2024, 2, 16), date(2025, 2, 17), None):
+        assert matcher.arisen(undated, day) == matcher.match(title, "", day)
