@@ -124,6 +124,7 @@ _CLAUSE_BREAK = re.compile(
     # a headline's "X as Y" joins two events ("Germany signs pact as France weighs troops")
     r"|(?<!such)(?<!billed)(?<!described)(?<!seen)(?<!dubbed)(?<!touted)(?<!hailed)(?<!viewed)(?<!presented)"
     r"\s(?=as\s(?!part\b|well\b|soon\b|long\b|much\b|many\b|far\b|of\b|if\b|though\b|to\b|a\s+(?:result|part)\b))"
+    r"|\s(?=after\s)"
 )
 
 

@@ -342,6 +342,7 @@ def test_config_refuses_a_concept_part_that_names_no_term(tmp_path: Path) -> Non
         ("Allies, partners and friends meet", ["allies, partners and friends meet"]),  # a list is one clause
         ("Defence pact billed as a NATO precursor", ["defence pact", "billed as a nato precursor"]),
         ("Germany signs pact as France weighs troops", ["germany signs pact", "as france weighs troops"]),
+        ("UK pledges troops after Trump rules out more", ["uk pledges troops", "after trump rules out more"]),
         ("Troops pledged as part of a deal", ["troops pledged as part of a deal"]),  # "as part of" joins
     ],
 )
