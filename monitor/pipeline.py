@@ -32,9 +32,9 @@ from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
-from monitor.match import Matcher
+from monitor.match import Match, Matcher
 from monitor.parse import ParsedFeed
-from monitor.parse_pool import ParseOutcome, Parser, body_digest, parse_all
+from monitor.parse_pool import MatchedFeed, ParseOutcome, Parser, body_digest, parse_all
 from monitor.redact import redact, secrets_of
 from monitor.store import bulk, events, history, models, sources
 from monitor.store.db import dead_owners, first_line, retrying, worker_name
@@ -119,16 +119,18 @@ def run_poll(
         on_start(len(due))
     summary = PollSummary(run_id=run_id, feeds_due=0)
     taken: set[str] = set()
-    parser = Parser()
+    parser: Parser | None = None
     try:
         # A batch at a time, so that workers polling one database at once share the due feeds out.
         while requests := _lease(engine, clock, owner, settings.lease, settings.batch, only, force, taken):
             taken.update(request.source_id for request in requests)
             summary.feeds_due += len(requests)
             matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
+            parser = parser or Parser(matcher=matcher)
             asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher, parser))
     finally:
-        parser.close()
+        if parser is not None:
+            parser.close()
         # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
         try:
             with Session(engine) as session:
@@ -325,7 +327,7 @@ def _store_success(
     interval = schedule.base_interval(source.interval_seconds, settings)
     plan = schedule.after_success(now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None)
     saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
-    matched = [(row, matcher.match(row.title, row.summary)) for row, _item in saved.changed] if saved else []
+    matched = _match_changed(saved, parsed, matcher)
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
     history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
     changes = bulk.record_matches_bulk(matched, config, now, session=session)
@@ -358,3 +360,16 @@ def _store_success(
         moved_to=result.moved_to,
         next_poll_at=plan.next_poll_at,
     )
+
+
+def _match_changed(
+    saved: bulk.SavedBatch | None, parsed: ParsedFeed | None, matcher: Matcher
+) -> list[tuple[bulk.StoredItem, list[Match]]]:
+    """The new and edited items with their matches: those the parser already found (a feed's first poll), the
+    rest matched here."""
+    known = parsed.matches_by_text() if isinstance(parsed, MatchedFeed) else {}
+    matched = []
+    for row, _item in saved.changed if saved else ():
+        found = known.get((row.title, row.summary))
+        matched.append((row, found if found is not None else matcher.match(row.title, row.summary)))
+    return matched
