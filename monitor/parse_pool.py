@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 ParseOutcome = ParsedFeed | MonitorError | None  # None: nothing to parse, or the body stored last again
 # parse_outcome's arguments, and whether to match the items too (a feed's first poll)
 _Request = tuple[bytes, dict[str, str], str, datetime, int | None, bool]
-POOL_AFTER = 2.0  # seconds of CPU spent parsing in one poll before worker processes start
+POOL_AFTER = 0.5  # seconds of CPU spent parsing in one poll before worker processes start
 _FRAME = struct.Struct("!Q")
 
 
