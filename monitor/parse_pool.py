@@ -11,10 +11,16 @@ run with a few changed feeds, a replay of one snapshot, most feeds that feedpars
 thread and starts no process: a worker costs about 0.2 s of CPU to start, and pickling each body and its
 items costs a little more, which pays only when parsing is dear (feeds that only feedparser reads).
 
-A worker is `python -m monitor.parse_pool`, which imports `monitor.parse` and no more (never the database,
-HTTP or Telegram code). It reads pickled requests on stdin and writes pickled outcomes on stdout, one at a
-time, so a worker that dies (a crash in the Rust parser, the kernel's OOM killer) fails only the feed it was
-reading; that feed is read again here by feedparser alone, and a fresh worker takes the next one.
+A feed's first poll (no body stored for it yet) brings only new items, all of which the store would match:
+given a `Matcher`, the parser matches them too (`MatchedFeed`), so that this CPU work is done by the worker
+processes beside the parse rather than in the store's one writer. A later poll's items are mostly stored
+already and are matched by the store, only those that are new or edited.
+
+A worker is `python -m monitor.parse_pool`, which imports `monitor.parse` and, once sent a matcher,
+`monitor.match` (never the database, HTTP or Telegram code). It reads pickled requests on stdin and writes
+pickled outcomes on stdout, one at a time, so a worker that dies (a crash in the Rust parser, the kernel's OOM
+killer) fails only the feed it was reading; that feed is read again here by feedparser alone, and a fresh
+worker takes the next one.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -38,10 +45,12 @@ from monitor.parse import ParsedFeed, parse_feed
 
 if TYPE_CHECKING:
     from monitor.fetch import FetchResult
+    from monitor.match import Match, Matcher
 
 ParseOutcome = ParsedFeed | MonitorError | None  # None: nothing to parse, or the body stored last again
-_Request = tuple[bytes, dict[str, str], str, datetime, int | None]  # parse_outcome's arguments
-POOL_AFTER = 2.0  # seconds of CPU spent parsing in one poll before worker processes start
+# parse_outcome's arguments, and whether to match the items too (a feed's first poll)
+_Request = tuple[bytes, dict[str, str], str, datetime, int | None, bool]
+POOL_AFTER = 0.5  # seconds of CPU spent parsing in one poll before worker processes start
 _FRAME = struct.Struct("!Q")
 
 
@@ -64,13 +73,45 @@ def parse_outcome(
         return ParseError(f"unexpected {type(exc).__name__}: {exc}")
 
 
+@dataclass(frozen=True)
+class MatchedFeed(ParsedFeed):
+    """A parsed feed with `matcher.match(item.title, item.summary)` of each item, in the items' order."""
+
+    matches: tuple[tuple[Match, ...], ...] = field(default=(), compare=False)
+
+    def matches_by_text(self) -> dict[tuple[str, str], list[Match]]:
+        """The matches by (title, summary): what `Matcher.match` was given."""
+        return {(item.title, item.summary): list(found) for item, found in zip(self.items, self.matches, strict=True)}
+
+
+def match_items(parsed: ParsedFeed, matcher: Matcher) -> ParsedFeed:
+    """`parsed` with its items matched; as it was when matching fails (the store then matches, and records the
+    fault on the feed as for any fault in storing it)."""
+    try:
+        found = tuple(tuple(matcher.match(item.title, item.summary)) for item in parsed.items)
+    except Exception:  # noqa: BLE001 - the store meets the same fault and records it
+        return parsed
+    return MatchedFeed(**{f.name: getattr(parsed, f.name) for f in fields(ParsedFeed)}, matches=found)
+
+
+def _outcome(request: _Request, matcher: Matcher | None, fast: bool = True) -> ParseOutcome:
+    content, headers, url, now, max_items, first_poll = request
+    outcome = parse_outcome(content, headers, url, now, max_items, fast=fast)
+    if matcher is None or not first_poll or not isinstance(outcome, ParsedFeed):
+        return outcome
+    return match_items(outcome, matcher)
+
+
 class Parser:
     """Parses a poll's bodies: in a thread until `threshold` seconds of CPU went into parsing, then in `workers`
-    processes."""
+    processes. With a `matcher`, the items of a feed's first poll are matched too."""
 
-    def __init__(self, workers: int | None = None, threshold: float = POOL_AFTER) -> None:
+    def __init__(
+        self, workers: int | None = None, threshold: float = POOL_AFTER, matcher: Matcher | None = None
+    ) -> None:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self.threshold = threshold
+        self.matcher = matcher
         self.parse_seconds = 0.0  # CPU time of the parses done in a thread
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: list[_Worker] = []
@@ -86,7 +127,8 @@ class Parser:
             return None
         if result.request.body_hash is not None and body_digest(result) == result.request.body_hash:
             return None  # byte for byte what was parsed and stored last time: nothing can have changed
-        request: _Request = (result.content, dict(result.headers), result.url, now, max_items)
+        first_poll = result.request.body_hash is None
+        request: _Request = (result.content, dict(result.headers), result.url, now, max_items, first_poll)
         if self.workers < 2 or self.parse_seconds < self.threshold:
             return await asyncio.to_thread(self._in_thread, request)
         if self._threads is None:
@@ -105,12 +147,12 @@ class Parser:
     def _in_thread(self, request: _Request) -> ParseOutcome:
         started = time.thread_time()
         try:
-            return parse_outcome(*request)
+            return _outcome(request, self.matcher)
         finally:
             self.parse_seconds += time.thread_time() - started
 
     def _start(self) -> _Worker:
-        worker = _Worker()
+        worker = _Worker(self.matcher)
         self._all.append(worker)
         return worker
 
@@ -122,7 +164,7 @@ class Parser:
             code = worker.stop()
             worker = self._start()
             # Read again here, by feedparser alone (no Rust code that might have crashed the worker).
-            outcome = parse_outcome(*request, fast=False)
+            outcome = _outcome(request, self.matcher, fast=False)
             if isinstance(outcome, ParsedFeed):
                 return outcome
             return ParseError(f"{outcome} (and the parser process died reading it: exit code {code})")
@@ -174,14 +216,19 @@ async def parse_all(
 
 
 class _Worker:
-    """One `python -m monitor.parse_pool` process and its two pipes."""
+    """One `python -m monitor.parse_pool` process and its two pipes; the matcher is its first request."""
 
-    def __init__(self) -> None:
+    def __init__(self, matcher: Matcher | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "monitor.parse_pool"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        assert self.process.stdin is not None
+        try:
+            _write(self.process.stdin, matcher)
+        except OSError:  # it died at once: its first call fails and the feed is read here
+            pass
 
     def call(self, request: _Request) -> ParseOutcome:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -223,13 +270,19 @@ def _read(stream: IO[bytes]) -> Any:
 
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """The worker's loop: parse each request until the input closes."""
+    """The worker's loop: read the matcher, then parse each request until the input closes."""
+    try:
+        matcher: Matcher | None = _read(requests)
+    except EOFError:
+        return
+    except Exception:  # noqa: BLE001 - a matcher this process cannot load: the store matches instead
+        matcher = None
     while True:
         try:
             request = _read(requests)
         except EOFError:
             return
-        _write(answers, parse_outcome(*request))
+        _write(answers, _outcome(request, matcher))
 
 
 def _main() -> None:
@@ -240,4 +293,7 @@ def _main() -> None:
 
 
 if __name__ == "__main__":
-    _main()
+    # Run as the imported module, not as __main__: the outcomes' classes must pickle under their real name.
+    from monitor import parse_pool
+
+    parse_pool._main()

@@ -32,9 +32,9 @@ from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
-from monitor.match import Matcher
+from monitor.match import Match, Matcher
 from monitor.parse import ParsedFeed
-from monitor.parse_pool import ParseOutcome, Parser, body_digest, parse_all
+from monitor.parse_pool import MatchedFeed, ParseOutcome, Parser, body_digest, parse_all
 from monitor.redact import redact, secrets_of
 from monitor.store import bulk, events, history, models, sources
 from monitor.store.db import dead_owners, first_line, retrying, worker_name
@@ -92,10 +92,12 @@ def run_poll(
     on_feed: Callable[[FeedOutcome], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     matcher: Matcher | None = None,
+    parser: Parser | None = None,
 ) -> PollSummary:
     """Poll the due feeds (or `only` those) and store what they carry. Raises only for configuration or
     database faults; a feed's own failure is recorded on the feed and in the summary. A caller that polls
-    many times with one configuration (a replay) may pass the `matcher` it built once."""
+    many times with one configuration (a replay) may pass the `matcher` it built once, and a `parser` it
+    closes itself."""
     only = list(only)
     known = {source.id for source in config.sources}
     unknown = [source_id for source_id in only if source_id not in known]
@@ -119,16 +121,18 @@ def run_poll(
         on_start(len(due))
     summary = PollSummary(run_id=run_id, feeds_due=0)
     taken: set[str] = set()
-    parser = Parser()
+    own_parser = parser is None
     try:
         # A batch at a time, so that workers polling one database at once share the due feeds out.
         while requests := _lease(engine, clock, owner, settings.lease, settings.batch, only, force, taken):
             taken.update(request.source_id for request in requests)
             summary.feeds_due += len(requests)
             matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
+            parser = parser or Parser(matcher=matcher)
             asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher, parser))
     finally:
-        parser.close()
+        if own_parser and parser is not None:
+            parser.close()
         # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
         try:
             with Session(engine) as session:
@@ -325,11 +329,7 @@ def _store_success(
     interval = schedule.base_interval(source.interval_seconds, settings)
     plan = schedule.after_success(now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None)
     saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
-    matched = (
-        [(row, matcher.match(row.title, row.summary, row.published_at)) for row, _item in saved.changed]
-        if saved
-        else []
-    )
+    matched = _match_changed(saved, parsed, matcher)
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
     history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
     changes = bulk.record_matches_bulk(matched, config, now, session=session)
@@ -362,3 +362,24 @@ def _store_success(
         moved_to=result.moved_to,
         next_poll_at=plan.next_poll_at,
     )
+
+
+def _match_changed(
+    saved: bulk.SavedBatch | None, parsed: ParsedFeed | None, matcher: Matcher
+) -> list[tuple[bulk.StoredItem, list[Match]]]:
+    """The new and edited items with their matches: those the parser already found (a feed's first poll), the
+    rest matched here."""
+    known = parsed.matches_by_text() if isinstance(parsed, MatchedFeed) else {}
+    matched = []
+    for row, _item in saved.changed if saved else ():
+        found = known.get((row.title, row.summary))  # matched without a date: the stored one decides
+        published = row.published_at
+        matched.append(
+            (
+                row,
+                matcher.arisen(found, published)
+                if found is not None
+                else matcher.match(row.title, row.summary, published),
+            )
+        )
+    return matched

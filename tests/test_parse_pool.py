@@ -19,8 +19,9 @@ from monitor.config import Config
 from monitor.errors import FetchError, MonitorError, NotAFeed, ParseError
 from monitor.feedserver import FeedServer, Response
 from monitor.fetch import FetchRequest, FetchResult
+from monitor.match import Matcher
 from monitor.parse import ParsedFeed, parse_feed
-from monitor.parse_pool import Parser, parse_all, parse_outcome
+from monitor.parse_pool import MatchedFeed, Parser, parse_all, parse_outcome
 from monitor.pipeline import run_poll
 from tests.conftest import REPLAY, ROOT, FakeClock, make_config
 
@@ -59,6 +60,27 @@ def test_parser_in_processes_gives_the_in_process_outcomes() -> None:
             assert outcome == expected
     assert isinstance(outcomes[3], NotAFeed)
     assert sum(isinstance(outcome, ParsedFeed) for outcome in outcomes) == 6
+
+
+@pytest.mark.parametrize("threshold", [0, 1e9], ids=["processes", "thread"])
+def test_parser_matches_the_items_of_a_feeds_first_poll_only(base_config: Config, threshold: float) -> None:
+    matcher = Matcher(base_config.proposals, base_config.settings.status.ladder)
+    first = [_result(index, path.read_bytes()) for index, path in enumerate(SNAPSHOTS[:4])]
+    again = FetchResult(
+        FetchRequest("f9", first[0].url, body_hash="0" * 64), first[0].url, 200, first[0].headers, first[0].content
+    )
+    parser = Parser(workers=2, threshold=threshold, matcher=matcher)
+    try:
+        outcomes = _parse_many(parser, [*first, again])
+    finally:
+        parser.close()
+
+    assert parser.processes == (2 if threshold == 0 else 0)
+    for outcome in outcomes[:-1]:
+        assert isinstance(outcome, MatchedFeed)
+        assert [list(found) for found in outcome.matches] == [matcher.match(i.title, i.summary) for i in outcome.items]
+    assert any(outcome.matches for outcome in outcomes[:-1] if isinstance(outcome, MatchedFeed))
+    assert type(outcomes[-1]) is ParsedFeed  # a later poll: the store matches only what is new
 
 
 def test_parse_all_yields_in_the_order_the_results_arrived() -> None:

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
@@ -16,6 +17,7 @@ from monitor.config import DEFAULT_CONFIG_PATH, Config, ProposalConfig, load_con
 from monitor.errors import ConfigError
 from monitor.feedserver import FeedServer, Response
 from monitor.match import Matcher
+from monitor.parse_pool import Parser
 from monitor.pipeline import run_poll
 
 from .conftest import FakeClock, make_config, rss
@@ -72,14 +74,21 @@ def test_match_command_reads_published(tmp_path: Path) -> None:
     assert result.stderr.strip() == "line 3: \"published\" must be an ISO 8601 date or time, not 'yesterday'"
 
 
+@pytest.mark.parametrize("threshold", [1e9, 0], ids=["matched-in-the-poll", "matched-in-parse-workers"])
 def test_poll_matches_by_the_date_a_report_was_published(
-    base_config: Config, database_url: str, engine: Engine, server: FeedServer
+    base_config: Config, database_url: str, engine: Engine, server: FeedServer, threshold: float
 ) -> None:
     early = ("early", TROOPS, "Macron would not rule out Western troops.", datetime(2024, 3, 1, 9, 0, tzinfo=UTC))
     late = ("late", TROOPS + " after a ceasefire", "Starmer spoke in London.", datetime(2025, 2, 17, 9, 0, tzinfo=UTC))
     server.serve("/news.xml", Response(rss(early, late)))
     config = make_config(base_config, database_url, {"news": server.url("/news.xml")})
-    run_poll(config, engine, FakeClock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC)))
+    matcher = Matcher(config.proposals, config.settings.status.ladder)
+    parser = Parser(workers=2, threshold=threshold, matcher=matcher)  # a first poll's items matched undated there
+    try:
+        run_poll(config, engine, FakeClock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC)), matcher=matcher, parser=parser)
+    finally:
+        parser.close()
+    assert parser.processes == (2 if threshold == 0 else 0)
     with engine.connect() as db:
         rows = db.execute(
             sa.text("SELECT i.guid, m.proposal_id FROM item_match m JOIN item i ON i.id = m.item_id ORDER BY i.guid")

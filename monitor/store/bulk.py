@@ -99,8 +99,9 @@ def save_items_bulk(source_id: str, items: Sequence[Entry], now: datetime, *, se
     changed: list[tuple[StoredItem, Entry]] = []
     if fresh:
         values = [_new_row(source_id, item, stories, now) for item in fresh]
-        inserted = session.execute(sa.insert(ITEM).returning(ITEM.c.id, sort_by_parameter_order=True), values).scalars()
-        changed += [(_stored(id_, value), item) for id_, value, item in zip(inserted, values, fresh, strict=True)]
+        # ids by key (unique per feed): asking for them in order would cost SQLite one statement per row
+        inserted = dict(session.execute(sa.insert(ITEM).returning(ITEM.c.key, ITEM.c.id), values).all())
+        changed += [(_stored(inserted[item.key], value), item) for value, item in zip(values, fresh, strict=True)]
     if edited:
         session.execute(sa.insert(models.ItemVersion.__table__), [_old_version(row, now) for row, _ in edited])  # type: ignore[attr-defined]
         updates = [_edit(row, item, stories, now) for row, item in edited]
@@ -197,11 +198,8 @@ def _stories(urls: set[str], now: datetime, *, session: Session) -> dict[str, in
         found.update((url, id_) for url, id_ in session.execute(query))
     missing = [url for url in ordered if url not in found]
     if missing:
-        ids = session.execute(
-            sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),
-            [{"canonical_url": url, "first_seen_at": now} for url in missing],
-        ).scalars()
-        found.update(zip(missing, ids, strict=True))
+        rows = [{"canonical_url": url, "first_seen_at": now} for url in missing]
+        found.update(session.execute(sa.insert(table).returning(table.c.canonical_url, table.c.id), rows).all())
     return found
 
 
