@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.config import load_config, parse_config
+from monitor.config import DEFAULT_CONFIG_PATH, load_config, parse_config
 from monitor.errors import ConfigError
 
 from .conftest import EVAL, ROOT
@@ -168,3 +168,13 @@ def test_default_database_is_the_file_existing_deployments_have() -> None:
     config = parse_config(text, ROOT / "feeds.yaml", env={})
     assert config.database_url == "sqlite:///monitor.db"
     assert "| `database_url` | `sqlite:///monitor.db` |" in (ROOT / "README.md").read_text()
+
+
+def test_libyaml_and_pyyaml_read_the_same_data_and_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor import yaml_lines
+
+    text = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")  # anchors, aliases, flow and block styles, accents
+    fast = yaml_lines.load_yaml(text, DEFAULT_CONFIG_PATH, [])
+    monkeypatch.setattr(yaml_lines, "_COMPOSER", yaml.SafeLoader)
+    assert yaml_lines.load_yaml(text, DEFAULT_CONFIG_PATH, []) == fast
+    assert fast[1][("proposals", 1, "since")] > fast[1][("proposals", 1, "id")] > 1
