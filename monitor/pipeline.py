@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -31,16 +30,17 @@ from monitor import schedule
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
-from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_client
-from monitor.match import Match, Matcher
-from monitor.parse import ParsedFeed
-from monitor.parse_pool import MatchedFeed, ParseOutcome, Parser, body_digest, parse_all
 from monitor.redact import redact, secrets_of
 from monitor.store import bulk, events, history, models, sources
 from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
-if TYPE_CHECKING:  # python-telegram-bot loads only when digests are sent, not for a poll
-    pass
+if TYPE_CHECKING:  # the network, parsing and matching load only when a feed is due: a cron run with none
+    import httpx  # due starts faster without them
+
+    from monitor.fetch import FetchRequest, FetchResult
+    from monitor.match import Match, Matcher
+    from monitor.parse import ParsedFeed
+    from monitor.parse_pool import ParseOutcome, Parser
 
 
 @dataclass(frozen=True)
@@ -124,11 +124,15 @@ def run_poll(
     own_parser = parser is None
     try:
         # A batch at a time, so that workers polling one database at once share the due feeds out.
-        while requests := _lease(engine, clock, owner, settings.lease, settings.batch, only, force, taken):
+        while due and (requests := _lease(engine, clock, owner, settings.lease, settings.batch, only, force, taken)):
             taken.update(request.source_id for request in requests)
             summary.feeds_due += len(requests)
-            matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
-            parser = parser or Parser(matcher=matcher)
+            if matcher is None or parser is None:
+                from monitor.match import Matcher
+                from monitor.parse_pool import Parser
+
+                matcher = matcher or Matcher(config.proposals, config.settings.status.ladder)
+                parser = parser or Parser(matcher=matcher)
             asyncio.run(_poll(config, engine, clock, client, requests, run_id, summary, on_feed, matcher, parser))
     finally:
         if own_parser and parser is not None:
@@ -155,6 +159,8 @@ def _lease(
     force: bool,
     taken: set[str],
 ) -> list[FetchRequest]:
+    from monitor.fetch import FetchRequest
+
     def lease_batch() -> list[FetchRequest]:
         with Session(engine) as session:
             rows = sources.lease_due_sources(
@@ -182,6 +188,9 @@ async def _poll(
     matcher: Matcher,
     parser: Parser,
 ) -> None:
+    from monitor.fetch import fetch_all, make_client
+    from monitor.parse_pool import parse_all
+
     settings = config.settings.poll
     owned = client is None
     http = client if client is not None else make_client(settings)
@@ -219,6 +228,8 @@ def _store_result(
 ) -> FeedOutcome:
     """Store one fetch result and its parse outcome, match its new and edited items and record what they
     change, all in one transaction. With `fault`, record only that failure on the feed."""
+    from monitor.parse import ParsedFeed
+
     now = clock()
     parsed = outcome if isinstance(outcome, ParsedFeed) and fault is None else None
     error: MonitorError | None = fault or result.error or (outcome if isinstance(outcome, MonitorError) else None)
@@ -346,6 +357,8 @@ def _store_success(
         feed_title=parsed.title if parsed else None,
         feed_link=parsed.link if parsed else None,
     )
+    from monitor.parse_pool import body_digest
+
     source.body_hash = body_digest(result) if parsed else source.body_hash
     poll.outcome = "ok" if parsed else "not-modified"
     poll.error = warning
@@ -369,6 +382,8 @@ def _match_changed(
 ) -> list[tuple[bulk.StoredItem, list[Match]]]:
     """The new and edited items with their matches: those the parser already found (a feed's first poll), the
     rest matched here."""
+    from monitor.parse_pool import MatchedFeed
+
     known = parsed.matches_by_text() if isinstance(parsed, MatchedFeed) else {}
     matched = []
     for row, _item in saved.changed if saved else ():

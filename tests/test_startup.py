@@ -65,6 +65,8 @@ def test_startup_poll_with_nothing_due_imports_no_heavy_library(tmp_path: Path) 
         first = _loaded("poll", "--config", str(path))  # creates the database: Alembic is needed here
         assert "alembic" in first and "telegram" not in first
         assert _loaded("poll", "--config", str(path)) == []  # nothing due now
+        network_and_reading = ("httpx", "feedparser", "rapidfuzz", "bs4", "w3lib")
+        assert _loaded("poll", "--config", str(path), among=network_and_reading) == []
 
 
 @pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))

@@ -13,16 +13,18 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.config import Config
-from monitor.match import Match
-from monitor.parse import Entry
 from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, decide
 from monitor.store import history, models
+
+if TYPE_CHECKING:  # for annotations only: a cron run with nothing due loads neither
+    from monitor.match import Match
+    from monitor.parse import Entry
 
 _CHUNK = 500
 ITEM = models.Item.__table__  # type: ignore[attr-defined]

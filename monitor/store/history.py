@@ -10,15 +10,17 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, delete, select, update
 
 from monitor import config
-from monitor.match import Match
 from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, raises_status
 from monitor.store import events, items, models
+
+if TYPE_CHECKING:  # for annotations only: a cron run with nothing due loads neither
+    from monitor.match import Match
 
 
 def sync_proposals(proposals: Sequence[config.ProposalConfig], *, session: Session) -> None:

@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from monitor.parse import Entry
 from monitor.store import models
+
+if TYPE_CHECKING:  # for annotations only: a cron run with nothing due loads neither
+    from monitor.parse import Entry
 
 _CHUNK = 500
 
