@@ -21,6 +21,7 @@ from sqlmodel import Session
 from monitor.config import Config
 from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, decide
 from monitor.store import history, models
+from monitor.store.items import story_ids
 
 if TYPE_CHECKING:  # for annotations only: a cron run with nothing due loads neither
     from monitor.match import Match
@@ -89,7 +90,7 @@ def save_items_bulk(source_id: str, items: Sequence[Entry], now: datetime, *, se
     for start in range(0, len(keys), _CHUNK):
         query = sa.select(ITEM).where(ITEM.c.source_id == source_id, ITEM.c.key.in_(keys[start : start + _CHUNK]))
         existing.update((row.key, row) for row in session.execute(query))
-    stories = _stories({item.canonical_url for item in items if item.canonical_url}, now, session=session)
+    stories = story_ids({item.canonical_url for item in items if item.canonical_url}, now, session=session)
     fresh: list[Entry] = []
     edited: list[tuple[Any, Entry]] = []
     for item in items:
@@ -186,23 +187,6 @@ def _stored(id_: int, row: Mapping[str, Any]) -> StoredItem:
         row["story_id"],
         row["published_at"],
     )
-
-
-def _stories(urls: set[str], now: datetime, *, session: Session) -> dict[str, int]:
-    """Story ids for canonical URLs, creating the stories not seen before in one insert."""
-    table = models.Story.__table__  # type: ignore[attr-defined]
-    found: dict[str, int] = {}
-    ordered = sorted(urls)
-    for start in range(0, len(ordered), _CHUNK):
-        query = sa.select(table.c.canonical_url, table.c.id).where(
-            table.c.canonical_url.in_(ordered[start : start + _CHUNK])
-        )
-        found.update((url, id_) for url, id_ in session.execute(query))
-    missing = [url for url in ordered if url not in found]
-    if missing:
-        rows = [{"canonical_url": url, "first_seen_at": now} for url in missing]
-        found.update(session.execute(sa.insert(table).returning(table.c.canonical_url, table.c.id), rows).all())
-    return found
 
 
 def record_matches_bulk(

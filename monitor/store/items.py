@@ -41,20 +41,22 @@ def insert_new(model: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], 
     if not rows:
         return
     session.flush()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(model.__table__).on_conflict_do_nothing(index_elements=list(keys))
+    statement = skipping_taken(model.__table__, keys, session=session)
     for start in range(0, len(rows), _CHUNK):
         session.execute(statement, list(rows[start : start + _CHUNK]))
+
+
+def skipping_taken(table: Any, keys: Sequence[str], *, session: Session) -> Any:
+    """`INSERT INTO table ... ON CONFLICT (keys) DO NOTHING` in the session's dialect."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def insert_one(model: Any, row: dict[str, Any], keys: Sequence[str], *, session: Session) -> int | None:
     """`insert_new` for one row: its new id, or None when its key was already taken."""
     session.flush()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     table = model.__table__
-    statement = insert(table).values(**row).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c.id)
+    statement = skipping_taken(table, keys, session=session).values(**row).returning(table.c.id)
     new_id = session.execute(statement).scalar()
     return None if new_id is None else int(new_id)
 
@@ -67,7 +69,7 @@ def save_items(source_id: str, items: Sequence[Entry], now: datetime, *, session
         chunk = keys[start : start + _CHUNK]
         query = select(models.Item).where(models.Item.source_id == source_id, col(models.Item.key).in_(chunk))
         existing.update((row.key, row) for row in session.exec(query))
-    stories = _stories({item.canonical_url for item in items if item.canonical_url}, now, session=session)
+    stories = story_ids({item.canonical_url for item in items if item.canonical_url}, now, session=session)
     fresh = [
         {"source_id": source_id, "key": item.key, "guid": item.guid, "link": item.link,
          "canonical_url": item.canonical_url, "story_id": stories.get(item.canonical_url or ""),
@@ -120,20 +122,27 @@ def save_items(source_id: str, items: Sequence[Entry], now: datetime, *, session
     return SavedItems(new=new, updated=updated, unchanged=len(items) - new - updated, changed=tuple(changed))
 
 
-def _stories(urls: set[str], now: datetime, *, session: Session) -> dict[str, int]:
-    """Story ids for canonical URLs, creating the stories not seen before."""
-    found: dict[str, int] = {}
-    ordered = sorted(urls)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        query = select(models.Story).where(col(models.Story.canonical_url).in_(chunk))
-        found.update((story.canonical_url, story.id) for story in session.exec(query) if story.id is not None)
-    missing = [url for url in ordered if url not in found]
-    insert_new(models.Story, [{"canonical_url": url, "first_seen_at": now} for url in missing], ["canonical_url"],
-               session=session)  # fmt: skip
+def story_ids(urls: set[str], now: datetime, *, session: Session) -> dict[str, int]:
+    """Story ids for canonical URLs, creating the stories not seen before in one insert. Another worker may be
+    creating the same story at once (the same link in two feeds): its row wins, and its id is read back."""
+    table = models.Story.__table__  # type: ignore[attr-defined]
+    found = _story_ids(sorted(urls), session=session)
+    missing = [url for url in sorted(urls) if url not in found]
     if missing:
-        query = select(models.Story).where(col(models.Story.canonical_url).in_(missing))
-        found.update((story.canonical_url, story.id) for story in session.exec(query) if story.id is not None)
+        session.flush()
+        rows = [{"canonical_url": url, "first_seen_at": now} for url in missing]
+        statement = skipping_taken(table, ["canonical_url"], session=session)
+        found.update(session.execute(statement.returning(table.c.canonical_url, table.c.id), rows).all())
+        found.update(_story_ids([url for url in missing if url not in found], session=session))
+    return found
+
+
+def _story_ids(urls: Sequence[str], *, session: Session) -> dict[str, int]:
+    url, id_ = models.Story.__table__.c.canonical_url, models.Story.__table__.c.id  # type: ignore[attr-defined]
+    found: dict[str, int] = {}
+    for start in range(0, len(urls), _CHUNK):
+        query = sa.select(url, id_).where(url.in_(urls[start : start + _CHUNK]))
+        found.update((u, i) for u, i in session.execute(query))
     return found
 
 
