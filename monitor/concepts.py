@@ -121,7 +121,9 @@ class ConceptIndex:
             for n, bits in self._by_start[start]:
                 found[n] = found.get(n, 0) | bits
         full = self._full
-        return self._always + [n for n, bits in found.items() if bits == full[n]]
+        # in the configuration's order, not the set's (which varies with the process's hash seed): where two
+        # concepts describe one sentence, the first is the one reported, on every run
+        return sorted(self._always + [n for n, bits in found.items() if bits == full[n]])
 
 
 def _fuzzy_spans(words: tuple[str, ...], text: str) -> list[tuple[int, int]]:

@@ -42,6 +42,7 @@ from monitor.cues import DEFAULT_LADDER, Passage, read_status, strip_marks
 from monitor.status import Ladder
 from monitor.text import (
     Occurrences,
+    alternatives_pattern,
     focus,
     fold_text,
     in_topic,
@@ -113,7 +114,7 @@ class _Hit:
 class _Rule:
     proposal: ProposalConfig
     needs_actor: bool
-    actors: tuple[tuple[str, re.Pattern[str]], ...]
+    actors: tuple[tuple[str, re.Pattern[str], str], ...]  # name, pattern, text any hit contains ("" if none)
     required: tuple[re.Pattern[str], ...]
     excluded: re.Pattern[str] | None
     any_actor: re.Pattern[str] | None = None  # all actors in one pattern: most sentences name none
@@ -123,7 +124,12 @@ class _Rule:
     def actor_hits(self, text: str) -> list[tuple[str, tuple[int, int]]]:
         if self.any_actor is None or self.any_actor.search(text) is None:
             return []
-        return [(name, hit.span()) for name, pattern in self.actors for hit in pattern.finditer(text)]
+        return [
+            (name, hit.span())
+            for name, pattern, key in self.actors
+            if key in text  # most of a long list of actors (59 countries and leaders) are not in the sentence
+            for hit in pattern.finditer(text)
+        ]
 
     def vetoed(self, text: str, named: tuple[int, int] | None = None) -> bool:
         """Whether an excluded term explains the sentence's reading away (the item may match elsewhere); a name
@@ -224,10 +230,14 @@ class Matcher:
     @staticmethod
     def _rule(proposal: ProposalConfig) -> _Rule:
         groups = [g for g in proposal.required if g.strip() != ACTOR_GROUP]
-        actors = tuple((name, re.compile(term_pattern(name))) for name in proposal.actors if fold_text(name))
+        actors = tuple(
+            (name, re.compile(term_pattern(name)), min(word_starts([name]) or {""}))
+            for name in proposal.actors
+            if fold_text(name)
+        )
         compiled = [(p, g) for p, g in ((terms_pattern([g]), g) for g in groups) if p is not None]
         required = tuple(p for p, _ in compiled)
-        any_actor = re.compile("|".join(f"(?:{pattern.pattern})" for _name, pattern in actors)) if actors else None
+        any_actor = alternatives_pattern([name for name, _pattern, _key in actors])  # word bounds tested once
         return _Rule(
             proposal,
             len(groups) < len(proposal.required),

@@ -368,3 +368,34 @@ def test_an_excluded_term_in_another_clause_does_not_explain_a_name_away() -> No
     # in the name's own clause the term still explains it away; a mere alias is explained away by the sentence
     assert matcher.match("Russian forces shell the coalition of the willing's Ukraine base", "") == []
     assert matcher.match("After a call for troops to Ukraine, Putin warns of nuclear war", "") == []
+
+
+def test_the_concept_reported_does_not_depend_on_the_hash_seed() -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = """
+from monitor.config import DEFAULT_CONFIG_PATH, load_config
+from monitor.match import Matcher
+matcher = Matcher(load_config(DEFAULT_CONFIG_PATH, env={}).proposals)
+for title in [
+    'Macron says France could send "several thousand" soldiers to Ukraine after ceasefire',
+    "Ukraine's admission to EU and NATO would lead to war with Russia - Orban",
+    "Paris readies plans for possible Ukraine deployment of peacekeeping troops",
+]:
+    print([(m.proposal, m.alias) for m in matcher.match(title, "")])
+"""
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            check=True,
+        ).stdout
+        for seed in range(8)
+    ]
+    assert runs[0].count("reassurance-force") >= 2
+    assert runs == [runs[0]] * len(runs)  # the same words reported as evidence, whatever the seed
