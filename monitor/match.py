@@ -124,12 +124,9 @@ class _Rule:
     def actor_hits(self, text: str) -> list[tuple[str, tuple[int, int]]]:
         if self.any_actor is None or self.any_actor.search(text) is None:
             return []
-        return [
-            (name, hit.span())
-            for name, pattern, key in self.actors
-            if key in text  # most of a long list of actors (59 countries and leaders) are not in the sentence
-            for hit in pattern.finditer(text)
-        ]
+        # an actor is looked for only where its first letters are: most of a long list (59) are not there
+        hits = [(name, pattern.finditer(text)) for name, pattern, key in self.actors if key in text]
+        return [(name, hit.span()) for name, found in hits for hit in found]
 
     def vetoed(self, text: str, named: tuple[int, int] | None = None) -> bool:
         """Whether an excluded term explains the sentence's reading away (the item may match elsewhere); a name
@@ -230,11 +227,8 @@ class Matcher:
     @staticmethod
     def _rule(proposal: ProposalConfig) -> _Rule:
         groups = [g for g in proposal.required if g.strip() != ACTOR_GROUP]
-        actors = tuple(
-            (name, re.compile(term_pattern(name)), min(word_starts([name]) or {""}))
-            for name in proposal.actors
-            if fold_text(name)
-        )
+        names = [name for name in proposal.actors if fold_text(name)]
+        actors = tuple((name, re.compile(term_pattern(name)), min(word_starts([name]) or {""})) for name in names)
         compiled = [(p, g) for p, g in ((terms_pattern([g]), g) for g in groups) if p is not None]
         required = tuple(p for p, _ in compiled)
         any_actor = alternatives_pattern([name for name, _pattern, _key in actors])  # word bounds tested once

@@ -121,7 +121,7 @@ def test_parser_survives_a_worker_that_dies() -> None:
 
 def test_parser_small_poll_starts_no_process() -> None:
     results = [_result(index, path.read_bytes()) for index, path in enumerate(SNAPSHOTS[8:11])]
-    parser = Parser(workers=2)
+    parser = Parser(workers=2, threshold=2.0)  # a slow machine may spend more than the default 0.5 s on these
     try:
         outcomes = _parse_many(parser, results)
     finally:
