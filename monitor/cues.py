@@ -164,6 +164,8 @@ _NOT_OFFER = _compile(
     r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable)"
     r"\s+(?:pledges|offers|proposals|promises)\b",
     r"\bstops?\s+short\s+of\s+(?:\w+\s+){0,3}",
+    # an invitation promised for when conditions are met is no invitation yet
+    r"\b(?:will|would|could|can)\s+be\s+invited\b(?:\W+\w+){0,6}?\W+(?:when|once|if|after)\b",
     # offering to give something up ("offers to drop the NATO bid") offers nothing that is tracked
     r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
@@ -179,7 +181,7 @@ _NOT_OFFER = _compile(
 _OFFER = _compile(
     r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabled|"
     r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s))\b",
-    r"\b(?:path|trajectory)\b(?:\s+\w+){0,4}\s+(?:is\s+|as\s+)?'?irreversible",
+    r"\b(?:path|trajectory)\b(?:\W+\w+){0,10}?\W+(?:is\s+|as\s+)?'?irreversible",
     r"\birreversible\s+(?:path|trajectory)\b",
     rf"\bdraft(?:ed)?\s+(?:\w+\s+){{0,2}}{_SIGN_NOUN}",
     r"\b(?:propost[oaie]|propone|proponendo|offert[oaie]|offre|promess[oaie]|promette|impegnat[oaie]|invitat[oaie]|"
