@@ -17,9 +17,9 @@ How feeds.yaml describes a proposal:
 - required  groups of alternatives, "Ukrain*|Kyiv|Zelensk*"; every group must occur in the window (the
             sentence plus the headline). The group "@actor" means one of the actors must, and then an alias
             in the headline may combine with an actor in a summary sentence or the other way round.
-- excluded  terms that explain a reading away ("training", "without ... membership"). They narrow, they do not
-            veto: an excluded term drops the reading of the sentence it stands in (and of the headline, where the
-            reading rests on it), so the same item may still match on another sentence.
+- excluded  terms that explain a reading away ("nuclear war", "without ... membership"). They narrow, they do not
+            veto: an excluded term drops the readings of its sentence (and of the headline where one rests on
+            it); `excluded_in_clause` terms ("US troops") only the reading in their clause.
 Term syntax: see `monitor.text`.
 
 Status comes from `monitor.cues`, read in the clause that mentions the proposal (the actor's clause for
@@ -117,6 +117,7 @@ class _Rule:
     actors: tuple[tuple[str, re.Pattern[str], str], ...]  # name, pattern, text any hit contains ("" if none)
     required: tuple[re.Pattern[str], ...]
     excluded: re.Pattern[str] | None
+    clause_excluded: re.Pattern[str] | None
     any_actor: re.Pattern[str] | None = None  # all actors in one pattern: most sentences name none
     names: frozenset[str] = frozenset()  # aliases that identify the proposal alone
     required_starts: tuple[frozenset[str] | None, ...] = ()  # per required group: a cheap test before its pattern
@@ -128,11 +129,12 @@ class _Rule:
         hits = [(name, pattern.finditer(text)) for name, pattern, key in self.actors if key in text]
         return [(name, hit.span()) for name, found in hits for hit in found]
 
-    def vetoed(self, text: str, named: tuple[int, int] | None = None) -> bool:
-        """Whether an excluded term explains the sentence's reading away (the item may match elsewhere); a name
-        at the span `named` is explained away only by a term in its own clause."""
-        terms = self.excluded.finditer(text) if self.excluded is not None else ()
-        return any(named is None or same_clause(text, term.span(), named) for term in terms)
+    def vetoed(self, text: str, at: tuple[int, int] | None = None, name: bool = False) -> bool:
+        """Whether an excluded term explains the reading at `at` away; for a name, and for a clause-scoped term
+        ("US troops" beside "Britain pledges troops"), only a term in the reading's own clause counts."""
+        found = [(term, at if name else None) for term in self.excluded.finditer(text)] if self.excluded else []
+        found += [(term, at) for term in self.clause_excluded.finditer(text)] if self.clause_excluded else []
+        return any(span is None or same_clause(text, term.span(), span) for term, span in found)
 
 
 _AliasesByAnchor = list[tuple[str, list[tuple[_Alias, tuple[int, ...]]]]]
@@ -238,6 +240,7 @@ class Matcher:
             actors,
             required,
             terms_pattern(proposal.excluded),
+            terms_pattern(proposal.excluded_in_clause),
             any_actor,
             frozenset(proposal.names),
             tuple(_frozen(word_starts(g.split("|"))) for _, g in compiled),
@@ -368,7 +371,7 @@ class Matcher:
             window = text if i == 0 else f"{folded[0]} | {text}"
             if not named and not all(p.search(window) for p in rule.required):
                 continue
-            if any(rule.vetoed(folded[j], own_hit.span if named and own_hit and j == i else None) for j in rests_on):
+            if any(rule.vetoed(folded[j], own_hit.span if own_hit and j == i else None, named) for j in rests_on):
                 continue
             used |= rests_on
             best = hit if best is None or hit.score > best.score else best

@@ -138,6 +138,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Ukraine, Japan agree 10-year defence pact", "", {"jp-ua-2024": "discussion"}),
         ("Norway and Ukraine conclude bilateral treaty", "", {"other-eu-ua-bilateral-2024": "signed"}),
         ("Zelenskyy and De Croo sign new security pact", "", {"other-eu-ua-bilateral-2024": "signed"}),  # a leader
+        (  # another party's troops explain away only their own clause
+            "Britain pledges troops for Ukraine after Trump rules out US troops",
+            "",
+            {"reassurance-force": "proposal", "us-security-backstop": "discussion"},
+        ),
         (  # two events in one headline keep their own parties and statuses
             "Ukraine and Germany sign security pact as France weighs sending troops to Ukraine",
             "",
@@ -401,3 +406,20 @@ for title in [
     ]
     assert runs[0].count("reassurance-force") >= 2
     assert runs == [runs[0]] * len(runs)  # the same words reported as evidence, whatever the seed
+
+
+def test_a_clause_scoped_exclusion_explains_away_only_its_own_clause() -> None:
+    force = ProposalConfig(
+        id="force",
+        title="Force",
+        aliases=["troops to Ukraine"],
+        required=["Ukrain*"],
+        excluded=["nuclear war"],
+        excluded_in_clause=["US troops"],
+    )
+    matcher = Matcher([force])
+    assert [m.proposal for m in matcher.match("UK sends troops to Ukraine after Trump rules out US troops", "")] == [
+        "force"
+    ]
+    assert matcher.match("Trump rules out sending US troops to Ukraine", "") == []  # the same clause
+    assert matcher.match("UK sends troops to Ukraine after Putin warns of nuclear war", "") == []  # the sentence
