@@ -195,6 +195,7 @@ class Matcher:
     def __init__(self, proposals: Sequence[ProposalConfig], ladder: Sequence[str] = DEFAULT_LADDER) -> None:
         self.ladder = Ladder.of(ladder)
         self._rules = tuple(self._rule(p) for p in proposals)
+        self._since = {p.id: p.since for p in proposals}
         aliases: dict[str, _Alias] = {}
         owners: dict[str, list[int]] = {}
         for index, proposal in enumerate(proposals):
@@ -329,7 +330,7 @@ class Matcher:
         hits = [self._hits(text, a, c) for text, a, c in zip(folded, sentence_aliases, sentence_concepts, strict=True)]
         found = []
         for index in sorted(set().union(*hits)):
-            if not self._arisen(index, published):
+            if not _arisen(self._rules[index].proposal.since, published):
                 continue  # "Western troops to Ukraine" in early 2024 is not the force proposed after a ceasefire
             match = self._match_rule(index, self._rules[index], sentences, folded, hits)
             if match is not None:
@@ -337,15 +338,8 @@ class Matcher:
         return sorted(found, key=lambda m: (-m.score, m.proposal))
 
     def arisen(self, matches: Sequence[Match], published: date | None) -> list[Match]:
-        """Those of an undated `match`'s matches that its dated call gives: the proposals that had arisen (their
-        `since`) by the day `published`. For a caller that matched before it knew the date it stores."""
-        index = {rule.proposal.id: i for i, rule in enumerate(self._rules)}
-        return [m for m in matches if self._arisen(index[m.proposal], published)]
-
-    def _arisen(self, index: int, published: date | None) -> bool:
-        since = self._rules[index].proposal.since
-        day = published.date() if isinstance(published, datetime) else published
-        return day is None or since is None or day >= since
+        """What a dated `match` gives of an undated one's matches: those of proposals arisen by `published`."""
+        return [m for m in matches if _arisen(self._since[m.proposal], published)]
 
     def _match_rule(
         self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, _Hit]]
@@ -398,3 +392,9 @@ class Matcher:
             status_sentence=reading.sentence,
             withdrawn=reading.withdrawn,
         )
+
+
+def _arisen(since: date | None, published: date | None) -> bool:
+    """Whether a proposal first reported on `since` had arisen by the day `published` (unknown: it had)."""
+    day = published.date() if isinstance(published, datetime) else published
+    return day is None or since is None or day >= since

@@ -388,13 +388,7 @@ def _match_changed(
     matched = []
     for row, _item in saved.changed if saved else ():
         found = known.get((row.title, row.summary))  # matched without a date: the stored one decides
-        published = row.published_at
-        matched.append(
-            (
-                row,
-                matcher.arisen(found, published)
-                if found is not None
-                else matcher.match(row.title, row.summary, published),
-            )
-        )
+        if found is None:
+            found = matcher.match(row.title, row.summary, row.published_at)
+        matched.append((row, matcher.arisen(found, row.published_at)))
     return matched

@@ -126,8 +126,9 @@ def story_ids(urls: set[str], now: datetime, *, session: Session) -> dict[str, i
     """Story ids for canonical URLs, creating the stories not seen before in one insert. Another worker may be
     creating the same story at once (the same link in two feeds): its row wins, and its id is read back."""
     table = models.Story.__table__  # type: ignore[attr-defined]
-    found = _story_ids(sorted(urls), session=session)
-    missing = [url for url in sorted(urls) if url not in found]
+    ordered = sorted(urls)
+    found = _story_ids(ordered, session=session)
+    missing = [url for url in ordered if url not in found]
     if missing:
         session.flush()
         rows = [{"canonical_url": url, "first_seen_at": now} for url in missing]
