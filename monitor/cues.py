@@ -135,6 +135,9 @@ _SIGNED = _compile(
     r"\b(?:entered|came|comes|enters)\s+into\s+force\b",
     rf"\b(?:gets?|got|secures?|secured|wins?|won)\s+(?:\S+\s+){{0,6}}?(?:security\s+)?{_SIGN_NOUN}\b",
     rf"\b(?:conclude[sd]?|finali[sz]e[sd]?)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
+    # parties that agree a pact have concluded it ("EU and Ukraine agree security commitments"); not "agree to"
+    rf"(?<!\bto )(?<!will )(?<!would )(?<!could )(?<!should )(?<!must )(?<!may )(?<!might )(?<!can )(?<!n't )(?<!not )"
+    rf"\bagree[sd]?\s+(?:on\s+)?(?:(?!to\b|not\b|that\b)\w+\s+){{0,3}}?{_SIGN_NOUN}\b",
     r"\b(?:firmat[oaie]|firmano|firma|hanno firmato|siglat[oaie]|siglano|sottoscritt[oaie]|stipulat[oaie])\b",
     r"\bentrat[oa] in vigore\b",
     r"\b(?:signe|signent|signee|signees|signes|paraphe\w*|scelle\w*)\b",
@@ -157,6 +160,7 @@ _NOT_OFFER = _compile(
     # a commitment that is refused, doubted or only a condition is no commitment
     r"\b(?:not|n't|never|no|refus\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+(?:\w+\s+){0,3}?"
     rf"(?:(?:ready|willing|prepared)(?:\s+and\s+\w+)?(?:\s+to\s+\w+)?|to {_COMMIT_VERB}|{_COMMIT_VERB}\w*)\b",
+    r"\b(?:not|n't|never|no|refus\w*|reject\w*|unwilling|unlikely)\s+(?:\w+\s+){0,3}?agree\w*\s+to\b(?:\W+\w+){0,5}",
     r"\b(?:if|unless|whether|provided|once)\s+(?:\w+\s+){0,3}?"
     r"(?:offer|propos|pledg|promis|provid|send|deploy|commit|give|agree)\w*",
     r"\b(?:could|might|may)\s+(?:\w+\s+)?(?:send|deploy|provide|give|contribute)\b",
@@ -180,7 +184,7 @@ _NOT_OFFER = _compile(
 )
 _OFFER = _compile(
     r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabled|"
-    r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s))\b",
+    r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s)|pitch(?:ed|es)|float(?:ed|s))\b",
     r"\b(?:path|trajectory)\b(?:\W+\w+){0,10}?\W+(?:is\s+|as\s+)?'?irreversible",
     r"\birreversible\s+(?:path|trajectory)\b",
     rf"\bdraft(?:ed)?\s+(?:\w+\s+){{0,2}}{_SIGN_NOUN}",
@@ -194,10 +198,14 @@ _OFFER = _compile(
     r"\b(?:ready|willing|prepared|agree[sd]?|set|commit(?:s|ted)|decid(?:es|ed)|plan(?:s|ned)|aim(?:s|ed)?)\s+"
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
     rf"\b(?:will|'ll|shall|would)\s+(?:\w+\s+)?{_COMMIT_VERB}\b",
+    r"\b(?:will|'ll|shall)\s+be\s+(?:\w+\s+)?(?:involved|part of|taking part|participating|there)\b",
     # a promise to help ("the US will help Europe with guarantees"); "would help" is only hypothetical
     r"\b(?:will|'ll|shall|ready to|willing to|prepared to|agree[sd]? to)\s+help\b",
     # being open to committing ("open to sending troops"); committing troops themselves ("commit 5,000 troops")
-    r"\bopen\s+to\s+(?:\w+\s+)?(?:send|deploy|provid|contribut|station|commit|join|tak|participat|lead|offer|guarantee)"
+    # agreeing to the commitment itself ("the US agreed to Article 5-like protection")
+    r"\bagree[sd]?\s+to\s+(?!discuss|talk|consider|meet|study|examine|explore|look|negotiat|work|continue|keep)"
+    r"(?:\w+\s+){0,4}?(?:guarantee|protection|backstop|security|troops|forces|membership|invit)",
+    r"\bopen'?\s+to\s+(?:\w+\s+)?(?:send|deploy|provid|contribut|station|commit|join|tak|participat|lead|offer|guarantee)"
     r"\w*ing\b",
     r"\bcommit(?:s|ted|ting)?\s+(?:[\w,]+\s+){0,2}?(?:troops|soldiers|forces|personnel|peacekeepers|boots)\b",
     rf"^(?:[\w'.]+\s+){{1,6}}?to\s+{_COMMIT_VERB}\b",

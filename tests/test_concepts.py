@@ -135,7 +135,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # membership as where an arrangement leads
         ("Kyiv sees the pact as a stepping stone to NATO", "", {"ukraine-nato-membership": "discussion"}),
         # agreements with a qualifier other than "security"
-        ("Ukraine, Japan agree 10-year defence pact", "", {"jp-ua-2024": "discussion"}),
+        ("Ukraine, Japan agree 10-year defence pact", "", {"jp-ua-2024": "signed"}),
         ("Norway and Ukraine conclude bilateral treaty", "", {"other-eu-ua-bilateral-2024": "signed"}),
         ("Zelenskyy and De Croo sign new security pact", "", {"other-eu-ua-bilateral-2024": "signed"}),  # a leader
         (  # another party's troops explain away only their own clause
@@ -152,6 +152,22 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Envoy says Ukraine may get guarantees akin to Article 5", "", {"it-article5-guarantee": "discussion"}),
         ("Meloni proposes extending Article 5 protection to Ukraine", "", {"it-article5-guarantee": "proposal"}),
         ("Garanzie di sicurezza per Kiev, Meloni rilancia l'articolo 5", "", {"it-article5-guarantee": "proposal"}),
+        # the EU's door opened and NATO's closed in one sentence: the EU clause does not explain NATO away
+        ("Moscow would accept Ukraine in the EU, but not NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("Kyiv will not give up on NATO, Zelensky tells parliament", "", {"ukraine-nato-membership": "discussion"}),
+        ("Ukraine cannot hope to become a NATO member this decade", "", {"ukraine-nato-membership": "discussion"}),
+        # planning the force; sending a unit
+        ("Army chiefs meet to plan the Ukraine force", "", {"reassurance-force": "discussion"}),
+        ("Latvia is ready to send a unit to Ukraine", "", {"reassurance-force": "proposal"}),
+        # the US meeting on, agreeing to, taking part in or backing the guarantees
+        ("US officials and European allies meet on guarantees for Kyiv", "", {"us-security-backstop": "discussion"}),
+        ("Rubio says the US agreed to strong protection for Ukraine", "", {"us-security-backstop": "proposal"}),
+        ("Washington will take part in guarantees for Ukraine", "", {"us-security-backstop": "proposal"}),
+        (
+            "US backing for a European-led force in Ukraine remains unclear",
+            "",
+            {"us-security-backstop": "discussion", "reassurance-force": "discussion"},
+        ),
         # in the other languages, and under a topic that heads the headline
         ("Merz: Keine deutschen Soldaten in die Ukraine", "", {"reassurance-force": "discussion"}),
         ("Trump: 'Gli Usa daranno garanzie di sicurezza all'Ucraina'", "", {"us-security-backstop": "proposal"}),
@@ -207,6 +223,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Colombian volunteers join Ukraine forces near Kharkiv", ""),
         ("EU leaders won't promise Ukraine membership soon", ""),
         ("Germany to send more jets to Ukraine", ""),
+        ("UK pledges funds to send US weapons to Ukraine", ""),  # "United States" holds no "unit"
+        ("Ukraine's EU bid advances, but not without conditions", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
@@ -306,6 +324,17 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("i leader discutono le garanzie di sicurezza", "discussion"),
         ("the 30 invited leaders discuss a force for Ukraine", "discussion"),  # guests, not an invitation
         ("NATO invited Ukraine to join", "proposal"),
+        # agreeing to a commitment, or a pact, is making it; refusing to agree is not
+        ("the US agreed to Article 5-like protection", "proposal"),
+        ("Russia is unlikely to agree to Western troops", "discussion"),
+        ("Norway and Ukraine agree a security pact", "signed"),
+        ("the EU is ready to agree security commitments", "discussion"),
+        ("the allies agree to discuss a security pact", "discussion"),
+        # pitching and floating are proposing; quotes do not hide openness; taking part in the future
+        ("Meloni pitches an Article 5-type guarantee", "proposal"),
+        ("Rome floated a mutual defence clause", "proposal"),
+        ("Canada is 'open' to contributing troops", "proposal"),
+        ("the US will be involved in the guarantees", "proposal"),
     ],
 )
 def test_status_cue_by_what_the_sentence_does(text: str, level: str) -> None:
