@@ -216,11 +216,11 @@ _OFFER = _compile(
     r"\b(?:annuncia\w*|annonce\w*|kundigt\w*|kuendigt\w*|оголоси\w*|объяви\w*)\b",
     r"\b(?:pront[aoie]|prets?|pretes?|bereit|готов\w*)\W+(?:a|ad|de|zu|до)?\s*(?:\w+\W+){0,2}?"
     r"(?:inviare|schierare|fornire|offrire|garantire|envoyer|deployer|engager|fournir|offrir|garantir|entsenden|"
-    r"schicken|geben|leisten|garantieren|направ\w*|відправ\w*|надати|гарантувати|предостав\w*)",
+    r"schicken|geben|leisten|garantieren|направ\w*|відправ\w*|надати|гарантувати|предостав\w*|розмістити|разместить)",
     # the future of giving, sending and guaranteeing ("daranno garanzie", "відправлять війська")
     r"\b(?:dara|daranno|offrira|offriranno|garantira|garantiranno|inviera|invieranno|fornira|forniranno|"
     r"donnera|donneront|enverra|enverront|fournira|fourniront|garantira|garantiront|"
-    r"відправлять|відправить|направлять|направить|надішлють|розмістять|нададуть|надасть)\b",
+    r"відправлять|відправить|направлять|направить|надішлють|розмістять|розмістить|нададуть|надасть)\b",
 )
 _WITHDRAWN = _compile(
     r"\b(?:withdr(?:ew|aws|awn|awing)|pull(?:ed|s|ing)\s+out)\s+(?:\w+\s+)?(?:from|of)\b",

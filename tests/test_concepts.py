@@ -156,7 +156,16 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Moscow would accept Ukraine in the EU, but not NATO", "", {"ukraine-nato-membership": "discussion"}),
         ("Kyiv will not give up on NATO, Zelensky tells parliament", "", {"ukraine-nato-membership": "discussion"}),
         ("Ukraine cannot hope to become a NATO member this decade", "", {"ukraine-nato-membership": "discussion"}),
-        # planning the force; sending a unit
+        ("We want NATO, not promises, Ukraine's leader says", "", {"ukraine-nato-membership": "discussion"}),
+        ("NATO shows little appetite for Ukraine, envoys say", "", {"ukraine-nato-membership": "discussion"}),
+        ("NATO has no room for Kyiv yet, diplomats say", "", {"ukraine-nato-membership": "discussion"}),
+        # planning the force; sending a unit; a force described by when it deploys
+        (
+            "Leaders plan for postwar Ukraine",
+            "Paris leads talks on troops to be deployed after a ceasefire.",
+            {"reassurance-force": "discussion"},
+        ),
+        ("Данія готова розмістити війська в Україні", "", {"reassurance-force": "proposal"}),
         ("Army chiefs meet to plan the Ukraine force", "", {"reassurance-force": "discussion"}),
         ("Latvia is ready to send a unit to Ukraine", "", {"reassurance-force": "proposal"}),
         # the US meeting on, agreeing to, taking part in or backing the guarantees
@@ -225,6 +234,9 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Germany to send more jets to Ukraine", ""),
         ("UK pledges funds to send US weapons to Ukraine", ""),  # "United States" holds no "unit"
         ("Ukraine's EU bid advances, but not without conditions", ""),
+        ("Ukraine needs NATO air defence, not words", ""),
+        ("Kyiv wants NATO allies to send more shells", ""),
+        ("Russian troops deployed after the war in Georgia stay, Ukraine notes", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
