@@ -174,7 +174,15 @@ class ProposalConfig(_Strict):
     initial_status: str = "discussion"
     # the day the proposal was first reported: an item published before it speaks of something else
     since: date | None = None
+    # the last day reports spoke of it in the general words of its aliases: later, those words mean a newer one
+    until: date | None = None
     notes: str = ""
+
+    @model_validator(mode="after")
+    def _window(self) -> ProposalConfig:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError(f"until ({self.until}) is before since ({self.since})")
+        return self
 
 
 class PollSettings(_Strict):

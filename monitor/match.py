@@ -195,7 +195,7 @@ class Matcher:
     def __init__(self, proposals: Sequence[ProposalConfig], ladder: Sequence[str] = DEFAULT_LADDER) -> None:
         self.ladder = Ladder.of(ladder)
         self._rules = tuple(self._rule(p) for p in proposals)
-        self._since = {p.id: p.since for p in proposals}
+        self._window = {p.id: (p.since, p.until) for p in proposals}
         aliases: dict[str, _Alias] = {}
         owners: dict[str, list[int]] = {}
         for index, proposal in enumerate(proposals):
@@ -309,7 +309,7 @@ class Matcher:
 
     def match(self, title: str, summary: str, published: date | None = None) -> list[Match]:
         """Every proposal the item reports on, best score first; with the day it was `published`, none that was
-        first reported (its `since`) after that day."""
+        first reported (its `since`) after that day or last reported in general words (its `until`) before it."""
         title_text, summary_text = normalize_text(title), normalize_text(summary)
         aliases, concepts = self._candidates(fold_text(f"{title_text}\n{summary_text}"))
         if not aliases and not concepts:
@@ -330,7 +330,7 @@ class Matcher:
         hits = [self._hits(text, a, c) for text, a, c in zip(folded, sentence_aliases, sentence_concepts, strict=True)]
         found = []
         for index in sorted(set().union(*hits)):
-            if not _arisen(self._rules[index].proposal.since, published):
+            if not _current(self._window[self._rules[index].proposal.id], published):
                 continue  # "Western troops to Ukraine" in early 2024 is not the force proposed after a ceasefire
             match = self._match_rule(index, self._rules[index], sentences, folded, hits)
             if match is not None:
@@ -339,7 +339,7 @@ class Matcher:
 
     def arisen(self, matches: Sequence[Match], published: date | None) -> list[Match]:
         """What a dated `match` gives of an undated one's matches: those of proposals arisen by `published`."""
-        return [m for m in matches if _arisen(self._since[m.proposal], published)]
+        return [m for m in matches if _current(self._window[m.proposal], published)]
 
     def _match_rule(
         self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, _Hit]]
@@ -394,7 +394,7 @@ class Matcher:
         )
 
 
-def _arisen(since: date | None, published: date | None) -> bool:
-    """Whether a proposal first reported on `since` had arisen by the day `published` (unknown: it had)."""
-    day = published.date() if isinstance(published, datetime) else published
-    return day is None or since is None or day >= since
+def _current(window: tuple[date | None, date | None], published: date | None) -> bool:
+    """Whether the day `published` falls in a proposal's (`since`, `until`) window (unknown: it does)."""
+    day, (since, until) = published.date() if isinstance(published, datetime) else published, window
+    return day is None or ((since is None or day >= since) and (until is None or day <= until))

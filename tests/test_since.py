@@ -1,5 +1,7 @@
 """A proposal is not matched in reports published before it was first reported (its `since`): "Western troops
-to Ukraine" in early 2024 spoke of joining the war, not of the force proposed for after a ceasefire."""
+to Ukraine" in early 2024 spoke of joining the war, not of the force proposed for after a ceasefire. Nor after
+the last day reports named it in the general words of its aliases (its `until`): a US-Ukraine "security
+agreement" in 2026 is the new guarantees, not the 2024 one."""
 
 from __future__ import annotations
 
@@ -39,10 +41,44 @@ def test_a_report_before_since_is_not_matched_and_one_after_or_undated_is() -> N
     assert [m.proposal for m in matcher.match(TROOPS, "")] == ["force"]  # no date: nothing to rule out
 
 
-def test_default_proposals_state_when_they_were_first_reported() -> None:
+def test_a_report_after_until_is_not_matched() -> None:
+    pact = "US and Ukraine security agreement ready to be signed"
+    matcher = Matcher(
+        [ProposalConfig(id="pact", title="Pact", aliases=["security agreement"], until=date(2025, 1, 19))]
+    )
+    assert [m.proposal for m in matcher.match(pact, "", date(2024, 6, 12))] == ["pact"]
+    assert [m.proposal for m in matcher.match(pact, "", datetime(2025, 1, 19, 23, 0, tzinfo=UTC))] == ["pact"]
+    assert matcher.match(pact, "", date(2026, 1, 26)) == []
+    assert [m.proposal for m in matcher.match(pact, "")] == ["pact"]
+    undated = matcher.match(pact, "")
+    assert matcher.arisen(undated, date(2026, 1, 26)) == [] and matcher.arisen(undated, date(2024, 6, 1)) == undated
+
+
+def test_default_proposals_state_when_they_were_reported() -> None:
     proposals = {p.id: p for p in load_config(DEFAULT_CONFIG_PATH, env={}).proposals}
     assert proposals["reassurance-force"].since == date(2024, 11, 1)
-    assert proposals["us-ua-2024"].since is None  # reports of a signed agreement stay true for years
+    assert proposals["us-ua-2024"].since is None and proposals["us-ua-2024"].until == date(2025, 1, 19)
+    found = {
+        m.proposal
+        for m in Matcher(list(proposals.values())).match(
+            "Zelensky says US security agreement is ready to be signed", "", date(2026, 1, 26)
+        )
+    }
+    assert found == {"us-security-backstop"}
+
+
+def test_until_before_since_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "sources: []\nproposals:\n  - id: pact\n    title: Pact\n    aliases: [security pact]\n"
+        "    since: 2025-01-01\n    until: 2024-01-01\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    message = str(caught.value)
+    assert "feeds.yaml" in message and "until (2024-01-01) is before since (2025-01-01)" in message
+    assert "\n" not in message.strip()
 
 
 def test_since_must_be_a_date(tmp_path: Path) -> None:
