@@ -75,7 +75,7 @@ def _compile(*patterns: str) -> re.Pattern[str]:
 
 
 _W = r"(?:\w+\s+)"  # one word and the space after it
-_SIGN_VERB = r"(?:sign|ink|seal|finali[sz]e|conclude|strike|reach|clinch|ratify)"
+_SIGN_VERB = r"(?:sign|ink|seal|finali[sz]e|conclude|strike|reach|clinch|ratify|ratifie)"
 _SIGN_NOUN = r"(?:deal|pact|agreement|accord|treaty|commitments|partnership)"
 
 _NEG_SIGN = _compile(
@@ -86,6 +86,9 @@ _NEG_SIGN = _compile(
     r"\s+(?:yet\s+)?(?:been\s+|be\s+)?(?:sign|ink|seal|finali[sz]|conclud|strike|struck|reach)\w*",
     r"\b(?:refus|declin|reject|fail)\w*\s+to\s+(?:sign|ink|seal|finali[sz]e|conclude|strike|reach)\w*",
     r"\byet\s+to\s+(?:be\s+)?(?:sign|finali[sz]|conclud)\w*",
+    # wanting a pact signed or ratified is not having it ("Kyiv needs the guarantees ratified by Congress")
+    r"\b(?:need|needs|needed|want|wants|wanted|seek\w*|demand\w*|ask\w*|urg\w*|press\w*)\s+(?:\S+\s+){1,4}?"
+    r"(?:signed|ratified|sealed|concluded|finali[sz]ed)\b",
     r"\bno\s+(?:security\s+)?(?:deal|agreement|pact)\b",
     # a peace deal or ceasefire is not one of the tracked guarantees, and one that is only awaited is not signed
     r"\b(?:after|once|when|if|until|unless|before)\s+(?:\w+\s+){0,4}?" + _SIGN_NOUN + r"\s+(?:is|are|has been|gets)\s+"
@@ -183,6 +186,10 @@ _NOT_OFFER = _compile(
     rf"(?:\w+\s+){{0,2}}?to\s+{_COMMIT_VERB}\b",
 )
 _OFFER = _compile(
+    # a plural subject's present ("the US and Europe offer Ukraine ...", "allies pledge to ...")
+    r"\b(?:offer|pledge|propose|promise|vow)\s+(?:ukraine|ukraine's|kyiv|kyiv's|kiev|kiev's|to|them|it|security|"
+    r"guarantees|troops|protection)\b",
+    r"\b(?:finali[sz]e[sd]?|agree[sd]?\s+on|draft(?:s|ed)?)\s+(?:\w+\s+){0,4}?(?:document|framework|text)\b",
     r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabled|"
     r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s)|pitch(?:ed|es)|float(?:ed|s))\b",
     r"\b(?:path|trajectory)\b(?:\W+\w+){0,10}?\W+(?:is\s+|as\s+)?'?irreversible",

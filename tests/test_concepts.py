@@ -159,6 +159,18 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("We want NATO, not promises, Ukraine's leader says", "", {"ukraine-nato-membership": "discussion"}),
         ("NATO shows little appetite for Ukraine, envoys say", "", {"ukraine-nato-membership": "discussion"}),
         ("NATO has no room for Kyiv yet, diplomats say", "", {"ukraine-nato-membership": "discussion"}),
+        (
+            "Kremlin wants written guarantees of NATO non-expansion, citing Ukraine",
+            "",
+            {"ukraine-nato-membership": "discussion"},
+        ),
+        (
+            "Ukraine will never become part of the North Atlantic alliance, Lavrov says",
+            "",
+            {"ukraine-nato-membership": "discussion"},
+        ),
+        ("Trump declines to commit to protecting Ukraine", "", {"us-security-backstop": "discussion"}),
+        ("Twelve nations pledge to join a Ukraine force", "", {"reassurance-force": "proposal"}),
         # planning the force; sending a unit; a force described by when it deploys
         (
             "Leaders plan for postwar Ukraine",
@@ -236,6 +248,9 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Ukraine's EU bid advances, but not without conditions", ""),
         ("Ukraine needs NATO air defence, not words", ""),
         ("Kyiv wants NATO allies to send more shells", ""),
+        ("US pledges $300 million to protect Ukraine's energy grid", ""),
+        ("US commits new funds to help defend Ukraine against drones", ""),
+        ("UN peacekeepers come under fire", "The UN mission's chief, once posted to Ukraine, condemned the attack."),
         ("Russian troops deployed after the war in Georgia stay, Ukraine notes", ""),
     ],
 )
@@ -342,6 +357,11 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Norway and Ukraine agree a security pact", "signed"),
         ("the EU is ready to agree security commitments", "discussion"),
         ("the allies agree to discuss a security pact", "discussion"),
+        # a plural subject's offer; a document finalised; a pact wanted ratified is not ratified
+        ("the US and Europe offer Ukraine 'Article 5-like' protection", "proposal"),
+        ("the two sides finalise the guarantees document", "proposal"),
+        ("Kyiv needs the guarantees ratified by Congress", "discussion"),
+        ("the guarantees are to be ratified by the Senate", "proposal"),
         # pitching and floating are proposing; quotes do not hide openness; taking part in the future
         ("Meloni pitches an Article 5-type guarantee", "proposal"),
         ("Rome floated a mutual defence clause", "proposal"),
