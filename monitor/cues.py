@@ -138,6 +138,11 @@ _SIGNED = _compile(
     r"\b(?:entered|came|comes|enters)\s+into\s+force\b",
     rf"\b(?:gets?|got|secures?|secured|wins?|won)\s+(?:\S+\s+){{0,6}}?(?:security\s+)?{_SIGN_NOUN}\b",
     rf"\b(?:conclude[sd]?|finali[sz]e[sd]?)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
+    # hailing or welcoming a new pact celebrates one concluded ("Biden hailed a new security agreement"), not
+    # the talks, progress or prospects of one
+    rf"\b(?:hail(?:s|ed)|welcom(?:es|ed)|celebrat(?:es|ed))\s+(?:the\s+|a\s+|an\s+|its\s+|their\s+)?"
+    rf"(?:(?!progress|talks|toward|towards|prospect|plan|idea|offer|draft|proposal|push|move)\w+\s+){{0,3}}?"
+    rf"{_SIGN_NOUN}\b(?!\s+(?:talks|negotiations|plan|proposal|draft|offer))",
     # parties that agree a pact have concluded it ("EU and Ukraine agree security commitments"); not "agree to"
     rf"(?<!\bto )(?<!will )(?<!would )(?<!could )(?<!should )(?<!must )(?<!may )(?<!might )(?<!can )(?<!n't )(?<!not )"
     rf"\bagree[sd]?\s+(?:on\s+)?(?:(?!to\b|not\b|that\b)\w+\s+){{0,3}}?{_SIGN_NOUN}\b",

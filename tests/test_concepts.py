@@ -357,6 +357,10 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Norway and Ukraine agree a security pact", "signed"),
         ("the EU is ready to agree security commitments", "discussion"),
         ("the allies agree to discuss a security pact", "discussion"),
+        # hailing a new pact celebrates one concluded; hailing its talks or progress does not
+        ("the president hailed a new security agreement", "signed"),
+        ("Zelensky hails progress toward a security pact", "discussion"),
+        ("leaders hail security pact talks", "discussion"),
         # a plural subject's offer; a document finalised; a pact wanted ratified is not ratified
         ("the US and Europe offer Ukraine 'Article 5-like' protection", "proposal"),
         ("the two sides finalise the guarantees document", "proposal"),
