@@ -84,6 +84,7 @@ _REFERENCE = re.compile(
         r"garanzi|abkommen|vereinbarung|garanti|zusage|угод|гаранті|зобов'яз|договір)"
     )
 )
+_NOT_PLACE = r"(?<!\bin )(?<!\bat )"
 _TOKEN_BREAKS = str.maketrans(dict.fromkeys("'\"()[]{},.;:!?-/|", " "))
 _COMMON = frozenset(
     "ukraine ukraine's ukrainian ukraina ucraina ukrainian security united states european europe year years "
@@ -230,16 +231,15 @@ class Matcher:
     @staticmethod
     def _rule(proposal: ProposalConfig) -> _Rule:
         groups = [g for g in proposal.required if g.strip() != ACTOR_GROUP]
-        names = [name for name in proposal.actors if fold_text(name)]
-        actors = tuple((name, re.compile(term_pattern(name)), min(word_starts([name]) or {""})) for name in names)
+        names = [name for name in proposal.actors if fold_text(name)]  # not where a pact is signed ("in Italy")
+        actors = tuple((n, re.compile(_NOT_PLACE + term_pattern(n)), min(word_starts([n]) or {""})) for n in names)
         compiled = [(p, g) for p, g in ((terms_pattern([g]), g) for g in groups) if p is not None]
-        required = tuple(p for p, _ in compiled)
         any_actor = alternatives_pattern([name for name, _pattern, _key in actors])  # word bounds tested once
         return _Rule(
             proposal,
             len(groups) < len(proposal.required),
             actors,
-            required,
+            tuple(p for p, _ in compiled),
             terms_pattern(proposal.excluded),
             terms_pattern(proposal.excluded_in_clause),
             any_actor,

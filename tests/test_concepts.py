@@ -171,6 +171,9 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ),
         ("Trump declines to commit to protecting Ukraine", "", {"us-security-backstop": "discussion"}),
         ("Twelve nations pledge to join a Ukraine force", "", {"reassurance-force": "proposal"}),
+        ("Canada, Ukraine sign strategic security partnership", "", {"ca-ua-2024": "signed"}),
+        # where a pact is signed is no party to it
+        ("Biden, Zelenskiy sign security pact in Italy", "", {"us-ua-2024": "signed"}),
         # planning the force; sending a unit; a force described by when it deploys
         (
             "Leaders plan for postwar Ukraine",
