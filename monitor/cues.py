@@ -76,7 +76,7 @@ def _compile(*patterns: str) -> re.Pattern[str]:
 
 _W = r"(?:\w+\s+)"  # one word and the space after it
 _SIGN_VERB = r"(?:sign|ink|seal|finali[sz]e|conclude|strike|reach|clinch|ratify|ratifie)"
-_SIGN_NOUN = r"(?:deal|pact|agreement|accord|treaty|commitments|partnership)"
+_SIGN_NOUN = r"(?:deal|pact|agreement|accord|treaty|commitments|partnership|declaration)"
 
 _NEG_SIGN = _compile(
     r"\b(?:has|have|had|did|does|do|is|are|was|were)\s+(?:not|never)\s+(?:yet\s+)?(?:been\s+)?"
@@ -131,7 +131,7 @@ _SIGNED = _compile(
     r"\b(?:signed|inks|inked|sealed|ratifie[sd])\b",
     r"\b(?:ink|seal|seals)\b(?!\s+of\b)",
     rf"\b(?:struck|strikes?|clinch\w*|reach(?:es|ed)|seal(?:s|ed)?)\s+(?:\w+\s+){{0,3}}?{_SIGN_NOUN}",
-    rf"\b(?:concluded|finali[sz]ed|adopted)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
+    rf"\b(?:concluded|finali[sz]ed|adopt(?:s|ed))\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     rf"\b{_SIGN_NOUN}\s+(?:\w+\s+){{0,6}}?(?:was|were|has been|have been|had been|is|are)\s+"
     r"(?:\w+ly\s+)?(?:concluded|finali[sz]ed|adopted|agreed)\b",
     rf"\b{_SIGN_NOUN}\s+(?:is\s+|was\s+)?reached\b",
@@ -219,7 +219,11 @@ _OFFER = _compile(
     r"(?:\w+\s+){0,4}?(?:guarantee|protection|backstop|security|troops|forces|membership|invit)",
     r"\bopen'?\s+to\s+(?:\w+\s+)?(?:send|deploy|provid|contribut|station|commit|join|tak|participat|lead|offer|guarantee)"
     r"\w*ing\b",
-    r"\bcommit(?:s|ted|ting)?\s+(?:[\w,]+\s+){0,2}?(?:troops|soldiers|forces|personnel|peacekeepers|boots)\b",
+    r"\bcommit(?:s|ted|ting)?\s+(?:[\w,]+\s+){0,2}?(?:troops|soldiers|forces|personnel|peacekeepers|boots|brigades?|"
+    r"battalions?|units?|compan(?:y|ies)|contingents?|ships|frigates?|jets|aircraft)\b",
+    # a headquarters or command that opens or starts work is set up
+    r"\b(?:headquarters|hq|command(?: cent(?:er|re))?|base)\s+(?:\w+\s+)?(?:open(?:s|ed)|set up)\b",
+    r"\bopen(?:s|ed)\s+(?:its\s+|a\s+|the\s+)?(?:\S+\s+){0,2}?(?:headquarters|hq|command cent(?:er|re))\b",
     rf"^(?:[\w'.]+\s+){{1,6}}?to\s+{_COMMIT_VERB}\b",
     r"\b(?:announc(?:es|ed)|unveil(?:s|ed)|launch(?:es|ed)|earmark(?:s|ed)|allocat(?:es|ed)|establish(?:es|ed)|"
     r"sets?\s+up|takes?\s+command|took\s+command|begins?\s+(?:its\s+)?work|becomes?\s+operational)\b",

@@ -360,6 +360,12 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Norway and Ukraine agree a security pact", "signed"),
         ("the EU is ready to agree security commitments", "discussion"),
         ("the allies agree to discuss a security pact", "discussion"),
+        # committing units, opening a headquarters, adopting a declaration
+        ("Germany commits a brigade to the mission", "proposal"),
+        ("the force's headquarters opens in Kyiv", "proposal"),
+        ("Britain opens the force's command centre", "proposal"),
+        ("the coalition adopts a declaration on the force", "signed"),
+        ("Russia opens talks on the force", "discussion"),
         # hailing a new pact celebrates one concluded; hailing its talks or progress does not
         ("the president hailed a new security agreement", "signed"),
         ("Zelensky hails progress toward a security pact", "discussion"),
