@@ -151,6 +151,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # an Article 5-like guarantee described
         ("Envoy says Ukraine may get guarantees akin to Article 5", "", {"it-article5-guarantee": "discussion"}),
         ("Meloni proposes extending Article 5 protection to Ukraine", "", {"it-article5-guarantee": "proposal"}),
+        ("What an 'Article 5-plus' guarantee for Ukraine would mean", "", {"it-article5-guarantee": "discussion"}),
         ("Garanzie di sicurezza per Kiev, Meloni rilancia l'articolo 5", "", {"it-article5-guarantee": "proposal"}),
         # the EU's door opened and NATO's closed in one sentence: the EU clause does not explain NATO away
         ("Moscow would accept Ukraine in the EU, but not NATO", "", {"ukraine-nato-membership": "discussion"}),
