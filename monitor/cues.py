@@ -183,6 +183,9 @@ _NOT_OFFER = _compile(
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
     # "invited" as an adjective ("the 35 invited delegations") names guests, not an invitation
     r"\b(?:the|all|other|some|many|\d+)\s+invited\b",
+    # refusing to commit, in the other languages ("refuse de s'engager", "rifiuta di inviare")
+    r"\b(?:refus\w*|rifiut\w*)\s+(?:de|d'|di)\s*(?:s'|si\s+)?(?:engager|impegnar\w*|promettre|promettere|proposer|"
+    r"proporre|offrir|offrire|donner|dare|envoyer|inviare|garantir|garantire|fournir|fornire)\w*",
     # not ready or willing, in the other languages
     r"\b(?:non|pas|nicht|nie|не|ні)\s+(?:\w+\s+){0,2}?(?:pront[aoie]|prets?|pretes?|disponibil\w*|bereit|готов\w*)"
     r"(?:\W+\w+){0,4}",
@@ -231,7 +234,7 @@ _OFFER = _compile(
     r"(?:is\s+|are\s+|now\s+)?(?:\d+\W*(?:%|percent)\W+)?ready\b",
     r"\b(?:annuncia\w*|annonce\w*|kundigt\w*|kuendigt\w*|оголоси\w*|объяви\w*)\b",
     r"\b(?:pront[aoie]|prets?|pretes?|bereit|готов\w*)\W+(?:a|ad|de|zu|до)?\s*(?:\w+\W+){0,2}?"
-    r"(?:inviare|schierare|fornire|offrire|garantire|envoyer|deployer|engager|fournir|offrir|garantir|entsenden|"
+    r"(?:inviare|schierare|fornire|offrire|garantire|dare|envoyer|deployer|engager|fournir|offrir|garantir|donner|entsenden|"
     r"schicken|geben|leisten|garantieren|направ\w*|відправ\w*|надати|гарантувати|предостав\w*|розмістити|разместить)",
     # the future of giving, sending and guaranteeing ("daranno garanzie", "відправлять війська")
     r"\b(?:dara|daranno|offrira|offriranno|garantira|garantiranno|inviera|invieranno|fornira|forniranno|"

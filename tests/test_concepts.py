@@ -194,6 +194,16 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"us-security-backstop": "discussion", "reassurance-force": "discussion"},
         ),
         # in the other languages, and under a topic that heads the headline
+        ("Zelensky pret a renoncer a l'OTAN en echange de garanties", "", {"ukraine-nato-membership": "discussion"}),
+        ("L'OTAN ferme la porte a l'Ukraine", "", {"ukraine-nato-membership": "discussion"}),
+        ("Україна не відмовиться від курсу на НАТО", "", {"ukraine-nato-membership": "discussion"}),
+        ("Une garantie inspiree de l'article 5 pour l'Ukraine", "", {"it-article5-guarantee": "discussion"}),
+        ("Trump: gli Usa pronti a dare garanzie di sicurezza a Kiev", "", {"us-security-backstop": "proposal"}),
+        (
+            "Washington refuse de s'engager sur des garanties de securite pour Kiev",
+            "",
+            {"us-security-backstop": "discussion"},
+        ),
         ("Merz: Keine deutschen Soldaten in die Ukraine", "", {"reassurance-force": "discussion"}),
         ("Trump: 'Gli Usa daranno garanzie di sicurezza all'Ucraina'", "", {"us-security-backstop": "proposal"}),
         ("USA sagen Ukraine Sicherheitsgarantien zu", "", {"us-security-backstop": "proposal"}),
