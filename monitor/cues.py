@@ -110,7 +110,7 @@ _NEG_SIGN = _compile(
 _MODAL_SIGN = _compile(
     r"\b(?:will|would|shall|to|could|may|might|must|should|can|'ll|going to)\s+(?:\w+ly\s+)?(?:be\s+)?"
     rf"{_SIGN_VERB}(?:ed|d)?\b",
-    r"\b(?:before|ahead of|prior to|preparing for)\s+(?:the\s+)?signing\b",
+    r"\b(?:before|ahead of|prior to|preparing for|await\w*|expect\w*|plan\w* for|set for)\s+(?:the\s+)?signing\b",
     r"\bsigning\s+(?:ceremony\s+)?(?:is\s+)?(?:scheduled|planned|expected)\b",
     r"\b(?:firmera|firmeranno|firmerebbe|siglera|sottoscrivera)\w*",
     r"\b(?:per|di|a)\s+firmare\b",
@@ -129,6 +129,7 @@ _MODAL_SIGN = _compile(
 _SIGNED = _compile(
     r"(?<!\ba )(?<!\bthe )(?<!\bno )(?<!\bany )(?<!\bclear )\bsigns?\b(?!\s+(?:of|that|up|off|in|at|are|were)\b)",
     r"\b(?:signed|inks|inked|sealed|ratifie[sd])\b",
+    rf"\bsigning\s+of\s+(?:the|a|an|this|their)\s+(?:\S+\s+){{0,3}}?{_SIGN_NOUN}\b",
     r"\b(?:ink|seal|seals)\b(?!\s+of\b)",
     rf"\b(?:struck|strikes?|clinch\w*|reach(?:es|ed)|seal(?:s|ed)?)\s+(?:\w+\s+){{0,3}}?{_SIGN_NOUN}",
     rf"\b(?:concluded|finali[sz]ed|adopt(?:s|ed))\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
@@ -157,7 +158,7 @@ _SIGNED = _compile(
 )
 _COMMIT_VERB = (
     r"(?:send|deploy|provide|offer|put|contribute|lead(?!\s+to\b)|guarantee|give|station|back|extend|spend|protect|defend|"
-    r"take part|participate|run|monitor)"
+    r"take part|participate|run|monitor|establish|set up)"
 )
 _NOT_OFFER = _compile(
     r"\b(?:not|n't|never|no longer|refus\w* to|reject\w*)\s+(?:\w+\s+){0,3}?"

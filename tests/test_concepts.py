@@ -371,6 +371,10 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Norway and Ukraine agree a security pact", "signed"),
         ("the EU is ready to agree security commitments", "discussion"),
         ("the allies agree to discuss a security pact", "discussion"),
+        # the signing of a pact is a signing, unless it is awaited; establishing military hubs is a commitment
+        ("the signing of the declaration paves the way for the force", "signed"),
+        ("leaders await the signing of the agreement", "proposal"),
+        ("the UK and France will establish military hubs across Ukraine", "proposal"),
         # committing units, opening a headquarters, adopting a declaration
         ("Germany commits a brigade to the mission", "proposal"),
         ("the force's headquarters opens in Kyiv", "proposal"),
