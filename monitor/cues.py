@@ -170,8 +170,11 @@ _NOT_OFFER = _compile(
     r"\b(?:not|n't|never|no|refus\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+(?:\w+\s+){0,3}?"
     rf"(?:(?:ready|willing|prepared)(?:\s+and\s+\w+)?(?:\s+to\s+\w+)?|to {_COMMIT_VERB}|{_COMMIT_VERB}\w*)\b",
     r"\b(?:not|n't|never|no|refus\w*|reject\w*|unwilling|unlikely)\s+(?:\w+\s+){0,3}?agree\w*\s+to\b(?:\W+\w+){0,5}",
-    r"\b(?:if|unless|whether|provided|once)\s+(?:\w+\s+){0,3}?"
-    r"(?:offer|propos|pledg|promis|provid|send|deploy|commit|give|agree)\w*",
+    r"\b(?:if|unless|whether|provided|once)\s+(?:\w+\s+){0,5}?"
+    r"(?:offer|propos|pledg|promis|provid|send|deploy|commit|give|agree|station|put|contribut|back|guarantee|extend|"
+    r"help|lead)\w*",
+    # a question still open ("weighing whether to station troops", "how to guarantee a ceasefire")
+    r"\b(?:whether|how|when|where|what)\s+to\s+\w+",
     r"\b(?:could|might|may)\s+(?:\w+\s+)?(?:send|deploy|provide|give|contribute)\b",
     # pledges, offers and promises as nouns ("security pledges"), not as verbs ("the UK pledges")
     r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable)"

@@ -152,6 +152,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Envoy says Ukraine may get guarantees akin to Article 5", "", {"it-article5-guarantee": "discussion"}),
         ("Meloni proposes extending Article 5 protection to Ukraine", "", {"it-article5-guarantee": "proposal"}),
         ("What an 'Article 5-plus' guarantee for Ukraine would mean", "", {"it-article5-guarantee": "discussion"}),
+        (  # the alternative to membership, not membership
+            "Meloni argues for a defence pact modelled on NATO's, without Ukraine joining the alliance",
+            "",
+            {"it-article5-guarantee": "discussion"},
+        ),
         ("Garanzie di sicurezza per Kiev, Meloni rilancia l'articolo 5", "", {"it-article5-guarantee": "proposal"}),
         # the EU's door opened and NATO's closed in one sentence: the EU clause does not explain NATO away
         ("Moscow would accept Ukraine in the EU, but not NATO", "", {"ukraine-nato-membership": "discussion"}),
@@ -371,6 +376,10 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Norway and Ukraine agree a security pact", "signed"),
         ("the EU is ready to agree security commitments", "discussion"),
         ("the allies agree to discuss a security pact", "discussion"),
+        # a question still open is no commitment
+        ("leaders are weighing whether to station troops in Ukraine", "discussion"),
+        ("Trump has not said whether the United States would back a European force", "discussion"),
+        ("allies debate how to guarantee a ceasefire", "discussion"),
         # the signing of a pact is a signing, unless it is awaited; establishing military hubs is a commitment
         ("the signing of the declaration paves the way for the force", "signed"),
         ("leaders await the signing of the agreement", "proposal"),
