@@ -178,6 +178,8 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Trump declines to commit to protecting Ukraine", "", {"us-security-backstop": "discussion"}),
         ("Twelve nations pledge to join a Ukraine force", "", {"reassurance-force": "proposal"}),
         ("Canada, Ukraine sign strategic security partnership", "", {"ca-ua-2024": "signed"}),
+        ("Drone strike jeopardizes US security assurances", "", {"us-security-backstop": "discussion"}),
+        ("UK sets aside funds for a possible Kyiv deployment", "", {"reassurance-force": "discussion"}),
         # where a pact is signed is no party to it
         ("Biden, Zelenskiy sign security pact in Italy", "", {"us-ua-2024": "signed"}),
         # planning the force; sending a unit; a force described by when it deploys
@@ -269,6 +271,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Kyiv wants NATO allies to send more shells", ""),
         ("US pledges $300 million to protect Ukraine's energy grid", ""),
         ("US commits new funds to help defend Ukraine against drones", ""),
+        ("Kyiv's deployment of new brigades stalls", ""),
         ("UN peacekeepers come under fire", "The UN mission's chief, once posted to Ukraine, condemned the attack."),
         ("Russian troops deployed after the war in Georgia stay, Ukraine notes", ""),
     ],

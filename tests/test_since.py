@@ -65,6 +65,14 @@ def test_default_proposals_state_when_they_were_reported() -> None:
         )
     }
     assert found == {"us-security-backstop"}
+    assert proposals["eu-ua-2024"].until == date(2024, 12, 31)
+    later = {
+        m.proposal
+        for m in Matcher(list(proposals.values())).match(
+            "EU worries over lack of US security commitments for Ukraine", "", date(2025, 3, 1)
+        )
+    }
+    assert later == {"us-security-backstop"}
 
 
 def test_until_before_since_is_refused(tmp_path: Path) -> None:
