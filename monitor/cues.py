@@ -234,7 +234,8 @@ _OFFER = _compile(
     rf"^(?:[\w'.]+\s+){{1,6}}?to\s+{_COMMIT_VERB}\b",
     r"\b(?:announc(?:es|ed)|unveil(?:s|ed)|launch(?:es|ed)|earmark(?:s|ed)|allocat(?:es|ed)|establish(?:es|ed)|"
     r"sets?\s+up|takes?\s+command|took\s+command|begins?\s+(?:its\s+)?work|becomes?\s+operational)\b",
-    r"\b(?:guarantees?|agreement|deal|pact|document|plan|package|framework)\b(?:\W+\w+){0,6}?\W+"
+    r"\b(?:guarantees?|assurances|commitments|protocols|backstop|agreement|deal|pact|document|plan|package|framework)\b"
+    r"(?:\W+\w+){0,6}?\W+"
     r"(?:is\s+|are\s+|now\s+)?(?:\d+\W*(?:%|percent)\W+)?ready\b",
     r"\b(?:annuncia\w*|annonce\w*|kundigt\w*|kuendigt\w*|оголоси\w*|объяви\w*)\b",
     r"\b(?:pront[aoie]|prets?|pretes?|bereit|готов\w*)\W+(?:a|ad|de|zu|до)?\s*(?:\w+\W+){0,2}?"

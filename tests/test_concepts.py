@@ -179,6 +179,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Twelve nations pledge to join a Ukraine force", "", {"reassurance-force": "proposal"}),
         ("Canada, Ukraine sign strategic security partnership", "", {"ca-ua-2024": "signed"}),
         ("Drone strike jeopardizes US security assurances", "", {"us-security-backstop": "discussion"}),
+        ("US proposes strong security to Ukraine", "", {"us-security-backstop": "proposal"}),
         ("UK sets aside funds for a possible Kyiv deployment", "", {"reassurance-force": "discussion"}),
         # where a pact is signed is no party to it
         ("Biden, Zelenskiy sign security pact in Italy", "", {"us-ua-2024": "signed"}),
@@ -379,6 +380,7 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Norway and Ukraine agree a security pact", "signed"),
         ("the EU is ready to agree security commitments", "discussion"),
         ("the allies agree to discuss a security pact", "discussion"),
+        ("Zelensky says US security assurances for Ukraine are ready", "proposal"),
         # a question still open is no commitment
         ("leaders are weighing whether to station troops in Ukraine", "discussion"),
         ("Trump has not said whether the United States would back a European force", "discussion"),
