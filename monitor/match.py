@@ -17,10 +17,9 @@ How feeds.yaml describes a proposal:
 - required  groups of alternatives, "Ukrain*|Kyiv|Zelensk*"; every group must occur in the window (the
             sentence plus the headline). The group "@actor" means one of the actors must, and then an alias
             in the headline may combine with an actor in a summary sentence or the other way round.
-- excluded  terms that explain a reading away ("nuclear war", "without ... membership"). They narrow, they do not
-            veto: an excluded term drops the readings of its sentence (and of the headline where one rests on
-            it); `excluded_in_clause` terms ("US troops") only the reading in their clause.
-Term syntax: see `monitor.text`.
+- excluded  terms that explain a reading away ("nuclear war", "without ... membership"); they narrow, not veto:
+            one drops the readings of its sentence (and of the headline where one rests on it);
+            `excluded_in_clause` terms ("US troops") only the reading in their clause. Term syntax: `monitor.text`.
 
 Status comes from `monitor.cues`, read in the clause that mentions the proposal (the actor's clause for
 "@actor" proposals), highest on the ladder wins. `Match.score` is 0..1: the similarity of the best alias hit.
@@ -45,6 +44,7 @@ from monitor.text import (
     alternatives_pattern,
     focus,
     fold_text,
+    headline_text,
     in_topic,
     normalize_text,
     same_clause,
@@ -310,7 +310,7 @@ class Matcher:
     def match(self, title: str, summary: str, published: date | None = None) -> list[Match]:
         """Every proposal the item reports on, best score first; with the day it was `published`, none that was
         first reported (its `since`) after that day or last reported in general words (its `until`) before it."""
-        title_text, summary_text = normalize_text(title), normalize_text(summary)
+        title_text, summary_text = headline_text(title), normalize_text(summary)
         aliases, concepts = self._candidates(fold_text(f"{title_text}\n{summary_text}"))
         if not aliases and not concepts:
             return []  # the common case, decided before any sentence is split

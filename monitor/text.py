@@ -75,6 +75,20 @@ def normalize_text(text: str) -> str:
     return text
 
 
+# a wire service's label before a headline ("UPDATE 2-", "Exclusive:", "Analysis-"): not part of what it says
+_LABEL = re.compile(
+    r"(?:(?:UPDATE|REFILE|CORRECTED|WRAPUP|RPT|BREAKING|Breaking|EXCLUSIVE|Exclusive|ANALYSIS|Analysis|FACTBOX|"
+    r"Factbox|EXPLAINER|Explainer|INSIGHT|Insight|WATCH|Watch|VIDEO|Video|OPINION|Opinion)(?:\s+\d+)?\s*[-:|]\s*)+"
+)
+
+
+def headline_text(title: str) -> str:
+    """A feed's headline as `normalize_text` gives it, without a wire service's label."""
+    text = normalize_text(title)
+    label = _LABEL.match(text)
+    return text[label.end() :] if label and label.end() < len(text) else text
+
+
 # Each pattern starts with a literal character, which Python's re finds far faster than a leading \b.
 _US = re.compile(r"U(?<!\wU)(?:\.\s?S\.(?:\s?A\.)?|SA?(?!\w)|sa(?!\w))")  # "Usa": Italian news
 _UK = re.compile(r"U(?<!\wU)\.\s?K\.")

@@ -444,6 +444,12 @@ def test_config_refuses_a_concept_part_that_names_no_term(tmp_path: Path) -> Non
     assert "feeds.yaml:6" in str(raised.value) and "names no term" in str(raised.value)
 
 
+@pytest.mark.parametrize("label", ["UPDATE 2-", "Exclusive: ", "Analysis-", "WATCH: ", "REFILE-UPDATE 1-", "Factbox: "])
+def test_a_wire_label_before_a_headline_does_not_change_its_reading(label: str) -> None:
+    title = "While Russian forces advance, Britain pledges troops for Ukraine"
+    assert found(label + title) == found(title) == {"reassurance-force": "proposal"}
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
