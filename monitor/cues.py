@@ -161,7 +161,7 @@ _COMMIT_VERB = (
     r"take part|participate|run|monitor|establish|set up)"
 )
 _NOT_OFFER = _compile(
-    r"\b(?:not|n't|never|no longer|refus\w* to|reject\w*)\s+(?:\w+\s+){0,3}?"
+    r"(?:\bnot|n't|\bnever|\bno longer|\brefus\w* to|\breject\w*)\s+(?:\w+\s+){0,3}?"
     r"(?:offer|propos|pledg|promis|invit|commit|get|receive)\w*",
     r"(?<!ready )(?<!willing )(?<!prepared )(?<!agreed )(?<!agrees )(?<!agree )"
     r"\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?"
@@ -199,8 +199,9 @@ _NOT_OFFER = _compile(
 )
 _OFFER = _compile(
     # a plural subject's present ("the US and Europe offer Ukraine ...", "allies pledge to ...")
-    r"\b(?:offer|pledge|propose|promise|vow)\s+(?:ukraine|ukraine's|kyiv|kyiv's|kiev|kiev's|to|them|it|security|"
-    r"guarantees|troops|protection)\b",
+    r"(?<!\ban )(?<!\bany )(?<!\bno )(?<!\ba )\b(?:offer|pledge|propose|promise|vow)\s+"
+    r"(?:ukraine|ukraine's|kyiv|kyiv's|kiev|kiev's|to|them|it|"
+    r"(?:\S+\s+){0,3}?(?:security|guarantees|troops|protection|membership))\b",
     r"\b(?:finali[sz]e[sd]?|agree[sd]?\s+on|draft(?:s|ed)?)\s+(?:\w+\s+){0,4}?(?:document|framework|text)\b",
     r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabled|"
     r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s)|pitch(?:ed|es)|float(?:ed|s))\b",

@@ -161,6 +161,12 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # the EU's door opened and NATO's closed in one sentence: the EU clause does not explain NATO away
         ("Moscow would accept Ukraine in the EU, but not NATO", "", {"ukraine-nato-membership": "discussion"}),
         ("Kyiv will not give up on NATO, Zelensky tells parliament", "", {"ukraine-nato-membership": "discussion"}),
+        ("NATO backs Ukraine, but stops short of membership", "", {"ukraine-nato-membership": "discussion"}),
+        (
+            "Allies offer NATO-like guarantees that stop short of membership for Ukraine",
+            "",
+            {"it-article5-guarantee": "proposal"},
+        ),
         ("Ukraine cannot hope to become a NATO member this decade", "", {"ukraine-nato-membership": "discussion"}),
         ("We want NATO, not promises, Ukraine's leader says", "", {"ukraine-nato-membership": "discussion"}),
         ("NATO shows little appetite for Ukraine, envoys say", "", {"ukraine-nato-membership": "discussion"}),
@@ -399,6 +405,8 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("the president hailed a new security agreement", "signed"),
         ("Zelensky hails progress toward a security pact", "discussion"),
         ("leaders hail security pact talks", "discussion"),
+        ("the allies won't promise membership", "discussion"),  # "won't" negates as "will not" does
+        ("an offer of NATO membership would end the war", "discussion"),  # an offer imagined, not made
         # a plural subject's offer; a document finalised; a pact wanted ratified is not ratified
         ("the US and Europe offer Ukraine 'Article 5-like' protection", "proposal"),
         ("the two sides finalise the guarantees document", "proposal"),
