@@ -149,10 +149,14 @@ _FRONTED_CLAUSE = re.compile(
 )
 
 
+_SPEAKER = re.compile(r"[^:;,]{1,40}:\s")
+
+
 def clauses(text: str) -> list[tuple[int, int]]:
     """Where each clause of a folded sentence starts and ends."""
     breaks = [(hit.start(), hit.end()) for hit in _CLAUSE_BREAK.finditer(text)]
-    fronted = _FRONTED_CLAUSE.match(text)
+    speaker = _SPEAKER.match(text)  # "Zelensky: if membership is not possible, ..." fronts its clause too
+    fronted = _FRONTED_CLAUSE.match(text, speaker.end() if speaker else 0)
     if fronted is not None and not any(s <= fronted.start(1) < e for s, e in breaks):
         breaks = sorted([*breaks, fronted.span(1)])
     bounds = [0, *(b for start, end in breaks for b in (start, end)), len(text)]

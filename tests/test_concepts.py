@@ -162,6 +162,18 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Moscow would accept Ukraine in the EU, but not NATO", "", {"ukraine-nato-membership": "discussion"}),
         ("Kyiv will not give up on NATO, Zelensky tells parliament", "", {"ukraine-nato-membership": "discussion"}),
         ("NATO backs Ukraine, but stops short of membership", "", {"ukraine-nato-membership": "discussion"}),
+        # giving membership up for guarantees speaks of membership; a NATO-like guarantee in another clause does
+        # not explain it away
+        (
+            "Zelensky could accept security guarantees instead of NATO membership",
+            "",
+            {"ukraine-nato-membership": "discussion"},
+        ),
+        (
+            "Zelensky: if NATO membership is not possible, Kyiv needs Article 5-like guarantees",
+            "",
+            {"ukraine-nato-membership": "discussion", "it-article5-guarantee": "discussion"},
+        ),
         (
             "Allies offer NATO-like guarantees that stop short of membership for Ukraine",
             "",
@@ -468,6 +480,7 @@ def test_a_wire_label_before_a_headline_does_not_change_its_reading(label: str) 
         ("Germany signs pact as France weighs troops", ["germany signs pact", "as france weighs troops"]),
         ("UK pledges troops after Trump rules out more", ["uk pledges troops", "after trump rules out more"]),
         ("Troops pledged as part of a deal", ["troops pledged as part of a deal"]),  # "as part of" joins
+        ("Zelensky: if membership fails, guarantees", ["zelensky", "if membership fails", "guarantees"]),
     ],
 )
 def test_clauses_of_a_sentence(text: str, expected: list[str]) -> None:
