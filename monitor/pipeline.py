@@ -5,6 +5,7 @@
                 | bulk.save_items_bulk | match.Matcher.match
                 | bulk.record_matches_bulk (status.decide, history and events)
                 + schedule.after_success/after_failure                    (one transaction per feed)
+                + fulltext.index_new_items                  (before each batch is leased, and at the end)
 
 The rebuild of `monitor rematch` is `monitor.rematch`'s, digests are `monitor.delivery`'s.
 
@@ -31,7 +32,7 @@ from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError, FetchHTTPError, MonitorError
 from monitor.redact import redact, secrets_of
-from monitor.store import bulk, events, history, models, sources
+from monitor.store import bulk, events, fulltext, history, models, sources
 from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
 if TYPE_CHECKING:  # the network, parsing and matching load only when a feed is due: a cron run with none
@@ -140,6 +141,7 @@ def run_poll(
         # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
         try:
             with Session(engine) as session:
+                fulltext.index_new_items(session=session)  # the last batch's items
                 sources.release_leases([owner], session=session)  # what an interrupted batch still holds
                 sources.finish_run(run_id, clock(), session=session)
                 session.commit()
@@ -163,6 +165,7 @@ def _lease(
 
     def lease_batch() -> list[FetchRequest]:
         with Session(engine) as session:
+            fulltext.index_new_items(session=session)  # the previous batch's items (or a killed run's), in bulk
             rows = sources.lease_due_sources(
                 clock(), owner, lease, batch, session=session, only=only, force=force, skip=taken
             )

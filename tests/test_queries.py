@@ -8,6 +8,7 @@ session and each module works on its own copy of the database.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +22,8 @@ from monitor.config import Config
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store import fulltext, queries
-from monitor.store.schema import alembic_config, include_object
+from monitor.store.db import copy_database
+from monitor.store.schema import alembic_config, include_object, open_database
 
 from .conftest import (
     ANIMAL,
@@ -32,6 +34,7 @@ from .conftest import (
     T2,
     FakeClock,
     local_config,
+    make_config,
     rss,
 )
 
@@ -175,3 +178,95 @@ def test_search_index_follows_edits_through_the_pipeline_and_deletes(
         connection.execute(sa.text("DELETE FROM item WHERE id = :id"), {"id": hit["item_id"]})
     with Session(engine) as session:
         assert fulltext.search("wombat OR Perth", session=session).rows == []
+
+
+def _fts_agrees_with_item(engine: Engine) -> None:
+    """FTS5's own check, comparing the index with the `item` rows it reads its text from (rank 1)."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO item_fts(item_fts, rank) VALUES ('integrity-check', 1)")
+        assert connection.exec_driver_sql("SELECT count(*) FROM item_fts_pending").scalar_one() == 0
+
+
+def test_a_poll_indexes_every_batch_of_feeds_it_stored_in_bulk(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    feeds = {name: server.url(f"/{name}.xml") for name in ("one", "two", "three")}
+    config = make_config(base_config, database_url, feeds, batch=1)  # three batches, three catch-ups
+    for number, name in enumerate(feeds):
+        server.serve(f"/{name}.xml", Response(rss((f"a{number}", f"Zoo news {name}", f"A {QUOKKA} number {name}."))))
+    assert run_poll(config, engine, clock).items_new == 3
+    with Session(engine) as session:
+        hits = fulltext.search(QUOKKA, session=session, limit=None).records()
+    assert sorted(hit["title"] for hit in hits) == ["Zoo news one", "Zoo news three", "Zoo news two"]
+    if engine.dialect.name == "sqlite":
+        _fts_agrees_with_item(engine)
+
+
+def _add_item(engine: Engine, key: str, title: str) -> None:
+    columns = "source_id, key, title, summary, published_at, first_seen_at, updated_at, version, content_hash"
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(f"INSERT INTO item ({columns}) VALUES ('blog', :key, :title, 'in the park', "
+                    "'2026-07-20 11:30:00', '2026-07-20 11:30:00', '2026-07-20 11:30:00', 1, :key)"),
+            {"key": key, "title": title},
+        )  # fmt: skip
+
+
+def test_migration_0009_downgrade_indexes_what_waits_and_restores_row_by_row_indexing(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's FTS5 index")
+    server.serve("/blog.xml", Response(rss(ANIMAL)))
+    run_poll(local_config(base_config, database_url, server), engine, clock, only=["blog"])
+    _add_item(engine, "k1", "Wallaby spotted")  # waits to be indexed
+    command.downgrade(alembic_config(database_url), "0008")
+    _add_item(engine, "k2", "Numbat spotted")  # indexed by 0004's trigger
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO item_fts(item_fts, rank) VALUES ('integrity-check', 1)")
+    command.upgrade(alembic_config(database_url), "head")
+    _fts_agrees_with_item(engine)
+    with Session(engine) as session:
+        assert len(fulltext.search("spotted", session=session).rows) == 2
+
+
+def test_search_index_stays_sound_when_items_not_yet_indexed_are_edited_or_deleted(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    """Items a killed poll (or a copy) stored but did not index yet: an edit or a delete must not tell FTS5 to
+    drop a row it never held (that corrupts an external-content index), and the next poll indexes the rest."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's FTS5 index")
+    config = local_config(base_config, database_url, server)
+    server.serve("/blog.xml", Response(rss(ANIMAL)))
+    run_poll(config, engine, clock, only=["blog"])
+    for key, title in (("k1", "Wallaby spotted"), ("k2", "Numbat spotted"), ("k3", "Dingo spotted")):
+        _add_item(engine, key, title)
+    with engine.begin() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM item_fts_pending").scalar_one() == 3
+        connection.exec_driver_sql("UPDATE item SET title = 'Echidna spotted' WHERE key = 'k1'")  # not indexed yet
+        connection.exec_driver_sql("DELETE FROM item WHERE key = 'k2'")  # not indexed yet
+        connection.exec_driver_sql("UPDATE item SET title = 'Zoo news from Darwin' WHERE key = 'guid:zoo1'")  # indexed
+    with Session(engine) as session:
+        assert fulltext.search("Dingo OR Echidna", session=session).rows == []  # not indexed yet
+    clock.advance(hours=1)
+    run_poll(config, engine, clock, only=["blog"], force=True)
+    _fts_agrees_with_item(engine)
+    with Session(engine) as session:
+        found = {row["title"] for row in fulltext.search("spotted OR Darwin OR Perth", session=session).records()}
+    assert found == {"Dingo spotted", "Echidna spotted", "Zoo news from Darwin"}
+
+
+def test_a_copy_into_sqlite_indexes_the_copied_items(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    server.serve("/blog.xml", Response(rss(ANIMAL)))
+    run_poll(local_config(base_config, database_url, server), engine, clock, only=["blog"])
+    target = open_database(f"sqlite:///{tmp_path / 'copy.db'}")
+    try:
+        copy_database(engine, target)
+        _fts_agrees_with_item(target)
+        with Session(target) as session:
+            assert [row["title"] for row in fulltext.search(QUOKKA, session=session).records()] == [ANIMAL[1]]
+    finally:
+        target.dispose()

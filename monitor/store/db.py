@@ -211,7 +211,8 @@ def first_line(exc: BaseException) -> str:
 def copy_database(source: Engine, target: Engine, *, chunk: int = 1000) -> dict[str, int]:
     """Copy every table's rows from `source` into `target` (both at this code's schema head; `target` empty),
     in one transaction on the target; returns the rows copied per table. On PostgreSQL the id sequences are
-    moved past the copied ids. Views and full-text indexes need no copying: they follow the tables."""
+    moved past the copied ids. Views and full-text indexes need no copying: they follow the tables (SQLite's
+    is filled in bulk once the items are in)."""
     from sqlmodel import SQLModel
 
     import monitor.store.models  # noqa: F401  (registers the tables)
@@ -231,6 +232,9 @@ def copy_database(source: Engine, target: Engine, *, chunk: int = 1000) -> dict[
             for rows in result.partitions():
                 writing.execute(table.insert(), [row._asdict() for row in rows])
                 counts[table.name] += len(rows)
+        from monitor.store.fulltext import index_new_items
+
+        index_new_items(session=writing)  # SQLite's insert trigger only noted the copied items (migration 0009)
         if target.dialect.name == "postgresql":
             for table in tables:
                 if "id" in table.c and isinstance(table.c.id.type, sa.Integer) and table.c.id.primary_key:
