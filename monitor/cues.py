@@ -229,6 +229,9 @@ _OFFER = _compile(
     r"\w*ing\b",
     r"\bcommit(?:s|ted|ting)?\s+(?:[\w,]+\s+){0,2}?(?:troops|soldiers|forces|personnel|peacekeepers|boots|brigades?|"
     r"battalions?|units?|compan(?:y|ies)|contingents?|ships|frigates?|jets|aircraft)\b",
+    # confirming a contribution or commitment ("coalition countries confirm troop contributions")
+    r"(?<!\bto )\bconfirm(?:s|ed)?\s+(?:\w+\s+){0,3}?"
+    r"(?:troops?|contributions?|participation|commitments?|pledges?|guarantees)\b",
     # a headquarters or command that opens or starts work is set up
     r"\b(?:headquarters|hq|command(?: cent(?:er|re))?|base)\s+(?:\w+\s+)?(?:open(?:s|ed)|set up)\b",
     r"\bopen(?:s|ed)\s+(?:its\s+|a\s+|the\s+)?(?:\S+\s+){0,2}?(?:headquarters|hq|command cent(?:er|re))\b",
