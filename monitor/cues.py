@@ -182,6 +182,10 @@ _NOT_OFFER = _compile(
     r"\bstops?\s+short\s+of\s+(?:\w+\s+){0,3}",
     # an invitation promised for when conditions are met is no invitation yet
     r"\b(?:will|would|could|can)\s+be\s+invited\b(?:\W+\w+){0,6}?\W+(?:when|once|if|after)\b",
+    # a plan or offer dropped, shelved or walked back is no longer made ("Britain drops plan to send troops")
+    r"\b(?:drop(?:s|ped|ping)?|shelv\w*|scrap\w*|abandon\w*|ditch\w*|backtrack\w*(?:\s+on)?|walk\w*\s+back|"
+    r"u turn\w*(?:\s+on)?)\s+(?:\S+\s+){0,3}?(?:plans?|offers?|idea|pledges?|proposals?|commitments?)\b"
+    r"(?:\s+(?:to|of|for)\s+\w+)?",
     # offering to give something up ("offers to drop the NATO bid") offers nothing that is tracked
     r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
@@ -251,6 +255,8 @@ _OFFER = _compile(
     r"відправлять|відправить|направлять|направить|надішлють|розмістять|розмістить|нададуть|надасть)\b",
 )
 _WITHDRAWN = _compile(
+    r"\b(?:drop(?:s|ped)|shelv(?:es|ed)|ditch(?:es|ed)|backtrack(?:s|ed)\s+on|walk(?:s|ed)\s+back|u turns?\s+on)\s+"
+    r"(?:\S+\s+){0,3}?(?:plans?|offers?|idea|pledges?|proposals?|commitments?|guarantees?|sending|deploying)\b",
     r"\b(?:withdr(?:ew|aws|awn|awing)|pull(?:ed|s|ing)\s+out)\s+(?:\w+\s+)?(?:from|of)\b",
     r"\b(?:collaps(?:ed|es|ing)|scrap(?:ped|s|ping)|tore up|torn up|terminated|revoked|abandon(?:ed|s))\b",
     r"\b(?:cancel+(?:ed|s)|suspended)\b\s+(?:the\s+)?(?:\w+\s+){0,3}?" + _SIGN_NOUN,

@@ -416,6 +416,9 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("leaders await the signing of the agreement", "proposal"),
         ("the UK and France will establish military hubs across Ukraine", "proposal"),
         ("coalition countries confirm troop contributions", "proposal"),
+        # a plan or offer dropped or walked back is no longer made
+        ("Britain drops plan to send troops", "discussion"),
+        ("the US walks back its offer of guarantees", "discussion"),
         # committing units, opening a headquarters, adopting a declaration
         ("Germany commits a brigade to the mission", "proposal"),
         ("the force's headquarters opens in Kyiv", "proposal"),

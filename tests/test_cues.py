@@ -80,6 +80,11 @@ def test_read_cue_levels(text: str, level: str) -> None:
         ("Talks on the security pact collapsed", True),
         ("Britain scrapped the treaty", True),
         ("Berlin hat das Abkommen gekündigt", True),
+        ("Britain drops plan to send troops to Ukraine", True),
+        ("France backtracks on sending troops", True),
+        ("The US walked back its offer of guarantees", True),
+        ("Ukraine drops NATO demand in revised plan", False),  # a bid given up is news of it, not its withdrawal
+        ("Kyiv would drop the plan if Moscow agrees", False),
         ("Russia demands that Ukraine abandon its bid if talks are to begin", False),
         ("Ukraine signed the security agreement", False),
     ],
