@@ -200,6 +200,8 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Ukraine drops NATO demand in revised plan", "", {"ukraine-nato-membership": "discussion"}),
         ("Kremlin: Kyiv must legally renounce joining blocs", "", {"ukraine-nato-membership": "discussion"}),
         ("Nine nations vow to join postwar Ukraine force", "", {"reassurance-force": "proposal"}),
+        ("Netherlands is open to joining Ukraine force", "", {"reassurance-force": "proposal"}),
+        ("US declines to spell out its role in Ukraine guarantees", "", {"us-security-backstop": "discussion"}),
         ("Canada, Ukraine sign strategic security partnership", "", {"ca-ua-2024": "signed"}),
         ("Drone strike jeopardizes US security assurances", "", {"us-security-backstop": "discussion"}),
         ("US proposes strong security to Ukraine", "", {"us-security-backstop": "proposal"}),
