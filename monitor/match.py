@@ -27,14 +27,12 @@ Status comes from `monitor.cues`, read in the clause that mentions the proposal 
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from rapidfuzz import fuzz
-
+from monitor.aliases import PREFIX, Alias, Hit, anchor_of, find, make_alias, tokens
 from monitor.concepts import Concept, ConceptIndex, compile_concept, word_starts
 from monitor.config import ProposalConfig
 from monitor.cues import DEFAULT_LADDER, Passage, read_status, strip_marks
@@ -76,8 +74,6 @@ class Match:
 
 
 # ---------------------------------------------------------------- compiled proposal rules
-_DIGITS = re.compile(r"\d+")
-_BREAKS = re.compile(r"[,;:!?|]")
 _REFERENCE = re.compile(
     strip_marks(
         r"\b(?:agreement|deal|pact|accord|treaty|guarantee|commitment|backstop|partnership|accordo|patto|"
@@ -85,30 +81,6 @@ _REFERENCE = re.compile(
     )
 )
 _NOT_PLACE = r"(?<!\bin )(?<!\bat )"
-_TOKEN_BREAKS = str.maketrans(dict.fromkeys("'\"()[]{},.;:!?-/|", " "))
-_COMMON = frozenset(
-    "ukraine ukraine's ukrainian ukraina ucraina ukrainian security united states european europe year years "
-    "the of to in for on with and a an de la le di del der die das".split()
-)
-_PREFIX = operator.itemgetter(slice(0, 4))
-
-
-@dataclass(frozen=True)
-class _Alias:
-    text: str
-    shown: str
-    cutoff: float
-    digits: tuple[str, ...]
-    spaces: int
-    anchor: str  # the start of its most telling word
-    prefixes: frozenset[str]  # the first three letters of its other words: a cheap test before the fuzzy one
-
-
-@dataclass(frozen=True)
-class _Hit:
-    score: float
-    alias: str
-    span: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -138,56 +110,11 @@ class _Rule:
         return any(span is None or same_clause(text, term.span(), span) for term, span in found)
 
 
-_AliasesByAnchor = list[tuple[str, list[tuple[_Alias, tuple[int, ...]]]]]
+_AliasesByAnchor = list[tuple[str, list[tuple[Alias, tuple[int, ...]]]]]
 
 
 def _frozen(starts: set[str] | None) -> frozenset[str] | None:
     return frozenset(starts) if starts is not None else None
-
-
-def _alias(text: str, shown: str) -> _Alias:
-    cutoff = 100.0 if len(text) <= 6 else 92.0 if len(text) <= 12 else 88.0
-    anchor = _anchor(text)
-    prefixes = frozenset(w[:3] for w in _tokens(text)) - {anchor[:3]}
-    return _Alias(text, shown, cutoff, tuple(_DIGITS.findall(text)), text.count(" "), anchor, prefixes)
-
-
-def _tokens(text: str) -> list[str]:
-    return text.translate(_TOKEN_BREAKS).split()
-
-
-def _anchor(alias: str) -> str:
-    """The start of the alias's most telling word: the longest one that is not common in this news."""
-    words = _tokens(alias)
-    telling = [w for w in words if w not in _COMMON] or words
-    return max(telling, key=len)[:4]
-
-
-def _find(alias: _Alias, text: str) -> _Hit | None:
-    """The alias in the folded text as whole words, exactly or fuzzily (at or above its cutoff)."""
-    start = text.find(alias.text)
-    while start >= 0:
-        end = start + len(alias.text)
-        if (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
-            return _Hit(1.0, alias.shown, (start, end))
-        start = text.find(alias.text, start + 1)
-    if alias.cutoff >= 100 or len(alias.text) > len(text):
-        return None
-    found = fuzz.partial_ratio_alignment(alias.text, text, score_cutoff=alias.cutoff)
-    if found is None:
-        return None
-    start, end = found.dest_start, found.dest_end
-    while start > 0 and text[start - 1].isalnum():
-        start -= 1
-    while end < len(text) and text[end].isalnum():
-        end += 1
-    piece = text[start:end].strip()
-    if _BREAKS.search(piece) and not _BREAKS.search(alias.text):
-        return None  # "security, according" is not "security accord"
-    score = fuzz.ratio(alias.text, piece)
-    if score < alias.cutoff or tuple(_DIGITS.findall(piece)) != alias.digits or piece.count(" ") != alias.spaces:
-        return None
-    return _Hit(score / 100, alias.shown, (start, end))
 
 
 class Matcher:
@@ -197,19 +124,19 @@ class Matcher:
         self.ladder = Ladder.of(ladder)
         self._rules = tuple(self._rule(p) for p in proposals)
         self._window = {p.id: (p.since, p.until) for p in proposals}
-        aliases: dict[str, _Alias] = {}
+        aliases: dict[str, Alias] = {}
         owners: dict[str, list[int]] = {}
         for index, proposal in enumerate(proposals):
             for shown in [*proposal.aliases, *proposal.names]:
                 text = fold_text(shown)
-                if not _tokens(text):
+                if not tokens(text):
                     continue
-                aliases.setdefault(text, _alias(text, shown))
+                aliases.setdefault(text, make_alias(text, shown))
                 if index not in owners.setdefault(text, []):
                     owners[text].append(index)
-        self._by_anchor: dict[str, list[tuple[_Alias, tuple[int, ...]]]] = {}
+        self._by_anchor: dict[str, list[tuple[Alias, tuple[int, ...]]]] = {}
         for text, alias in aliases.items():
-            self._by_anchor.setdefault(_anchor(text), []).append((alias, tuple(owners[text])))
+            self._by_anchor.setdefault(anchor_of(text), []).append((alias, tuple(owners[text])))
         self._anchors = frozenset(self._by_anchor)
         # proposals that share a concept (the bilateral agreements do) share one compiled copy, read once
         compiled: dict[tuple[object, ...], tuple[list[int], Concept]] = {}
@@ -250,7 +177,7 @@ class Matcher:
     def _candidates(self, text: str) -> tuple[_AliasesByAnchor, list[tuple[tuple[int, ...], Concept]]]:
         """The aliases whose telling word and word starts all occur somewhere in the folded item, and the
         concepts one of whose key word starts does."""
-        starts = set(map(_PREFIX, _tokens(text)))
+        starts = set(map(PREFIX, tokens(text)))
         gate = self._concept_gate
         concepts = (
             [self._concepts[n] for n in self._concept_index.possible(starts)]
@@ -288,13 +215,13 @@ class Matcher:
     @staticmethod
     def _hits(
         text: str,
-        aliases: Sequence[tuple[_Alias, tuple[int, ...]]],
+        aliases: Sequence[tuple[Alias, tuple[int, ...]]],
         concepts: Sequence[tuple[tuple[int, ...], Concept]],
-    ) -> dict[int, _Hit]:
+    ) -> dict[int, Hit]:
         """Best hit per proposal index in one folded sentence: an alias, else a concept."""
-        best: dict[int, _Hit] = {}
+        best: dict[int, Hit] = {}
         for alias, owners in aliases:
-            hit = _find(alias, text)
+            hit = find(alias, text)
             if hit is None:
                 continue
             for index in owners:  # on a tie the longer alias, the more telling reading, wins
@@ -304,7 +231,7 @@ class Matcher:
             wanting = [i for i in owners if i not in best]
             if wanting and (found := concept.find(text)) is not None:
                 for index in wanting:
-                    best[index] = _Hit(CONCEPT_SCORE, found.words, found.span)
+                    best[index] = Hit(CONCEPT_SCORE, found.words, found.span)
         return best
 
     def match(self, title: str, summary: str, published: date | None = None) -> list[Match]:
@@ -319,7 +246,7 @@ class Matcher:
         if len(folded) > 1 and folded[1].startswith(folded[0]) and folded[0]:
             folded[1] = folded[1][len(folded[0]) :].strip()  # feeds that repeat the headline in the summary
         where = Occurrences(folded)
-        sentence_aliases: list[list[tuple[_Alias, tuple[int, ...]]]] = [[] for _ in folded]
+        sentence_aliases: list[list[tuple[Alias, tuple[int, ...]]]] = [[] for _ in folded]
         for anchor, entries in aliases:
             for i in where.sentences(anchor):
                 sentence_aliases[i].extend(entries)
@@ -342,13 +269,13 @@ class Matcher:
         return [m for m in matches if _current(self._window[m.proposal], published)]
 
     def _match_rule(
-        self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, _Hit]]
+        self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, Hit]]
     ) -> Match | None:
         title_actors = rule.actor_hits(folded[0]) if rule.needs_actor else []
         used: set[int] = set()
         actors: set[str] = set()
         passages: list[Passage] = []
-        best: _Hit | None = None
+        best: Hit | None = None
         for i, text in enumerate(folded):
             own_hit = hits[i].get(index)
             hit = own_hit or (hits[0].get(index) if i and rule.needs_actor else None)
