@@ -118,12 +118,23 @@ def _frozen(starts: set[str] | None) -> frozenset[str] | None:
 
 
 class Matcher:
-    """Matches items against a fixed set of proposals; build once, call `match` for every item."""
+    """Matches items against a fixed set of proposals; build once, call `match` for every item. The rules are
+    compiled on the first `match`: a poll whose feeds all answer 304 never needs them."""
 
     def __init__(self, proposals: Sequence[ProposalConfig], ladder: Sequence[str] = DEFAULT_LADDER) -> None:
         self.ladder = Ladder.of(ladder)
-        self._rules = tuple(self._rule(p) for p in proposals)
+        self._proposals = tuple(proposals)
         self._window = {p.id: (p.since, p.until) for p in proposals}
+        self._compiled = False
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the rules have been compiled (by a first `match`)."""
+        return self._compiled
+
+    def _compile(self) -> None:
+        proposals = self._proposals
+        self._rules = tuple(self._rule(p) for p in proposals)
         aliases: dict[str, Alias] = {}
         owners: dict[str, list[int]] = {}
         for index, proposal in enumerate(proposals):
@@ -154,6 +165,7 @@ class Matcher:
         self._concept_gate: frozenset[str] | None = None
         if gates and all(g and g[0] is not None for g in gates):
             self._concept_gate = frozenset().union(*(g[0] or () for g in gates))
+        self._compiled = True  # last: another thread sees either none of the compiled rules or all of them
 
     @staticmethod
     def _rule(proposal: ProposalConfig) -> _Rule:
@@ -237,6 +249,8 @@ class Matcher:
     def match(self, title: str, summary: str, published: date | None = None) -> list[Match]:
         """Every proposal the item reports on, best score first; with the day it was `published`, none that was
         first reported (its `since`) after that day or last reported in general words (its `until`) before it."""
+        if not self._compiled:
+            self._compile()
         title_text, summary_text = headline_text(title), normalize_text(summary)
         aliases, concepts = self._candidates(fold_text(f"{title_text}\n{summary_text}"))
         if not aliases and not concepts:

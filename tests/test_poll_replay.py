@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from monitor.config import Config, load_config
 from monitor.feedserver import FeedServer, Response
+from monitor.match import Matcher
 from monitor.parse import clean_text
 from monitor.pipeline import run_poll
 from monitor.store import models
@@ -126,8 +127,10 @@ def test_replay_second_poll_is_not_modified(replayed: Config, replay_server: Fee
     with Session(engine) as session:
         before = session.exec(select(sa.func.count()).select_from(models.Item)).one()
     clock.advance(hours=2)
-    summary = run_poll(replayed, engine, clock)
+    matcher = Matcher(replayed.proposals, replayed.settings.status.ladder)
+    summary = run_poll(replayed, engine, clock, matcher=matcher)
     assert sorted(feed.outcome for feed in summary.feeds) == ["not-modified", "not-modified"]
+    assert not matcher.compiled  # a poll of unchanged feeds never compiles the matching rules
     assert summary.items_new == summary.items_updated == 0
     for path in ("/reuters.xml", "/reuters-direct.xml"):
         last = server.requests_for(path)[-1]
