@@ -158,7 +158,7 @@ _SIGNED = _compile(
 )
 _COMMIT_VERB = (
     r"(?:send|deploy|provide|offer|put|contribute|lead(?!\s+to\b)|guarantee|give|station|back|extend|spend|protect|defend|"
-    r"take part|participate|run|monitor|establish|set up)"
+    r"take part|participate|run|monitor|establish|set up|command)"
 )
 _NOT_OFFER = _compile(
     r"(?:\bnot|n't|\bnever|\bno longer|\brefus\w* to|\breject\w*)\s+(?:\w+\s+){0,3}?"

@@ -197,6 +197,14 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Twelve nations pledge to join a Ukraine force", "", {"reassurance-force": "proposal"}),
         ("Ministers of 30 countries discuss Ukraine mission", "", {"reassurance-force": "discussion"}),
         ("Leaders gather for Ukraine coalition meeting in Rome", "", {"reassurance-force": "discussion"}),
+        ("Defence chiefs meet in Paris on Ukraine security force", "", {"reassurance-force": "discussion"}),
+        ("French general to command Ukraine reassurance force", "", {"reassurance-force": "proposal"}),
+        # a border named for NATO's reach, not where troops stand
+        (
+            "Kremlin: European peacekeepers in Ukraine would mean NATO on Russia's border",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
         ("Ukraine drops NATO demand in revised plan", "", {"ukraine-nato-membership": "discussion"}),
         ("US envoy: NATO seat for Ukraine not on the agenda", "", {"ukraine-nato-membership": "discussion"}),
         (
@@ -307,6 +315,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Kyiv's deployment of new brigades stalls", ""),
         ("IAEA chief discusses mission in Ukraine with Zelensky", ""),
         ("Drone coalition for Ukraine meets in Riga", ""),
+        ("Ukrainian security forces meet on Ukraine force protection drills", "Kyiv's own units trained."),
+        ("Hungary keeps troops along the border as Ukraine war rages", ""),
         ("NATO says Ukraine's path to EU membership is its own affair", ""),
         ("EU ministers discuss advisory mission in Ukraine", ""),
         ("UN peacekeepers come under fire", "The UN mission's chief, once posted to Ukraine, condemned the attack."),
