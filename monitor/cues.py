@@ -270,6 +270,9 @@ _CONDITIONAL = _compile(
 )
 
 
+_QUESTION = re.compile(r"\?[\s\"'\u2019\u201d)]*$")
+
+
 def _mask(text: str, pattern: re.Pattern[str]) -> tuple[str, str]:
     """The text with every hit blanked out, and the first hit ('' if none)."""
     first = ""
@@ -326,6 +329,8 @@ def read_status(passages: Sequence[Passage], ladder: Sequence[str] = DEFAULT_LAD
     withdrawn = False
     for passage in passages:
         cue = read_cue(passage.text)
+        if cue.level != DISCUSSION and _QUESTION.search(passage.sentence):
+            cue = Cue(DISCUSSION, "", cue.withdrawn)  # a question asks ("Who would command the force?")
         withdrawn = withdrawn or cue.withdrawn
         status = ladder_status(cue.level, ranks)
         rank = ranks.rank(status)

@@ -106,6 +106,13 @@ def test_decide_status_reports_withdrawal_from_any_passage() -> None:
     assert read_status(passages("The pact was signed in 2024", "Washington withdrew from the pact")).withdrawn
 
 
+def test_a_question_asks_and_so_reports_no_offer_or_signing() -> None:
+    assert read_status(passages("Who would command a European force in Ukraine?")).status == "discussion"
+    assert read_status(passages("Will Zelensky sign the pact?")).status == "discussion"
+    assert read_status(passages("Will Britain send troops? 'Yes', says Starmer")).status == "proposal"
+    assert read_status(passages("Britain will send troops")).status == "proposal"
+
+
 def test_decide_status_on_a_shorter_ladder_falls_back_to_a_lower_rung() -> None:
     ladder = ["discussion", "signed"]
     assert read_status(passages("Trump offered guarantees"), ladder).status == "discussion"
