@@ -12,6 +12,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,15 @@ STATE = {
 
 def _state(engine: Engine) -> dict[str, Counter[tuple[Any, ...]]]:
     with engine.connect() as connection:
-        return {name: Counter(tuple(row) for row in connection.execute(sa.text(sql))) for name, sql in STATE.items()}
+        return {
+            name: Counter(tuple(map(_plain, row)) for row in connection.execute(sa.text(sql)))
+            for name, sql in STATE.items()
+        }
+
+
+def _plain(value: Any) -> Any:
+    """PostgreSQL's numeric comes back as a Decimal, SQLite's as a float: 0.85 must compare equal to 0.85."""
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def _delivery(engine: Engine, fake: FakeBotAPI) -> dict[str, Any]:
