@@ -236,6 +236,12 @@ _OFFER = _compile(
     # confirming a contribution or commitment ("coalition countries confirm troop contributions")
     r"(?<!\bto )\bconfirm(?:s|ed)?\s+(?:\w+\s+){0,3}?"
     r"(?:troops?|contributions?|participation|commitments?|pledges?|guarantees)\b",
+    # a force that arrives, begins to deploy or becomes operational is committed
+    r"\b(?:troops|soldiers|forces|contingents?|units?|peacekeepers)\s+(?:\w+\s+){0,2}?arriv(?:e|es|ed|ing)\s+in\b",
+    r"\bbeg(?:in|ins|an|un)\s+(?:its\s+|their\s+|the\s+)?deploy\w*",
+    r"\b(?:reach(?:es|ed)?|achiev(?:es|ed)?)\s+(?:\w+\s+){0,2}?operational\b",
+    # initialling a text is a step short of signing it
+    r"\binitial(?:l?ed|s)\s+(?:\w+\s+){0,4}?(?:text|agreement|deal|document|pact|guarantees|treaty)\b",
     # a headquarters or command that opens or starts work is set up
     r"\b(?:headquarters|hq|command(?: cent(?:er|re))?|base)\s+(?:\w+\s+)?(?:open(?:s|ed)|set up)\b",
     r"\bopen(?:s|ed)\s+(?:its\s+|a\s+|the\s+)?(?:\S+\s+){0,2}?(?:headquarters|hq|command cent(?:er|re))\b",

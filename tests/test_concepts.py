@@ -217,6 +217,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Nine nations vow to join postwar Ukraine force", "", {"reassurance-force": "proposal"}),
         ("Netherlands is open to joining Ukraine force", "", {"reassurance-force": "proposal"}),
         ("US declines to spell out its role in Ukraine guarantees", "", {"us-security-backstop": "discussion"}),
+        ("Congress delays vote on Ukraine security guarantees", "", {"us-security-backstop": "discussion"}),
         ("Canada, Ukraine sign strategic security partnership", "", {"ca-ua-2024": "signed"}),
         ("Drone strike jeopardizes US security assurances", "", {"us-security-backstop": "discussion"}),
         ("US proposes strong security to Ukraine", "", {"us-security-backstop": "proposal"}),
@@ -436,6 +437,13 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("leaders await the signing of the agreement", "proposal"),
         ("the UK and France will establish military hubs across Ukraine", "proposal"),
         ("coalition countries confirm troop contributions", "proposal"),
+        # troops that arrive or begin to deploy, a force that becomes operational; a text initialled
+        ("the first British troops arrive in Ukraine", "proposal"),
+        ("French soldiers begin deployment to western Ukraine", "proposal"),
+        ("the force's headquarters reaches full operational capability", "proposal"),
+        ("Zelensky arrives in Paris for the summit", "discussion"),
+        ("the two sides initialled the guarantees text", "proposal"),
+        ("initial talks on the guarantees text", "discussion"),
         # a plan or offer dropped or walked back is no longer made
         ("Britain drops plan to send troops", "discussion"),
         ("the US walks back its offer of guarantees", "discussion"),
