@@ -133,8 +133,10 @@ class Matcher:
         return self._compiled
 
     def _compile(self) -> None:
+        """Builds every part in locals and stores each whole: a thread that compiles at the same time as another
+        only replaces finished parts with equal ones, and a reader never sees a part half built."""
         proposals = self._proposals
-        self._rules = tuple(self._rule(p) for p in proposals)
+        rules = tuple(self._rule(p) for p in proposals)
         aliases: dict[str, Alias] = {}
         owners: dict[str, list[int]] = {}
         for index, proposal in enumerate(proposals):
@@ -145,10 +147,9 @@ class Matcher:
                 aliases.setdefault(text, make_alias(text, shown))
                 if index not in owners.setdefault(text, []):
                     owners[text].append(index)
-        self._by_anchor: dict[str, list[tuple[Alias, tuple[int, ...]]]] = {}
+        by_anchor: dict[str, list[tuple[Alias, tuple[int, ...]]]] = {}
         for text, alias in aliases.items():
-            self._by_anchor.setdefault(anchor_of(text), []).append((alias, tuple(owners[text])))
-        self._anchors = frozenset(self._by_anchor)
+            by_anchor.setdefault(anchor_of(text), []).append((alias, tuple(owners[text])))
         # proposals that share a concept (the bilateral agreements do) share one compiled copy, read once
         compiled: dict[tuple[object, ...], tuple[list[int], Concept]] = {}
         for index, proposal in enumerate(proposals):
@@ -158,14 +159,15 @@ class Matcher:
                 if key not in compiled:
                     compiled[key] = ([], compile_concept(c.parts, c.near, actors, c.ordered))
                 compiled[key][0].append(index)
-        self._concepts = [(tuple(owners), concept) for owners, concept in compiled.values()]
-        self._concept_index = ConceptIndex([c for _, c in self._concepts])
+        concepts = [(tuple(owners), concept) for owners, concept in compiled.values()]
         # a word start that every concept-bearing proposal needs one of (Ukraine's names): a cheap first test
-        gates = [self._rules[i].required_starts for owners, _ in self._concepts for i in owners]
-        self._concept_gate: frozenset[str] | None = None
+        gates = [rules[i].required_starts for owners, _ in concepts for i in owners]
+        gate = None
         if gates and all(g and g[0] is not None for g in gates):
-            self._concept_gate = frozenset().union(*(g[0] or () for g in gates))
-        self._compiled = True  # last: another thread sees either none of the compiled rules or all of them
+            gate = frozenset().union(*(g[0] or () for g in gates))
+        self._rules, self._by_anchor, self._anchors = rules, by_anchor, frozenset(by_anchor)
+        self._concepts, self._concept_index, self._concept_gate = concepts, ConceptIndex([c for _, c in concepts]), gate
+        self._compiled = True  # last: until then every match compiles (and stores) its own complete parts
 
     @staticmethod
     def _rule(proposal: ProposalConfig) -> _Rule:

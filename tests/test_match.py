@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
+import threading
 from pathlib import Path
 
 import click
@@ -196,3 +198,31 @@ def test_match_command_turns_a_bad_config_into_one_line(tmp_path: Path) -> None:
 def test_match_command_has_help_with_example() -> None:
     result = CliRunner().invoke(cli(), ["match", "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_a_compile_in_another_thread_never_shows_a_matcher_half_built() -> None:
+    # The parse threads of a poll share one matcher, compiled by the first match; two may compile it at once.
+    matcher = Matcher(load_config(DEFAULT_CONFIG_PATH, env={}).proposals)
+    items = [
+        "Britain pledges troops for Ukraine after Trump rules out US troops",
+        "US offers Ukraine Article 5-like protection",
+        "Ukraine, Japan agree 10-year defence pact",
+    ]
+    expected = [matcher.match(title, "") for title in items]
+    stop = threading.Event()
+
+    def compile_again() -> None:
+        while not stop.is_set():
+            matcher._compile()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads take turns often, so that matching falls inside a compile
+    recompiling = threading.Thread(target=compile_again)
+    recompiling.start()
+    try:
+        found = [matcher.match(title, "") for _ in range(150) for title in items]
+    finally:
+        stop.set()
+        recompiling.join()
+        sys.setswitchinterval(interval)
+    assert found == expected * 150
