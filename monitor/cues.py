@@ -14,8 +14,9 @@ Within one passage the cue rules apply in this order (English, Italian, French, 
 4. a finite offer ("offered", "proposed", "pledges", "promised", "invited", "irreversible path"), unless negated
    or hypothetical ("could offer", "won't get an invite") -> proposal;
 5. anything else -> discussion.
-Separately, an explicit withdrawal or collapse ("withdrew from", "collapsed", "scrapped", "gekundigt") sets
-`withdrawn`, unless the clause makes it conditional ("if", "would", "demands").
+A question (a sentence ending in "?") reports discussion whatever its cues. Separately, an explicit withdrawal or
+collapse ("withdrew from", "collapsed", "scrapped", "dropped the plan", "gekundigt") sets `withdrawn`, unless
+the clause makes it conditional ("if", "would", "demands").
 The passages' highest status wins. Cue levels are named discussion / proposal / signed; on a configured ladder
 that lacks one of them a cue falls back to the next lower name the ladder has, else to the ladder's first rung.
 """
@@ -225,10 +226,10 @@ _OFFER = _compile(
     r"\b(?:will|'ll|shall)\s+be\s+(?:\w+\s+)?(?:involved|part of|taking part|participating|there)\b",
     # a promise to help ("the US will help Europe with guarantees"); "would help" is only hypothetical
     r"\b(?:will|'ll|shall|ready to|willing to|prepared to|agree[sd]? to)\s+help\b",
-    # being open to committing ("open to sending troops"); committing troops themselves ("commit 5,000 troops")
     # agreeing to the commitment itself ("the US agreed to Article 5-like protection")
     r"\bagree[sd]?\s+to\s+(?!discuss|talk|consider|meet|study|examine|explore|look|negotiat|work|continue|keep)"
     r"(?:\w+\s+){0,4}?(?:guarantee|protection|backstop|security|troops|forces|membership|invit)",
+    # being open to committing ("open to sending troops"); committing troops themselves ("commit 5,000 troops")
     r"\bopen'?\s+to\s+(?:\w+\s+)?(?:send|deploy|provid|contribut|station|commit|join|tak|participat|lead|offer|guarantee)"
     r"\w*ing\b",
     r"\bcommit(?:s|ted|ting)?\s+(?:[\w,]+\s+){0,2}?(?:troops|soldiers|forces|personnel|peacekeepers|boots|brigades?|"

@@ -281,7 +281,8 @@ class Matcher:
         return sorted(found, key=lambda m: (-m.score, m.proposal))
 
     def arisen(self, matches: Sequence[Match], published: date | None) -> list[Match]:
-        """What a dated `match` gives of an undated one's matches: those of proposals arisen by `published`."""
+        """What a dated `match` gives of an undated one's matches: those of proposals current on `published`
+        (arisen by then, and not yet past their `until`)."""
         return [m for m in matches if _current(self._window[m.proposal], published)]
 
     def _match_rule(
