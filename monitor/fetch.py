@@ -12,8 +12,9 @@ import asyncio
 import functools
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -92,26 +93,56 @@ def make_client(settings: PollSettings, transport: httpx.AsyncBaseTransport | No
 
 
 async def fetch_all(
-    client: httpx.AsyncClient, requests: Iterable[FetchRequest], settings: PollSettings
+    client: httpx.AsyncClient,
+    requests: Iterable[FetchRequest],
+    settings: PollSettings,
+    more: Callable[[], Awaitable[Sequence[FetchRequest]]] | None = None,
 ) -> AsyncIterator[FetchResult]:
-    """Fetch every request, at most `concurrency` at once and `per_host` per host; yield results as they end."""
+    """Fetch every request, at most `concurrency` at once and `per_host` per host; yield results as they end.
+
+    With `more`, ask it for further requests whenever fewer than `concurrency` are left waiting for a slot, until
+    it gives none: a poll that leases its feeds a batch at a time keeps every slot busy across batches, without
+    holding more feeds than it can soon fetch."""
     overall = asyncio.Semaphore(settings.concurrency)
     per_host: dict[str, asyncio.Semaphore] = {}
+    waiting = 0  # started, not yet fetching
 
     async def one(request: FetchRequest) -> FetchResult:
+        nonlocal waiting
         host = _host(request.url)
         host_slot = per_host.setdefault(host, asyncio.Semaphore(settings.per_host))
         async with host_slot, overall:
+            waiting -= 1
             return await fetch_feed(client, request, settings)
 
-    tasks = [asyncio.ensure_future(one(request)) for request in requests]
+    tasks: set[asyncio.Task[FetchResult]] = set()
+
+    def start(batch: Iterable[FetchRequest]) -> None:
+        nonlocal waiting
+        for request in batch:
+            waiting += 1
+            tasks.add(asyncio.ensure_future(one(request)))
+
+    refill: asyncio.Future[Sequence[FetchRequest]] | None = None
+    start(requests)
     try:
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
+        while tasks or refill is not None:
+            if more is not None and refill is None and waiting < settings.concurrency:
+                refill = asyncio.ensure_future(more())
+            watched: set[asyncio.Future[Any]] = {*tasks, *([refill] if refill is not None else [])}
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if refill is not None and refill in done:
+                batch, refill = refill.result(), None
+                more = more if batch else None
+                start(batch)
+            for task in tasks & done:
+                tasks.discard(task)
+                yield task.result()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        left: list[asyncio.Future[Any]] = [*tasks, *([refill] if refill is not None else [])]
+        for future in left:
+            future.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
 
 
 async def fetch_feed(client: httpx.AsyncClient, request: FetchRequest, settings: PollSettings) -> FetchResult:

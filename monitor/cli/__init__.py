@@ -21,7 +21,8 @@ from monitor.redact import environment_secrets, redact
 
 if TYPE_CHECKING:
     from monitor.config import Config
-    from monitor.pipeline import FeedOutcome, PollSummary
+    from monitor.pipeline import PollSummary
+    from monitor.recording import FeedOutcome
 
 # The heavy libraries (SQLAlchemy, Alembic, feedparser, python-telegram-bot, matplotlib) are imported inside
 # the commands that use them, so `monitor --help` and a cron run with nothing to do start at once.

@@ -1,0 +1,267 @@
+"""A fetched and parsed feed -> its rows: the poll's write stage.
+
+    Recorder.one:    bulk.save_items_bulk | match.Matcher.match (the items the parser did not match already)
+                     | bulk.record_matches_bulk (status.decide, history and events)
+                     + schedule.after_success/after_failure, the feed's poll row      (one transaction per feed)
+    Recorder.light:  the same for feeds that bring no items (not modified, failed, or the body stored last
+                     time again), several feeds in one transaction
+
+A feed's fault is that feed's alone: a database error while storing it is recorded on the feed (and its next
+poll is left as it was, so the next run retries it), and a group of light feeds that fails is stored again feed
+by feed. Writes are serialised by the recorder's lock: SQLite has one writer, and its busy wait only adds delay.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from monitor import schedule
+from monitor.clock import Clock
+from monitor.config import Config
+from monitor.errors import DatabaseError, FetchHTTPError, MonitorError
+from monitor.redact import redact, secrets_of
+from monitor.store import bulk, events, history, models, sources
+from monitor.store.db import first_line, retrying
+
+if TYPE_CHECKING:  # loaded by the poll only once a feed is due
+    from monitor.fetch import FetchResult
+    from monitor.match import Match, Matcher
+    from monitor.parse import ParsedFeed
+    from monitor.parse_pool import ParseOutcome
+
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    source_id: str
+    outcome: str  # ok, not-modified or failed
+    status: int | None = None
+    error: str | None = None
+    warning: str | None = None
+    items_new: int = 0
+    items_updated: int = 0
+    changes: tuple[int, ...] = ()  # status changes this feed's reports created or confirmed
+    moved_to: str | None = None
+    health: str = "ok"
+    next_poll_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """Stores a poll's fetched feeds into `engine`, for run `run_id`."""
+
+    config: Config
+    engine: Engine
+    clock: Clock
+    run_id: int
+    matcher: Matcher
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def one(self, result: FetchResult, outcome: ParseOutcome) -> FeedOutcome:
+        """Store one fetch result and its parse outcome, match its new and edited items and record what they
+        change, all in one transaction. An unexpected error while doing so (a bug that one feed's text
+        reaches) is recorded as that feed's failure: it never stops the others."""
+        try:
+            return self._one(result, outcome)
+        except DatabaseError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one feed's fault, whatever it is, never stops the others
+            fault = MonitorError(f"unexpected {type(exc).__name__} while storing the feed: {exc}")
+            return self._one(result, outcome, fault)
+
+    def _one(self, result: FetchResult, outcome: ParseOutcome, fault: MonitorError | None = None) -> FeedOutcome:
+        """`one`; with `fault`, record only that failure on the feed."""
+        from monitor.parse import ParsedFeed
+
+        now = self.clock()
+        parsed = outcome if isinstance(outcome, ParsedFeed) and fault is None else None
+        error = fault or _error(result, outcome)
+        with self.write_lock:
+            try:
+                return retrying(lambda: self._store([(result, parsed, error)], now)[0])
+            except (SQLAlchemyError, DatabaseError) as exc:
+                message = redact(
+                    f"database, while storing feed {result.request.source_id!r}: {first_line(exc)}",
+                    secrets_of(self.config.telegram_token, self.config.database_url),
+                )
+                self._record_database_fault(result, now, message)
+                return FeedOutcome(result.request.source_id, "failed", result.status, message)
+
+    def light(self, results: Sequence[tuple[FetchResult, ParseOutcome]]) -> list[FeedOutcome]:
+        """Store feeds that bring no items to store (their outcome is not a `ParsedFeed`) in one transaction:
+        a poll where most feeds answer 304 commits once per group, not once per feed. A group that fails for
+        any reason is stored again one feed at a time, so that a fault stays its own feed's."""
+        now = self.clock()
+        with self.write_lock:
+            feeds = [(result, None, _error(result, outcome)) for result, outcome in results]
+            try:
+                return retrying(lambda: self._store(feeds, now))
+            except Exception:  # noqa: BLE001 - each feed again, alone: its own fault is then recorded on it
+                pass
+        return [self.one(result, outcome) for result, outcome in results]
+
+    def _store(
+        self, feeds: Sequence[tuple[FetchResult, ParsedFeed | None, MonitorError | None]], now: datetime
+    ) -> list[FeedOutcome]:
+        with Session(self.engine) as session:
+            ids = [result.request.source_id for result, _parsed, _error in feeds]
+            held = sources.load_sources(ids, session=session) if len(feeds) > 1 else []
+            outcomes = [self._store_feed(*feed, now, session=session) for feed in feeds]
+            del held
+            session.commit()
+            return outcomes
+
+    def _store_feed(
+        self,
+        result: FetchResult,
+        parsed: ParsedFeed | None,
+        error: MonitorError | None,
+        now: datetime,
+        *,
+        session: Session,
+    ) -> FeedOutcome:
+        """Store one feed's result, match its new and edited items and record what they change."""
+        source = sources.get_source(result.request.source_id, session=session)
+        assert source is not None
+        if result.moved_to and error is None:  # a move to a URL that fails is not a move yet
+            sources.record_move(source, result.moved_to, "permanent redirect (HTTP 301/308)", now, session=session)
+        poll = models.FeedPoll(
+            run_id=self.run_id,
+            source_id=source.id,
+            polled_at=now,
+            status_code=result.status,
+            duration_ms=int(result.elapsed * 1000),
+            outcome="failed",
+        )
+        if error is not None:
+            outcome = _store_failure(self.config, source, result, error, poll, now, session=session)
+        else:
+            outcome = _store_success(self.config, source, result, parsed, self.matcher, poll, now, session=session)
+        poll.next_poll_at = outcome.next_poll_at
+        sources.record_feed_poll(poll, session=session)
+        return outcome
+
+    def _record_database_fault(self, result: FetchResult, now: datetime, message: str) -> None:
+        """Leave a database fault on the feed's record (its next poll is unchanged, so the next run retries
+        it); when even that cannot be written, the run's summary still reports it."""
+        try:
+            with Session(self.engine) as session:
+                sources.record_store_fault(result.request.source_id, self.run_id, now, message, session=session)
+                session.commit()
+        except (SQLAlchemyError, DatabaseError):
+            pass
+
+
+def _error(result: FetchResult, outcome: ParseOutcome) -> MonitorError | None:
+    return result.error or (outcome if isinstance(outcome, MonitorError) else None)
+
+
+def _store_failure(
+    config: Config,
+    source: models.Source,
+    result: FetchResult,
+    error: MonitorError,
+    poll: models.FeedPoll,
+    now: datetime,
+    *,
+    session: Session,
+) -> FeedOutcome:
+    """Record a failed poll on the feed and schedule its retry; tell the admins when its health gets worse."""
+    settings = config.settings.poll
+    interval = schedule.base_interval(source.interval_seconds, settings)
+    status = error.status if isinstance(error, FetchHTTPError) else result.status
+    plan = schedule.after_failure(now, interval, source.consecutive_failures, settings, result.headers, status)
+    message = redact(f"{type(error).__name__}: {error}", secrets_of(config.telegram_token, config.database_url))
+    was = source.health
+    sources.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
+    if plan.health in ("failing", "disabled") and was != plan.health:
+        detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
+        events.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
+    poll.error = message
+    return FeedOutcome(
+        source.id,
+        "failed",
+        status,
+        message,
+        health=plan.health,
+        next_poll_at=plan.next_poll_at,
+        moved_to=result.moved_to,
+    )
+
+
+def _store_success(
+    config: Config,
+    source: models.Source,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    matcher: Matcher,
+    poll: models.FeedPoll,
+    now: datetime,
+    *,
+    session: Session,
+) -> FeedOutcome:
+    """Store the feed's new and edited items (none when it was not modified), match them, record the status
+    changes their reports cause, and schedule the next poll."""
+    settings = config.settings.poll
+    interval = schedule.base_interval(source.interval_seconds, settings)
+    plan = schedule.after_success(now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None)
+    saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
+    matched = _match_changed(saved, parsed, matcher)
+    # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
+    history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
+    changes = bulk.record_matches_bulk(matched, config, now, session=session)
+    warning = parsed.warning if parsed else None
+    sources.record_success(
+        source,
+        session=session,
+        now=now,
+        schedule=plan,
+        status=result.status,
+        etag=result.headers.get("etag"),
+        last_modified=result.headers.get("last-modified"),
+        warning=warning,
+        feed_title=parsed.title if parsed else None,
+        feed_link=parsed.link if parsed else None,
+    )
+    from monitor.parse_pool import body_digest
+
+    source.body_hash = body_digest(result) if parsed else source.body_hash
+    poll.outcome = "ok" if parsed else "not-modified"
+    poll.error = warning
+    poll.items_seen = len(parsed.items) if parsed else 0
+    poll.items_new, poll.items_updated = (saved.new, saved.updated) if saved else (0, 0)
+    return FeedOutcome(
+        source.id,
+        poll.outcome,
+        result.status,
+        warning=warning,
+        items_new=poll.items_new,
+        items_updated=poll.items_updated,
+        changes=tuple(change.id for change in changes if change.id is not None),
+        moved_to=result.moved_to,
+        next_poll_at=plan.next_poll_at,
+    )
+
+
+def _match_changed(
+    saved: bulk.SavedBatch | None, parsed: ParsedFeed | None, matcher: Matcher
+) -> list[tuple[bulk.StoredItem, list[Match]]]:
+    """The new and edited items with their matches: those the parser already found (a feed's first poll), the
+    rest matched here."""
+    from monitor.parse_pool import MatchedFeed
+
+    known = parsed.matches_by_text() if isinstance(parsed, MatchedFeed) else {}
+    matched = []
+    for row, _item in saved.changed if saved else ():
+        found = known.get((row.title, row.summary))  # matched without a date: the stored one decides
+        if found is None:
+            found = matcher.match(row.title, row.summary, row.published_at)
+        matched.append((row, matcher.arisen(found, row.published_at)))
+    return matched

@@ -1,0 +1,60 @@
+"""A poll leases its feeds a batch at a time, yet keeps every fetch slot busy: the next batch is leased while the
+last feeds of this one are fetched, and the feeds stay shared out between workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from monitor.config import Config
+from monitor.feedserver import FeedServer
+from monitor.pipeline import run_poll
+
+from .conftest import FakeClock, make_config, rss
+
+FEEDS = 8
+
+
+class SlowFeeds:
+    """Routes that answer after `delay` seconds and count how many requests are in flight at once."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        time.sleep(self.delay)
+        with self._lock:
+            self.in_flight -= 1
+        body = rss(("a1", f"News of {handler.path}", "Nothing about proposals."))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
+def test_the_next_batch_is_fetched_while_this_one_ends(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    slow = SlowFeeds(delay=0.4)
+    feeds = {f"f{number}": server.serve(f"/f{number}.xml", slow) for number in range(FEEDS)}
+    config = make_config(base_config, database_url, feeds, batch=2, concurrency=4, per_host=4)
+    summary = run_poll(config, engine, clock)
+    assert summary.feeds_due == FEEDS
+    assert sorted(feed.source_id for feed in summary.feeds if feed.outcome == "ok") == sorted(feeds)
+    assert summary.items_new == FEEDS
+    assert slow.most == 4  # batches of two, four fetches at once: a batch does not wait for the one before it
+    with engine.connect() as connection:
+        held = connection.execute(sa.text("SELECT count(*) FROM source WHERE lease_owner IS NOT NULL")).scalar_one()
+        polls = connection.execute(sa.text("SELECT count(*) FROM feed_poll")).scalar_one()
+    assert (held, polls) == (0, FEEDS)
