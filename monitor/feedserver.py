@@ -42,6 +42,7 @@ class RecordedRequest:
     method: str
     path: str
     headers: dict[str, str]
+    client_port: int = 0  # the client's end of the connection: requests on one kept-alive connection share it
 
 
 class FeedServer:
@@ -59,7 +60,8 @@ class FeedServer:
 
             def do_GET(self) -> None:  # the http.server protocol
                 with server._lock:
-                    server.requests.append(RecordedRequest("GET", self.path, dict(self.headers.items())))
+                    recorded = RecordedRequest("GET", self.path, dict(self.headers.items()), self.client_address[1])
+                    server.requests.append(recorded)
                     route = server.routes.get(self.path)
                 if route is None:
                     _send(self, Response(b"not found\n", "text/plain", status=404))

@@ -185,13 +185,13 @@ async def _poll(
     summary: PollSummary,
     on_feed: Callable[[FeedOutcome], None] | None,
 ) -> None:
-    from monitor.fetch import fetch_all, make_client
+    from monitor.fetch import HostClients, fetch_all
     from monitor.parse import ParsedFeed
     from monitor.parse_pool import parse_all
 
     settings = recorder.config.settings.poll
     owned = client is None
-    http = client if client is not None else make_client(settings)
+    http = client if client is not None else HostClients(settings)
     try:
         # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
         # fetches keep their deadlines and the next feeds parse while one is stored. The feeds that came in

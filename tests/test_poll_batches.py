@@ -1,5 +1,6 @@
 """A poll leases its feeds a batch at a time, yet keeps every fetch slot busy: the next batch is leased while the
-last feeds of this one are fetched, and the feeds stay shared out between workers."""
+last feeds of this one are fetched, and the feeds stay shared out between workers. A host's feeds share its
+connections, whether they answer with a body or with 304."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from monitor.config import Config
-from monitor.feedserver import FeedServer
+from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 
 from .conftest import FakeClock, make_config, rss
@@ -58,3 +59,16 @@ def test_the_next_batch_is_fetched_while_this_one_ends(
         held = connection.execute(sa.text("SELECT count(*) FROM source WHERE lease_owner IS NOT NULL")).scalar_one()
         polls = connection.execute(sa.text("SELECT count(*) FROM feed_poll")).scalar_one()
     assert (held, polls) == (0, FEEDS)
+
+
+def test_a_hosts_feeds_share_one_kept_alive_connection(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    feeds = {f"f{n}": server.serve(f"/f{n}.xml", Response(rss((f"a{n}", f"News {n}", "Plain.")))) for n in range(6)}
+    config = make_config(base_config, database_url, feeds, concurrency=4, per_host=1, batch=2)
+    assert run_poll(config, engine, clock).items_new == 6
+    assert len({request.client_port for request in server.requests}) == 1
+    server.requests.clear()
+    summary = run_poll(config, engine, clock, force=True)
+    assert [feed.outcome for feed in summary.feeds] == ["not-modified"] * 6
+    assert len(server.requests) == 6 and len({request.client_port for request in server.requests}) == 1
