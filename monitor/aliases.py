@@ -10,8 +10,6 @@ import operator
 import re
 from dataclasses import dataclass
 
-from rapidfuzz import fuzz
-
 _DIGITS = re.compile(r"\d+")
 _BREAKS = re.compile(r"[,;:!?|]")
 _TOKEN_BREAKS = str.maketrans(dict.fromkeys("'\"()[]{},.;:!?-/|", " "))
@@ -68,6 +66,8 @@ def find(alias: Alias, text: str) -> Hit | None:
         start = text.find(alias.text, start + 1)
     if alias.cutoff >= 100 or len(alias.text) > len(text):
         return None
+    from rapidfuzz import fuzz  # loaded by the first item that needs it: a poll of 304s matches nothing
+
     found = fuzz.partial_ratio_alignment(alias.text, text, score_cutoff=alias.cutoff)
     if found is None:
         return None

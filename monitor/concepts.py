@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
 
-from rapidfuzz import fuzz, process
-
 from monitor.text import alternatives_pattern, fold_text
 
 ACTOR = "@actor"
@@ -127,6 +125,8 @@ class ConceptIndex:
 
 
 def _fuzzy_spans(words: tuple[str, ...], text: str) -> list[tuple[int, int]]:
+    from rapidfuzz import fuzz, process  # loaded by the first sentence read: a poll of 304s reads none
+
     spans = []
     starts = {w[: Concept.KEY_LENGTH] for w in words}
     for token in _TOKEN.finditer(text):

@@ -12,14 +12,14 @@ import calendar
 import hashlib
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from html import unescape
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 from w3lib.url import canonicalize_url, url_query_cleaner
 
 from monitor.errors import NotAFeed, ParseError
@@ -87,7 +87,14 @@ MAX_ENTITY_DECLARATIONS = 100
 _ENTITY_DECLARATION = re.compile(rb'<!ENTITY\s+([^\s%"\'>]+)\s+"([^"]*)"')
 _HTML_HINT = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL)
 
-warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
+
+@cache
+def _soup() -> Callable[..., Any]:
+    """BeautifulSoup, loaded by the first text with markup in it: a poll of 304 answers parses nothing."""
+    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+    warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
+    return BeautifulSoup
 
 
 @dataclass(frozen=True)
@@ -270,7 +277,7 @@ def clean_text(html: str | None) -> str:
     # Feeds often escape their HTML twice ("&lt;p&gt;"): decode until nothing changes (each round shortens).
     for _ in range(_MAX_DECODE_ROUNDS):
         if "<" in html:
-            decoded = BeautifulSoup(html, "html.parser").get_text(" ")
+            decoded = _soup()(html, "html.parser").get_text(" ")
         elif "&" in html:
             decoded = unescape(html)
         else:

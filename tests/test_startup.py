@@ -1,6 +1,7 @@
 """Starting fast: `monitor --help` and a poll with nothing due load neither python-telegram-bot, matplotlib nor
-Alembic (checked in a fresh interpreter's `sys.modules`, not timed), and the help that lists the lazily
-imported commands says what those commands say of themselves."""
+Alembic, a poll whose feeds all answer 304 loads no feed parser, HTML reader or fuzzy matcher (checked in a fresh
+interpreter's `sys.modules`, not timed), and the help that lists the lazily imported commands says what those
+commands say of themselves."""
 
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ def _loaded(*args: str, among: tuple[str, ...] = HEAVY) -> list[str]:
     return loaded
 
 
+def _one_feed(server: FeedServer, folder: Path) -> Path:
+    """A configuration with one real feed, served by `server`, and a database in `folder`."""
+    server.serve("/kyiv.xml", Response.from_file(KYIV))
+    path = folder / "feeds.yaml"
+    path.write_text(
+        f"settings:\n  database_url: sqlite:///{folder / 'm.db'}\n"
+        f"sources:\n  - {{id: kyiv, name: Kyiv, url: '{server.url('/kyiv.xml')}'}}\n"
+    )
+    return path
+
+
 def test_startup_help_imports_no_heavy_library() -> None:
     assert _loaded("--help") == []
 
@@ -56,12 +68,7 @@ def test_startup_help_imports_neither_the_database_nor_the_network_stack() -> No
 
 def test_startup_poll_with_nothing_due_imports_no_heavy_library(tmp_path: Path) -> None:
     with FeedServer() as server:
-        server.serve("/kyiv.xml", Response.from_file(KYIV))
-        path = tmp_path / "feeds.yaml"
-        path.write_text(
-            f"settings:\n  database_url: sqlite:///{tmp_path / 'm.db'}\n"
-            f"sources:\n  - {{id: kyiv, name: Kyiv, url: '{server.url('/kyiv.xml')}'}}\n"
-        )
+        path = _one_feed(server, tmp_path)
         first = _loaded("poll", "--config", str(path))  # creates the database: Alembic is needed here
         assert "alembic" in first and "telegram" not in first
         assert _loaded("poll", "--config", str(path)) == []  # nothing due now
@@ -89,3 +96,11 @@ def test_startup_environment_names_are_the_configuration_s() -> None:
     from monitor import env
 
     assert (env.TOKEN_ENV, env.DATABASE_ENV) == (config.TOKEN_ENV, config.DATABASE_ENV)
+
+
+def test_startup_poll_where_every_feed_answers_304_loads_no_parser_or_matcher_library(tmp_path: Path) -> None:
+    with FeedServer() as server:
+        path = _one_feed(server, tmp_path)
+        reading = ("feedparser", "feedparser_rs", "bs4", "rapidfuzz")
+        assert "feedparser" in _loaded("poll", "--config", str(path), among=reading)  # the first poll reads
+        assert _loaded("poll", "--force", "--config", str(path), among=reading) == []  # all 304

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
@@ -48,8 +47,11 @@ def insert_new(model: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], 
 
 def skipping_taken(table: Any, keys: Sequence[str], *, session: Session) -> Any:
     """`INSERT INTO table ... ON CONFLICT (keys) DO NOTHING` in the session's dialect."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert  # not loaded for SQLite
+
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def insert_one(model: Any, row: dict[str, Any], keys: Sequence[str], *, session: Session) -> int | None:
