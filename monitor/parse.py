@@ -88,6 +88,18 @@ _ENTITY_DECLARATION = re.compile(rb'<!ENTITY\s+([^\s%"\'>]+)\s+"([^"]*)"')
 _HTML_HINT = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL)
 
 
+def load_readers() -> None:
+    """Import now every library that reading a feed may load lazily (feedparser, feedparser-rs, BeautifulSoup):
+    a poll calls it once, in one thread, before its parse threads start, because two threads that first import
+    libraries sharing modules at the same moment can be handed a module the other has not finished setting up."""
+    import feedparser  # noqa: F401
+
+    from monitor.parse_fast import available
+
+    available()
+    _soup()
+
+
 @cache
 def _soup() -> Callable[..., Any]:
     """BeautifulSoup, loaded by the first text with markup in it: a poll of 304 answers parses nothing."""

@@ -33,6 +33,7 @@ import queue
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from monitor.errors import MonitorError, ParseError
-from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse import ParsedFeed, load_readers, parse_feed
 
 if TYPE_CHECKING:
     from monitor.fetch import FetchResult
@@ -116,6 +117,8 @@ class Parser:
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: list[_Worker] = []
         self._threads: ThreadPoolExecutor | None = None
+        self._loaded = False
+        self._loading = threading.Lock()
 
     @property
     def processes(self) -> int:
@@ -144,7 +147,22 @@ class Parser:
         for worker in self._all:
             worker.stop()
 
+    def _load(self) -> None:
+        """What parsing and matching import lazily, imported by the first thread to parse while the others wait
+        (`parse.load_readers`); and the matcher's rules compiled once."""
+        if self._loaded:
+            return
+        with self._loading:
+            if not self._loaded:
+                load_readers()
+                from rapidfuzz import fuzz, process  # noqa: F401 - the matcher's fuzzy reading, loaded lazily too
+
+                if self.matcher is not None:
+                    self.matcher.match("", "")  # compiles the rules
+                self._loaded = True
+
     def _in_thread(self, request: _Request) -> ParseOutcome:
+        self._load()
         started = time.thread_time()
         try:
             return _outcome(request, self.matcher)
@@ -163,6 +181,7 @@ class Parser:
         except (OSError, EOFError, pickle.UnpicklingError):
             code = worker.stop()
             worker = self._start()
+            self._load()
             # Read again here, by feedparser alone (no Rust code that might have crashed the worker).
             outcome = _outcome(request, self.matcher, fast=False)
             if isinstance(outcome, ParsedFeed):

@@ -162,6 +162,26 @@ def test_parse_worker_imports_no_database_http_or_telegram_code() -> None:
     assert sorted(name for name in modules if name.split(".")[0] in forbidden or name in forbidden) == []
 
 
+_FIRST_PARSE = """
+import asyncio, sys
+from datetime import UTC, datetime
+from monitor.fetch import FetchRequest, FetchResult
+from monitor.parse_pool import Parser
+body = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b'<item><guid>1</guid><title>Plain</title></item></channel></rss>')
+result = FetchResult(FetchRequest("a", "http://x/a.xml"), "http://x/a.xml", 200, {}, body)
+outcome = asyncio.run(Parser(workers=2).parse(result, datetime.now(UTC), None))
+print(type(outcome).__name__, sorted({"feedparser", "bs4", "rapidfuzz"} & set(sys.modules)))
+"""
+
+
+def test_parser_first_parse_loads_every_library_a_parse_thread_would_load_lazily() -> None:
+    # Two parse threads that first import such libraries at once can deadlock on Python's module locks
+    # (feedparser.datetimes, under load): the first parse loads them all while the other threads wait.
+    done = subprocess.run([sys.executable, "-c", _FIRST_PARSE], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.split(maxsplit=1) == ["ParsedFeed", "['bs4', 'feedparser', 'rapidfuzz']\n"]
+
+
 def test_parser_starts_processes_once_parsing_took_its_threshold() -> None:
     results = [_result(index, path.read_bytes()) for index, path in enumerate(SNAPSHOTS[:4])]
     parser = Parser(workers=2, threshold=1e-9)
