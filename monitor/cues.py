@@ -168,14 +168,22 @@ _NOT_OFFER = _compile(
     r"\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?"
     r"(?:offer|propose|pledge|promise|invite|commit)\b",
     # a commitment that is refused, doubted or only a condition is no commitment
-    r"\b(?:not|n't|never|no|refus\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+(?:\w+\s+){0,3}?"
+    r"\b(?:not|n't|never|no|refus\w*|declin\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+(?:\w+\s+){0,3}?"
     rf"(?:(?:ready|willing|prepared)(?:\s+and\s+\w+)?(?:\s+to\s+\w+)?|to {_COMMIT_VERB}|{_COMMIT_VERB}\w*)\b",
     r"\b(?:not|n't|never|no|refus\w*|reject\w*|unwilling|unlikely)\s+(?:\w+\s+){0,3}?agree\w*\s+to\b(?:\W+\w+){0,5}",
     r"\b(?:if|unless|whether|provided|once)\s+(?:\w+\s+){0,5}?"
     r"(?:offer|propos|pledg|promis|provid|send|deploy|commit|give|agree|station|put|contribut|back|guarantee|extend|"
     r"help|lead)\w*",
+    # committing named as what must wait, or what is left out ("a backstop before committing troops", "help
+    # without sending troops"); a commitment made before some other event keeps its verb ("pledges ... before
+    # the summit")
+    r"\b(?:before|until|without)\s+(?:offer|propos|pledg|promis|provid|send|deploy|commit|giv|station|contribut|"
+    r"guarantee|extend|lead|put)\w*ing\b(?:\s+(?:[\w,]+\s+){0,2}?(?:troops|soldiers|forces|guarantees|boots))?",
     # a question still open ("weighing whether to station troops", "how to guarantee a ceasefire")
     r"\b(?:whether|how|when|where|what)\s+to\s+\w+",
+    # ... or what someone will or would do ("clarity on what Washington will contribute", "unclear whether the US
+    # would provide air cover")
+    r"\b(?:whether|how much|how many|what)\s+(?:\w+\s+){1,3}?(?:will|would|could|can|might)\s+\w+",
     r"\b(?:could|might|may)\s+(?:\w+\s+)?(?:send|deploy|provide|give|contribute)\b",
     # pledges, offers and promises as nouns ("security pledges"), not as verbs ("the UK pledges")
     r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable)"
@@ -246,7 +254,8 @@ _OFFER = _compile(
     # a headquarters or command that opens or starts work is set up
     r"\b(?:headquarters|hq|command(?: cent(?:er|re))?|base)\s+(?:\w+\s+)?(?:open(?:s|ed)|set up)\b",
     r"\bopen(?:s|ed)\s+(?:its\s+|a\s+|the\s+)?(?:\S+\s+){0,2}?(?:headquarters|hq|command cent(?:er|re))\b",
-    rf"^(?:[\w'.]+\s+){{1,6}}?to\s+{_COMMIT_VERB}\b",
+    # a headline's "X to send troops": its subject runs of words, none of them blanked out as a refusal
+    rf"^(?:[\w'.]+ ){{1,6}}?to {_COMMIT_VERB}\b",
     r"\b(?:announc(?:es|ed)|unveil(?:s|ed)|launch(?:es|ed)|earmark(?:s|ed)|allocat(?:es|ed)|establish(?:es|ed)|"
     r"sets?\s+up|takes?\s+command|took\s+command|begins?\s+(?:its\s+)?work|becomes?\s+operational)\b",
     r"\b(?:guarantees?|assurances|commitments|protocols|backstop|agreement|deal|pact|document|plan|package|framework)\b"

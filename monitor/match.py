@@ -53,7 +53,7 @@ from monitor.text import (
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
-MATCHER_VERSION = "2026.5"
+MATCHER_VERSION = "2026.6"
 ACTOR_GROUP = "@actor"
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 

@@ -267,6 +267,23 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "",
             {"reassurance-force": "proposal"},
         ),
+        # offering troops as sending them is; refusing to commit the US to defend Ukraine; NATO not given up;
+        # a mutual defence clause that covers Ukraine
+        (
+            "Lithuania offers a company of troops for coalition mission in Ukraine",
+            "",
+            {"reassurance-force": "proposal"},
+        ),
+        ("Trump declines to commit US to defend Ukraine after ceasefire", "", {"us-security-backstop": "discussion"}),
+        ("Zelensky says Ukraine has not given up on NATO", "", {"ukraine-nato-membership": "discussion"}),
+        (
+            "Allies study Italian proposal for mutual defence clause covering Kyiv",
+            "",
+            {"it-article5-guarantee": "discussion"},
+        ),
+        # troops for the Ukraine force; an accord on security support (Japan's "Accord on Support for Ukraine")
+        ("Netherlands earmarks troops for post-ceasefire Ukraine force", "", {"reassurance-force": "proposal"}),
+        ("Kishida and Zelensky sign accord on security support", "", {"jp-ua-2024": "signed"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
@@ -322,6 +339,12 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("EU ministers discuss advisory mission in Ukraine", ""),
         ("UN peacekeepers come under fire", "The UN mission's chief, once posted to Ukraine, condemned the attack."),
         ("Russian troops deployed after the war in Georgia stay, Ukraine notes", ""),
+        ("Lithuania offers training to Ukrainian troops", ""),
+        ("US urges Ukraine to protect its power grid", ""),
+        ("US commits $300 million to protect Ukraine's energy grid", ""),
+        ("Ukraine and Poland sign agreement on security of border crossings", ""),
+        ("Ukraine earmarks funds for troops' pay", ""),
+        ("Mutual defence pact between Poland and the Baltics covers Ukraine refugees' aid", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
@@ -469,6 +492,14 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Rome floated a mutual defence clause", "proposal"),
         ("Canada is 'open' to contributing troops", "proposal"),
         ("the US will be involved in the guarantees", "proposal"),
+        # declining to commit is refusing; a headline's "X to send" whose subject declines is no offer
+        ("Washington declines to commit troops", "discussion"),
+        ("Trump declines to commit US to defend Ukraine", "discussion"),
+        ("UK to defend Ukraine's skies with jets", "proposal"),
+        # what someone will or would do, asked ("clarity on what Washington will contribute")
+        ("Europe seeks clarity on what Washington will contribute to Ukraine guarantees", "discussion"),
+        ("it is unclear whether the US would provide air cover", "discussion"),
+        ("the US will provide air cover, whether or not Europe sends troops", "proposal"),
     ],
 )
 def test_status_cue_by_what_the_sentence_does(text: str, level: str) -> None:

@@ -45,6 +45,10 @@ def cue(text: str) -> str:
         ("Ukraine won't get NATO invite this year", "discussion"),
         ("Putin agreed to allow Ukraine's allies to offer it a guarantee", "discussion"),
         ("US teases security pledge", "discussion"),
+        # committing as what must wait or is left out; a commitment made before some event is still made
+        ("Europeans want a US backstop before committing troops to Ukraine", "discussion"),
+        ("Rome supports the mission without committing soldiers", "discussion"),
+        ("Canada commits 200 troops before the summit", "proposal"),
         # talk, not action
         ("Leaders discuss security guarantees for Kyiv", "discussion"),
         ("Signs of progress in talks on security guarantees", "discussion"),
