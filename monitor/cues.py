@@ -198,6 +198,9 @@ _NOT_OFFER = _compile(
     # offering to give something up ("offers to drop the NATO bid") offers nothing that is tracked
     r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
+    # vowing or offering to block something proposes nothing ("Fico vows to block Ukraine's entry into NATO")
+    r"\b(?:vow\w*|pledg\w*|promis\w*|threaten\w*|offer\w*)\s+to\s+(?:block|veto|oppose|stop|prevent|reject|bar|halt|"
+    r"obstruct|scupper|torpedo)\b",
     # "invited" as an adjective ("the 35 invited delegations") names guests, not an invitation
     r"\b(?:the|all|other|some|many|\d+)\s+invited\b",
     # refusing to commit, in the other languages ("refuse de s'engager", "rifiuta di inviare")
@@ -232,6 +235,8 @@ _OFFER = _compile(
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
     rf"\b(?:will|'ll|shall|would)\s+(?:\w+\s+)?{_COMMIT_VERB}\b",
     r"\b(?:will|'ll|shall)\s+be\s+(?:\w+\s+)?(?:involved|part of|taking part|participating|there)\b",
+    # signing up to a coalition or mission is joining it, not signing a text
+    r"\bsign(?:s|ed|ing)?\s+up\s+(?:to|for|with)\b",
     # a promise to help ("the US will help Europe with guarantees"); "would help" is only hypothetical
     r"\b(?:will|'ll|shall|ready to|willing to|prepared to|agree[sd]? to)\s+help\b",
     # agreeing to the commitment itself ("the US agreed to Article 5-like protection")

@@ -284,6 +284,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # troops for the Ukraine force; an accord on security support (Japan's "Accord on Support for Ukraine")
         ("Netherlands earmarks troops for post-ceasefire Ukraine force", "", {"reassurance-force": "proposal"}),
         ("Kishida and Zelensky sign accord on security support", "", {"jp-ua-2024": "signed"}),
+        # leading the force with words between; the century partnership in other words; signing up to the coalition
+        ("France says it is ready to lead post-war force in Ukraine", "", {"reassurance-force": "proposal"}),
+        ("UK, Ukraine sign 'century partnership' treaty", "", {"uk-ua-100-year": "signed"}),
+        ("Czech Republic signs up to coalition of the willing for Ukraine", "", {"reassurance-force": "proposal"}),
+        ("Slovakia's Fico vows to block Ukraine's entry into NATO", "", {"ukraine-nato-membership": "discussion"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
@@ -344,6 +349,9 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("US commits $300 million to protect Ukraine's energy grid", ""),
         ("Ukraine and Poland sign agreement on security of border crossings", ""),
         ("Ukraine earmarks funds for troops' pay", ""),
+        ("Russia plans a new offensive force in Ukraine", ""),
+        ("Kremlin prepares reserve force in Ukraine", ""),
+        ("UK and Ukraine mark century of ties", ""),
         ("Mutual defence pact between Poland and the Baltics covers Ukraine refugees' aid", ""),
     ],
 )
@@ -500,6 +508,11 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Europe seeks clarity on what Washington will contribute to Ukraine guarantees", "discussion"),
         ("it is unclear whether the US would provide air cover", "discussion"),
         ("the US will provide air cover, whether or not Europe sends troops", "proposal"),
+        # vowing to block proposes nothing; signing up to a coalition is joining it, not signing a text
+        ("Fico vows to block Ukraine's entry", "discussion"),
+        ("Hungary threatens to veto the invitation", "discussion"),
+        ("Fico vows to support Ukraine's entry", "proposal"),
+        ("the Czech Republic signs up to the coalition", "proposal"),
     ],
 )
 def test_status_cue_by_what_the_sentence_does(text: str, level: str) -> None:
