@@ -289,6 +289,10 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("UK, Ukraine sign 'century partnership' treaty", "", {"uk-ua-100-year": "signed"}),
         ("Czech Republic signs up to coalition of the willing for Ukraine", "", {"reassurance-force": "proposal"}),
         ("Slovakia's Fico vows to block Ukraine's entry into NATO", "", {"ukraine-nato-membership": "discussion"}),
+        # a role in the Ukraine mission; the future Ukraine force named bare; "Ukraine membership" without the 's
+        ("German opposition questions Bundeswehr role in Ukraine mission", "", {"reassurance-force": "discussion"}),
+        ("Allies still divided over mandate of future Ukraine force", "", {"reassurance-force": "discussion"}),
+        ("NATO's Rutte: Ukraine membership not part of peace talks", "", {"ukraine-nato-membership": "discussion"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
@@ -352,6 +356,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Russia plans a new offensive force in Ukraine", ""),
         ("Kremlin prepares reserve force in Ukraine", ""),
         ("UK and Ukraine mark century of ties", ""),
+        ("EU opens Ukraine membership talks", "NATO allies watched."),
+        ("Russia forms a Ukraine force of volunteers", ""),
         ("Mutual defence pact between Poland and the Baltics covers Ukraine refugees' aid", ""),
     ],
 )
