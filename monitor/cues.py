@@ -218,7 +218,7 @@ _OFFER = _compile(
     r"(?<!\ban )(?<!\bany )(?<!\bno )(?<!\ba )\b(?:offer|pledge|propose|promise|vow)\s+"
     r"(?:ukraine|ukraine's|kyiv|kyiv's|kiev|kiev's|to|them|it|"
     r"(?:\S+\s+){0,3}?(?:security|guarantees|troops|protection|membership))\b",
-    r"\b(?:finali[sz]e[sd]?|agree[sd]?\s+on|draft(?:s|ed)?)\s+(?:\w+\s+){0,4}?(?:document|framework|text)\b",
+    r"\b(?:finali[sz]e[sd]?|agree[sd]?\s+on|draft(?:s|ed)?)\s+(?:\w+\s+){0,4}?(?:document|framework|text|plans?)\b",
     r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabled|"
     r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s)|pitch(?:ed|es)|float(?:ed|s))\b",
     r"\b(?:path|trajectory)\b(?:\W+\w+){0,10}?\W+(?:is\s+|as\s+)?'?irreversible",
@@ -261,6 +261,7 @@ _OFFER = _compile(
     r"\bopen(?:s|ed)\s+(?:its\s+|a\s+|the\s+)?(?:\S+\s+){0,2}?(?:headquarters|hq|command cent(?:er|re))\b",
     # a headline's "X to send troops": its subject runs of words, none of them blanked out as a refusal
     rf"^(?:[\w'.]+ ){{1,6}}?to {_COMMIT_VERB}\b",
+    r"^(?:[\w'.]+ ){1,6}?to (?:unveil|announce|propose|present|launch)\b",
     r"\b(?:announc(?:es|ed)|unveil(?:s|ed)|launch(?:es|ed)|earmark(?:s|ed)|allocat(?:es|ed)|establish(?:es|ed)|"
     r"sets?\s+up|takes?\s+command|took\s+command|begins?\s+(?:its\s+)?work|becomes?\s+operational)\b",
     r"\b(?:guarantees?|assurances|commitments|protocols|backstop|agreement|deal|pact|document|plan|package|framework)\b"

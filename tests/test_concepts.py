@@ -519,6 +519,11 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Hungary threatens to veto the invitation", "discussion"),
         ("Fico vows to support Ukraine's entry", "proposal"),
         ("the Czech Republic signs up to the coalition", "proposal"),
+        # finalising plans is more than talking of them; a headline's "X to unveil" announces an offer
+        ("coalition countries finalise plans for the force", "proposal"),
+        ("leaders fail to finalise plans for the force", "discussion"),
+        ("Starmer to unveil a 100-year partnership", "proposal"),
+        ("allies to discuss plans for the force", "discussion"),
     ],
 )
 def test_status_cue_by_what_the_sentence_does(text: str, level: str) -> None:
