@@ -84,15 +84,18 @@ def read_fast(content: bytes, headers: Mapping[str, str]) -> dict[str, Any] | No
     module = _parser()
     if module is None or not _plain_utf8_xml(content, headers):
         return None
+    # feedparser-rs reserves room for `max_entries` entries up front (about 1.8 KB each, 1.8 GB at a million):
+    # bound it by the entries the document can hold, so that a process with a memory ceiling is not aborted
+    most = min(_MAX_ENTRIES, content.count(b"<item") + content.count(b"<entry") + 1)
     try:
-        limits = module.ParserLimits(max_feed_size_bytes=len(content) + 1, max_entries=_MAX_ENTRIES)
+        limits = module.ParserLimits(max_feed_size_bytes=len(content) + 1, max_entries=most)
         parsed = module.parse_with_limits(content, limits=limits, sanitize_html=True, resolve_relative_uris=False)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException:  # noqa: BLE001 - a Rust panic arrives as a BaseException; feedparser judges the feed
         return None
     entries = parsed.entries
-    if parsed.bozo or not parsed.version or not entries or len(entries) >= _MAX_ENTRIES:
+    if parsed.bozo or not parsed.version or not entries or len(entries) >= most:
         return None
     feed_author = parsed.feed.get("author")
     for entry in entries:

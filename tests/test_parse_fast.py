@@ -129,3 +129,18 @@ def test_parse_feed_without_feedparser_rs_uses_feedparser() -> None:
         [sys.executable, "-c", script], cwd=Path(ROOT), capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.split() == ["False", "feedparser", "a"]
+
+
+def test_read_fast_reads_a_feed_within_a_memory_ceiling() -> None:
+    # feedparser-rs reserves room for its entry limit up front: a limit of a million entries asked for 1.8 GB of
+    # address space, and a process with a ceiling below that (ulimit -v) was aborted, not just the feed
+    script = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))\n"
+        "from monitor.parse_fast import read_fast\n"
+        "body = open('monitor/samples/reuters-2026-03-01.xml', 'rb').read()\n"
+        "fast = read_fast(body, {'content-type': 'application/rss+xml; charset=utf-8'})\n"
+        "print(len(fast['entries']) if fast else None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(ROOT), capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "76"), done.stderr[-300:]
