@@ -197,17 +197,22 @@ async def _poll(
         # fetches keep their deadlines and the next feeds parse while one is stored. The feeds that came in
         # while one was stored are taken together: those that bring no items are stored in one transaction.
         fetched = parse_all(parser, fetch_all(http, requests, settings, more), recorder.clock, settings.max_items)
+
+        def report(outcome: FeedOutcome) -> None:
+            summary.feeds.append(outcome)
+            if on_feed:
+                on_feed(outcome)
+
         async for group in _in_groups(fetched, settings.concurrency):
-            # In the order they came: each run of feeds without items together, each feed with items alone.
+            # In the order they came: each run of feeds without items together, each feed with items alone
+            # (and reported as soon as it is stored, so a run that stops on a database fault still counts it).
             for brings_items, feeds in itertools.groupby(group, lambda pair: isinstance(pair[1], ParsedFeed)):
                 if brings_items:
-                    outcomes = [await asyncio.to_thread(recorder.one, result, parsed) for result, parsed in feeds]
+                    for result, parsed in feeds:
+                        report(await asyncio.to_thread(recorder.one, result, parsed))
                 else:
-                    outcomes = await asyncio.to_thread(recorder.light, list(feeds))
-                for outcome in outcomes:
-                    summary.feeds.append(outcome)
-                    if on_feed:
-                        on_feed(outcome)
+                    for outcome in await asyncio.to_thread(recorder.light, list(feeds)):
+                        report(outcome)
     finally:
         if owned:
             await http.aclose()
