@@ -116,13 +116,13 @@ class HostClients:
 
 
 async def fetch_all(
-    client: httpx.AsyncClient | Callable[[str], httpx.AsyncClient],
+    client_for: Callable[[str], httpx.AsyncClient],
     requests: Iterable[FetchRequest],
     settings: PollSettings,
     more: Callable[[], Awaitable[Sequence[FetchRequest]]] | None = None,
 ) -> AsyncIterator[FetchResult]:
-    """Fetch every request, at most `concurrency` at once and `per_host` per host, with `client` or the client
-    that `client(host)` gives; yield results as they end.
+    """Fetch every request, at most `concurrency` at once and `per_host` per host, with the client that
+    `client_for(host)` gives (a `HostClients`); yield results as they end.
 
     With `more`, ask it for further requests whenever fewer than `concurrency` are left waiting for a slot, until
     it gives none: a poll that leases its feeds a batch at a time keeps every slot busy across batches, without
@@ -135,7 +135,7 @@ async def fetch_all(
         nonlocal waiting
         host = _host(request.url)
         host_slot = per_host.setdefault(host, asyncio.Semaphore(settings.per_host))
-        http = client if isinstance(client, httpx.AsyncClient) else client(host)
+        http = client_for(host)
         async with host_slot, overall:
             waiting -= 1
             return await fetch_feed(http, request, settings)

@@ -132,6 +132,11 @@ class Matcher:
         """Whether the rules have been compiled (by a first `match`)."""
         return self._compiled
 
+    def compile(self) -> None:
+        """Compile the rules now rather than on the first `match` (a no-op once they are)."""
+        if not self._compiled:
+            self._compile()
+
     def _compile(self) -> None:
         """Builds every part in locals and stores each whole: a thread that compiles at the same time as another
         only replaces finished parts with equal ones, and a reader never sees a part half built."""
@@ -251,8 +256,7 @@ class Matcher:
     def match(self, title: str, summary: str, published: date | None = None) -> list[Match]:
         """Every proposal the item reports on, best score first; with the day it was `published`, none that was
         first reported (its `since`) after that day or last reported in general words (its `until`) before it."""
-        if not self._compiled:
-            self._compile()
+        self.compile()
         title_text, summary_text = headline_text(title), normalize_text(summary)
         aliases, concepts = self._candidates(fold_text(f"{title_text}\n{summary_text}"))
         if not aliases and not concepts:

@@ -158,7 +158,7 @@ class Parser:
                 from rapidfuzz import fuzz, process  # noqa: F401 - the matcher's fuzzy reading, loaded lazily too
 
                 if self.matcher is not None:
-                    self.matcher.match("", "")  # compiles the rules
+                    self.matcher.compile()
                 self._loaded = True
 
     def _in_thread(self, request: _Request) -> ParseOutcome:

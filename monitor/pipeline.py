@@ -190,13 +190,18 @@ async def _poll(
     from monitor.parse_pool import parse_all
 
     settings = recorder.config.settings.poll
-    owned = client is None
-    http = client if client is not None else HostClients(settings)
+    client_for: Callable[[str], httpx.AsyncClient]
+    owned: HostClients | None = None  # the clients this poll makes, and closes
+    if client is None:
+        client_for = owned = HostClients(settings)
+    else:
+        given = client  # a caller's one client serves every host
+        client_for = lambda _host: given  # noqa: E731
     try:
         # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
         # fetches keep their deadlines and the next feeds parse while one is stored. The feeds that came in
         # while one was stored are taken together: those that bring no items are stored in one transaction.
-        fetched = parse_all(parser, fetch_all(http, requests, settings, more), recorder.clock, settings.max_items)
+        fetched = parse_all(parser, fetch_all(client_for, requests, settings, more), recorder.clock, settings.max_items)
 
         def report(outcome: FeedOutcome) -> None:
             summary.feeds.append(outcome)
@@ -214,8 +219,8 @@ async def _poll(
                     for outcome in await asyncio.to_thread(recorder.light, list(feeds)):
                         report(outcome)
     finally:
-        if owned:
-            await http.aclose()
+        if owned is not None:
+            await owned.aclose()
 
 
 async def _in_groups(pairs: AsyncIterator[T], most: int) -> AsyncIterator[list[T]]:
