@@ -53,6 +53,9 @@ class Concept:
     keys: tuple[frozenset[str], ...]  # per part that has them: word starts one of which the item must contain
     ordered: bool = False
     order: tuple[int, ...] = ()  # the parts, the ones least likely to occur first
+    # whether a sentence's speaker may stand as a part ("Zelensky: giving up NATO ..."): not where a part names
+    # who commits, since a speaker is seldom the one committing ("Hegseth: troops sent to Ukraine ...")
+    speaker: bool = True
 
     KEY_LENGTH = 4  # misspellings keep a word's first four letters: the keys and the fuzzy match rely on it
 
@@ -158,7 +161,7 @@ def compile_concept(parts: Sequence[str], near: int, actors: Sequence[str], orde
         if ACTOR not in group and starts is not None:
             keys.append(frozenset(starts))
     order = sorted(range(len(parts)), key=lambda i: (ACTOR in parts[i], parts[i].count("|")))
-    return Concept(tuple(compiled), near, tuple(keys), ordered, tuple(order))
+    return Concept(tuple(compiled), near, tuple(keys), ordered, tuple(order), not any(ACTOR in p for p in parts))
 
 
 def _plain(term: str) -> bool:

@@ -138,6 +138,11 @@ _SIGNED = _compile(
     r"(?:\w+ly\s+)?(?:concluded|finali[sz]ed|adopted|agreed)\b",
     rf"\b{_SIGN_NOUN}\s+(?:is\s+|was\s+)?reached\b",
     r"\b(?:entered|came|comes|enters)\s+into\s+force\b",
+    # a pact with an anniversary, or a party's pact named by its past year, has been signed ("mark two years of
+    # the security accord", "Canada's 2024 security agreement")
+    rf"\b(?:anniversary|years?|months?)\s+(?:of|since)\s+(?:the\s+|its\s+|their\s+)?"
+    rf"(?:(?!talks|negotiat|work|efforts?|push|plans?)\w+\s+){{0,3}}?(?:signing|{_SIGN_NOUN})\b",
+    rf"(?:'s|\bits|\btheir)\s+(?:19|20)\d\d\s+(?:\w+\s+){{0,2}}?{_SIGN_NOUN}\b",
     rf"\b(?:gets?|got|secures?|secured|wins?|won)\s+(?:\S+\s+){{0,6}}?(?:security\s+)?{_SIGN_NOUN}\b",
     rf"\b(?:conclude[sd]?|finali[sz]e[sd]?)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     # hailing or welcoming a new pact celebrates one concluded ("Biden hailed a new security agreement"), not
@@ -160,6 +165,11 @@ _SIGNED = _compile(
 _COMMIT_VERB = (
     r"(?:send|deploy|provide|offer|put|contribute|lead(?!\s+to\b)|guarantee|give|station|back|extend|spend|protect|defend|"
     r"take part|participate|run|monitor|establish|set up|command)"
+)
+_FUTURE_GIVE = (
+    r"(?:dara|daranno|offrira|offriranno|garantira|garantiranno|inviera|invieranno|fornira|forniranno|"
+    r"donnera|donneront|enverra|enverront|fournira|fourniront|garantira|garantiront|"
+    r"відправлять|відправить|направлять|направить|надішлють|розмістять|розмістить|нададуть|надасть)"
 )
 _NOT_OFFER = _compile(
     r"(?:\bnot|n't|\bnever|\bno longer|\brefus\w* to|\breject\w*)\s+(?:\w+\s+){0,3}?"
@@ -195,6 +205,18 @@ _NOT_OFFER = _compile(
     r"\b(?:drop(?:s|ped|ping)?|shelv\w*|scrap\w*|abandon\w*|ditch\w*|backtrack\w*(?:\s+on)?|walk\w*\s+back|"
     r"u turn\w*(?:\s+on)?)\s+(?:\S+\s+){0,3}?(?:plans?|offers?|idea|pledges?|proposals?|commitments?)\b"
     r"(?:\s+(?:to|of|for)\s+\w+)?",
+    # a commitment doubted or feared for is not made ("diplomats doubt Washington will back the force")
+    r"\b(?:doubt\w*|fear\w*|unsure|uncertain|unclear|sceptic\w*|skeptic\w*|question\w*)\s+(?:whether\s+|if\s+|that\s+)?"
+    r"(?:\w+\s+){0,3}?(?:will|would|could|can|might)\s+(?:\w+\s+)?\w+",
+    r"\b(?:dout\w*\s+(?:que|qu'|de)|dubit\w*\s+che|teme\w*\s+che|craign\w*\s+que|bezweifel\w*|zweifel\w*\s+(?:\w+\s+)?(?:dass|ob)|"
+    r"сумнів\w*|сомнева\w*)(?:\W+\w+){0,6}",
+    # a plan or text that bars or renounces something proposes none of it ("draft plan bars NATO troops")
+    r"\b(?:draft\w*\s+)?(?:\w+\s+){0,2}?(?:plan|proposal|document|framework|text|deal|agreement)\s+(?:would\s+|will\s+)?"
+    r"(?:\S+\s+){0,2}?(?:bar|bars|barring|ban|bans|banning|exclud\w*|rul\w* out|prohibit\w*|forbid\w*|renunciation|"
+    r"renounc\w*)\b",
+    # a text that drops its mention of a commitment ("communique drops mention of the irreversible path")
+    r"\b(?:drop\w*|omit\w*|remov\w*|delet\w*|strip\w*|scrap\w*)\s+(?:\w+\s+){0,2}?(?:mention|mentions|reference|references|"
+    r"language|wording|pledge|promise)\s+(?:of|to|on|about)\b(?:\W+\w+){0,6}",
     # offering to give something up ("offers to drop the NATO bid") offers nothing that is tracked
     r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
@@ -206,6 +228,8 @@ _NOT_OFFER = _compile(
     # refusing to commit, in the other languages ("refuse de s'engager", "rifiuta di inviare")
     r"\b(?:refus\w*|rifiut\w*)\s+(?:de|d'|di)\s*(?:s'|si\s+)?(?:engager|impegnar\w*|promettre|promettere|proposer|"
     r"proporre|offrir|offrire|donner|dare|envoyer|inviare|garantir|garantire|fournir|fornire)\w*",
+    # the future of giving, negated ("l'Italia non inviera soldati", "la France n'enverra pas", "не направить")
+    rf"\b(?:non|ne|nicht|не|ні|n')\s*(?:\w+\s+)?{_FUTURE_GIVE}\b",
     # not ready or willing, in the other languages
     r"\b(?:non|pas|nicht|nie|не|ні)\s+(?:\w+\s+){0,2}?(?:pront[aoie]|prets?|pretes?|disponibil\w*|bereit|готов\w*)"
     r"(?:\W+\w+){0,4}",
@@ -262,6 +286,8 @@ _OFFER = _compile(
     # a headline's "X to send troops": its subject runs of words, none of them blanked out as a refusal
     rf"^(?:[\w'.]+ ){{1,6}}?to {_COMMIT_VERB}\b",
     r"^(?:[\w'.]+ ){1,6}?to (?:unveil|announce|propose|present|launch)\b",
+    # ... and "X to agree a pact", where X is a headline's subject, not a clause ("the EU is ready to agree")
+    r"^(?:(?!is |are |was |were |be |ready |willing |prepared )[\w'.]+ ){1,6}?to agree\b(?! to\b| on whether\b)",
     r"\b(?:announc(?:es|ed)|unveil(?:s|ed)|launch(?:es|ed)|earmark(?:s|ed)|allocat(?:es|ed)|establish(?:es|ed)|"
     r"sets?\s+up|takes?\s+command|took\s+command|begins?\s+(?:its\s+)?work|becomes?\s+operational)\b",
     r"\b(?:guarantees?|assurances|commitments|protocols|backstop|agreement|deal|pact|document|plan|package|framework)\b"
@@ -272,9 +298,7 @@ _OFFER = _compile(
     r"(?:inviare|schierare|fornire|offrire|garantire|dare|envoyer|deployer|engager|fournir|offrir|garantir|donner|entsenden|"
     r"schicken|geben|leisten|garantieren|направ\w*|відправ\w*|надати|гарантувати|предостав\w*|розмістити|разместить)",
     # the future of giving, sending and guaranteeing ("daranno garanzie", "відправлять війська")
-    r"\b(?:dara|daranno|offrira|offriranno|garantira|garantiranno|inviera|invieranno|fornira|forniranno|"
-    r"donnera|donneront|enverra|enverront|fournira|fourniront|garantira|garantiront|"
-    r"відправлять|відправить|направлять|направить|надішлють|розмістять|розмістить|нададуть|надасть)\b",
+    rf"\b{_FUTURE_GIVE}\b",
 )
 _WITHDRAWN = _compile(
     r"\b(?:drop(?:s|ped)|shelv(?:es|ed)|ditch(?:es|ed)|backtrack(?:s|ed)\s+on|walk(?:s|ed)\s+back|u turns?\s+on)\s+"
@@ -292,6 +316,13 @@ _CONDITIONAL = _compile(
 )
 
 
+_QUOTE = re.compile(r"(?<!\w)'|'(?!\w)")
+# a headline's "X to offer": its subject a name, not a clause that wants, refuses or is only ready to offer
+_HEADLINE_OFFER = re.compile(
+    r"^(?:(?!is |are |was |were |be |to |allow\w* |lets? |not |never |wants? |hopes? |seeks? |asks? |urges? |"
+    r"refuses? |declines? |fails? |unable |unwilling |reluctant |how |whether |what )[\w'.]+ ){1,6}?"
+    r"to (?:offer|propose|pledge|promise|invite)\b"
+)
 _QUESTION = re.compile(r"\?[\s\"'\u2019\u201d)]*$")
 
 
@@ -320,6 +351,8 @@ def _withdrawn(text: str) -> bool:
 
 def read_cue(text: str) -> Cue:
     """The status one folded clause gives a proposal (`discussion`, `proposal` or `signed`)."""
+    if "'" in text:
+        text = _QUOTE.sub(" ", text)  # a quoted word reads as itself: "will 'be involved'"
     withdrawn = _withdrawn(text)
     masked, _negated = _mask(text, _NEG_SIGN)
     masked, modal = _mask(masked, _MODAL_SIGN)
@@ -328,6 +361,9 @@ def read_cue(text: str) -> Cue:
         return Cue(SIGNED, signed.group(0), withdrawn)
     if modal:
         return Cue(PROPOSAL, modal, withdrawn)
+    headline = _HEADLINE_OFFER.search(masked)
+    if headline:
+        return Cue(PROPOSAL, headline.group(0), withdrawn)
     masked, _not_offered = _mask(masked, _NOT_OFFER)
     offered = _OFFER.search(masked)
     if offered:

@@ -53,7 +53,7 @@ from monitor.text import (
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
-MATCHER_VERSION = "2026.6"
+MATCHER_VERSION = "2026.7"
 ACTOR_GROUP = "@actor"
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
@@ -71,6 +71,7 @@ class Match:
     status_sentence: str
     withdrawn: bool = False
     matcher_version: str = MATCHER_VERSION
+    years: tuple[int, ...] = ()  # the years its sentences name ("signed in 2024")
 
 
 # ---------------------------------------------------------------- compiled proposal rules
@@ -81,6 +82,7 @@ _REFERENCE = re.compile(
     )
 )
 _NOT_PLACE = r"(?<!\bin )(?<!\bat )"
+_SPEAKER = re.compile(r"(\w+(?: \w+){0,2}):\s")  # "zelensky: ...", "nato chief: ...", not "guarantees, troops: ..."
 
 
 @dataclass(frozen=True)
@@ -246,9 +248,11 @@ class Matcher:
             for index in owners:  # on a tie the longer alias, the more telling reading, wins
                 if index not in best or (hit.score, len(hit.alias)) > (best[index].score, len(best[index].alias)):
                     best[index] = hit
+        speaker = _SPEAKER.match(text) if concepts else None
+        joined = f"{text[: speaker.end(1)]} {text[speaker.end(1) + 1 :]}" if speaker else text  # same offsets
         for owners, concept in concepts:
             wanting = [i for i in owners if i not in best]
-            if wanting and (found := concept.find(text)) is not None:
+            if wanting and (found := concept.find(joined if concept.speaker else text)) is not None:
                 for index in wanting:
                     best[index] = Hit(CONCEPT_SCORE, found.words, found.span)
         return best
@@ -277,17 +281,28 @@ class Matcher:
         hits = [self._hits(text, a, c) for text, a, c in zip(folded, sentence_aliases, sentence_concepts, strict=True)]
         found = []
         for index in sorted(set().union(*hits)):
-            if not _current(self._window[self._rules[index].proposal.id], published):
+            since, _until = self._window[self._rules[index].proposal.id]
+            if not _current((since, None), published):
                 continue  # "Western troops to Ukraine" in early 2024 is not the force proposed after a ceasefire
             match = self._match_rule(index, self._rules[index], sentences, folded, hits)
-            if match is not None:
+            if match is not None and self._in_window(match, published):
                 found.append(match)
         return sorted(found, key=lambda m: (-m.score, m.proposal))
 
     def arisen(self, matches: Sequence[Match], published: date | None) -> list[Match]:
         """What a dated `match` gives of an undated one's matches: those of proposals current on `published`
         (arisen by then, and not yet past their `until`)."""
-        return [m for m in matches if _current(self._window[m.proposal], published)]
+        return [m for m in matches if self._in_window(m, published)]
+
+    def _in_window(self, match: Match, published: date | None) -> bool:
+        """Whether `published` falls in the proposal's window, or the reading names a year of it: after its
+        `until` "Ukraine's 2024 security accord with the US" still speaks of the 2024 accord."""
+        window = self._window[match.proposal]
+        if _current(window, published):
+            return True
+        since, until = window
+        first = since.year if since is not None else 0
+        return until is not None and any(first <= year <= until.year for year in match.years)
 
     def _match_rule(
         self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, Hit]]
@@ -301,6 +316,8 @@ class Matcher:
             own_hit = hits[i].get(index)
             hit = own_hit or (hits[0].get(index) if i and rule.needs_actor else None)
             if hit is None or not text:
+                continue
+            if own_hit and _history(text, rule.proposal.since):
                 continue
             named = own_hit is not None and own_hit.alias in rule.names
             own_actors = rule.actor_hits(text) if rule.needs_actor else []
@@ -339,7 +356,22 @@ class Matcher:
             status=reading.status,
             status_sentence=reading.sentence,
             withdrawn=reading.withdrawn,
+            years=tuple(sorted({year for j in used for year in _years(folded[j])})),
         )
+
+
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+
+
+def _years(text: str) -> list[int]:
+    return [int(year) for year in _YEAR.findall(text)]
+
+
+def _history(text: str, since: date | None) -> bool:
+    """Whether a sentence dates itself only before a proposal was first reported ("Paris sent troops in 2022",
+    "the assurances Ukraine got in 1994"): it tells of something earlier."""
+    years = _years(text) if since is not None else []
+    return since is not None and bool(years) and max(years) < since.year
 
 
 def _current(window: tuple[date | None, date | None], published: date | None) -> bool:

@@ -293,6 +293,21 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("German opposition questions Bundeswehr role in Ukraine mission", "", {"reassurance-force": "discussion"}),
         ("Allies still divided over mandate of future Ukraine force", "", {"reassurance-force": "discussion"}),
         ("NATO's Rutte: Ukraine membership not part of peace talks", "", {"ukraine-nato-membership": "discussion"}),
+        # renouncing NATO as a noun; the "irreversible path" named without its goal; talking about the force
+        ("Peace framework would enshrine Kyiv's renunciation of NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("Allies reaffirm Ukraine's irreversible path at NATO summit", "", {"ukraine-nato-membership": "proposal"}),
+        ("Defence chiefs talk about a Ukraine force in Brussels", "", {"reassurance-force": "discussion"}),
+        # the US role in Ukraine's security; NATO admitting Ukraine in that order; membership "for Ukraine"
+        ("Pentagon weighs US role in Ukraine's security", "", {"us-security-backstop": "discussion"}),
+        ("Moscow demands that NATO never admit Ukraine", "", {"ukraine-nato-membership": "discussion"}),
+        ("Membership for Ukraine is not on the NATO table", "", {"ukraine-nato-membership": "discussion"}),
+        # a headline's speaker stands as a party ("Zelensky: giving up NATO ..."); the reassurance force named alone
+        ("Zelensky: giving up NATO hopes was the price of peace", "", {"ukraine-nato-membership": "discussion"}),
+        ("Macron: 'reassurance force' would not fight Russia", "", {"reassurance-force": "discussion"}),
+        # Ukraine's membership named in the other languages
+        ("Nato, Rutte: l'adesione dell'Ucraina non è sul tavolo", "", {"ukraine-nato-membership": "discussion"}),
+        ("Der Beitritt der Ukraine zur NATO bleibt ein Ziel", "", {"ukraine-nato-membership": "discussion"}),
+        ("L'OTAN discute de l'adhésion de l'Ukraine", "", {"ukraine-nato-membership": "discussion"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
@@ -359,6 +374,11 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("EU opens Ukraine membership talks", "NATO allies watched."),
         ("Russia forms a Ukraine force of volunteers", ""),
         ("Mutual defence pact between Poland and the Baltics covers Ukraine refugees' aid", ""),
+        # another country's accession, done; troops sent years before the force was first proposed
+        ("Finland marks a year in NATO", "The Nordic country joined the alliance after Russia's invasion of Ukraine."),
+        ("Sweden holds its first drills as an ally", "The newest member of the alliance says it backs Ukraine."),
+        ("France to lead NATO battlegroup in Romania", "Paris sent troops there in 2022 after Russia invaded Ukraine."),
+        ("L'adhésion de l'Ukraine à l'UE avance", "Les alliés de l'OTAN observent."),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
@@ -393,6 +413,11 @@ def test_excluded_term_no_longer_vetoes_an_item_that_reports_the_proposal_elsewh
     assert match.sentences == (summary,) and match.status == "proposal"
     # the sentence the exclusion stands in is explained away, and with only that sentence, nothing matches
     assert matcher.match("Peacekeepers training in Ukraine", "") == []
+
+
+def test_a_speaker_is_not_taken_for_the_party_that_commits() -> None:
+    found_here = found("Hegseth: any troops sent to Ukraine as peacekeepers should not be a NATO mission")
+    assert "us-security-backstop" not in found_here and found_here["reassurance-force"] == "discussion"
 
 
 def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
@@ -524,6 +549,29 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("leaders fail to finalise plans for the force", "discussion"),
         ("Starmer to unveil a 100-year partnership", "proposal"),
         ("allies to discuss plans for the force", "discussion"),
+        # a commitment doubted; a plan that bars what it names; a text that drops its mention; "X to agree" a pact
+        ("diplomats doubt Washington will back the force", "discussion"),
+        ("allies fear the US would not commit", "discussion"),
+        ("Les Européens doutent que Washington s'engage à garantir la paix", "discussion"),
+        ("Roma dubita che Washington offrirà garanzie", "discussion"),
+        ("Berlin bezweifelt, dass Washington der Ukraine Garantien zugesagt hat", "discussion"),
+        ("У Києві сумніваються, що США нададуть гарантії", "discussion"),
+        ("the draft peace plan bars NATO troops from Ukraine", "discussion"),
+        ("the communique drops any mention of Ukraine's irreversible path", "discussion"),
+        ("UK to agree a 100-year partnership with Ukraine", "proposal"),
+        # a pact with an anniversary, or a party's pact named by its past year, is signed; years of talks are not
+        ("Ukraine and Japan mark two years of the security accord", "signed"),
+        ("Ukraine and Japan mark two years of talks on a security accord", "discussion"),
+        ("Carney reaffirms Canada's 2024 security agreement with Ukraine", "signed"),
+        # a quoted word reads as itself; a headline's "X to offer" offers, a subject that only wants to does not
+        ("US will 'be involved' in the guarantees, Trump says", "proposal"),
+        ("Starmer to offer Ukraine a '100-year partnership'", "proposal"),
+        ("Kyiv wants allies to offer guarantees", "discussion"),
+        # the future of sending, negated
+        ("l'Italia non invierà soldati in Ucraina", "discussion"),
+        ("la France n'enverra pas de troupes", "discussion"),
+        ("l'Italia invierà soldati in Ucraina", "proposal"),
+        ("the draft peace plan offers Ukraine guarantees", "proposal"),
     ],
 )
 def test_status_cue_by_what_the_sentence_does(text: str, level: str) -> None:

@@ -54,6 +54,36 @@ def test_a_report_after_until_is_not_matched() -> None:
     assert matcher.arisen(undated, date(2026, 1, 26)) == [] and matcher.arisen(undated, date(2024, 6, 1)) == undated
 
 
+@pytest.mark.parametrize(
+    ("title", "summary", "expected"),
+    [
+        ("Ukraine's 2024 security agreement with the US survives change of administration", "", ["pact"]),
+        ("Officials review a pact", "The security agreement was signed in June 2024.", ["pact"]),
+        ("Officials review the security agreement", "Another pact was signed in June 2024.", []),
+        ("New US security agreement for Ukraine after 2024's expires", "", ["pact"]),
+        ("US and Ukraine security agreement ready to be signed", "", []),
+        ("US and Ukraine security agreement ready to be signed", "Talks began in 2025.", []),
+    ],
+)
+def test_after_until_a_reading_that_names_a_year_of_its_window_still_counts(
+    title: str, summary: str, expected: list[str]
+) -> None:
+    matcher = Matcher(
+        [ProposalConfig(id="pact", title="Pact", aliases=["security agreement"], until=date(2025, 1, 19))]
+    )
+    published = date(2026, 3, 1)
+    assert [m.proposal for m in matcher.match(title, summary, published)] == expected
+    assert [m.proposal for m in matcher.arisen(matcher.match(title, summary), published)] == expected
+
+
+def test_a_sentence_dated_only_before_since_tells_of_something_earlier() -> None:
+    matcher = _force()
+    assert matcher.match("Paris had offered to send troops to Ukraine in 2022", "", date(2025, 3, 1)) == []
+    assert matcher.match("Paris offered in 2024 to send troops to Ukraine, and again in 2025", "") != []
+    dated = matcher.match("Ukraine war: allies ready to send troops", "Talks began in 2023, Kyiv says.")
+    assert [m.proposal for m in dated] == ["force"]  # the year is in another sentence than the reading
+
+
 def test_default_proposals_state_when_they_were_reported() -> None:
     proposals = {p.id: p for p in load_config(DEFAULT_CONFIG_PATH, env={}).proposals}
     assert proposals["reassurance-force"].since == date(2024, 11, 1)
