@@ -26,15 +26,23 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.env import API_URL_ENV, CONFIG_ENV, DATABASE_ENV, TOKEN_ENV
+from monitor.env import API_URL_ENV, CONFIG_ENV, DATABASE_ENV, DEFAULT_CONFIG_PATH, PROJECT_ROOT, TOKEN_ENV, config_path
 from monitor.errors import ConfigError
+from monitor.idle import config_digest
 from monitor.vocabulary import ID_LENGTH, STATUS_LENGTH, Frequency, Tier
 from monitor.yaml_lines import KeyPath, describe_error, dotted, load_yaml
 
-__all__ = ["API_URL_ENV", "CONFIG_ENV", "DATABASE_ENV", "TOKEN_ENV", "Tier"]  # read by the modules that import config
+__all__ = [
+    "API_URL_ENV",
+    "CONFIG_ENV",
+    "DATABASE_ENV",
+    "DEFAULT_CONFIG_PATH",
+    "PROJECT_ROOT",
+    "TOKEN_ENV",
+    "Tier",
+    "config_path",
+]  # read by the modules that import config
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_PATH = PROJECT_ROOT / "feeds.yaml"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$")
 _DURATION_UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -276,6 +284,7 @@ class Config:
     sources: tuple[SourceConfig, ...]
     proposals: tuple[ProposalConfig, ...]
     telegram_token: str | None = None
+    digest: str | None = None  # of the file as read (`monitor.idle.config_digest`): what a poll synced
 
     @property
     def database_url(self) -> str:
@@ -286,16 +295,6 @@ class Config:
             if source.id == source_id:
                 return source
         raise ConfigError([f"{self.path}: sources: no source with id {source_id!r}"])
-
-
-def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
-    """The file to read: an explicit path, then $MONITOR_CONFIG, then ./feeds.yaml, then the bundled default."""
-    if explicit:
-        return Path(explicit)
-    if env.get(CONFIG_ENV):
-        return Path(env[CONFIG_ENV])
-    local = Path("feeds.yaml")
-    return local if local.exists() else DEFAULT_CONFIG_PATH
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -339,6 +338,7 @@ def parse_config(text: str, file: Path, env: Mapping[str, str]) -> Config:
         sources=tuple(parsed.sources),
         proposals=tuple(parsed.proposals),
         telegram_token=env.get(TOKEN_ENV) or None,
+        digest=config_digest(text),
     )
 
 

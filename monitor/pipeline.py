@@ -99,7 +99,7 @@ def run_poll(
             history.sync_proposals(config.proposals, session=session)
             sources.release_leases(dead_owners(sources.lease_owners(session=session)), session=session)
             due = sources.due_sources(clock(), session=session, only=only, force=force)
-            run = sources.start_run(clock(), force, len(due), session=session)
+            run = sources.start_run(clock(), force, len(due), session=session, config_digest=config.digest)
             session.commit()
             run_id = run.id
             assert run_id is not None

@@ -6,6 +6,7 @@ Errors become one clean line per problem and a non-zero exit; tables on a termin
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,11 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
 
         monitor poll --source kyiv-independent --force
     """
+    from monitor.idle import idle_run
+
+    if not (force or sources) and (run_id := idle_run(config_path, os.environ, now())) is not None:
+        _print_nothing_due(run_id, as_json)  # answered from the SQLite file alone (monitor/idle.py)
+        return
     from monitor.config import load_config
     from monitor.store.db import run_lock
     from monitor.store.schema import open_database
@@ -97,6 +103,14 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
     _print_summary(summary, as_json)
     if summary.nothing_polled:
         sys.exit(EXIT_NOTHING_POLLED)
+
+
+def _print_nothing_due(run_id: int | None, as_json: bool) -> None:
+    if as_json:
+        counts = ["feeds_due", "feeds_ok", "feeds_not_modified", "feeds_failed", "items_new", "items_updated"]
+        click.echo(json.dumps({"run_id": run_id, **dict.fromkeys(counts, 0), "feeds": []}))
+    else:
+        click.echo("No feed is due. (Use --force to poll anyway.)")
 
 
 def _poll_with_progress(config: Config, engine: Any, sources: tuple[str, ...], force: bool, show: bool) -> PollSummary:
@@ -128,6 +142,9 @@ def _poll_with_progress(config: Config, engine: Any, sources: tuple[str, ...], f
 
 
 def _print_summary(summary: PollSummary, as_json: bool) -> None:
+    if summary.feeds_due == 0:
+        _print_nothing_due(summary.run_id, as_json)
+        return
     if as_json:
         click.echo(
             json.dumps(
@@ -148,9 +165,6 @@ def _print_summary(summary: PollSummary, as_json: bool) -> None:
     from rich.console import Console
 
     console = Console(soft_wrap=True)
-    if summary.feeds_due == 0:
-        console.print("No feed is due. (Use --force to poll anyway.)")
-        return
     for feed in sorted(summary.feeds, key=lambda f: f.source_id):
         if feed.outcome == "failed":
             console.print(f"[red]failed[/] {feed.source_id}: {feed.error}", markup=True, highlight=False)

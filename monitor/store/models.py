@@ -196,6 +196,7 @@ class PollRun(SQLModel, table=True):
     feeds_failed: int = 0
     items_new: int = 0
     items_updated: int = 0
+    config_digest: str | None = Field(default=None, max_length=64)  # the feeds.yaml it synced (migration 0010)
 
 
 class FeedPoll(SQLModel, table=True):
