@@ -304,6 +304,8 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # a headline's speaker stands as a party ("Zelensky: giving up NATO ..."); the reassurance force named alone
         ("Zelensky: giving up NATO hopes was the price of peace", "", {"ukraine-nato-membership": "discussion"}),
         ("Macron: 'reassurance force' would not fight Russia", "", {"reassurance-force": "discussion"}),
+        # Sweden as an ally backing Ukraine's bid, not as a member of its own
+        ("Sweden supports Ukraine's NATO membership, Kristersson says", "", {"ukraine-nato-membership": "discussion"}),
         # Ukraine's membership named in the other languages
         ("Nato, Rutte: l'adesione dell'Ucraina non è sul tavolo", "", {"ukraine-nato-membership": "discussion"}),
         ("Der Beitritt der Ukraine zur NATO bleibt ein Ziel", "", {"ukraine-nato-membership": "discussion"}),
@@ -379,6 +381,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Sweden holds its first drills as an ally", "The newest member of the alliance says it backs Ukraine."),
         ("France to lead NATO battlegroup in Romania", "Paris sent troops there in 2022 after Russia invaded Ukraine."),
         ("L'adhésion de l'Ukraine à l'UE avance", "Les alliés de l'OTAN observent."),
+        ("Sweden formally joins NATO", "Sweden joined the alliance two years after Russia invaded Ukraine."),
+        ("Finland and Sweden join NATO exercise", "Finland's NATO membership helps Ukraine, officials say."),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
