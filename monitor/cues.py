@@ -194,6 +194,8 @@ _NOT_OFFER = _compile(
     # ... or what someone will or would do ("clarity on what Washington will contribute", "unclear whether the US
     # would provide air cover")
     r"\b(?:whether|how much|how many|what)\s+(?:\w+\s+){1,3}?(?:will|would|could|can|might)\s+\w+",
+    # ... and how someone plans to do it, explained ("how Europe plans to protect Ukraine")
+    r"\bhow\s+(?:\w+\s+){1,3}?(?:will|would|could|can|might|plans?|intends?|aims?|hopes?|wants?)\s+(?:to\s+)?\w+",
     r"\b(?:could|might|may)\s+(?:\w+\s+)?(?:send|deploy|provide|give|contribute)\b",
     # pledges, offers and promises as nouns ("security pledges"), not as verbs ("the UK pledges")
     r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable)"

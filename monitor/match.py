@@ -82,6 +82,12 @@ _REFERENCE = re.compile(
     )
 )
 _NOT_PLACE = r"(?<!\bin )(?<!\bat )"
+# a summary sentence whose subject is the headline's party, named again only as a pronoun or by office
+_HEADLINE_PARTY = re.compile(
+    r"(?:he|she|they|the (?:two )?(?:prime minister|president|chancellor|premier|leaders?|sides|countries|"
+    r"governments?))\s+(?:\w+\s+){0,2}?"
+    r"(?:signed|inked|sealed|concluded|agreed|offered|pledged|proposed|promised|will|would|is|are|has|have)\b"
+)
 _SPEAKER = re.compile(r"(\w+(?: \w+){0,2}):\s")  # "zelensky: ...", "nato chief: ...", not "guarantees, troops: ..."
 
 
@@ -340,6 +346,8 @@ class Matcher:
                 passages.append(Passage(focus(text, [span for _, span in own_actors]), sentences[i]))
             elif own_actors:  # the headline names the agreement, this sentence only a party: read the headline
                 passages.append(Passage(focus(folded[0], [hits[0][index].span]), sentences[0]))
+            elif own_hit and _HEADLINE_PARTY.match(text):  # "He signed an agreement ...": the headline's party
+                passages.append(Passage(focus(text, [own_hit.span]), sentences[i]))
             else:
                 passages.append(Passage(focus(folded[0], [span for _, span in title_actors]), sentences[0]))
         if best is None:

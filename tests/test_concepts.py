@@ -306,6 +306,10 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Macron: 'reassurance force' would not fight Russia", "", {"reassurance-force": "discussion"}),
         # Sweden as an ally backing Ukraine's bid, not as a member of its own
         ("Sweden supports Ukraine's NATO membership, Kristersson says", "", {"ukraine-nato-membership": "discussion"}),
+        # Article 5 without NATO; troops offered as a noun; jets stationed in Ukraine after a ceasefire
+        ("'Article 5 without NATO': what Europe could give Ukraine", "", {"it-article5-guarantee": "discussion"}),
+        ("Two more countries make troop offers for the Ukraine coalition", "", {"reassurance-force": "proposal"}),
+        ("France offers to station fighter jets in Ukraine after a ceasefire", "", {"reassurance-force": "proposal"}),
         # Ukraine's membership named in the other languages
         ("Nato, Rutte: l'adesione dell'Ucraina non è sul tavolo", "", {"ukraine-nato-membership": "discussion"}),
         ("Der Beitritt der Ukraine zur NATO bleibt ein Ziel", "", {"ukraine-nato-membership": "discussion"}),
@@ -382,6 +386,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("France to lead NATO battlegroup in Romania", "Paris sent troops there in 2022 after Russia invaded Ukraine."),
         ("L'adhésion de l'Ukraine à l'UE avance", "Les alliés de l'OTAN observent."),
         ("Sweden formally joins NATO", "Sweden joined the alliance two years after Russia invaded Ukraine."),
+        ("'Article 5 means what it says,' Rutte warns Moscow", "Allies also discussed aid to Ukraine."),
+        ("France offers to station fighter jets in Poland", "Paris also backs Ukraine."),
         ("Finland and Sweden join NATO exercise", "Finland's NATO membership helps Ukraine, officials say."),
     ],
 )
@@ -417,6 +423,14 @@ def test_excluded_term_no_longer_vetoes_an_item_that_reports_the_proposal_elsewh
     assert match.sentences == (summary,) and match.status == "proposal"
     # the sentence the exclusion stands in is explained away, and with only that sentence, nothing matches
     assert matcher.match("Peacekeepers training in Ukraine", "") == []
+
+
+def test_a_summary_sentence_whose_subject_is_the_headlines_party_gives_its_status() -> None:
+    arrived = "British Prime Minister Rishi Sunak arrived on Friday."
+    signed = found("Sunak in Kyiv", f"{arrived} He signed an agreement on security cooperation with Zelensky.")
+    assert signed == {"uk-ua-2024": "signed"}
+    other = found("Sunak in Kyiv", f"{arrived} He said Kyiv had signed security agreements with Germany and France.")
+    assert other["uk-ua-2024"] == "discussion" and other["de-ua-2024"] == other["fr-ua-2024"] == "signed"
 
 
 def test_a_speaker_is_not_taken_for_the_party_that_commits() -> None:
@@ -571,6 +585,9 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("US will 'be involved' in the guarantees, Trump says", "proposal"),
         ("Starmer to offer Ukraine a '100-year partnership'", "proposal"),
         ("Kyiv wants allies to offer guarantees", "discussion"),
+        # how someone plans to do it, explained, is no plan announced
+        ("how Europe plans to protect Ukraine", "discussion"),
+        ("how the coalition will deploy its troops", "discussion"),
         # the future of sending, negated
         ("l'Italia non invierà soldati in Ucraina", "discussion"),
         ("la France n'enverra pas de troupes", "discussion"),
