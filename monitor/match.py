@@ -35,7 +35,7 @@ from datetime import date, datetime
 from monitor.aliases import PREFIX, Alias, Hit, anchor_of, find, make_alias, tokens
 from monitor.concepts import Concept, ConceptIndex, compile_concept, word_starts
 from monitor.config import ProposalConfig
-from monitor.cues import DEFAULT_LADDER, Passage, read_status, strip_marks
+from monitor.cues import DEFAULT_LADDER, Passage, read_status
 from monitor.status import Ladder
 from monitor.text import (
     Occurrences,
@@ -47,6 +47,7 @@ from monitor.text import (
     normalize_text,
     same_clause,
     split_sentences,
+    strip_marks,
     term_pattern,
     terms_pattern,
 )

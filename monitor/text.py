@@ -16,7 +16,15 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
 
-from monitor.cues import strip_marks
+_MARKS = re.compile("[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def strip_marks(text: str) -> str:
+    """Drop the accents of Latin, Greek and Cyrillic letters (é -> e, ї -> і, й -> и)."""
+    if text.isascii():
+        return text
+    return _MARKS.sub("", unicodedata.normalize("NFKD", text))
+
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
 _TAG = re.compile(r"<[^<>]*>")

@@ -585,6 +585,9 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("US will 'be involved' in the guarantees, Trump says", "proposal"),
         ("Starmer to offer Ukraine a '100-year partnership'", "proposal"),
         ("Kyiv wants allies to offer guarantees", "discussion"),
+        # "any guarantees offered" supposes an offer; "the guarantees offered" reports one
+        ("Russia will study any US security guarantees offered to Kiev", "discussion"),
+        ("Russia rejects the US security guarantees offered to Kiev", "proposal"),
         # how someone plans to do it, explained, is no plan announced
         ("how Europe plans to protect Ukraine", "discussion"),
         ("how the coalition will deploy its troops", "discussion"),
