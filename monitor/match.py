@@ -308,8 +308,11 @@ class Matcher:
         if _current(window, published):
             return True
         since, until = window
-        first = since.year if since is not None else 0
-        return until is not None and any(first <= year <= until.year for year in match.years)
+        # a year names the window when its middle falls in it: a proposal current until 19 January 2025 is not
+        # "the 2025 security agreement"
+        return until is not None and any(
+            (since is None or since <= date(year, 12, 31)) and date(year, 7, 1) <= until for year in match.years
+        )
 
     def _match_rule(
         self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, Hit]]

@@ -306,6 +306,9 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Macron: 'reassurance force' would not fight Russia", "", {"reassurance-force": "discussion"}),
         # Sweden as an ally backing Ukraine's bid, not as a member of its own
         ("Sweden supports Ukraine's NATO membership, Kristersson says", "", {"ukraine-nato-membership": "discussion"}),
+        # the Ukraine "security mission"; the 2024 US pact named beside the president who came after
+        ("Germany says it will take part in Ukraine security mission", "", {"reassurance-force": "proposal"}),
+        ("Biden, Zelenskiy sign security deal that Trump could undo", "", {"us-ua-2024": "signed"}),
         # Article 5 without NATO; troops offered as a noun; jets stationed in Ukraine after a ceasefire
         ("'Article 5 without NATO': what Europe could give Ukraine", "", {"it-article5-guarantee": "discussion"}),
         ("Two more countries make troop offers for the Ukraine coalition", "", {"reassurance-force": "proposal"}),

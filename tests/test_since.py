@@ -63,6 +63,7 @@ def test_a_report_after_until_is_not_matched() -> None:
         ("New US security agreement for Ukraine after 2024's expires", "", ["pact"]),
         ("US and Ukraine security agreement ready to be signed", "", []),
         ("US and Ukraine security agreement ready to be signed", "Talks began in 2025.", []),
+        ("The 2025 security agreement between the US and Ukraine", "", []),
     ],
 )
 def test_after_until_a_reading_that_names_a_year_of_its_window_still_counts(
