@@ -4,7 +4,7 @@ Most runs of `monitor poll` from cron find no feed due. The full run first loads
 the database agree with feeds.yaml and frees the leases of dead workers; before it, `monitor poll` (without
 `--force` or `--source`) asks `idle_run`, which records the run and returns its id only when the database file
 says for sure that the full run would do nothing else:
-- the database is a local SQLite file at the schema revision this code writes (`SCHEMA_HEAD`);
+- the database is a local SQLite file at the schema revision this code writes (`monitor.store.revisions`);
 - the last run ended, and it synced a feeds.yaml byte for byte like this one, read by this version of the code
   (`poll_run.config_digest`, migration 0010);
 - no feed is leased, no item waits for the full-text index, and no enabled feed is due by `now`.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.env import DATABASE_ENV, config_path
+from monitor.store.revisions import head_revision
 
-SCHEMA_HEAD = "0010"  # the newest Alembic revision (tests/test_idle.py holds it to alembic/versions/)
 DEFAULT_DATABASE_URL = "sqlite:///monitor.db"  # settings.database_url when feeds.yaml names none
 _SQLITE = "sqlite:///"
 _BUSY_SECONDS = 2.0  # a writer holding the file longer: the full run waits its turn instead
@@ -70,7 +70,7 @@ def _record_if_idle(database: Path, digest: str, now: datetime, busy_seconds: fl
         head = connection.execute("SELECT version_num FROM alembic_version").fetchall()
         last = connection.execute("SELECT finished_at, config_digest FROM poll_run ORDER BY id DESC LIMIT 1").fetchone()
         if (
-            head != [(SCHEMA_HEAD,)]
+            head != [(head_revision(),)]
             or last is None
             or last[0] is None
             or last[1] != digest

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -16,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from monitor.config import PROJECT_ROOT
+from monitor.env import PROJECT_ROOT
 from monitor.errors import DatabaseError
 from monitor.store.db import MIGRATION_LOCK_KEY, advisory_lock, create_db_engine, first_line, lock_path
+from monitor.store.revisions import MIGRATIONS, head_revision
 
 if TYPE_CHECKING:  # Alembic takes a while to import: only when a migration may be needed
     from alembic.config import Config as AlembicConfig
 
-MIGRATIONS = PROJECT_ROOT / "alembic"
 
 # --- migrations --------------------------------------------------------------------------------------------
 NOT_MODELLED = ("item_fts",)  # SQLite's FTS5 tables (0004) and PostgreSQL's full-text index item_fts_pg (0006)
@@ -90,26 +89,18 @@ def upgrade(engine: Engine) -> bool:
         raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {first_line(exc)}") from None
 
 
-_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*['\"]?([\w-]+)['\"]?", re.MULTILINE)
-
-
 def _at_head(engine: Engine) -> bool:
     """Whether the database is already at this code's one head revision, read from the migration files
     without importing Alembic (a cron run that needs no migration starts faster). Unsure means no."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        for kind, value in _REVISION.findall(path.read_text(encoding="utf-8")):
-            (revisions if kind == "revision" else parents).add(value)
-    heads = revisions - parents
-    if len(heads) != 1:
+    head = head_revision()
+    if head is None:
         return False
     try:
         with engine.connect() as connection:
             current = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
     except sa.exc.DBAPIError:
         return False
-    return current == list(heads)
+    return current == [head]
 
 
 @contextmanager
