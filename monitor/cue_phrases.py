@@ -166,6 +166,9 @@ NOT_OFFERING = _compile(
     # vowing or offering to block something proposes nothing ("Fico vows to block Ukraine's entry into NATO")
     r"\b(?:vow\w*|pledg\w*|promis\w*|threaten\w*|offer\w*)\s+to\s+(?:block|veto|oppose|stop|prevent|reject|bar|halt|"
     r"obstruct|scupper|torpedo)\b",
+    # an offer that few or none have made ("few countries have pledged soldiers")
+    r"\b(?:few|hardly any|none of the|no other|not many)\s+(?:\w+\s+){0,2}?(?:have\s+|has\s+)?(?:yet\s+)?"
+    r"(?:offer|propos|pledg|promis|commit)\w*",
     # "invited" as an adjective ("the 35 invited delegations") names guests, not an invitation; "any guarantees
     # offered" supposes an offer
     r"\b(?:the|all|other|some|many|\d+)\s+invited\b",

@@ -306,6 +306,12 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Macron: 'reassurance force' would not fight Russia", "", {"reassurance-force": "discussion"}),
         # Sweden as an ally backing Ukraine's bid, not as a member of its own
         ("Sweden supports Ukraine's NATO membership, Kristersson says", "", {"ukraine-nato-membership": "discussion"}),
+        # giving up NATO with the subject a few words before
+        (
+            "Zelensky says Ukraine will not recognise occupied land or give up on NATO",
+            "",
+            {"ukraine-nato-membership": "discussion"},
+        ),
         # the Ukraine "security mission"; the 2024 US pact named beside the president who came after
         ("Germany says it will take part in Ukraine security mission", "", {"reassurance-force": "proposal"}),
         ("Biden, Zelenskiy sign security deal that Trump could undo", "", {"us-ua-2024": "signed"}),
@@ -588,6 +594,9 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("US will 'be involved' in the guarantees, Trump says", "proposal"),
         ("Starmer to offer Ukraine a '100-year partnership'", "proposal"),
         ("Kyiv wants allies to offer guarantees", "discussion"),
+        # an offer few have made
+        ("few countries have pledged soldiers to the force", "discussion"),
+        ("many countries have pledged soldiers to the force", "proposal"),
         # "any guarantees offered" supposes an offer; "the guarantees offered" reports one
         ("Russia will study any US security guarantees offered to Kiev", "discussion"),
         ("Russia rejects the US security guarantees offered to Kiev", "proposal"),
