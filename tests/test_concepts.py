@@ -396,6 +396,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("L'adhésion de l'Ukraine à l'UE avance", "Les alliés de l'OTAN observent."),
         ("Sweden formally joins NATO", "Sweden joined the alliance two years after Russia invaded Ukraine."),
         ("'Article 5 means what it says,' Rutte warns Moscow", "Allies also discussed aid to Ukraine."),
+        ("Neutral Ireland sends more aid to Ukraine", ""),
         ("France offers to station fighter jets in Poland", "Paris also backs Ukraine."),
         ("Finland and Sweden join NATO exercise", "Finland's NATO membership helps Ukraine, officials say."),
     ],
