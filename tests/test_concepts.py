@@ -312,6 +312,21 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "",
             {"ukraine-nato-membership": "discussion"},
         ),
+        # French: sending "militaires", a "force multinationale", a US "filet de sécurité", a "franco-ukrainien" pact
+        ("La Belgique prête à envoyer des militaires en Ukraine", "", {"reassurance-force": "proposal"}),
+        ("Les alliés discutent d'une force multinationale pour l'Ukraine", "", {"reassurance-force": "discussion"}),
+        (
+            "Zelensky réclame un « filet de sécurité » américain pour l'Ukraine",
+            "",
+            {"us-security-backstop": "discussion"},
+        ),
+        ("Accord de sécurité franco-ukrainien : un an après", "", {"fr-ua-2024": "discussion"}),
+        # "militarily" is not "militari" (soldiers) with an ending
+        (
+            "Diplomats doubt Washington will commit to defend Ukraine militarily",
+            "",
+            {"us-security-backstop": "discussion"},
+        ),
         # the Ukraine "security mission"; the 2024 US pact named beside the president who came after
         ("Germany says it will take part in Ukraine security mission", "", {"reassurance-force": "proposal"}),
         ("Biden, Zelenskiy sign security deal that Trump could undo", "", {"us-ua-2024": "signed"}),
@@ -397,6 +412,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Sweden formally joins NATO", "Sweden joined the alliance two years after Russia invaded Ukraine."),
         ("'Article 5 means what it says,' Rutte warns Moscow", "Allies also discussed aid to Ukraine."),
         ("Neutral Ireland sends more aid to Ukraine", ""),
+        ("Ukraine : la Pologne envoie des soldats à la frontière biélorusse", ""),
         ("France offers to station fighter jets in Poland", "Paris also backs Ukraine."),
         ("Finland and Sweden join NATO exercise", "Finland's NATO membership helps Ukraine, officials say."),
     ],
