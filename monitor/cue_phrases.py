@@ -84,6 +84,11 @@ SIGNING = _compile(
     rf"\b(?:anniversary|years?|months?)\s+(?:of|since)\s+(?:the\s+|its\s+|their\s+)?"
     rf"(?:(?!talks|negotiat|work|efforts?|push|plans?)\w+\s+){{0,3}}?(?:signing|{_SIGN_NOUN})\b",
     rf"(?:'s|\bits|\btheir)\s+(?:19|20)\d\d\s+(?:\w+\s+){{0,2}}?{_SIGN_NOUN}\b",
+    # what is done under a pact is done under one in force ("pledges $4.5 billion under new security accord"),
+    # not under a peace deal or one still proposed
+    rf"\bunder\s+(?:the\s+|a\s+|an\s+|its\s+|their\s+)?(?:new\s+)?"
+    rf"(?:(?!proposed|planned|draft|future|possible|potential|any|prospective|peace|ceasefire|cease|truce)\w+\s+){{0,2}}?"
+    rf"{_SIGN_NOUN}\b(?!\s+(?:being|still|yet|that would|to be|under discussion|under negotiation))",
     rf"\b(?:gets?|got|secures?|secured|wins?|won)\s+(?:\S+\s+){{0,6}}?(?:security\s+)?{_SIGN_NOUN}\b",
     rf"\b(?:conclude[sd]?|finali[sz]e[sd]?)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     # hailing or welcoming a new pact celebrates one concluded ("Biden hailed a new security agreement"), not

@@ -28,9 +28,9 @@ Status comes from `monitor.cues`, read in the clause that mentions the proposal 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from monitor.aliases import PREFIX, Alias, Hit, anchor_of, find, make_alias, tokens
 from monitor.concepts import Concept, ConceptIndex, compile_concept, word_starts
@@ -51,6 +51,7 @@ from monitor.text import (
     term_pattern,
     terms_pattern,
 )
+from monitor.windows import before_since, current, names_window, years_named
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
@@ -255,14 +256,23 @@ class Matcher:
             for index in owners:  # on a tie the longer alias, the more telling reading, wins
                 if index not in best or (hit.score, len(hit.alias)) > (best[index].score, len(best[index].alias)):
                     best[index] = hit
+        best.update(Matcher._concept_hits(text, concepts, lambda index: index not in best))
+        return best
+
+    @staticmethod
+    def _concept_hits(
+        text: str, concepts: Sequence[tuple[tuple[int, ...], Concept]], wanted: Callable[[int], bool]
+    ) -> dict[int, Hit]:
+        """A concept hit per `wanted` proposal index in one folded sentence."""
+        found_hits: dict[int, Hit] = {}
         speaker = _SPEAKER.match(text) if concepts else None
         joined = f"{text[: speaker.end(1)]} {text[speaker.end(1) + 1 :]}" if speaker else text  # same offsets
         for owners, concept in concepts:
-            wanting = [i for i in owners if i not in best]
+            wanting = [i for i in owners if wanted(i) and i not in found_hits]
             if wanting and (found := concept.find(joined if concept.speaker else text)) is not None:
                 for index in wanting:
-                    best[index] = Hit(CONCEPT_SCORE, found.words, found.span)
-        return best
+                    found_hits[index] = Hit(CONCEPT_SCORE, found.words, found.span)
+        return found_hits
 
     def match(self, title: str, summary: str, published: date | None = None) -> list[Match]:
         """Every proposal the item reports on, best score first; with the day it was `published`, none that was
@@ -289,12 +299,31 @@ class Matcher:
         found = []
         for index in sorted(set().union(*hits)):
             since, _until = self._window[self._rules[index].proposal.id]
-            if not _current((since, None), published):
+            if not current((since, None), published):
                 continue  # "Western troops to Ukraine" in early 2024 is not the force proposed after a ceasefire
-            match = self._match_rule(index, self._rules[index], sentences, folded, hits)
+            match = self._match_rule(index, self._rules[index], sentences, folded, hits, sentence_concepts)
             if match is not None and self._in_window(match, published):
                 found.append(match)
         return sorted(found, key=lambda m: (-m.score, m.proposal))
+
+    @staticmethod
+    def _readings(
+        index: int,
+        rule: _Rule,
+        folded: list[str],
+        hits: list[dict[int, Hit]],
+        concepts: list[list[tuple[tuple[int, ...], Concept]]],
+    ) -> Iterator[tuple[int, str, Hit | None]]:
+        """Each sentence with its hit for the proposal; where a named alias's reading may fail its party's clause
+        ("US weighs role in Ukraine guarantees as Europe pushes for backstop"), then the sentence's concept
+        reading, which `_match_rule` takes only if the first did not count."""
+        for i, text in enumerate(folded):
+            own_hit = hits[i].get(index)
+            yield i, text, own_hit
+            if own_hit is not None and rule.needs_actor and own_hit.score > CONCEPT_SCORE and concepts[i]:
+                alternate = Matcher._concept_hits(text, concepts[i], index.__eq__).get(index)
+                if alternate is not None:
+                    yield i, text, alternate
 
     def arisen(self, matches: Sequence[Match], published: date | None) -> list[Match]:
         """What a dated `match` gives of an undated one's matches: those of proposals current on `published`
@@ -305,29 +334,27 @@ class Matcher:
         """Whether `published` falls in the proposal's window, or the reading names a year of it: after its
         `until` "Ukraine's 2024 security accord with the US" still speaks of the 2024 accord."""
         window = self._window[match.proposal]
-        if _current(window, published):
-            return True
-        since, until = window
-        # a year names the window when its middle falls in it: a proposal current until 19 January 2025 is not
-        # "the 2025 security agreement"
-        return until is not None and any(
-            (since is None or since <= date(year, 12, 31)) and date(year, 7, 1) <= until for year in match.years
-        )
+        return current(window, published) or names_window(window, match.years)
 
     def _match_rule(
-        self, index: int, rule: _Rule, sentences: list[str], folded: list[str], hits: list[dict[int, Hit]]
+        self,
+        index: int,
+        rule: _Rule,
+        sentences: list[str],
+        folded: list[str],
+        hits: list[dict[int, Hit]],
+        concepts: list[list[tuple[tuple[int, ...], Concept]]],
     ) -> Match | None:
         title_actors = rule.actor_hits(folded[0]) if rule.needs_actor else []
         used: set[int] = set()
         actors: set[str] = set()
         passages: list[Passage] = []
         best: Hit | None = None
-        for i, text in enumerate(folded):
-            own_hit = hits[i].get(index)
+        for i, text, own_hit in self._readings(index, rule, folded, hits, concepts):
             hit = own_hit or (hits[0].get(index) if i and rule.needs_actor else None)
-            if hit is None or not text:
+            if hit is None or not text or i in used:
                 continue
-            if own_hit and _history(text, rule.proposal.since):
+            if own_hit and before_since(text, rule.proposal.since):
                 continue
             named = own_hit is not None and own_hit.alias in rule.names
             own_actors = rule.actor_hits(text) if rule.needs_actor else []
@@ -368,25 +395,5 @@ class Matcher:
             status=reading.status,
             status_sentence=reading.sentence,
             withdrawn=reading.withdrawn,
-            years=tuple(sorted({year for j in used for year in _years(folded[j])})),
+            years=tuple(sorted({year for j in used for year in years_named(folded[j])})),
         )
-
-
-_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
-
-
-def _years(text: str) -> list[int]:
-    return [int(year) for year in _YEAR.findall(text)]
-
-
-def _history(text: str, since: date | None) -> bool:
-    """Whether a sentence dates itself only before a proposal was first reported ("Paris sent troops in 2022",
-    "the assurances Ukraine got in 1994"): it tells of something earlier."""
-    years = _years(text) if since is not None else []
-    return since is not None and bool(years) and max(years) < since.year
-
-
-def _current(window: tuple[date | None, date | None], published: date | None) -> bool:
-    """Whether the day `published` falls in a proposal's (`since`, `until`) window (unknown: it does)."""
-    day, (since, until) = published.date() if isinstance(published, datetime) else published, window
-    return day is None or ((since is None or day >= since) and (until is None or day <= until))

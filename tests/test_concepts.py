@@ -327,6 +327,12 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "",
             {"us-security-backstop": "discussion"},
         ),
+        # a named alias whose party is in another clause gives way to the sentence's concept reading
+        (
+            "US weighs role in Ukraine guarantees as Europe pushes for backstop",
+            "",
+            {"us-security-backstop": "discussion"},
+        ),
         # the Ukraine "security mission"; the 2024 US pact named beside the president who came after
         ("Germany says it will take part in Ukraine security mission", "", {"reassurance-force": "proposal"}),
         ("Biden, Zelenskiy sign security deal that Trump could undo", "", {"us-ua-2024": "signed"}),
@@ -611,6 +617,10 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("US will 'be involved' in the guarantees, Trump says", "proposal"),
         ("Starmer to offer Ukraine a '100-year partnership'", "proposal"),
         ("Kyiv wants allies to offer guarantees", "discussion"),
+        # what is done under a pact in force; not under a peace deal or a pact still proposed
+        ("Japan pledges $4.5 billion under new security accord with Ukraine", "signed"),
+        ("Ukraine would get guarantees under a peace deal", "discussion"),
+        ("aid would flow under a proposed security accord", "proposal"),
         # an offer few have made
         ("few countries have pledged soldiers to the force", "discussion"),
         ("many countries have pledged soldiers to the force", "proposal"),
