@@ -210,6 +210,8 @@ OFFERING = _compile(
     # being ready, willing or agreed to commit; a headline's "X to send troops"; announcing or setting up
     r"\b(?:ready|willing|prepared|agree[sd]?|set|commit(?:s|ted)|decid(?:es|ed)|plan(?:s|ned)|aim(?:s|ed)?)\s+"
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
+    # ... or to join the force or mission ("Czech Republic ready to join Ukraine security mission")
+    r"\b(?:ready|willing|prepared|agree[sd]?|decid(?:es|ed))\s+to\s+join\b(?!\s+(?:nato|the alliance|talks))",
     rf"\b(?:will|'ll|shall|would)\s+(?:\w+\s+)?{_COMMIT_VERB}\b",
     r"\b(?:will|'ll|shall)\s+be\s+(?:\w+\s+)?(?:involved|part of|taking part|participating|there)\b",
     # signing up to a coalition or mission is joining it, not signing a text

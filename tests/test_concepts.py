@@ -327,6 +327,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "",
             {"us-security-backstop": "discussion"},
         ),
+        # the coalition's nationalities; plans for troops in Ukraine; Ukraine never "a NATO member"; joining the mission
+        ("Crosetto: no Italian soldiers for Ukraine without a UN mandate", "", {"reassurance-force": "discussion"}),
+        ("Britain scales back plans for troops in Ukraine, report says", "", {"reassurance-force": "discussion"}),
+        ("US envoy: Ukraine will never be a NATO member", "", {"ukraine-nato-membership": "discussion"}),
+        ("Czech Republic ready to join Ukraine security mission", "", {"reassurance-force": "proposal"}),
         # a named alias whose party is in another clause gives way to the sentence's concept reading
         (
             "US weighs role in Ukraine guarantees as Europe pushes for backstop",
@@ -463,6 +468,11 @@ def test_a_summary_sentence_whose_subject_is_the_headlines_party_gives_its_statu
     assert signed == {"uk-ua-2024": "signed"}
     other = found("Sunak in Kyiv", f"{arrived} He said Kyiv had signed security agreements with Germany and France.")
     assert other["uk-ua-2024"] == "discussion" and other["de-ua-2024"] == other["fr-ua-2024"] == "signed"
+
+
+def test_a_pact_in_force_is_not_the_force() -> None:
+    stays = found("Ukraine's security accord with the US stays", "The agreement signed in Italy remains in force.")
+    assert "reassurance-force" not in stays and "us-ua-2024" in stays
 
 
 def test_a_speaker_is_not_taken_for_the_party_that_commits() -> None:
@@ -621,6 +631,9 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Japan pledges $4.5 billion under new security accord with Ukraine", "signed"),
         ("Ukraine would get guarantees under a peace deal", "discussion"),
         ("aid would flow under a proposed security accord", "proposal"),
+        # ready to join the mission; not Ukraine ready to join NATO, which only NATO can offer
+        ("the Czech Republic is ready to join the mission", "proposal"),
+        ("Ukraine is ready to join NATO", "discussion"),
         # an offer few have made
         ("few countries have pledged soldiers to the force", "discussion"),
         ("many countries have pledged soldiers to the force", "proposal"),
