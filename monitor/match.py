@@ -46,6 +46,7 @@ from monitor.text import (
     in_topic,
     normalize_text,
     same_clause,
+    speaker_joined,
     split_sentences,
     strip_marks,
     term_pattern,
@@ -90,7 +91,6 @@ _HEADLINE_PARTY = re.compile(
     r"governments?))\s+(?:\w+\s+){0,2}?"
     r"(?:signed|inked|sealed|concluded|agreed|offered|pledged|proposed|promised|will|would|is|are|has|have)\b"
 )
-_SPEAKER = re.compile(r"(\w+(?: \w+){0,2}):\s")  # "zelensky: ...", "nato chief: ...", not "guarantees, troops: ..."
 
 
 @dataclass(frozen=True)
@@ -265,8 +265,7 @@ class Matcher:
     ) -> dict[int, Hit]:
         """A concept hit per `wanted` proposal index in one folded sentence."""
         found_hits: dict[int, Hit] = {}
-        speaker = _SPEAKER.match(text) if concepts else None
-        joined = f"{text[: speaker.end(1)]} {text[speaker.end(1) + 1 :]}" if speaker else text  # same offsets
+        joined = speaker_joined(text) if concepts else text
         for owners, concept in concepts:
             wanting = [i for i in owners if wanted(i) and i not in found_hits]
             if wanting and (found := concept.find(joined if concept.speaker else text)) is not None:

@@ -252,3 +252,19 @@ class Occurrences:
             if not result:
                 break
         return result
+
+
+_LEADING_SPEAKER = re.compile(r"([\w']+(?: [\w']+){0,3}):\s")  # "zelensky: ...", not "guarantees, troops: ..."
+_TRAILING_SPEAKER = re.compile(r"[,']+(?=\s+[\w']+(?: [\w']+){0,3} (?:says|said)\W*$)")
+
+
+def speaker_joined(text: str) -> str:
+    """A folded sentence with its speaker joined to what the speaker says, at the same offsets: the colon after a
+    leading speaker ("zelensky: giving up nato ...") and the comma and quote before a trailing one ("'we won't
+    give up on nato,' ukraine's foreign minister says") become spaces."""
+    speaker = _LEADING_SPEAKER.match(text)
+    if speaker:
+        text = f"{text[: speaker.end(1)]} {text[speaker.end(1) + 1 :]}"
+    if "'" in text:
+        text = _TRAILING_SPEAKER.sub(lambda quote: " " * len(quote.group()), text)
+    return text

@@ -332,6 +332,9 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Britain scales back plans for troops in Ukraine, report says", "", {"reassurance-force": "discussion"}),
         ("US envoy: Ukraine will never be a NATO member", "", {"ukraine-nato-membership": "discussion"}),
         ("Czech Republic ready to join Ukraine security mission", "", {"reassurance-force": "proposal"}),
+        # a speaker before a colon, with a possessive; a speaker after a quote
+        ("Ukraine's foreign minister: we won't give up on NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("'We won't give up on NATO,' Ukraine's foreign minister says", "", {"ukraine-nato-membership": "discussion"}),
         # a named alias whose party is in another clause gives way to the sentence's concept reading
         (
             "US weighs role in Ukraine guarantees as Europe pushes for backstop",
