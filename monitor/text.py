@@ -147,6 +147,9 @@ _CLAUSE_BREAK = re.compile(
     r"|(?<!such)(?<!billed)(?<!described)(?<!seen)(?<!dubbed)(?<!touted)(?<!hailed)(?<!viewed)(?<!presented)"
     r"\s(?=as\s(?!part\b|well\b|soon\b|long\b|much\b|many\b|far\b|of\b|if\b|though\b|to\b|a\s+(?:result|part)\b))"
     r"|\s(?=after\s)"
+    # a second thing said ("Lavrov said Moscow would not accept NATO troops and reiterated that membership ...")
+    r"|\s(?=and\s(?:said|says|added|adds|reiterated|reiterates|repeated|repeats|warned|warns|insisted|insists|"
+    r"stressed|stresses|noted|notes)\b)"
 )
 
 

@@ -332,6 +332,13 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Britain scales back plans for troops in Ukraine, report says", "", {"reassurance-force": "discussion"}),
         ("US envoy: Ukraine will never be a NATO member", "", {"ukraine-nato-membership": "discussion"}),
         ("Czech Republic ready to join Ukraine security mission", "", {"reassurance-force": "proposal"}),
+        # a second thing said is read in its own clause
+        (
+            "Lavrov meets Rubio",
+            "Lavrov said Moscow would not accept NATO troops in Ukraine and reiterated that Ukraine's membership of the"
+            " alliance was unacceptable.",
+            {"reassurance-force": "discussion", "ukraine-nato-membership": "discussion"},
+        ),
         # a speaker before a colon, with a possessive; a speaker after a quote
         ("Ukraine's foreign minister: we won't give up on NATO", "", {"ukraine-nato-membership": "discussion"}),
         ("'We won't give up on NATO,' Ukraine's foreign minister says", "", {"ukraine-nato-membership": "discussion"}),
@@ -703,6 +710,11 @@ def test_a_wire_label_before_a_headline_does_not_change_its_reading(label: str) 
         ("UK pledges troops after Trump rules out more", ["uk pledges troops", "after trump rules out more"]),
         ("Troops pledged as part of a deal", ["troops pledged as part of a deal"]),  # "as part of" joins
         ("Zelensky: if membership fails, guarantees", ["zelensky", "if membership fails", "guarantees"]),
+        (
+            "Lavrov rejected troops and reiterated that membership",
+            ["lavrov rejected troops", "and reiterated that membership"],
+        ),
+        ("Allies plan troops and jets", ["allies plan troops and jets"]),
     ],
 )
 def test_clauses_of_a_sentence(text: str, expected: list[str]) -> None:
