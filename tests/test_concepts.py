@@ -431,6 +431,11 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("France to lead NATO battlegroup in Romania", "Paris sent troops there in 2022 after Russia invaded Ukraine."),
         ("L'adhésion de l'Ukraine à l'UE avance", "Les alliés de l'OTAN observent."),
         ("Sweden formally joins NATO", "Sweden joined the alliance two years after Russia invaded Ukraine."),
+        (
+            "Finland to lift ban on hosting nuclear arms",
+            "Neutral in the Cold War, the country in 2023 joined the NATO military alliance in response to Russia's"
+            " invasion of Ukraine.",
+        ),
         ("'Article 5 means what it says,' Rutte warns Moscow", "Allies also discussed aid to Ukraine."),
         ("Neutral Ireland sends more aid to Ukraine", ""),
         ("Ukraine : la Pologne envoie des soldats à la frontière biélorusse", ""),
