@@ -33,7 +33,8 @@ NEGATED_SIGNING = _compile(
     r"(?:signed|ratified|sealed|concluded|finali[sz]ed)\b",
     r"\bno\s+(?:security\s+)?(?:deal|agreement|pact)\b",
     # a peace deal or ceasefire is not one of the tracked guarantees, and one that is only awaited is not signed
-    r"\b(?:after|once|when|if|until|unless|before)\s+(?:\w+\s+){0,4}?" + _SIGN_NOUN + r"\s+(?:is|are|has been|gets)\s+"
+    r"\b(?:after|once|when|if|until|unless|before)\s+(?:\w+\s+){0,4}?(?:" + _SIGN_NOUN + r"|peace|ceasefire|truce)\s+"
+    r"(?:is|are|has been|gets)\s+"
     r"(?:\w+ly\s+)?(?:signed|reached|concluded|agreed|finali[sz]ed)\b",
     r"\b(?:sign\w*|reach\w*|struck|strikes?|conclud\w*|agree\w*|seal\w*|ink\w*|secur\w*|get|gets|got|win|wins|won)\s+"
     r"(?:\w+\s+){0,3}?"

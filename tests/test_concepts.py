@@ -642,6 +642,8 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("US will 'be involved' in the guarantees, Trump says", "proposal"),
         ("Starmer to offer Ukraine a '100-year partnership'", "proposal"),
         ("Kyiv wants allies to offer guarantees", "discussion"),
+        # a peace awaited is no signing
+        ("European troops could go to Ukraine once peace is signed", "discussion"),
         # what is done under a pact in force; not under a peace deal or a pact still proposed
         ("Japan pledges $4.5 billion under new security accord with Ukraine", "signed"),
         ("Ukraine would get guarantees under a peace deal", "discussion"),
