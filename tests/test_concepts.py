@@ -332,6 +332,8 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Britain scales back plans for troops in Ukraine, report says", "", {"reassurance-force": "discussion"}),
         ("US envoy: Ukraine will never be a NATO member", "", {"ukraine-nato-membership": "discussion"}),
         ("Czech Republic ready to join Ukraine security mission", "", {"reassurance-force": "proposal"}),
+        # Ukraine named by one of its cities
+        ("Dutch PM Rutte to sign security pact in Kharkiv", "", {"nl-ua-2024": "proposal"}),
         # a second thing said is read in its own clause
         (
             "Lavrov meets Rubio",
