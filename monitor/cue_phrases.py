@@ -109,6 +109,11 @@ SIGNING = _compile(
     r"\b(?:підписа(?:в|ла|ли|но|ні)|підписують|уклал\w*|укладено|подписа(?:л|ла|ли|но)|подписывают)\w*",
     r"\bнабу\w*\s+чинност\w*",
 )
+# one who became the latest (first, tenth ...) to sign has signed, though the words are "to sign"
+SIGNATORY = _compile(
+    r"\b(?:becomes?|became|is|was)\s+(?:the\s+)?(?:latest|first|second|third|fourth|fifth|newest|last|\d+(?:st|nd|rd|th))"
+    r"\s+(?:\w+\s+){0,2}?to\s+(?:sign|ink|seal|conclude)\b",
+)
 _COMMIT_VERB = (
     r"(?:send|deploy|provide|offer|put|contribute|lead(?!\s+to\b)|guarantee|give|station|back|extend|spend|protect|defend|"
     r"take part|participate|run|monitor|establish|set up|command)"

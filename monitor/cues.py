@@ -36,6 +36,7 @@ from monitor.cue_phrases import (
     OFFERING,
     QUESTION_END,
     QUOTE_MARK,
+    SIGNATORY,
     SIGNING,
     WITHDRAWAL,
 )
@@ -101,8 +102,9 @@ def read_cue(text: str) -> Cue:
         text = QUOTE_MARK.sub(" ", text)  # a quoted word reads as itself: "will 'be involved'"
     withdrawn = _withdrawn(text)
     masked, _negated = _mask(text, NEGATED_SIGNING)
+    signatory = SIGNATORY.search(masked)  # "becomes latest country to sign": "to sign" told of one who has
     masked, modal = _mask(masked, MODAL_SIGNING)
-    signed = SIGNING.search(masked)
+    signed = signatory or SIGNING.search(masked)
     if signed:
         return Cue(SIGNED, signed.group(0), withdrawn)
     if modal:

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from monitor.aliases import PREFIX, Alias, Hit, anchor_of, find, make_alias, tokens
-from monitor.concepts import Concept, ConceptIndex, compile_concept, word_starts
+from monitor.concepts import Concept, ConceptIndex, compile_concept
 from monitor.config import ProposalConfig
 from monitor.cues import DEFAULT_LADDER, Passage, read_status
+from monitor.rules import ACTOR_GROUP, Rule, compile_rule
 from monitor.status import Ladder
 from monitor.text import (
     Occurrences,
-    alternatives_pattern,
     focus,
     fold_text,
     headline_text,
@@ -49,15 +49,12 @@ from monitor.text import (
     speaker_joined,
     split_sentences,
     strip_marks,
-    term_pattern,
-    terms_pattern,
 )
 from monitor.windows import before_since, current, names_window, years_named
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
 MATCHER_VERSION = "2026.7"
-ACTOR_GROUP = "@actor"
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
 
@@ -84,7 +81,6 @@ _REFERENCE = re.compile(
         r"garanzi|abkommen|vereinbarung|garanti|zusage|угод|гаранті|зобов'яз|договір)"
     )
 )
-_NOT_PLACE = r"(?<!\bin )(?<!\bat )"
 # a summary sentence whose subject is the headline's party, named again only as a pronoun or by office
 _HEADLINE_PARTY = re.compile(
     r"(?:he|she|they|the (?:two )?(?:prime minister|president|chancellor|premier|leaders?|sides|countries|"
@@ -93,38 +89,7 @@ _HEADLINE_PARTY = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class _Rule:
-    proposal: ProposalConfig
-    needs_actor: bool
-    actors: tuple[tuple[str, re.Pattern[str], str], ...]  # name, pattern, text any hit contains ("" if none)
-    required: tuple[re.Pattern[str], ...]
-    excluded: re.Pattern[str] | None
-    clause_excluded: re.Pattern[str] | None
-    any_actor: re.Pattern[str] | None = None  # all actors in one pattern: most sentences name none
-    names: frozenset[str] = frozenset()  # aliases that identify the proposal alone
-    required_starts: tuple[frozenset[str] | None, ...] = ()  # per required group: a cheap test before its pattern
-
-    def actor_hits(self, text: str) -> list[tuple[str, tuple[int, int]]]:
-        if self.any_actor is None or self.any_actor.search(text) is None:
-            return []
-        # an actor is looked for only where its first letters are: most of a long list (59) are not there
-        hits = [(name, pattern.finditer(text)) for name, pattern, key in self.actors if key in text]
-        return [(name, hit.span()) for name, found in hits for hit in found]
-
-    def vetoed(self, text: str, at: tuple[int, int] | None = None, name: bool = False) -> bool:
-        """Whether an excluded term explains the reading at `at` away; for a name, and for a clause-scoped term
-        ("US troops" beside "Britain pledges troops"), only a term in the reading's own clause counts."""
-        found = [(term, at if name else None) for term in self.excluded.finditer(text)] if self.excluded else []
-        found += [(term, at) for term in self.clause_excluded.finditer(text)] if self.clause_excluded else []
-        return any(span is None or same_clause(text, term.span(), span) for term, span in found)
-
-
 _AliasesByAnchor = list[tuple[str, list[tuple[Alias, tuple[int, ...]]]]]
-
-
-def _frozen(starts: set[str] | None) -> frozenset[str] | None:
-    return frozenset(starts) if starts is not None else None
 
 
 class Matcher:
@@ -151,7 +116,7 @@ class Matcher:
         """Builds every part in locals and stores each whole: a thread that compiles at the same time as another
         only replaces finished parts with equal ones, and a reader never sees a part half built."""
         proposals = self._proposals
-        rules = tuple(self._rule(p) for p in proposals)
+        rules = tuple(compile_rule(p) for p in proposals)
         aliases: dict[str, Alias] = {}
         owners: dict[str, list[int]] = {}
         for index, proposal in enumerate(proposals):
@@ -183,25 +148,6 @@ class Matcher:
         self._rules, self._by_anchor, self._anchors = rules, by_anchor, frozenset(by_anchor)
         self._concepts, self._concept_index, self._concept_gate = concepts, ConceptIndex([c for _, c in concepts]), gate
         self._compiled = True  # last: until then every match compiles (and stores) its own complete parts
-
-    @staticmethod
-    def _rule(proposal: ProposalConfig) -> _Rule:
-        groups = [g for g in proposal.required if g.strip() != ACTOR_GROUP]
-        names = [name for name in proposal.actors if fold_text(name)]  # not where a pact is signed ("in Italy")
-        actors = tuple((n, re.compile(_NOT_PLACE + term_pattern(n)), min(word_starts([n]) or {""})) for n in names)
-        compiled = [(p, g) for p, g in ((terms_pattern([g]), g) for g in groups) if p is not None]
-        any_actor = alternatives_pattern([name for name, _pattern, _key in actors])  # word bounds tested once
-        return _Rule(
-            proposal,
-            len(groups) < len(proposal.required),
-            actors,
-            tuple(p for p, _ in compiled),
-            terms_pattern(proposal.excluded),
-            terms_pattern(proposal.excluded_in_clause),
-            any_actor,
-            frozenset(proposal.names),
-            tuple(_frozen(word_starts(g.split("|"))) for _, g in compiled),
-        )
 
     def _candidates(self, text: str) -> tuple[_AliasesByAnchor, list[tuple[tuple[int, ...], Concept]]]:
         """The aliases whose telling word and word starts all occur somewhere in the folded item, and the
@@ -308,7 +254,7 @@ class Matcher:
     @staticmethod
     def _readings(
         index: int,
-        rule: _Rule,
+        rule: Rule,
         folded: list[str],
         hits: list[dict[int, Hit]],
         concepts: list[list[tuple[tuple[int, ...], Concept]]],
@@ -338,7 +284,7 @@ class Matcher:
     def _match_rule(
         self,
         index: int,
-        rule: _Rule,
+        rule: Rule,
         sentences: list[str],
         folded: list[str],
         hits: list[dict[int, Hit]],

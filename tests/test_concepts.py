@@ -332,6 +332,9 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Britain scales back plans for troops in Ukraine, report says", "", {"reassurance-force": "discussion"}),
         ("US envoy: Ukraine will never be a NATO member", "", {"ukraine-nato-membership": "discussion"}),
         ("Czech Republic ready to join Ukraine security mission", "", {"reassurance-force": "proposal"}),
+        # a possessive after "in" is a party, not a place; Ukraine left "NATO-free"
+        ("What's in Canada's security agreement with Ukraine?", "", {"ca-ua-2024": "discussion"}),
+        ("Peace plan would leave Ukraine NATO-free, neutral", "", {"ukraine-nato-membership": "discussion"}),
         # Ukraine named by one of its cities
         ("Dutch PM Rutte to sign security pact in Kharkiv", "", {"nl-ua-2024": "proposal"}),
         # a second thing said is read in its own clause
@@ -644,6 +647,9 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("US will 'be involved' in the guarantees, Trump says", "proposal"),
         ("Starmer to offer Ukraine a '100-year partnership'", "proposal"),
         ("Kyiv wants allies to offer guarantees", "discussion"),
+        # the latest to sign has signed; the first who would be is not
+        ("Iceland becomes latest country to sign security pact with Ukraine", "signed"),
+        ("Iceland would be the first country to sign such a pact", "proposal"),
         # a peace awaited is no signing
         ("European troops could go to Ukraine once peace is signed", "discussion"),
         # what is done under a pact in force; not under a peace deal or a pact still proposed

@@ -1,0 +1,71 @@
+"""A proposal's configuration (actors, required groups, excluded terms) -> the patterns `monitor.match` tests.
+
+Pure: compiled once per `Matcher`; reads no file, clock, network or database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from monitor.concepts import word_starts
+from monitor.config import ProposalConfig
+from monitor.text import alternatives_pattern, fold_text, same_clause, term_pattern, terms_pattern
+
+ACTOR_GROUP = "@actor"
+_NOT_PLACE = r"(?<!\bin )(?<!\bat )"  # "sign security pact in Italy"; but "what's in Canada's agreement" is Canada's
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One proposal's configuration compiled: its actors, required groups and excluded terms as patterns."""
+
+    proposal: ProposalConfig
+    needs_actor: bool
+    actors: tuple[tuple[str, re.Pattern[str], str], ...]  # name, pattern, text any hit contains ("" if none)
+    required: tuple[re.Pattern[str], ...]
+    excluded: re.Pattern[str] | None
+    clause_excluded: re.Pattern[str] | None
+    any_actor: re.Pattern[str] | None = None  # all actors in one pattern: most sentences name none
+    names: frozenset[str] = frozenset()  # aliases that identify the proposal alone
+    required_starts: tuple[frozenset[str] | None, ...] = ()  # per required group: a cheap test before its pattern
+
+    def actor_hits(self, text: str) -> list[tuple[str, tuple[int, int]]]:
+        if self.any_actor is None or self.any_actor.search(text) is None:
+            return []
+        # an actor is looked for only where its first letters are: most of a long list (59) are not there
+        hits = [(name, pattern.finditer(text)) for name, pattern, key in self.actors if key in text]
+        return [(name, hit.span()) for name, found in hits for hit in found]
+
+    def vetoed(self, text: str, at: tuple[int, int] | None = None, name: bool = False) -> bool:
+        """Whether an excluded term explains the reading at `at` away; for a name, and for a clause-scoped term
+        ("US troops" beside "Britain pledges troops"), only a term in the reading's own clause counts."""
+        found = [(term, at if name else None) for term in self.excluded.finditer(text)] if self.excluded else []
+        found += [(term, at) for term in self.clause_excluded.finditer(text)] if self.clause_excluded else []
+        return any(span is None or same_clause(text, term.span(), span) for term, span in found)
+
+
+def _frozen(starts: set[str] | None) -> frozenset[str] | None:
+    return frozenset(starts) if starts is not None else None
+
+
+def compile_rule(proposal: ProposalConfig) -> Rule:
+    groups = [g for g in proposal.required if g.strip() != ACTOR_GROUP]
+    names = [name for name in proposal.actors if fold_text(name)]  # not where a pact is signed ("in Italy")
+    actors = tuple(
+        (n, re.compile(f"{_NOT_PLACE}{term_pattern(n)}|{term_pattern(n)}(?='s\\b)"), min(word_starts([n]) or {""}))
+        for n in names
+    )
+    compiled = [(p, g) for p, g in ((terms_pattern([g]), g) for g in groups) if p is not None]
+    any_actor = alternatives_pattern([name for name, _pattern, _key in actors])  # word bounds tested once
+    return Rule(
+        proposal,
+        len(groups) < len(proposal.required),
+        actors,
+        tuple(p for p, _ in compiled),
+        terms_pattern(proposal.excluded),
+        terms_pattern(proposal.excluded_in_clause),
+        any_actor,
+        frozenset(proposal.names),
+        tuple(_frozen(word_starts(g.split("|"))) for _, g in compiled),
+    )
