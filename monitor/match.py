@@ -312,6 +312,8 @@ class Matcher:
             window = text if i == 0 else f"{folded[0]} | {text}"
             if not named and not all(p.search(window) for p in rule.required):
                 continue
+            if i and not named and not all(p.search(text) for p in rule.required):
+                rests_on.add(0)  # it takes Ukraine from the headline, and with it the headline's exclusions
             if any(rule.vetoed(folded[j], own_hit.span if own_hit and j == i else None, named) for j in rests_on):
                 continue
             used |= rests_on

@@ -41,7 +41,8 @@ class Rule:
         """Whether an excluded term explains the reading at `at` away; for a name, and for a clause-scoped term
         ("US troops" beside "Britain pledges troops"), only a term in the reading's own clause counts."""
         found = [(term, at if name else None) for term in self.excluded.finditer(text)] if self.excluded else []
-        found += [(term, at) for term in self.clause_excluded.finditer(text)] if self.clause_excluded else []
+        if self.clause_excluded and at is not None:  # a reading in another sentence is in none of its clauses
+            found += [(term, at) for term in self.clause_excluded.finditer(text)]
         return any(span is None or same_clause(text, term.span(), span) for term, span in found)
 
 

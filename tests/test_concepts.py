@@ -335,6 +335,12 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # a possessive after "in" is a party, not a place; Ukraine left "NATO-free"
         ("What's in Canada's security agreement with Ukraine?", "", {"ca-ua-2024": "discussion"}),
         ("Peace plan would leave Ukraine NATO-free, neutral", "", {"ukraine-nato-membership": "discussion"}),
+        # the headline's clause-scoped exclusion ("US troops") does not explain away a summary sentence
+        (
+            "Trump rules out US troops for Ukraine, leaves door open to air support",
+            "Europeans are preparing a force to be deployed after any ceasefire.",
+            {"reassurance-force": "discussion", "us-security-backstop": "discussion"},
+        ),
         # Ukraine named by one of its cities
         ("Dutch PM Rutte to sign security pact in Kharkiv", "", {"nl-ua-2024": "proposal"}),
         # a second thing said is read in its own clause
@@ -444,6 +450,12 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("'Article 5 means what it says,' Rutte warns Moscow", "Allies also discussed aid to Ukraine."),
         ("Neutral Ireland sends more aid to Ukraine", ""),
         ("Ukraine : la Pologne envoie des soldats à la frontière biélorusse", ""),
+        # a reading that takes Ukraine from the headline takes its exclusions too; troops leaving are not sent
+        (
+            "Board of Peace meets on Gaza as Ukraine talks stall",
+            "The board discussed an international stabilisation force.",
+        ),
+        ("French troops leave Chad as Macron focuses on Ukraine", ""),
         ("France offers to station fighter jets in Poland", "Paris also backs Ukraine."),
         ("Finland and Sweden join NATO exercise", "Finland's NATO membership helps Ukraine, officials say."),
     ],
