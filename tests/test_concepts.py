@@ -341,6 +341,8 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "Europeans are preparing a force to be deployed after any ceasefire.",
             {"reassurance-force": "discussion", "us-security-backstop": "discussion"},
         ),
+        # the force by its acronym, which names it alone
+        ("Moscow says MNF-U deployment plans are 'militaristic fantasies'", "", {"reassurance-force": "discussion"}),
         # Ukraine named by one of its cities
         ("Dutch PM Rutte to sign security pact in Kharkiv", "", {"nl-ua-2024": "proposal"}),
         # a second thing said is read in its own clause
@@ -456,6 +458,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
             "The board discussed an international stabilisation force.",
         ),
         ("French troops leave Chad as Macron focuses on Ukraine", ""),
+        ("MNF-I commander visits Baghdad", "The US-led force in Iraq once counted Ukrainian troops."),
         ("France offers to station fighter jets in Poland", "Paris also backs Ukraine."),
         ("Finland and Sweden join NATO exercise", "Finland's NATO membership helps Ukraine, officials say."),
     ],
