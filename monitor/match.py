@@ -49,6 +49,7 @@ from monitor.text import (
     speaker_joined,
     split_sentences,
     strip_marks,
+    unquoted,
 )
 from monitor.windows import before_since, current, names_window, years_named
 
@@ -211,6 +212,7 @@ class Matcher:
     ) -> dict[int, Hit]:
         """A concept hit per `wanted` proposal index in one folded sentence."""
         found_hits: dict[int, Hit] = {}
+        text = unquoted(text) if concepts else text
         joined = speaker_joined(text) if concepts else text
         for owners, concept in concepts:
             wanting = [i for i in owners if wanted(i) and i not in found_hits]

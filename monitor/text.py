@@ -271,3 +271,12 @@ def speaker_joined(text: str) -> str:
     if "'" in text:
         text = _TRAILING_SPEAKER.sub(lambda quote: " " * len(quote.group()), text)
     return text
+
+
+_QUOTE = re.compile(r"(?<!\w)'|'(?!\w)")  # a quote mark, not an apostrophe inside a word ("ukraine's", "won't")
+
+
+def unquoted(text: str) -> str:
+    """A folded sentence with its quote marks as spaces, at the same offsets: "an 'irreversible' path" reads as
+    "an irreversible path"."""
+    return _QUOTE.sub(" ", text) if "'" in text else text

@@ -296,6 +296,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         # renouncing NATO as a noun; the "irreversible path" named without its goal; talking about the force
         ("Peace framework would enshrine Kyiv's renunciation of NATO", "", {"ukraine-nato-membership": "discussion"}),
         ("Allies reaffirm Ukraine's irreversible path at NATO summit", "", {"ukraine-nato-membership": "proposal"}),
+        ("Ukraine on an 'irreversible' path to the alliance, NATO says", "", {"ukraine-nato-membership": "proposal"}),
         ("Defence chiefs talk about a Ukraine force in Brussels", "", {"reassurance-force": "discussion"}),
         # the US role in Ukraine's security; NATO admitting Ukraine in that order; membership "for Ukraine"
         ("Pentagon weighs US role in Ukraine's security", "", {"us-security-backstop": "discussion"}),
