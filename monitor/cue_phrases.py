@@ -277,7 +277,6 @@ CONDITION = _compile(
 )
 
 
-QUOTE_MARK = re.compile(r"(?<!\w)'|'(?!\w)")
 # a headline's "X to offer": its subject a name, not a clause that wants, refuses or is only ready to offer
 HEADLINE_OFFER = re.compile(
     r"^(?:(?!is |are |was |were |be |to |allow\w* |lets? |not |never |wants? |hopes? |seeks? |asks? |urges? |"

@@ -35,12 +35,12 @@ from monitor.cue_phrases import (
     NOT_OFFERING,
     OFFERING,
     QUESTION_END,
-    QUOTE_MARK,
     SIGNATORY,
     SIGNING,
     WITHDRAWAL,
 )
 from monitor.status import Ladder
+from monitor.text import unquoted
 
 DISCUSSION, PROPOSAL, SIGNED = "discussion", "proposal", "signed"
 CUE_LEVELS = (DISCUSSION, PROPOSAL, SIGNED)
@@ -98,8 +98,7 @@ def _withdrawn(text: str) -> bool:
 
 def read_cue(text: str) -> Cue:
     """The status one folded clause gives a proposal (`discussion`, `proposal` or `signed`)."""
-    if "'" in text:
-        text = QUOTE_MARK.sub(" ", text)  # a quoted word reads as itself: "will 'be involved'"
+    text = unquoted(text)  # a quoted word reads as itself: "will 'be involved'"
     withdrawn = _withdrawn(text)
     masked, _negated = _mask(text, NEGATED_SIGNING)
     signatory = SIGNATORY.search(masked)  # "becomes latest country to sign": "to sign" told of one who has
