@@ -4,6 +4,7 @@ excluded terms that narrow rather than veto; and the status each kind of sentenc
 from __future__ import annotations
 
 import functools
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -504,6 +505,12 @@ def test_a_summary_sentence_whose_subject_is_the_headlines_party_gives_its_statu
     assert signed == {"uk-ua-2024": "signed"}
     other = found("Sunak in Kyiv", f"{arrived} He said Kyiv had signed security agreements with Germany and France.")
     assert other["uk-ua-2024"] == "discussion" and other["de-ua-2024"] == other["fr-ua-2024"] == "signed"
+
+
+def test_the_white_house_is_a_party_to_the_2024_us_pact() -> None:
+    title = "White House releases text of 10-year security agreement signed with Ukraine"
+    found_then = default_matcher().match(title, "", date(2024, 6, 14))
+    assert [(m.proposal, m.status) for m in found_then] == [("us-ua-2024", "signed")]
 
 
 def test_a_pact_in_force_is_not_the_force() -> None:
