@@ -343,6 +343,17 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "Europeans are preparing a force to be deployed after any ceasefire.",
             {"reassurance-force": "discussion", "us-security-backstop": "discussion"},
         ),
+        # a US "security promise"; guarantees the US put on the table
+        (
+            "Analysis: Trump's security promise to Ukraine is vague by design",
+            "",
+            {"us-security-backstop": "proposal"},
+        ),
+        (
+            "Inside the Berlin talks where the US put guarantees for Ukraine on the table",
+            "",
+            {"us-security-backstop": "discussion"},
+        ),
         # the force by its acronym, which names it alone
         ("Moscow says MNF-U deployment plans are 'militaristic fantasies'", "", {"reassurance-force": "discussion"}),
         # Ukraine named by one of its cities
