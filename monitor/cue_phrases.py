@@ -82,6 +82,7 @@ SIGNING = _compile(
     r"\b(?:entered|came|comes|enters)\s+into\s+force\b",
     # a pact with an anniversary, or a party's pact named by its past year, has been signed ("mark two years of
     # the security accord", "Canada's 2024 security agreement")
+    rf"\b{_SIGN_NOUN}\b(?:\W+\w+){{0,4}}?\W+(?:marks?|celebrates?|turns?)\s+(?:its\s+)?(?:\w+\s+)?(?:anniversary|years?\b)",
     rf"\b(?:anniversary|years?|months?)\s+(?:of|since)\s+(?:the\s+|its\s+|their\s+)?"
     rf"(?:(?!talks|negotiat|work|efforts?|push|plans?)\w+\s+){{0,3}}?(?:signing|{_SIGN_NOUN})\b",
     rf"(?:'s|\bits|\btheir)\s+(?:19|20)\d\d\s+(?:\w+\s+){{0,2}}?{_SIGN_NOUN}\b",
@@ -159,8 +160,10 @@ NOT_OFFERING = _compile(
     r"\b(?:drop(?:s|ped|ping)?|shelv\w*|scrap\w*|abandon\w*|ditch\w*|backtrack\w*(?:\s+on)?|walk\w*\s+back|"
     r"u turn\w*(?:\s+on)?)\s+(?:\S+\s+){0,3}?(?:plans?|offers?|idea|pledges?|proposals?|commitments?)\b"
     r"(?:\s+(?:to|of|for)\s+\w+)?",
-    # a commitment doubted or feared for is not made ("diplomats doubt Washington will back the force")
-    r"\b(?:doubt\w*|fear\w*|unsure|uncertain|unclear|sceptic\w*|skeptic\w*|question\w*)\s+(?:whether\s+|if\s+|that\s+)?"
+    # a commitment doubted, feared or hoped for is not made ("diplomats doubt Washington will back the force",
+    # "Zelensky hopes Congress will back the guarantees")
+    r"\b(?:doubt\w*|fear\w*|hope|hopes|hoped|hoping|unsure|uncertain|unclear|sceptic\w*|skeptic\w*|question\w*)\s+"
+    r"(?:whether\s+|if\s+|that\s+)?"
     r"(?:\w+\s+){0,3}?(?:will|would|could|can|might)\s+(?:\w+\s+)?\w+",
     r"\b(?:dout\w*\s+(?:que|qu'|de)|dubit\w*\s+che|teme\w*\s+che|craign\w*\s+que|bezweifel\w*|zweifel\w*\s+(?:\w+\s+)?(?:dass|ob)|"
     r"сумнів\w*|сомнева\w*)(?:\W+\w+){0,6}",

@@ -684,6 +684,9 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         # the latest to sign has signed; the first who would be is not
         ("Iceland becomes latest country to sign security pact with Ukraine", "signed"),
         ("Iceland would be the first country to sign such a pact", "proposal"),
+        # a commitment hoped for; a pact that marks an anniversary
+        ("Zelensky hopes US Congress will back security guarantees soon", "discussion"),
+        ("Italy-Ukraine agreement on security cooperation marks second anniversary", "signed"),
         # a peace awaited is no signing
         ("European troops could go to Ukraine once peace is signed", "discussion"),
         # what is done under a pact in force; not under a peace deal or a pact still proposed
