@@ -183,6 +183,8 @@ NOT_OFFERING = _compile(
     # an offer that few or none have made ("few countries have pledged soldiers")
     r"\b(?:few|hardly any|none of the|no other|not many)\s+(?:\w+\s+){0,2}?(?:have\s+|has\s+)?(?:yet\s+)?"
     r"(?:offer|propos|pledg|promis|commit)\w*",
+    # joining that is refused, doubted or only possible ("Turkey may join the force", "Poland won't join")
+    r"(?:\b(?:not|never|refus\w*|declin\w*|reject\w*|could|might|may|would|whether|if)|n't)\s+(?:\w+\s+){0,2}?join\w*",
     # "invited" as an adjective ("the 35 invited delegations") names guests, not an invitation; "any guarantees
     # offered" supposes an offer
     r"\b(?:the|all|other|some|many|\d+)\s+invited\b",
@@ -221,6 +223,9 @@ OFFERING = _compile(
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
     # ... or to join the force or mission ("Czech Republic ready to join Ukraine security mission")
     r"\b(?:ready|willing|prepared|agree[sd]?|decid(?:es|ed))\s+to\s+join\b(?!\s+(?:nato|the alliance|talks))",
+    # ... or joining it ("Canada, Australia join UK-led effort to secure Ukraine ceasefire")
+    r"\bjoin(?:s|ed)?\s+(?:the\s+|a\s+|an\s+)?(?:\S+\s+){0,3}?(?:coalition|force|mission|effort)\b"
+    r"(?!\W+(?:\w+\W+){0,4}?(?:talks|meetings?|summit|call|discussions|video))",
     rf"\b(?:will|'ll|shall|would)\s+(?:\w+\s+)?{_COMMIT_VERB}\b",
     r"\b(?:will|'ll|shall)\s+be\s+(?:\w+\s+)?(?:involved|part of|taking part|participating|there)\b",
     # signing up to a coalition or mission is joining it, not signing a text

@@ -149,7 +149,7 @@ _CLAUSE_BREAK = re.compile(
     r"|\s(?=after\s)"
     # a second thing said ("Lavrov said Moscow would not accept NATO troops and reiterated that membership ...")
     r"|\s(?=and\s(?:said|says|added|adds|reiterated|reiterates|repeated|repeats|warned|warns|insisted|insists|"
-    r"stressed|stresses|noted|notes)\b)"
+    r"stressed|stresses|noted|notes|bar|bars|ban|bans|exclude|excludes|rule out|rules out)\b)"
 )
 
 

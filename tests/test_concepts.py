@@ -95,7 +95,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Twenty countries pledged troops to guarantee a Ukraine ceasefire", "", {"reassurance-force": "proposal"}),
         ("Canadian soldiers could deploy to Ukraine after a truce", "", {"reassurance-force": "discussion"}),
         ("Paris readies plans for possible Ukraine deployment", "", {"reassurance-force": "discussion"}),
-        ("Lithuania joins the coalition of the willing", "", {"reassurance-force": "discussion"}),
+        ("Lithuania joins the coalition of the willing", "", {"reassurance-force": "proposal"}),
         ("Kremlin rejects any European military presence in Ukraine", "", {"reassurance-force": "discussion"}),
         ("Turkey edges closer to leading Black Sea mission for Ukraine", "", {"reassurance-force": "discussion"}),
         ("Meloni: nessun soldato italiano in Ucraina", "", {"reassurance-force": "discussion"}),  # noun first
@@ -343,6 +343,18 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "Europeans are preparing a force to be deployed after any ceasefire.",
             {"reassurance-force": "discussion", "us-security-backstop": "discussion"},
         ),
+        # the US taking part in the European force; a UK-led effort; a second thing a plan does ("and bar")
+        (
+            "Pentagon says US will not take part in European force for Ukraine",
+            "",
+            {"us-security-backstop": "discussion", "reassurance-force": "discussion"},
+        ),
+        (
+            "Canada, Australia join UK-led effort to secure Ukraine ceasefire with troops",
+            "",
+            {"reassurance-force": "proposal"},
+        ),
+        ("Peace draft would cap Ukraine's army and bar foreign troops", "", {"reassurance-force": "discussion"}),
         # a US "security promise"; guarantees the US put on the table
         (
             "Analysis: Trump's security promise to Ukraine is vague by design",
@@ -684,6 +696,12 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         # the latest to sign has signed; the first who would be is not
         ("Iceland becomes latest country to sign security pact with Ukraine", "signed"),
         ("Iceland would be the first country to sign such a pact", "proposal"),
+        # joining the force or the effort commits to it; joining that is refused or only possible does not
+        ("Canada and Australia join UK-led effort to secure Ukraine ceasefire", "proposal"),
+        ("Turkey may join the force", "discussion"),
+        ("Poland won't join the coalition's mission", "discussion"),
+        ("Japan refuses to join the mission", "discussion"),
+        ("US envoys join in 'Coalition of the Willing' talks", "discussion"),
         # a commitment hoped for; a pact that marks an anniversary
         ("Zelensky hopes US Congress will back security guarantees soon", "discussion"),
         ("Italy-Ukraine agreement on security cooperation marks second anniversary", "signed"),
