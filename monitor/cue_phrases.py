@@ -238,7 +238,7 @@ OFFERING = _compile(
     # being open to committing ("open to sending troops"); committing troops themselves ("commit 5,000 troops")
     r"\bopen'?\s+to\s+(?:\w+\s+)?(?:send|deploy|provid|contribut|station|commit|join|tak|participat|lead|offer|guarantee)"
     r"\w*ing\b",
-    r"\bcommit(?:s|ted|ting)?\s+(?:[\w,]+\s+){0,2}?(?:troops|soldiers|forces|personnel|peacekeepers|boots|brigades?|"
+    r"\bcommit(?:s|ted|ting)?\s+(?:[\w,]+\s+){0,3}?(?:troops|soldiers|forces|personnel|peacekeepers|boots|brigades?|"
     r"battalions?|units?|compan(?:y|ies)|contingents?|ships|frigates?|jets|aircraft)\b",
     # confirming a contribution or commitment ("coalition countries confirm troop contributions")
     r"(?<!\bto )\bconfirm(?:s|ed)?\s+(?:\w+\s+){0,3}?"

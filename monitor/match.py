@@ -46,6 +46,7 @@ from monitor.text import (
     in_topic,
     normalize_text,
     same_clause,
+    speaker_end,
     speaker_joined,
     split_sentences,
     strip_marks,
@@ -307,7 +308,12 @@ class Matcher:
             own_actors = rule.actor_hits(text) if rule.needs_actor else []
             if own_hit and own_actors:  # a party named in another clause is not party to this reading
                 topic = in_topic(text, own_hit.span)  # "Security guarantees: the US is ready" is about them all
-                own_actors = [(n, span) for n, span in own_actors if topic or same_clause(text, span, own_hit.span)]
+                speaker = speaker_end(text) if own_hit.score > CONCEPT_SCORE else 0  # "Rubio: guarantees are ..."
+                own_actors = [
+                    (n, span)
+                    for n, span in own_actors
+                    if topic or span[1] <= speaker or same_clause(text, span, own_hit.span)
+                ]
             if rule.needs_actor and not (named or own_actors or (i and title_actors and own_hit)):
                 continue
             rests_on = {i} if own_hit and (named or own_actors or not rule.needs_actor) else {i, 0}

@@ -261,6 +261,12 @@ _LEADING_SPEAKER = re.compile(r"([\w']+(?: [\w']+){0,3}):\s")  # "zelensky: ..."
 _TRAILING_SPEAKER = re.compile(r"[,']+(?=\s+[\w']+(?: [\w']+){0,3} (?:says|said)\W*$)")
 
 
+def speaker_end(text: str) -> int:
+    """Where a folded sentence's leading speaker ends ("rubio: ..."), 0 if it has none."""
+    speaker = _LEADING_SPEAKER.match(text)
+    return speaker.end(1) if speaker else 0
+
+
 def speaker_joined(text: str) -> str:
     """A folded sentence with its speaker joined to what the speaker says, at the same offsets: the colon after a
     leading speaker ("zelensky: giving up nato ...") and the comma and quote before a trailing one ("'we won't

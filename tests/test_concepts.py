@@ -355,6 +355,9 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"reassurance-force": "proposal"},
         ),
         ("Peace draft would cap Ukraine's army and bar foreign troops", "", {"reassurance-force": "discussion"}),
+        # a party who speaks of the guarantees before a colon; the Bundeswehr sent
+        ("Rubio: Ukraine security guarantees are 'for Europe to lead'", "", {"us-security-backstop": "discussion"}),
+        ("Germany's Pistorius cool on sending Bundeswehr to Ukraine", "", {"reassurance-force": "discussion"}),
         # a US "security promise"; guarantees the US put on the table
         (
             "Analysis: Trump's security promise to Ukraine is vague by design",
@@ -483,6 +486,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
             "The board discussed an international stabilisation force.",
         ),
         ("French troops leave Chad as Macron focuses on Ukraine", ""),
+        ("Lavrov: security guarantees for Ukraine without Russia lead nowhere", ""),
         ("MNF-I commander visits Baghdad", "The US-led force in Iraq once counted Ukrainian troops."),
         ("France offers to station fighter jets in Poland", "Paris also backs Ukraine."),
         ("Finland and Sweden join NATO exercise", "Finland's NATO membership helps Ukraine, officials say."),
@@ -702,6 +706,7 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("Poland won't join the coalition's mission", "discussion"),
         ("Japan refuses to join the mission", "discussion"),
         ("US envoys join in 'Coalition of the Willing' talks", "discussion"),
+        ("Belgium commits F-16s and troops to the mission", "proposal"),
         # a commitment hoped for; a pact that marks an anniversary
         ("Zelensky hopes US Congress will back security guarantees soon", "discussion"),
         ("Italy-Ukraine agreement on security cooperation marks second anniversary", "signed"),
