@@ -26,9 +26,18 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.env import API_URL_ENV, CONFIG_ENV, DATABASE_ENV, DEFAULT_CONFIG_PATH, PROJECT_ROOT, TOKEN_ENV, config_path
+from monitor.env import (
+    API_URL_ENV,
+    CONFIG_ENV,
+    DATABASE_ENV,
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_DATABASE_URL,
+    PROJECT_ROOT,
+    TOKEN_ENV,
+    config_digest,
+    config_path,
+)
 from monitor.errors import ConfigError
-from monitor.idle import config_digest
 from monitor.vocabulary import ID_LENGTH, STATUS_LENGTH, Frequency, Tier
 from monitor.yaml_lines import KeyPath, describe_error, dotted, load_yaml
 
@@ -254,7 +263,7 @@ class DigestSettings(_Strict):
 
 
 class Settings(_Strict):
-    database_url: str = "sqlite:///monitor.db"
+    database_url: str = DEFAULT_DATABASE_URL
     poll: PollSettings = Field(default_factory=PollSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
@@ -284,7 +293,7 @@ class Config:
     sources: tuple[SourceConfig, ...]
     proposals: tuple[ProposalConfig, ...]
     telegram_token: str | None = None
-    digest: str | None = None  # of the file as read (`monitor.idle.config_digest`): what a poll synced
+    digest: str | None = None  # of the file as read (`monitor.env.config_digest`): what a poll synced
 
     @property
     def database_url(self) -> str:

@@ -1,9 +1,12 @@
 """The environment variables the monitor reads, by name, and the configuration file they point at: importable
 without loading anything else."""
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
+
+from monitor import __version__
 
 CONFIG_ENV = "MONITOR_CONFIG"
 DATABASE_ENV = "MONITOR_DATABASE_URL"
@@ -12,6 +15,7 @@ API_URL_ENV = "MONITOR_TELEGRAM_API_URL"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "feeds.yaml"
+DEFAULT_DATABASE_URL = "sqlite:///monitor.db"  # settings.database_url when feeds.yaml names none
 
 
 def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
@@ -22,3 +26,9 @@ def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str])
         return Path(env[CONFIG_ENV])
     local = Path("feeds.yaml")
     return local if local.exists() else DEFAULT_CONFIG_PATH
+
+
+def config_digest(text: str) -> str:
+    """What a poll records of the feeds.yaml it synced (`poll_run.config_digest`): the file's text and the code's
+    version."""
+    return hashlib.sha256(f"{__version__}\0{text}".encode()).hexdigest()

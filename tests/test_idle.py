@@ -1,4 +1,4 @@
-"""A cron run with nothing due is answered from the SQLite file alone (monitor/idle.py): it is recorded as the
+"""A cron run with nothing due is answered from the SQLite file alone (monitor/store/idle.py): it is recorded as the
 full run records it, in a fraction of the time, and only when the file says for sure that the full run would do
 nothing else; every doubt leaves the decision, and the writing, to the full run."""
 
@@ -20,8 +20,8 @@ from sqlmodel import Session
 
 from monitor.cli import cli
 from monitor.feedserver import FeedServer, Response
-from monitor.idle import idle_run
 from monitor.store import sources
+from monitor.store.idle import idle_run
 from monitor.store.revisions import head_revision
 from monitor.store.schema import open_database, schema_state
 

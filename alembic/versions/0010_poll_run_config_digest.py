@@ -7,7 +7,7 @@ Create Date: 2026-12-07 02:30:00.000000
 Each `monitor poll` first makes the `source` and `proposal` tables agree with feeds.yaml. It now records the
 SHA-256 of the file it synced (with the code's version) on its `poll_run`; a later run whose file has the same
 digest, on a database where no feed is due, leased or waiting to be indexed, has nothing to do and is answered
-from the SQLite file alone (`monitor.idle`). Null on the runs before, which no file matches.
+from the SQLite file alone (`monitor.store.idle`). Null on the runs before, which no file matches.
 """
 
 from collections.abc import Sequence

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -83,10 +84,10 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
 
         monitor poll --source kyiv-independent --force
     """
-    from monitor.idle import idle_run
+    from monitor.store.idle import idle_run
 
     if not (force or sources) and (run_id := idle_run(config_path, os.environ, now())) is not None:
-        _print_nothing_due(run_id, as_json)  # answered from the SQLite file alone (monitor/idle.py)
+        _print_nothing_due(run_id, as_json)  # answered from the SQLite file alone (monitor/store/idle.py)
         return
     from monitor.config import load_config
     from monitor.store.db import run_lock
@@ -106,11 +107,30 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
 
 
 def _print_nothing_due(run_id: int | None, as_json: bool) -> None:
-    if as_json:
-        counts = ["feeds_due", "feeds_ok", "feeds_not_modified", "feeds_failed", "items_new", "items_updated"]
-        click.echo(json.dumps({"run_id": run_id, **dict.fromkeys(counts, 0), "feeds": []}))
-    else:
-        click.echo("No feed is due. (Use --force to poll anyway.)")
+    click.echo(json.dumps(_summary_json(run_id)) if as_json else "No feed is due. (Use --force to poll anyway.)")
+
+
+def _summary_json(
+    run_id: int | None,
+    due: int = 0,
+    ok: int = 0,
+    not_modified: int = 0,
+    failed: int = 0,
+    new: int = 0,
+    updated: int = 0,
+    feeds: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """What `monitor poll --json` prints of a run, whether the full run or the idle answer made it."""
+    return {
+        "run_id": run_id,
+        "feeds_due": due,
+        "feeds_ok": ok,
+        "feeds_not_modified": not_modified,
+        "feeds_failed": failed,
+        "items_new": new,
+        "items_updated": updated,
+        "feeds": list(feeds),
+    }
 
 
 def _poll_with_progress(config: Config, engine: Any, sources: tuple[str, ...], force: bool, show: bool) -> PollSummary:
@@ -146,21 +166,10 @@ def _print_summary(summary: PollSummary, as_json: bool) -> None:
         _print_nothing_due(summary.run_id, as_json)
         return
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "run_id": summary.run_id,
-                    "feeds_due": summary.feeds_due,
-                    "feeds_ok": summary.count("ok"),
-                    "feeds_not_modified": summary.count("not-modified"),
-                    "feeds_failed": summary.count("failed"),
-                    "items_new": summary.items_new,
-                    "items_updated": summary.items_updated,
-                    "feeds": [_outcome_json(feed) for feed in summary.feeds],
-                },
-                indent=None,
-            )
-        )
+        counts = (summary.count("ok"), summary.count("not-modified"), summary.count("failed"))
+        feeds = [_outcome_json(feed) for feed in summary.feeds]
+        totals = (summary.items_new, summary.items_updated)
+        click.echo(json.dumps(_summary_json(summary.run_id, summary.feeds_due, *counts, *totals, feeds)))
         return
     from rich.console import Console
 

@@ -2,6 +2,8 @@
 
     db          engine factory, SQLite pragmas, retried transactions and ones off the event loop, locks
     schema      Alembic migrations; `open_database`, an engine on the current schema
+    revisions   the head schema revision, read from the migration files without Alembic
+    idle        a poll with nothing due, answered from the SQLite file with the standard library alone
     models      the SQLModel tables (no reads or writes)
     sources     feeds, their leases and health, poll runs
     items       stored items, versions and stories, counts; the insert-unless-present helpers

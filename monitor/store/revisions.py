@@ -1,7 +1,7 @@
 """The schema revision this code writes, read from the migration files without importing Alembic.
 
 A command whose database is already at that revision (most cron runs) need not load Alembic at all; neither
-does `monitor.idle`, which answers a poll with nothing due from the SQLite file alone. Unsure (no single head,
+does `monitor.store.idle`, which answers a poll with nothing due from the SQLite file alone. Unsure (no single head,
 an unreadable file) means None: the caller then asks Alembic.
 """
 

@@ -240,7 +240,7 @@ def record_store_fault(source_id: str, run_id: int, now: datetime, error: str, *
 def start_run(
     now: datetime, forced: bool, due: int, *, session: Session, config_digest: str | None = None
 ) -> models.PollRun:
-    """Open a run; `config_digest`: that of the feeds.yaml just synced (`monitor.idle` compares it)."""
+    """Open a run; `config_digest`: that of the feeds.yaml just synced (`monitor.store.idle` compares it)."""
     run = models.PollRun(started_at=now, forced=forced, feeds_due=due, config_digest=config_digest)
     session.add(run)
     session.flush()

@@ -16,17 +16,14 @@ Reads the clock it is given and the files it is pointed at, nothing else.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitor import __version__
-from monitor.env import DATABASE_ENV, config_path
+from monitor.env import DATABASE_ENV, DEFAULT_DATABASE_URL, config_digest, config_path
 from monitor.store.revisions import head_revision
 
-DEFAULT_DATABASE_URL = "sqlite:///monitor.db"  # settings.database_url when feeds.yaml names none
 _SQLITE = "sqlite:///"
 _BUSY_SECONDS = 2.0  # a writer holding the file longer: the full run waits its turn instead
 
@@ -36,11 +33,6 @@ _DUE = (
     "SELECT 1 FROM source WHERE in_config AND enabled AND health != 'disabled' "
     "AND (next_poll_at IS NULL OR next_poll_at <= ?) LIMIT 1"
 )
-
-
-def config_digest(text: str) -> str:
-    """What a poll records of the feeds.yaml it synced: the file's text and the code's version."""
-    return hashlib.sha256(f"{__version__}\0{text}".encode()).hexdigest()
 
 
 def idle_run(
