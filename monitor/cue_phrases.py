@@ -207,7 +207,7 @@ OFFERING = _compile(
     r"(?:ukraine|ukraine's|kyiv|kyiv's|kiev|kiev's|to|them|it|"
     r"(?:\S+\s+){0,3}?(?:security|guarantees|troops|protection|membership))\b",
     r"\b(?:finali[sz]e[sd]?|agree[sd]?\s+on|draft(?:s|ed)?)\s+(?:\w+\s+){0,4}?(?:document|framework|text|plans?)\b",
-    r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabled|"
+    r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabl(?:ed|es|ing)|"
     r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s)|pitch(?:ed|es)|float(?:ed|s))\b",
     r"\b(?:path|trajectory)\b(?:\W+\w+){0,10}?\W+(?:is\s+|as\s+)?'?irreversible",
     r"\birreversible\s+(?:path|trajectory)\b",
@@ -288,7 +288,8 @@ CONDITION = _compile(
 # a headline's "X to offer": its subject a name, not a clause that wants, refuses or is only ready to offer
 HEADLINE_OFFER = re.compile(
     r"^(?:(?!is |are |was |were |be |to |allow\w* |lets? |not |never |wants? |hopes? |seeks? |asks? |urges? |"
-    r"refuses? |declines? |fails? |unable |unwilling |reluctant |how |whether |what )[\w'.]+ ){1,6}?"
+    r"refuses? |declines? |fails? |unable |unwilling |reluctant |how |whether |what |any |"
+    r"block\w* |veto\w* |oppos\w* |resist\w* |against )[\w'.]+ ){1,6}?"
     r"to (?:offer|propose|pledge|promise|invite)\b"
 )
 QUESTION_END = re.compile(r"\?[\s\"'\u2019\u201d)]*$")

@@ -134,8 +134,9 @@ def read_status(passages: Sequence[Passage], ladder: Sequence[str] = DEFAULT_LAD
     withdrawn = False
     for passage in passages:
         cue = read_cue(passage.text)
-        if cue.level != DISCUSSION and QUESTION_END.search(passage.sentence):
-            cue = Cue(DISCUSSION, "", cue.withdrawn)  # a question asks ("Who would command the force?")
+        if cue.level != DISCUSSION and (QUESTION_END.search(passage.sentence) or QUESTION_END.search(passage.text)):
+            # a question asks ("Who would command the force?", "Troops for Ukraine? What Macron said")
+            cue = Cue(DISCUSSION, "", cue.withdrawn)
         withdrawn = withdrawn or cue.withdrawn
         status = ladder_status(cue.level, ranks)
         rank = ranks.rank(status)

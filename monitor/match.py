@@ -40,6 +40,7 @@ from monitor.rules import ACTOR_GROUP, Rule, compile_rule
 from monitor.status import Ladder
 from monitor.text import (
     Occurrences,
+    alternatives_pattern,
     focus,
     fold_text,
     headline_text,
@@ -56,7 +57,7 @@ from monitor.windows import before_since, current, names_window, years_named
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
-MATCHER_VERSION = "2026.7"
+MATCHER_VERSION = "2026.8"
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
 
@@ -74,6 +75,10 @@ class Match:
     withdrawn: bool = False
     matcher_version: str = MATCHER_VERSION
     years: tuple[int, ...] = ()  # the years its sentences name ("signed in 2024")
+
+
+def _names(pattern: re.Pattern[str] | None, text: str) -> bool:
+    return pattern is not None and pattern.search(text) is not None
 
 
 # ---------------------------------------------------------------- compiled proposal rules
@@ -147,7 +152,20 @@ class Matcher:
         gate = None
         if gates and all(g and g[0] is not None for g in gates):
             gate = frozenset().union(*(g[0] or () for g in gates))
+        # the parties of the proposals that share a proposal's aliases (the bilateral agreements): a sentence that
+        # names one of them ("the pact Washington signed") does not take its party from the headline
+        family: dict[tuple[str, ...], list[int]] = {}
+        for index, rule in enumerate(rules):
+            if rule.needs_actor:
+                family.setdefault(tuple(rule.proposal.aliases), []).append(index)
+        rivals = [
+            alternatives_pattern(
+                [n for j in family.get(tuple(rule.proposal.aliases), []) if j != index for n, *_ in rules[j].actors]
+            )
+            for index, rule in enumerate(rules)
+        ]
         self._rules, self._by_anchor, self._anchors = rules, by_anchor, frozenset(by_anchor)
+        self._rivals = rivals
         self._concepts, self._concept_index, self._concept_gate = concepts, ConceptIndex([c for _, c in concepts]), gate
         self._compiled = True  # last: until then every match compiles (and stores) its own complete parts
 
@@ -314,7 +332,8 @@ class Matcher:
                     for n, span in own_actors
                     if topic or span[1] <= speaker or same_clause(text, span, own_hit.span)
                 ]
-            if rule.needs_actor and not (named or own_actors or (i and title_actors and own_hit)):
+            borrows = i and title_actors and own_hit and not _names(self._rivals[index], text)
+            if rule.needs_actor and not (named or own_actors or borrows):
                 continue
             rests_on = {i} if own_hit and (named or own_actors or not rule.needs_actor) else {i, 0}
             window = text if i == 0 else f"{folded[0]} | {text}"

@@ -138,7 +138,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 _CLAUSE_BREAK = re.compile(
-    r";|:\s|\s-\s|,\s+(?=(?:and|but|while|whereas|although|though|yet|ma|mais|aber|але)\b)"
+    r";|:\s|\s-\s|(?<=\?)\s|,\s+(?=(?:and|but|while|whereas|although|though|yet|ma|mais|aber|але)\b)"
     r"|\s(?=(?:but|while|whereas|ma|mais|aber|але)\s)"
     r"|\s(?=(?:if|unless|provided|in exchange for|in return for|wenn|falls|якщо)\s)"
     r"|,\s+(?=(?:after|amid|as|when|following|despite|because|since|before|until|which|who)\s)"
@@ -148,8 +148,10 @@ _CLAUSE_BREAK = re.compile(
     r"\s(?=as\s(?!part\b|well\b|soon\b|long\b|much\b|many\b|far\b|of\b|if\b|though\b|to\b|a\s+(?:result|part)\b))"
     r"|\s(?=after\s)"
     # a second thing said ("Lavrov said Moscow would not accept NATO troops and reiterated that membership ...")
-    r"|\s(?=and\s(?:said|says|added|adds|reiterated|reiterates|repeated|repeats|warned|warns|insisted|insists|"
-    r"stressed|stresses|noted|notes|bar|bars|ban|bans|exclude|excludes|rule out|rules out)\b)"
+    r"|\s(?=and\s(?:(?:has|have|had)\s+)?(?:said|says|added|adds|reiterated|reiterates|repeated|repeats|warned|"
+    r"warns|insisted|insists|stressed|stresses|noted|notes|bar|bars|ban|bans|exclude|excludes|rule out|rules out)\b)"
+    # ... or a second stance ("Britain signed a pact last month and is ready to put troops on the ground")
+    r"|\s(?=and\s(?:is|are|was|were|has been|have been)\s+(?:\w+\s+)?(?:ready|willing|prepared|open|unwilling)\b)"
 )
 
 
