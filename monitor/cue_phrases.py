@@ -32,6 +32,9 @@ NEGATED_SIGNING = _compile(
     r"\b(?:need|needs|needed|want|wants|wanted|seek\w*|demand\w*|ask\w*|urg\w*|press\w*)\s+(?:\S+\s+){1,4}?"
     r"(?:signed|ratified|sealed|concluded|finali[sz]ed)\b",
     r"\bno\s+(?:security\s+)?(?:deal|agreement|pact)\b",
+    # guarantees of the kind a legislature ratifies, offered ("US to offer Senate-ratified guarantees")
+    r"\b(?:senate|congress|parliament|legislature)\s+(?:ratified|approved)\s+(?:security\s+)?"
+    r"(?:guarantees|assurances|commitments)\b",
     # a peace deal or ceasefire is not one of the tracked guarantees, and one that is only awaited is not signed
     r"\b(?:after|once|when|if|until|unless|before)\s+(?:\w+\s+){0,4}?(?:" + _SIGN_NOUN + r"|peace|ceasefire|truce)\s+"
     r"(?:is|are|has been|gets)\s+"
@@ -177,6 +180,8 @@ NOT_OFFERING = _compile(
     # offering to give something up ("offers to drop the NATO bid") offers nothing that is tracked
     r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
+    # vowing never to do it proposes nothing ("Fico vows Slovakia will never agree to Ukraine joining NATO")
+    r"\bvow\w*\s+(?:\w+\s+){0,3}?(?:never|not)\b(?:\W+\w+){0,4}",
     # vowing or offering to block something proposes nothing ("Fico vows to block Ukraine's entry into NATO")
     r"\b(?:vow\w*|pledg\w*|promis\w*|threaten\w*|offer\w*)\s+to\s+(?:block|veto|oppose|stop|prevent|reject|bar|halt|"
     r"obstruct|scupper|torpedo)\b",
@@ -223,6 +228,9 @@ OFFERING = _compile(
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
     # ... or to join the force or mission ("Czech Republic ready to join Ukraine security mission")
     r"\b(?:ready|willing|prepared|agree[sd]?|decid(?:es|ed))\s+to\s+join\b(?!\s+(?:nato|the alliance|talks))",
+    # a government or parliament approving a deployment ("Czech government approves sending troops")
+    r"\bapprov(?:es|ed|ing)?\s+(?:the\s+|a\s+)?(?:plans?\s+(?:to|for)\s+)?(?:send|sending|deploy\w*|dispatch\w*|"
+    r"station\w*|participation|contribution)\b",
     # ... or joining it ("Canada, Australia join UK-led effort to secure Ukraine ceasefire")
     r"\bjoin(?:s|ed)?\s+(?:the\s+|a\s+|an\s+)?(?:\S+\s+){0,3}?(?:coalition|force|mission|effort)\b"
     r"(?!\W+(?:\w+\W+){0,4}?(?:talks|meetings?|summit|call|discussions|video))",

@@ -438,6 +438,17 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"reassurance-force": "discussion"},
         ),
         ("'Coalition of volunteers' summit ends without decision on troops", "", {"reassurance-force": "discussion"}),
+        # guarantees of the kind a Senate ratifies, offered; vowing never to agree; a deployment approved; keeping
+        # the peace in Ukraine; more of the coalition's nationalities
+        (
+            "US to offer Ukraine Senate-ratified guarantees modelled on NATO's Article 5",
+            "",
+            {"it-article5-guarantee": "proposal", "us-security-backstop": "proposal"},
+        ),
+        ("Fico vows Slovakia will never agree to Ukraine joining NATO", "", {"ukraine-nato-membership": "discussion"}),
+        ("Czech government approves sending 100 troops to Ukraine mission", "", {"reassurance-force": "proposal"}),
+        ("How many troops would Europe need to keep the peace in Ukraine?", "", {"reassurance-force": "discussion"}),
+        ("Slovakia's Fico: Slovak soldiers will never go to Ukraine", "", {"reassurance-force": "discussion"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
