@@ -211,7 +211,10 @@ OFFERING = _compile(
     r"(?<!\ban )(?<!\bany )(?<!\bno )(?<!\ba )\b(?:offer|pledge|propose|promise|vow)\s+"
     r"(?:ukraine|ukraine's|kyiv|kyiv's|kiev|kiev's|to|them|it|"
     r"(?:\S+\s+){0,3}?(?:security|guarantees|troops|protection|membership))\b",
-    r"\b(?:finali[sz]e[sd]?|agree[sd]?\s+on|draft(?:s|ed)?)\s+(?:\w+\s+){0,4}?(?:document|framework|text|plans?)\b",
+    # settling a text or a plan ("allies agree command structure"), not meeting to ("meet to finalise plans")
+    r"(?<!\bto )\b(?:finali[sz]e[sd]?|agree[sd]?\s+on|draft(?:s|ed)?)\s+(?:\w+\s+){0,4}?"
+    r"(?:document|framework|text|plans?)\b",
+    r"(?<!\bto )\bagree[sd]?\s+(?:\w+\s+){0,2}?(?:command|structure|mandate|composition|rules of engagement)\b",
     r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabl(?:ed|es|ing)|"
     r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s)|pitch(?:ed|es)|float(?:ed|s))\b",
     r"\b(?:path|trajectory)\b(?:\W+\w+){0,10}?\W+(?:is\s+|as\s+)?'?irreversible",

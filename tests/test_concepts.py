@@ -449,6 +449,20 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Czech government approves sending 100 troops to Ukraine mission", "", {"reassurance-force": "proposal"}),
         ("How many troops would Europe need to keep the peace in Ukraine?", "", {"reassurance-force": "discussion"}),
         ("Slovakia's Fico: Slovak soldiers will never go to Ukraine", "", {"reassurance-force": "discussion"}),
+        # a command structure agreed; the coalition's logistics hub; guarantees on the model of Article 5; the
+        # force named for Ukraine
+        (
+            "Coalition of the Willing agrees command structure for Ukraine force, led by UK and France",
+            "",
+            {"reassurance-force": "proposal"},
+        ),
+        ("Romania to host coalition's logistics hub for Ukraine force", "", {"reassurance-force": "discussion"}),
+        (
+            "Italy's Tajani: guarantees 'on the model of Article 5' are the best protection for Kyiv",
+            "",
+            {"it-article5-guarantee": "discussion"},
+        ),
+        ("Turkey offers to host naval component of Ukraine security force", "", {"reassurance-force": "proposal"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
