@@ -17,7 +17,7 @@ def _compile(*patterns: str) -> re.Pattern[str]:
 
 
 _W = r"(?:\w+\s+)"  # one word and the space after it
-_SIGN_VERB = r"(?:sign|ink|seal|finali[sz]e|conclude|strike|reach|clinch|ratify|ratifie)"
+_SIGN_VERB = r"(?:sign|ink|seal|finali[sz]e|formali[sz]e|conclude|strike|reach|clinch|ratify|ratifie)"
 _SIGN_NOUN = r"(?:deal|pact|agreement|accord|treaty|commitments|partnership|declaration)"
 
 NEGATED_SIGNING = _compile(
@@ -78,7 +78,8 @@ SIGNING = _compile(
     rf"\bsigning\s+of\s+(?:the|a|an|this|their)\s+(?:\S+\s+){{0,3}}?{_SIGN_NOUN}\b",
     r"\b(?:ink|seal|seals)\b(?!\s+of\b)",
     rf"\b(?:struck|strikes?|clinch\w*|reach(?:es|ed)|seal(?:s|ed)?)\s+(?:\w+\s+){{0,3}}?{_SIGN_NOUN}",
-    rf"\b(?:concluded|finali[sz]ed|adopt(?:s|ed))\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
+    rf"\b(?:concluded|finali[sz]ed|adopt(?:s|ed)|formali[sz](?:e|es|ed))\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
+    r"\bput(?:s|ting)?\s+pen\s+to\s+paper\b",
     rf"\b{_SIGN_NOUN}\s+(?:\w+\s+){{0,6}}?(?:was|were|has been|have been|had been|is|are)\s+"
     r"(?:\w+ly\s+)?(?:concluded|finali[sz]ed|adopted|agreed)\b",
     rf"\b{_SIGN_NOUN}\s+(?:is\s+|was\s+)?reached\b",
@@ -177,6 +178,9 @@ NOT_OFFERING = _compile(
     # a text that drops its mention of a commitment ("communique drops mention of the irreversible path")
     r"\b(?:drop\w*|omit\w*|remov\w*|delet\w*|strip\w*|scrap\w*)\s+(?:\w+\s+){0,2}?(?:mention|mentions|reference|references|"
     r"language|wording|pledge|promise)\s+(?:of|to|on|about)\b(?:\W+\w+){0,6}",
+    # floating the idea of giving something up ("US floats idea of Ukraine dropping NATO aspirations")
+    r"\b(?:float\w*|propos\w*|offer\w*|suggest\w*|push\w*|rais\w*)\s+(?:\w+\s+){0,4}?(?:dropping|giving up|abandoning|"
+    r"renouncing|forgoing|shelving|freezing)\b",
     # offering to give something up ("offers to drop the NATO bid") offers nothing that is tracked
     r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
@@ -231,6 +235,12 @@ OFFERING = _compile(
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
     # ... or to join the force or mission ("Czech Republic ready to join Ukraine security mission")
     r"\b(?:ready|willing|prepared|agree[sd]?|decid(?:es|ed))\s+to\s+join\b(?!\s+(?:nato|the alliance|talks))",
+    # a plan that includes it proposes it ("the revised plan includes guarantees mirroring Article 5"); allies
+    # endorsing a plan
+    r"\b(?:plan|proposal|draft|framework|offer|text|document)\s+(?:\w+\s+){0,2}?(?:includes?|included|contains?|"
+    r"provides?\s+for|envisag\w*|foresees?)\b",
+    r"\bendors(?:e|es|ed)\b",
+    r"\bready\s+for\s+(?:ukraine|kyiv|kiev|deployment)\b",
     # a government or parliament approving a deployment ("Czech government approves sending troops")
     r"\bapprov(?:es|ed|ing)?\s+(?:the\s+|a\s+)?(?:plans?\s+(?:to|for)\s+)?(?:send|sending|deploy\w*|dispatch\w*|"
     r"station\w*|participation|contribution)\b",

@@ -463,6 +463,28 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"it-article5-guarantee": "discussion"},
         ),
         ("Turkey offers to host naval component of Ukraine security force", "", {"reassurance-force": "proposal"}),
+        # a peacekeeping role; troops ready for Ukraine; a plan endorsed; another country's own neutrality
+        ("Germany signals willingness to consider Ukraine peacekeeping role", "", {"reassurance-force": "discussion"}),
+        ("Macron, Starmer say 'several thousand' troops ready for Ukraine", "", {"reassurance-force": "proposal"}),
+        ("Allies endorse plan for Europe-led Ukraine force", "", {"reassurance-force": "proposal"}),
+        (
+            "Ireland explores role in Ukraine peacekeeping mission despite neutrality",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
+        # the idea of giving NATO up, floated; guarantees a floated plan includes; a pact put to paper or formalised
+        (
+            "US floats idea of Ukraine dropping NATO aspirations in exchange for guarantees",
+            "",
+            {"ukraine-nato-membership": "discussion"},
+        ),
+        (
+            "US floats 15-year security guarantee for Ukraine in revised peace plan",
+            "The revised plan includes guarantees mirroring NATO's Article 5 for 15 years, officials said.",
+            {"us-security-backstop": "proposal", "it-article5-guarantee": "proposal"},
+        ),
+        ("Finland and Ukraine put pen to paper on 10-year security deal", "", {"other-eu-ua-bilateral-2024": "signed"}),
+        ("Ukraine, Belgium formalise security partnership", "", {"other-eu-ua-bilateral-2024": "signed"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
