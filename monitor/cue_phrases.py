@@ -80,6 +80,8 @@ SIGNING = _compile(
     rf"\b(?:struck|strikes?|clinch\w*|reach(?:es|ed)|seal(?:s|ed)?)\s+(?:\w+\s+){{0,3}}?{_SIGN_NOUN}",
     rf"\b(?:concluded|finali[sz]ed|adopt(?:s|ed)|formali[sz](?:e|es|ed))\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     r"\bput(?:s|ting)?\s+pen\s+to\s+paper\b",
+    # a pact looked back on ("Britain's security agreement with Ukraine, one year on")
+    rf"\b{_SIGN_NOUN}\b(?:\W+\w+){{0,6}}?\W+(?:a|one|two|three|four|five)\s+years?\s+on\b",
     rf"\b{_SIGN_NOUN}\s+(?:\w+\s+){{0,6}}?(?:was|were|has been|have been|had been|is|are)\s+"
     r"(?:\w+ly\s+)?(?:concluded|finali[sz]ed|adopted|agreed)\b",
     rf"\b{_SIGN_NOUN}\s+(?:is\s+|was\s+)?reached\b",

@@ -485,6 +485,18 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ),
         ("Finland and Ukraine put pen to paper on 10-year security deal", "", {"other-eu-ua-bilateral-2024": "signed"}),
         ("Ukraine, Belgium formalise security partnership", "", {"other-eu-ua-bilateral-2024": "signed"}),
+        # the US underwriting a deal, or offering the European force something; a pact looked back on
+        (
+            "Europeans clash with Witkoff",
+            "Witkoff said the United States would not underwrite any Ukraine deal militarily.",
+            {"us-security-backstop": "discussion"},
+        ),
+        (
+            "Pentagon briefs allies on what US can offer a European Ukraine force",
+            "",
+            {"us-security-backstop": "discussion", "reassurance-force": "discussion"},
+        ),
+        ("Britain's security agreement with Ukraine, one year on", "", {"uk-ua-2024": "signed"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
