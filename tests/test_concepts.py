@@ -497,6 +497,13 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"us-security-backstop": "discussion", "reassurance-force": "discussion"},
         ),
         ("Britain's security agreement with Ukraine, one year on", "", {"uk-ua-2024": "signed"}),
+        # servicemen sent; Kyiv's NATO prospects
+        (
+            "Over 200 British servicemen could be sent to Ukraine, Telegraph claims",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
+        ("West 'lied' to Kiev about NATO prospects, Orban says", "", {"ukraine-nato-membership": "discussion"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
