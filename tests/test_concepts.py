@@ -504,6 +504,14 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"reassurance-force": "discussion"},
         ),
         ("West 'lied' to Kiev about NATO prospects, Orban says", "", {"ukraine-nato-membership": "discussion"}),
+        # the guarantee's own names need no Ukraine beside them; another country's pact so named is not it
+        (
+            "Kallas: 'Article 5-like' guarantees must be credible, not paper promises",
+            "",
+            {"it-article5-guarantee": "discussion"},
+        ),
+        ("Israel wants 'Article 5-style' defence pact with US, officials say", "", {}),
+        ("Philippines, Japan discuss 'Article 5-like' mutual defence clause", "", {}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
