@@ -133,7 +133,8 @@ _FUTURE_GIVE = (
 NOT_OFFERING = _compile(
     r"(?:\bnot|n't|\bnever|\bno longer|\brefus\w* to|\breject\w*)\s+(?:\w+\s+){0,3}?"
     r"(?:offer|propos|pledg|promis|invit|commit|get|receive)\w*",
-    r"(?<!ready )(?<!willing )(?<!prepared )(?<!agreed )(?<!agrees )(?<!agree )"
+    r"(?<!ready )(?<!willing )(?<!prepared )(?<!agreed )(?<!agrees )(?<!agree )(?<!set )(?<!due )(?<!poised )"
+    r"(?<!expected )"
     r"\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?"
     r"(?:offer|propose|pledge|promise|invite|commit)\b",
     # a commitment that is refused, doubted or only a condition is no commitment
@@ -250,6 +251,9 @@ OFFERING = _compile(
     r"\bjoin(?:s|ed)?\s+(?:the\s+|a\s+|an\s+)?(?:\S+\s+){0,3}?(?:coalition|force|mission|effort)\b"
     r"(?!\W+(?:\w+\W+){0,4}?(?:talks|meetings?|summit|call|discussions|video))",
     rf"\b(?:will|'ll|shall|would)\s+(?:\w+\s+)?{_COMMIT_VERB}\b",
+    # putting a plan forward, announced ("Meloni will pitch guarantees", "the EU is set to propose")
+    r"\b(?:will|'ll|shall|(?:is|are)\s+(?:set|due|expected|poised)\s+to)\s+(?:\w+\s+)?(?:pitch|present|unveil|table|"
+    r"float|propose|put forward|lay out|submit)\b",
     r"\b(?:will|'ll|shall)\s+be\s+(?:\w+\s+)?(?:involved|part of|taking part|participating|there)\b",
     # signing up to a coalition or mission is joining it, not signing a text
     r"\bsign(?:s|ed|ing)?\s+up\s+(?:to|for|with)\b",

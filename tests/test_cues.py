@@ -37,6 +37,16 @@ def cue(text: str) -> str:
         ("Hungary refused to sign the declaration", "discussion"),
         ("The two sides haven't finalized the deal", "discussion"),
         ("The treaty is yet to be signed", "discussion"),
+        # a plan put forward, announced; not one that only could be or is not
+        ("Meloni will pitch guarantees for Ukraine in Washington", "proposal"),
+        ("The EU is set to propose security commitments", "proposal"),
+        ("Italy will table an Article 5-style plan", "proposal"),
+        ("Italy could propose guarantees", "discussion"),
+        ("Italy will not propose guarantees", "discussion"),
+        # guarantees of the kind a Senate ratifies, on offer; a pact put to paper; vowing never to agree
+        ("US to offer Senate-ratified guarantees", "proposal"),
+        ("Finland and Ukraine put pen to paper on a security deal", "signed"),
+        ("Fico vows Slovakia will never agree to it", "discussion"),
         # offers and pledges
         ("Trump offered Ukraine security guarantees for 15 years", "proposal"),
         ("Meloni has proposed a security guarantee plan for Ukraine", "proposal"),
