@@ -512,6 +512,14 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ),
         ("Israel wants 'Article 5-style' defence pact with US, officials say", "", {}),
         ("Philippines, Japan discuss 'Article 5-like' mutual defence clause", "", {}),
+        # a force named by its strength; an agreement on long-term security cooperation
+        ("UK, France draw up plan for 30,000-strong Ukraine force", "", {"reassurance-force": "discussion"}),
+        (
+            "Lithuania and Ukraine sign agreement on long-term security cooperation",
+            "",
+            {"other-eu-ua-bilateral-2024": "signed"},
+        ),
+        ("30,000-strong Russian force massing near Sumy, Ukraine says", "", {}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
