@@ -181,6 +181,12 @@ NOT_OFFERING = _compile(
     # a text that drops its mention of a commitment ("communique drops mention of the irreversible path")
     r"\b(?:drop\w*|omit\w*|remov\w*|delet\w*|strip\w*|scrap\w*)\s+(?:\w+\s+){0,2}?(?:mention|mentions|reference|references|"
     r"language|wording|pledge|promise)\s+(?:of|to|on|about)\b(?:\W+\w+){0,6}",
+    # what someone would give, named in a relative clause, is not given ("clarity on the guarantees Washington
+    # would provide", "what protection the US could give")
+    r"\b(?:guarantees?|security|protection|support|troops|soldiers|forces|backstop|assurances|commitments?|help|role)\s+"
+    r"(?!(?:from|of|in|to|for|on|with|under|at|by)\b)(?:that\s+|which\s+)?(?:\w+\s+){1,3}?(?:would|could|might)\s+"
+    r"(?:\w+\s+)?(?:provide|offer|give|send|deploy|"
+    r"extend|contribute)\b",
     # floating the idea of giving something up ("US floats idea of Ukraine dropping NATO aspirations")
     r"\b(?:float\w*|propos\w*|offer\w*|suggest\w*|push\w*|rais\w*)\s+(?:\w+\s+){0,4}?(?:dropping|giving up|abandoning|"
     r"renouncing|forgoing|shelving|freezing)\b",

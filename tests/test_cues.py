@@ -47,6 +47,11 @@ def cue(text: str) -> str:
         ("US to offer Senate-ratified guarantees", "proposal"),
         ("Finland and Ukraine put pen to paper on a security deal", "signed"),
         ("Fico vows Slovakia will never agree to it", "discussion"),
+        # what someone would give, named in a relative clause, is not given; what they would give, said, is offered
+        ("Europeans seek clarity on the guarantees Washington would provide", "discussion"),
+        ("What protection the US would give Ukraine remains unclear", "discussion"),
+        ("Washington would provide guarantees, Rubio says", "proposal"),
+        ("Allies say troops from Britain would deploy to Ukraine", "proposal"),
         # offers and pledges
         ("Trump offered Ukraine security guarantees for 15 years", "proposal"),
         ("Meloni has proposed a security guarantee plan for Ukraine", "proposal"),
