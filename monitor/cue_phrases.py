@@ -54,8 +54,10 @@ NEGATED_SIGNING = _compile(
     r"\b(?:відмов|отказ)\w*\s+(?:\w+\s+)?(?:підпис|подпис)\w*",
 )
 MODAL_SIGNING = _compile(
+    # not where what is finalised is a plan or talks ("chiefs meet to finalise force plans")
     r"\b(?:will|would|shall|to|could|may|might|must|should|can|'ll|going to)\s+(?:\w+ly\s+)?(?:be\s+)?"
-    rf"{_SIGN_VERB}(?:ed|d)?\b",
+    rf"{_SIGN_VERB}(?:ed|d)?\b(?!\s+(?:\w+\s+){{0,2}}?(?:plans?|details|preparations|arrangements|talks|"
+    r"discussions|consultations)\b)",
     r"\b(?:before|ahead of|prior to|preparing for|await\w*|expect\w*|plan\w* for|set for)\s+(?:the\s+)?signing\b",
     r"\bsigning\s+(?:ceremony\s+)?(?:is\s+)?(?:scheduled|planned|expected)\b",
     r"\b(?:firmera|firmeranno|firmerebbe|siglera|sottoscrivera)\w*",
@@ -227,7 +229,8 @@ OFFERING = _compile(
     # settling a text or a plan ("allies agree command structure"), not meeting to ("meet to finalise plans")
     r"(?<!\bto )\b(?:finali[sz]e[sd]?|agree[sd]?\s+on|draft(?:s|ed)?)\s+(?:\w+\s+){0,4}?"
     r"(?:document|framework|text|plans?)\b",
-    r"(?<!\bto )\bagree[sd]?\s+(?:\w+\s+){0,2}?(?:command|structure|mandate|composition|rules of engagement)\b",
+    r"(?<!\bto )\bagree[sd]?\s+(?:\w+\s+){0,3}?(?:command|structure|mandate|composition|rules of engagement|"
+    r"package|roadmap)\b",
     r"\b(?:offer(?:ed|s)|propos(?:ed|es)|pledg(?:ed|es)|promis(?:ed|es)|put(?:s|ting)?\s+forward|tabl(?:ed|es|ing)|"
     r"unveil(?:ed|s)|invit(?:ed|es)|promot(?:ed|es|ing)|commit(?:ted|s)?\s+to|vow(?:ed|s)|pitch(?:ed|es)|float(?:ed|s))\b",
     r"\b(?:path|trajectory)\b(?:\W+\w+){0,10}?\W+(?:is\s+|as\s+)?'?irreversible",

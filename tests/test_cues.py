@@ -52,6 +52,10 @@ def cue(text: str) -> str:
         ("What protection the US would give Ukraine remains unclear", "discussion"),
         ("Washington would provide guarantees, Rubio says", "proposal"),
         ("Allies say troops from Britain would deploy to Ukraine", "proposal"),
+        # a package or a command structure agreed; meeting to settle plans
+        ("NATO allies agree 'bridge to membership' package for Ukraine", "proposal"),
+        ("The coalition agrees command structure for the force", "proposal"),
+        ("Chiefs meet to finalise force plans", "discussion"),
         # offers and pledges
         ("Trump offered Ukraine security guarantees for 15 years", "proposal"),
         ("Meloni has proposed a security guarantee plan for Ukraine", "proposal"),
