@@ -520,6 +520,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"other-eu-ua-bilateral-2024": "signed"},
         ),
         ("30,000-strong Russian force massing near Sumy, Ukraine says", "", {}),
+        ("France showcases 500 pro-Ukraine troops at Bastille Day", "", {"reassurance-force": "discussion"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
