@@ -521,6 +521,18 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ),
         ("30,000-strong Russian force massing near Sumy, Ukraine says", "", {}),
         ("France showcases 500 pro-Ukraine troops at Bastille Day", "", {"reassurance-force": "discussion"}),
+        # a partner named by its capital; another country's neutrality named by the country
+        (
+            "Oslo, Kyiv seal long-term security deal as Norway pledges $1.1 billion",
+            "",
+            {"other-eu-ua-bilateral-2024": "signed"},
+        ),
+        (
+            "Irish opposition questions neutrality implications of Ukraine security pact",
+            "",
+            {"other-eu-ua-bilateral-2024": "discussion"},
+        ),
+        ("Kremlin wants a neutral Ukraine, Peskov says", "", {"ukraine-nato-membership": "discussion"}),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
