@@ -82,6 +82,9 @@ SIGNING = _compile(
     rf"\b(?:struck|strikes?|clinch\w*|reach(?:es|ed)|seal(?:s|ed)?)\s+(?:\w+\s+){{0,3}}?{_SIGN_NOUN}",
     rf"\b(?:concluded|finali[sz]ed|adopt(?:s|ed)|formali[sz](?:e|es|ed))\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     r"\bput(?:s|ting)?\s+pen\s+to\s+paper\b",
+    # a legislature's approval adopts it ("US Senate approves security guarantees for Ukraine")
+    r"\b(?:senate|congress|parliament|rada|bundestag|lawmakers|mps|legislators)\s+(?:\w+\s+)?approv(?:es|ed)\s+"
+    rf"(?:\w+\s+){{0,3}}?(?:guarantees|{_SIGN_NOUN})\b",
     # a pact looked back on ("Britain's security agreement with Ukraine, one year on")
     rf"\b{_SIGN_NOUN}\b(?:\W+\w+){{0,6}}?\W+(?:a|one|two|three|four|five)\s+years?\s+on\b",
     rf"\b{_SIGN_NOUN}\s+(?:\w+\s+){{0,6}}?(?:was|were|has been|have been|had been|is|are)\s+"
@@ -289,7 +292,7 @@ OFFERING = _compile(
     r"\b(?:headquarters|hq|command(?: cent(?:er|re))?|base)\s+(?:\w+\s+)?(?:open(?:s|ed)|set up)\b",
     r"\bopen(?:s|ed)\s+(?:its\s+|a\s+|the\s+)?(?:\S+\s+){0,2}?(?:headquarters|hq|command cent(?:er|re))\b",
     # a headline's "X to send troops": its subject runs of words, none of them blanked out as a refusal
-    rf"^(?:[\w'.]+ ){{1,6}}?to {_COMMIT_VERB}\b",
+    rf"^(?:[\w'.]+,? ){{1,6}}?to {_COMMIT_VERB}\b",  # "British, French troops to deploy"
     r"^(?:[\w'.]+ ){1,6}?to (?:unveil|announce|propose|present|launch)\b",
     # ... and "X to agree a pact", where X is a headline's subject, not a clause ("the EU is ready to agree")
     r"^(?:(?!is |are |was |were |be |ready |willing |prepared )[\w'.]+ ){1,6}?to agree\b(?! to\b| on whether\b)",

@@ -533,6 +533,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"other-eu-ua-bilateral-2024": "discussion"},
         ),
         ("Kremlin wants a neutral Ukraine, Peskov says", "", {"ukraine-nato-membership": "discussion"}),
+        (
+            "Republicans warn against US role in European peacekeeping force in Ukraine",
+            "",
+            {"us-security-backstop": "discussion", "reassurance-force": "discussion"},
+        ),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:

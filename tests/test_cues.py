@@ -56,6 +56,10 @@ def cue(text: str) -> str:
         ("NATO allies agree 'bridge to membership' package for Ukraine", "proposal"),
         ("The coalition agrees command structure for the force", "proposal"),
         ("Chiefs meet to finalise force plans", "discussion"),
+        # a headline's subject that lists its parties; a legislature's approval
+        ("British, French troops to deploy to Ukraine after ceasefire, leaders say", "proposal"),
+        ("U.S. Senate approves security guarantees for Ukraine", "signed"),
+        ("Parliament approves sending troops to the mission", "proposal"),
         # offers and pledges
         ("Trump offered Ukraine security guarantees for 15 years", "proposal"),
         ("Meloni has proposed a security guarantee plan for Ukraine", "proposal"),
