@@ -521,6 +521,22 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ),
         ("30,000-strong Russian force massing near Sumy, Ukraine says", "", {}),
         ("France showcases 500 pro-Ukraine troops at Bastille Day", "", {"reassurance-force": "discussion"}),
+        # Ukraine named by its negotiator; the UK's military hubs
+        (
+            "Witkoff and Kushner discuss security guarantees with Umerov in Miami",
+            "",
+            {"us-security-backstop": "discussion"},
+        ),
+        (
+            "Britain announces plan to build military hubs across Ukraine after peace deal",
+            "",
+            {"reassurance-force": "proposal"},
+        ),
+        (
+            "UK's plan to build 'military hubs' in Ukraine is provocation, Russian envoy says",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
         # a partner named by its capital; another country's neutrality named by the country
         (
             "Oslo, Kyiv seal long-term security deal as Norway pledges $1.1 billion",
