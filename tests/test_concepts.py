@@ -521,6 +521,13 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ),
         ("30,000-strong Russian force massing near Sumy, Ukraine says", "", {}),
         ("France showcases 500 pro-Ukraine troops at Bastille Day", "", {"reassurance-force": "discussion"}),
+        # the US supporting "the force" a summary sentence speaks of
+        (
+            "Factbox: What Ukraine's allies have offered for its postwar security",
+            "Britain and France have said they would deploy troops after a ceasefire. The United States has promised to"
+            " support the force with intelligence and air defence, but not troops.",
+            {"reassurance-force": "proposal", "us-security-backstop": "proposal"},
+        ),
         # Ukraine named by its negotiator; the UK's military hubs
         (
             "Witkoff and Kushner discuss security guarantees with Umerov in Miami",
