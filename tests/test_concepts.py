@@ -528,6 +528,13 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             " support the force with intelligence and air defence, but not troops.",
             {"reassurance-force": "proposal", "us-security-backstop": "proposal"},
         ),
+        # jets stationed in Ukraine, barred by a plan
+        (
+            "28-point plan bars European fighter jets from being stationed in Ukraine",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
+        ("Russian troops stationed in Ukraine's occupied south get new commander", "", {}),
         # Ukraine named by its negotiator; the UK's military hubs
         (
             "Witkoff and Kushner discuss security guarantees with Umerov in Miami",
