@@ -102,7 +102,8 @@ def test_current_status_where_each_proposal_stands(corpus: Engine) -> None:
     )
     backstop = rows["us-security-backstop"]  # from the real corpus
     assert (backstop["status"], backstop["latest_state"], backstop["evidence"]) == ("proposal", "confirmed", 1)
-    assert rows["reassurance-force"]["reports"] == 4  # with "ahead of Ukraine coalition summit" (Reuters, July 2026)
+    # with "ahead of Ukraine coalition summit" and "France showcases 500 pro-Ukraine troops" (Reuters, July 2026)
+    assert rows["reassurance-force"]["reports"] == 5
 
 
 def test_stage_durations_how_long_at_each_stage(corpus: Engine) -> None:
