@@ -188,6 +188,7 @@ class ProposalConfig(_Strict):
     required: list[str] = Field(default_factory=list)
     excluded: list[str] = Field(default_factory=list)
     excluded_in_clause: list[str] = Field(default_factory=list)  # explain away only a reading in their own clause
+    excluded_in_reading: list[str] = Field(default_factory=list)  # ... only one they stand before or in
     initial_status: str = "discussion"
     # the day the proposal was first reported: an item published before it speaks of something else
     since: date | None = None

@@ -163,7 +163,8 @@ NOT_OFFERING = _compile(
     r"\bhow\s+(?:\w+\s+){1,3}?(?:will|would|could|can|might|plans?|intends?|aims?|hopes?|wants?)\s+(?:to\s+)?\w+",
     r"\b(?:could|might|may)\s+(?:\w+\s+)?(?:send|deploy|provide|give|contribute)\b",
     # pledges, offers and promises as nouns ("security pledges"), not as verbs ("the UK pledges")
-    r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable)"
+    r"\b(?:security|the|its|their|his|her|our|new|any|these|those|of|such|make|binding|western|allied|unbreakable|"
+    r"only|empty|vague|hollow|mere)"
     r"\s+(?:pledges|offers|proposals|promises)\b",
     r"\bstops?\s+short\s+of\s+(?:\w+\s+){0,3}",
     # an invitation promised for when conditions are met is no invitation yet

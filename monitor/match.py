@@ -19,7 +19,9 @@ How feeds.yaml describes a proposal:
             in the headline may combine with an actor in a summary sentence or the other way round.
 - excluded  terms that explain a reading away ("nuclear war", "without ... membership"); they narrow, not veto:
             one drops the readings of its sentence (and of the headline where one rests on it);
-            `excluded_in_clause` terms ("US troops") only the reading in their clause. Term syntax: `monitor.text`.
+            `excluded_in_clause` terms ("training") only the reading in their clause, `excluded_in_reading` terms
+            ("Russian forces") only a reading in their clause that they stand before or in. Term syntax:
+            `monitor.text`.
 
 Status comes from `monitor.cues`, read in the clause that mentions the proposal (the actor's clause for
 "@actor" proposals), highest on the ladder wins. `Match.score` is 0..1: the similarity of the best alias hit.

@@ -29,6 +29,7 @@ class Rule:
     any_actor: re.Pattern[str] | None = None  # all actors in one pattern: most sentences name none
     names: frozenset[str] = frozenset()  # aliases that identify the proposal alone
     required_starts: tuple[frozenset[str] | None, ...] = ()  # per required group: a cheap test before its pattern
+    reading_excluded: re.Pattern[str] | None = None
 
     def actor_hits(self, text: str) -> list[tuple[str, tuple[int, int]]]:
         if self.any_actor is None or self.any_actor.search(text) is None:
@@ -39,7 +40,14 @@ class Rule:
 
     def vetoed(self, text: str, at: tuple[int, int] | None = None, name: bool = False) -> bool:
         """Whether an excluded term explains the reading at `at` away; for a name, and for a clause-scoped term
-        ("US troops" beside "Britain pledges troops"), only a term in the reading's own clause counts."""
+        ("US troops" beside "Britain pledges troops"), only a term in the reading's own clause counts; for a
+        reading-scoped term (another party's troops), only one in its clause that stands before the reading or in
+        it ("Russian forces deployed to Ukraine"), not after it ("any European contingent will be a target for
+        Russian forces")."""
+        if self.reading_excluded and at is not None:
+            for term in self.reading_excluded.finditer(text):
+                if term.start() < at[1] and same_clause(text, term.span(), at):
+                    return True
         found = [(term, at if name else None) for term in self.excluded.finditer(text)] if self.excluded else []
         if self.clause_excluded and at is not None:  # a reading in another sentence is in none of its clauses
             found += [(term, at) for term in self.clause_excluded.finditer(text)]
@@ -69,4 +77,5 @@ def compile_rule(proposal: ProposalConfig) -> Rule:
         any_actor,
         frozenset(proposal.names),
         tuple(_frozen(word_starts(g.split("|"))) for _, g in compiled),
+        terms_pattern(proposal.excluded_in_reading),
     )

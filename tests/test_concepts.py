@@ -535,6 +535,17 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"reassurance-force": "discussion"},
         ),
         ("Russian troops stationed in Ukraine's occupied south get new commander", "", {}),
+        # another party's troops explain away the reading they stand before, not the one whose target they are;
+        # Russia sending its own troops
+        (
+            "Any European contingent in Ukraine will become target for Russian forces, Medvedev says",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
+        ("Russian forces deployed to Ukraine's east face shortages", "", {}),
+        ("Kremlin sends 10,000 more troops into Ukraine", "", {}),
+        ("Russia sends warning to Britain over troops for Ukraine", "", {"reassurance-force": "discussion"}),
+        ("Coalition of the willing meeting on Iran nuclear issue planned in Geneva", "", {}),
         # Ukraine named by its negotiator; the UK's military hubs
         (
             "Witkoff and Kushner discuss security guarantees with Umerov in Miami",
@@ -986,6 +997,26 @@ def test_an_excluded_term_in_another_clause_does_not_explain_a_name_away() -> No
     # in the name's own clause the term still explains it away; a mere alias is explained away by the sentence
     assert matcher.match("Russian forces shell the coalition of the willing's Ukraine base", "") == []
     assert matcher.match("After a call for troops to Ukraine, Putin warns of nuclear war", "") == []
+
+
+def test_a_reading_scoped_term_explains_away_the_reading_it_stands_before_not_the_one_it_follows() -> None:
+    force = ProposalConfig(
+        id="force",
+        title="Force",
+        aliases=["troops to Ukraine", "European contingent"],
+        required=["Ukrain*"],
+        excluded_in_reading=["Russian forces"],
+    )
+    matcher = Matcher([force])
+    assert matcher.match("Russian forces and troops to Ukraine", "") == []  # before it, in its clause
+    [match] = matcher.match("A European contingent in Ukraine would be a target for Russian forces", "")
+    assert match.proposal == "force"  # after it: the reading's target, not its party
+    [match] = matcher.match("Russian forces advance; a European contingent for Ukraine is planned", "")
+    assert match.proposal == "force"  # another clause
+    as_clause = Matcher(
+        [force.model_copy(update={"excluded_in_reading": [], "excluded_in_clause": ["Russian forces"]})]
+    )
+    assert as_clause.match("A European contingent in Ukraine would be a target for Russian forces", "") == []
 
 
 def test_the_concept_reported_does_not_depend_on_the_hash_seed() -> None:
