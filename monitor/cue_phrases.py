@@ -199,6 +199,9 @@ NOT_OFFERING = _compile(
     # offering to give something up ("offers to drop the NATO bid") offers nothing that is tracked
     r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
+    # a subject denied ("no US ground troops would deploy", "not a single soldier will be sent")
+    r"\b(?:no|not a single|not one|neither)\s+(?:\w+\s+){0,4}?(?:will|would|shall|could|is|are|to)\s+(?:\w+\s+)?"
+    rf"(?:be\s+)?(?:{_COMMIT_VERB}|sent|deployed|stationed|going)\w*",
     # vowing never to do it proposes nothing ("Fico vows Slovakia will never agree to Ukraine joining NATO")
     r"\bvow\w*\s+(?:\w+\s+){0,3}?(?:never|not)\b(?:\W+\w+){0,4}",
     # vowing or offering to block something proposes nothing ("Fico vows to block Ukraine's entry into NATO")

@@ -56,6 +56,10 @@ def cue(text: str) -> str:
         ("NATO allies agree 'bridge to membership' package for Ukraine", "proposal"),
         ("The coalition agrees command structure for the force", "proposal"),
         ("Chiefs meet to finalise force plans", "discussion"),
+        # a subject denied
+        ("No US ground troops would deploy to Ukraine, Trump says", "discussion"),
+        ("Not a single British soldier will be sent", "discussion"),
+        ("Britain would deploy troops after a peace deal", "proposal"),
         # a headline's subject that lists its parties; a legislature's approval
         ("British, French troops to deploy to Ukraine after ceasefire, leaders say", "proposal"),
         ("U.S. Senate approves security guarantees for Ukraine", "signed"),
