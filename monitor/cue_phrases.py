@@ -143,7 +143,8 @@ NOT_OFFERING = _compile(
     r"\b(?:to|could|might|may|would|should|can)\s+(?:\w+\s+)?"
     r"(?:offer|propose|pledge|promise|invite|commit)\b",
     # a commitment that is refused, doubted or only a condition is no commitment
-    r"\b(?:not|n't|never|no|refus\w*|declin\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+(?:\w+\s+){0,3}?"
+    r"\b(?:not|n't|never|no|refus\w*|declin\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+"
+    r"(?!(?:doubt|question|matter|sooner)\b)(?:\w+\s+){0,3}?"
     rf"(?:(?:ready|willing|prepared)(?:\s+and\s+\w+)?(?:\s+to\s+\w+)?|to {_COMMIT_VERB}|{_COMMIT_VERB}\w*)\b",
     r"\b(?:not|n't|never|no|refus\w*|reject\w*|unwilling|unlikely)\s+(?:\w+\s+){0,3}?agree\w*\s+to\b(?:\W+\w+){0,5}",
     r"\b(?:if|unless|whether|provided|once)\s+(?:\w+\s+){0,5}?"
@@ -175,7 +176,8 @@ NOT_OFFERING = _compile(
     r"(?:\s+(?:to|of|for)\s+\w+)?",
     # a commitment doubted, feared or hoped for is not made ("diplomats doubt Washington will back the force",
     # "Zelensky hopes Congress will back the guarantees")
-    r"\b(?:doubt\w*|fear\w*|hope|hopes|hoped|hoping|unsure|uncertain|unclear|sceptic\w*|skeptic\w*|question\w*)\s+"
+    r"(?<!\bno )(?<!\bwithout )\b(?:doubt\w*|fear\w*|hope|hopes|hoped|hoping|unsure|uncertain|unclear|sceptic\w*|"
+    r"skeptic\w*|question\w*)\s+"
     r"(?:whether\s+|if\s+|that\s+)?"
     r"(?:\w+\s+){0,3}?(?:will|would|could|can|might)\s+(?:\w+\s+)?\w+",
     r"\b(?:dout\w*\s+(?:que|qu'|de)|dubit\w*\s+che|teme\w*\s+che|craign\w*\s+que|bezweifel\w*|zweifel\w*\s+(?:\w+\s+)?(?:dass|ob)|"
@@ -200,7 +202,8 @@ NOT_OFFERING = _compile(
     r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
     # a subject denied ("no US ground troops would deploy", "not a single soldier will be sent")
-    r"\b(?:no|not a single|not one|neither)\s+(?:\w+\s+){0,4}?(?:will|would|shall|could|is|are|to)\s+(?:\w+\s+)?"
+    r"\b(?:no|not a single|not one|neither)\s+(?!doubt|question|matter|sooner)(?:\w+\s+){0,4}?"
+    r"(?:will|would|shall|could|is|are|to)\s+(?:\w+\s+)?"
     rf"(?:be\s+)?(?:{_COMMIT_VERB}|sent|deployed|stationed|going)\w*",
     # vowing never to do it proposes nothing ("Fico vows Slovakia will never agree to Ukraine joining NATO")
     r"\bvow\w*\s+(?:\w+\s+){0,3}?(?:never|not)\b(?:\W+\w+){0,4}",
@@ -332,7 +335,7 @@ CONDITION = _compile(
 HEADLINE_OFFER = re.compile(
     r"^(?:(?!is |are |was |were |be |to |allow\w* |lets? |not |never |wants? |hopes? |seeks? |asks? |urges? |"
     r"refuses? |declines? |fails? |unable |unwilling |reluctant |how |whether |what |any |"
-    r"block\w* |veto\w* |oppos\w* |resist\w* |against )[\w'.]+ ){1,6}?"
+    r"block\w* |veto\w* |oppos\w* |resist\w* |against |no |longer )[\w'.]+ ){1,6}?"
     r"to (?:offer|propose|pledge|promise|invite)\b"
 )
 QUESTION_END = re.compile(r"\?[\s\"'\u2019\u201d)]*$")

@@ -60,6 +60,9 @@ def cue(text: str) -> str:
         ("No US ground troops would deploy to Ukraine, Trump says", "discussion"),
         ("Not a single British soldier will be sent", "discussion"),
         ("Britain would deploy troops after a peace deal", "proposal"),
+        ("There is no doubt Britain will send troops", "proposal"),
+        ("Britain no longer ready to send troops", "discussion"),
+        ("Italy no longer willing to offer guarantees", "discussion"),
         # a headline's subject that lists its parties; a legislature's approval
         ("British, French troops to deploy to Ukraine after ceasefire, leaders say", "proposal"),
         ("U.S. Senate approves security guarantees for Ukraine", "signed"),
