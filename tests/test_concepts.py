@@ -546,6 +546,15 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Kremlin sends 10,000 more troops into Ukraine", "", {}),
         ("Russia sends warning to Britain over troops for Ukraine", "", {"reassurance-force": "discussion"}),
         ("Coalition of the willing meeting on Iran nuclear issue planned in Geneva", "", {}),
+        # the US agreeing an Article 5-like offer is the backstop too; its commitment to NATO's own Article 5 is
+        # neither; a Bundeswehr mission
+        (
+            "Trump administration agrees on 'Article 5-like' offer to Ukraine, officials say",
+            "",
+            {"it-article5-guarantee": "proposal", "us-security-backstop": "proposal"},
+        ),
+        ("Trump commits to NATO's Article 5 at Hague summit as Ukraine waits", "", {}),
+        ("German cabinet divided over Bundeswehr mission in Ukraine", "", {"reassurance-force": "discussion"}),
         # Ukraine named by its negotiator; the UK's military hubs
         (
             "Witkoff and Kushner discuss security guarantees with Umerov in Miami",
