@@ -555,6 +555,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ),
         ("Trump commits to NATO's Article 5 at Hague summit as Ukraine waits", "", {}),
         ("German cabinet divided over Bundeswehr mission in Ukraine", "", {"reassurance-force": "discussion"}),
+        (
+            "Slovakia's Fico refuses to sign security agreement with Ukraine",
+            "",
+            {"other-eu-ua-bilateral-2024": "discussion"},
+        ),
         # Ukraine named by its negotiator; the UK's military hubs
         (
             "Witkoff and Kushner discuss security guarantees with Umerov in Miami",
