@@ -560,6 +560,16 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "",
             {"other-eu-ua-bilateral-2024": "discussion"},
         ),
+        # the US providing air defence or intelligence for a ceasefire; not for the war
+        (
+            "US to provide air defence and intelligence for Ukraine ceasefire under Paris plan",
+            "",
+            {"us-security-backstop": "proposal"},
+        ),
+        ("US provides intelligence to Ukraine after brief pause in aid", "", {}),
+        # Ukraine's own forces are not the Ukraine force
+        ("Strong Ukraine forces repel attack near Kupiansk", "", {}),
+        ("The Ukraine forces' morale is low, report says", "", {}),
         # Ukraine named by its negotiator; the UK's military hubs
         (
             "Witkoff and Kushner discuss security guarantees with Umerov in Miami",
