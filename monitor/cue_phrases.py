@@ -128,7 +128,7 @@ SIGNATORY = _compile(
 )
 _COMMIT_VERB = (
     r"(?:send|deploy|provide|offer|put|contribute|lead(?!\s+to\b)|guarantee|give|station|back|extend|spend|protect|defend|"
-    r"take part|participate|run|monitor|establish|set up|command)"
+    r"take part|participate|run|monitor|establish|set up|command|police|enforce|patrol|guard)"
 )
 _FUTURE_GIVE = (
     r"(?:dara|daranno|offrira|offriranno|garantira|garantiranno|inviera|invieranno|fornira|forniranno|"

@@ -567,6 +567,10 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"us-security-backstop": "proposal"},
         ),
         ("US provides intelligence to Ukraine after brief pause in aid", "", {}),
+        # Russia's partisans called pro-Ukraine; police keeping the peace; troops to police a ceasefire
+        ("Pro-Ukraine troops of the Freedom of Russia Legion attack Belgorod", "", {}),
+        ("Police keep the peace in Ukraine's capital during protests", "", {}),
+        ("UK troops to police Ukraine ceasefire", "", {"reassurance-force": "proposal"}),
         # Ukraine's own forces are not the Ukraine force
         ("Strong Ukraine forces repel attack near Kupiansk", "", {}),
         ("The Ukraine forces' morale is low, report says", "", {}),
