@@ -437,7 +437,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "",
             {"reassurance-force": "discussion"},
         ),
-        ("'Coalition of volunteers' summit ends without decision on troops", "", {"reassurance-force": "discussion"}),
+        # volunteers' coalitions are Ukraine's civil society, not the coalition of the willing
+        ("A coalition of volunteers is rebuilding homes in Kharkiv", "", {}),
+        # another deal on the long-term security of something else; the EU's own mutual-defence clause
+        ("Ukraine, Portugal sign deal on long-term security of energy supplies", "", {}),
+        ("Article 5-style clause in EU treaty debated", "", {}),
         # guarantees of the kind a Senate ratifies, offered; vowing never to agree; a deployment approved; keeping
         # the peace in Ukraine; more of the coalition's nationalities
         (
