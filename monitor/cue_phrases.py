@@ -135,6 +135,12 @@ _FUTURE_GIVE = (
     r"donnera|donneront|enverra|enverront|fournira|fourniront|garantira|garantiront|"
     r"відправлять|відправить|направлять|направить|надішлють|розмістять|розмістить|нададуть|надасть)"
 )
+# what follows a verb of including or endorsing when what it includes is a denial ("includes a ban on joining"),
+# or a phrase already blanked out as one (a run of spaces: "endorses a plan that bars membership")
+_DENIAL = (
+    r"(?:\W+\w+){0,8}?(?:\W+(?:no|not|a ban|ban|bans|banning|bar|bars|barring|neutral\w*|exclu\w*|renounc\w*|"
+    r"renunciation|out of|without|limits?|caps?)\b|\s{3})"
+)
 NOT_OFFERING = _compile(
     r"(?:\bnot|n't|\bnever|\bno longer|\brefus\w* to|\breject\w*)\s+(?:\w+\s+){0,3}?"
     r"(?:offer|propos|pledg|promis|invit|commit|get|receive)\w*",
@@ -259,9 +265,10 @@ OFFERING = _compile(
     r"\b(?:ready|willing|prepared|agree[sd]?|decid(?:es|ed))\s+to\s+join\b(?!\s+(?:nato|the alliance|talks))",
     # a plan that includes it proposes it ("the revised plan includes guarantees mirroring Article 5"); allies
     # endorsing a plan
+    # (not where what it includes or endorses is a ban or a denial: "the plan includes a ban on joining NATO")
     r"\b(?:plan|proposal|draft|framework|offer|text|document)\s+(?:\w+\s+){0,2}?(?:includes?|included|contains?|"
-    r"provides?\s+for|envisag\w*|foresees?)\b",
-    r"\bendors(?:e|es|ed)\b",
+    rf"provides?\s+for|envisag\w*|foresees?)\b(?!{_DENIAL})",
+    rf"\bendors(?:e|es|ed)\b(?!{_DENIAL})",
     r"\bready\s+for\s+(?:ukraine|kyiv|kiev|deployment)\b",
     # a government or parliament approving a deployment ("Czech government approves sending troops")
     r"\bapprov(?:es|ed|ing)?\s+(?:the\s+|a\s+)?(?:plans?\s+(?:to|for)\s+)?(?:send|sending|deploy\w*|dispatch\w*|"

@@ -56,6 +56,11 @@ def cue(text: str) -> str:
         ("NATO allies agree 'bridge to membership' package for Ukraine", "proposal"),
         ("The coalition agrees command structure for the force", "proposal"),
         ("Chiefs meet to finalise force plans", "discussion"),
+        # a plan that includes, or allies who endorse, a ban or a denial propose nothing
+        ("Zelensky endorses US peace plan that bars NATO membership", "discussion"),
+        ("Kremlin's draft includes a ban on Ukraine joining NATO", "discussion"),
+        ("The plan includes no US security guarantees for Ukraine", "discussion"),
+        ("US plan includes security guarantees for Ukraine", "proposal"),
         # a subject denied
         ("No US ground troops would deploy to Ukraine, Trump says", "discussion"),
         ("Not a single British soldier will be sent", "discussion"),
