@@ -279,7 +279,7 @@ OFFERING = _compile(
     rf"\b(?:will|'ll|shall|would)\s+(?:\w+\s+)?{_COMMIT_VERB}\b",
     # putting a plan forward, announced ("Meloni will pitch guarantees", "the EU is set to propose")
     r"\b(?:will|'ll|shall|(?:is|are)\s+(?:set|due|expected|poised)\s+to)\s+(?:\w+\s+)?(?:pitch|present|unveil|table|"
-    r"float|propose|put forward|lay out|submit)\b",
+    rf"float|propose|put forward|lay out|submit)\b(?!{_DENIAL})",
     r"\b(?:will|'ll|shall)\s+be\s+(?:\w+\s+)?(?:involved|part of|taking part|participating|there)\b",
     # signing up to a coalition or mission is joining it, not signing a text
     r"\bsign(?:s|ed|ing)?\s+up\s+(?:to|for|with)\b",

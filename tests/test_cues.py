@@ -61,6 +61,7 @@ def cue(text: str) -> str:
         ("Kremlin's draft includes a ban on Ukraine joining NATO", "discussion"),
         ("The plan includes no US security guarantees for Ukraine", "discussion"),
         ("US plan includes security guarantees for Ukraine", "proposal"),
+        ("Russia will present demands including Ukraine's neutrality", "discussion"),
         # a subject denied
         ("No US ground troops would deploy to Ukraine, Trump says", "discussion"),
         ("Not a single British soldier will be sent", "discussion"),
