@@ -269,6 +269,7 @@ OFFERING = _compile(
     r"\b(?:plan|proposal|draft|framework|offer|text|document)\s+(?:\w+\s+){0,2}?(?:includes?|included|contains?|"
     rf"provides?\s+for|envisag\w*|foresees?)\b(?!{_DENIAL})",
     rf"\bendors(?:e|es|ed)\b(?!{_DENIAL})",
+    rf"\b(?:agree[sd]?|ready|willing|set|decid(?:es|ed))\s+to\s+include\b(?!{_DENIAL})",
     r"\bready\s+for\s+(?:ukraine|kyiv|kiev|deployment)\b",
     # a government or parliament approving a deployment ("Czech government approves sending troops")
     r"\bapprov(?:es|ed|ing)?\s+(?:the\s+|a\s+)?(?:plans?\s+(?:to|for)\s+)?(?:send|sending|deploy\w*|dispatch\w*|"

@@ -62,6 +62,8 @@ def cue(text: str) -> str:
         ("The plan includes no US security guarantees for Ukraine", "discussion"),
         ("US plan includes security guarantees for Ukraine", "proposal"),
         ("Russia will present demands including Ukraine's neutrality", "discussion"),
+        ("US agrees to include 'Article 5-style' clause in guarantees", "proposal"),
+        ("US agrees to include a ban on NATO membership", "discussion"),
         # a subject denied
         ("No US ground troops would deploy to Ukraine, Trump says", "discussion"),
         ("Not a single British soldier will be sent", "discussion"),
