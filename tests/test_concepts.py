@@ -571,6 +571,13 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"us-security-backstop": "proposal"},
         ),
         ("US provides intelligence to Ukraine after brief pause in aid", "", {}),
+        # dropping the NATO goal; not dropping charges or bombs where NATO is named
+        (
+            "Zelenskiy: Ukraine ready to hold referendum on dropping NATO goal",
+            "",
+            {"ukraine-nato-membership": "discussion"},
+        ),
+        ("Ukraine drops charges against NATO volunteer", "", {}),
         # Russia's partisans called pro-Ukraine; police keeping the peace; troops to police a ceasefire
         ("Pro-Ukraine troops of the Freedom of Russia Legion attack Belgorod", "", {}),
         ("Police keep the peace in Ukraine's capital during protests", "", {}),
