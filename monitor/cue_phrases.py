@@ -82,6 +82,10 @@ SIGNING = _compile(
     rf"\b(?:struck|strikes?|clinch\w*|reach(?:es|ed)|seal(?:s|ed)?)\s+(?:\w+\s+){{0,3}}?{_SIGN_NOUN}",
     rf"\b(?:concluded|finali[sz]ed|adopt(?:s|ed)|formali[sz](?:e|es|ed))\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     r"\bput(?:s|ting)?\s+pen\s+to\s+paper\b",
+    # a pact in force, honoured or implemented has been signed ("security agreement in force since February")
+    r"\b(?:remains?|remained|is|are|was|were|been|already|now|entered|enters)\s+(?:\w+\s+)?in(?:to)?\s+force\b",
+    r"\bin\s+force\s+since\b",
+    rf"\b(?:honou?rs?|honou?red|implement(?:s|ed|ing)|fulfil\w*|abides?\s+by)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     # a legislature's approval adopts it ("US Senate approves security guarantees for Ukraine")
     r"\b(?:senate|congress|parliament|rada|bundestag|lawmakers|mps|legislators)\s+(?:\w+\s+)?approv(?:es|ed)\s+"
     rf"(?:\w+\s+){{0,3}}?(?:guarantees|{_SIGN_NOUN})\b",

@@ -350,7 +350,9 @@ class Matcher:
             if not rule.needs_actor or named:  # a topic that heads the sentence is what all of it says
                 passages.append(Passage(text if in_topic(text, hit.span) else focus(text, [hit.span]), sentences[i]))
             elif own_actors and (own_hit or _REFERENCE.search(text)):
-                passages.append(Passage(focus(text, [span for _, span in own_actors]), sentences[i]))
+                spans = [span for _, span in own_actors]  # a party in a heading topic ("Italy-Ukraine: ...") reads all
+                topic = any(in_topic(text, span) for span in spans)
+                passages.append(Passage(text if topic else focus(text, spans), sentences[i]))
             elif own_actors:  # the headline names the agreement, this sentence only a party: read the headline
                 passages.append(Passage(focus(folded[0], [hits[0][index].span]), sentences[0]))
             elif own_hit and _HEADLINE_PARTY.match(text):  # "He signed an agreement ...": the headline's party

@@ -571,6 +571,10 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"us-security-backstop": "proposal"},
         ),
         ("US provides intelligence to Ukraine after brief pause in aid", "", {}),
+        # a pact in force, honoured; a party in a heading topic; Meloni's Article 5 named by her
+        ("Italy-Ukraine: security agreement in force since February, Tajani reminds", "", {"it-ua-2024": "signed"}),
+        ("Crosetto: Italy honours its 10-year security pact with Kyiv", "", {"it-ua-2024": "signed"}),
+        ("Meloni's Article 5 idea: how it would work", "", {"it-article5-guarantee": "discussion"}),
         # dropping the NATO goal; not dropping charges or bombs where NATO is named
         (
             "Zelenskiy: Ukraine ready to hold referendum on dropping NATO goal",

@@ -64,6 +64,7 @@ def cue(text: str) -> str:
         ("Russia will present demands including Ukraine's neutrality", "discussion"),
         ("US agrees to include 'Article 5-style' clause in guarantees", "proposal"),
         ("US agrees to include a ban on NATO membership", "discussion"),
+        ("The agreement remains in force", "signed"),
         # a subject denied
         ("No US ground troops would deploy to Ukraine, Trump says", "discussion"),
         ("Not a single British soldier will be sent", "discussion"),
