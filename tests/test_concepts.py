@@ -575,6 +575,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Italy-Ukraine: security agreement in force since February, Tajani reminds", "", {"it-ua-2024": "signed"}),
         ("Crosetto: Italy honours its 10-year security pact with Kyiv", "", {"it-ua-2024": "signed"}),
         ("Meloni's Article 5 idea: how it would work", "", {"it-article5-guarantee": "discussion"}),
+        (
+            "Meloni meets Zelenskiy in Rome",
+            "The two discussed guarantees for Ukraine based on NATO's Article 5.",
+            {"it-article5-guarantee": "discussion"},
+        ),
         # dropping the NATO goal; not dropping charges or bombs where NATO is named
         (
             "Zelenskiy: Ukraine ready to hold referendum on dropping NATO goal",
