@@ -79,6 +79,17 @@ class Match:
     years: tuple[int, ...] = ()  # the years its sentences name ("signed in 2024")
 
 
+def _better(hit: Hit, than: Hit) -> bool:
+    """Whether `hit` reads a proposal better than `than`: an alias whose words enclose the other's names more
+    ("US 'backstop'", fuzzily, over "backstop" exactly); else the higher score, and on a tie the longer alias."""
+    if hit.span != than.span:
+        if hit.span[0] <= than.span[0] and than.span[1] <= hit.span[1]:
+            return True
+        if than.span[0] <= hit.span[0] and hit.span[1] <= than.span[1]:
+            return False
+    return (hit.score, len(hit.alias)) > (than.score, len(than.alias))
+
+
 def _names(pattern: re.Pattern[str] | None, text: str) -> bool:
     return pattern is not None and pattern.search(text) is not None
 
@@ -221,8 +232,8 @@ class Matcher:
             hit = find(alias, text)
             if hit is None:
                 continue
-            for index in owners:  # on a tie the longer alias, the more telling reading, wins
-                if index not in best or (hit.score, len(hit.alias)) > (best[index].score, len(best[index].alias)):
+            for index in owners:
+                if index not in best or _better(hit, best[index]):
                     best[index] = hit
         best.update(Matcher._concept_hits(text, concepts, lambda index: index not in best))
         return best

@@ -571,6 +571,8 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"us-security-backstop": "proposal"},
         ),
         ("US provides intelligence to Ukraine after brief pause in aid", "", {}),
+        # a name split by quote marks still encloses the shorter alias it holds
+        ("What would a US 'backstop' look like? Five scenarios", "", {"us-security-backstop": "discussion"}),
         # a pact in force, honoured; a party in a heading topic; Meloni's Article 5 named by her
         ("Italy-Ukraine: security agreement in force since February, Tajani reminds", "", {"it-ua-2024": "signed"}),
         ("Crosetto: Italy honours its 10-year security pact with Kyiv", "", {"it-ua-2024": "signed"}),
