@@ -100,7 +100,8 @@ SIGNING = _compile(
     rf"\b{_SIGN_NOUN}\b(?:\W+\w+){{0,4}}?\W+(?:marks?|celebrates?|turns?)\s+(?:its\s+)?(?:\w+\s+)?(?:anniversary|years?\b)",
     rf"\b(?:anniversary|years?|months?)\s+(?:of|since)\s+(?:the\s+|its\s+|their\s+)?"
     rf"(?:(?!talks|negotiat|work|efforts?|push|plans?)\w+\s+){{0,3}}?(?:signing|{_SIGN_NOUN})\b",
-    rf"(?:'s|\bits|\btheir)\s+(?:19|20)\d\d\s+(?:\w+\s+){{0,2}}?{_SIGN_NOUN}\b",
+    rf"(?:'s|\bits|\btheir|\bour|\bhis|\bher)\s+(?:19|20)\d\d\s+(?:\w+\s+){{0,2}}?{_SIGN_NOUN}\b",
+    rf"\b{_SIGN_NOUN}\b(?:\W+\w+){{0,6}}?\W+(?:still stands|stands|remains valid|remain valid)\b",
     # what is done under a pact is done under one in force ("pledges $4.5 billion under new security accord"),
     # not under a peace deal or one still proposed
     rf"\bunder\s+(?:the\s+|a\s+|an\s+|its\s+|their\s+)?(?:new\s+)?"

@@ -65,6 +65,7 @@ def cue(text: str) -> str:
         ("US agrees to include 'Article 5-style' clause in guarantees", "proposal"),
         ("US agrees to include a ban on NATO membership", "discussion"),
         ("The agreement remains in force", "signed"),
+        ("Dutch PM Schoof: our 2024 security pact with Ukraine still stands", "signed"),
         # a subject denied
         ("No US ground troops would deploy to Ukraine, Trump says", "discussion"),
         ("Not a single British soldier will be sent", "discussion"),
