@@ -91,6 +91,7 @@ def _better(hit: Hit, than: Hit) -> bool:
 
 
 def _names(pattern: re.Pattern[str] | None, text: str) -> bool:
+    """Whether the text names any of the parties `pattern` finds (None: there are none to find)."""
     return pattern is not None and pattern.search(text) is not None
 
 

@@ -29,7 +29,7 @@ class Rule:
     any_actor: re.Pattern[str] | None = None  # all actors in one pattern: most sentences name none
     names: frozenset[str] = frozenset()  # aliases that identify the proposal alone
     required_starts: tuple[frozenset[str] | None, ...] = ()  # per required group: a cheap test before its pattern
-    reading_excluded: re.Pattern[str] | None = None
+    reading_excluded: re.Pattern[str] | None = None  # other parties' troops: `vetoed` only where they lead
 
     def actor_hits(self, text: str) -> list[tuple[str, tuple[int, int]]]:
         if self.any_actor is None or self.any_actor.search(text) is None:
@@ -40,7 +40,7 @@ class Rule:
 
     def vetoed(self, text: str, at: tuple[int, int] | None = None, name: bool = False) -> bool:
         """Whether an excluded term explains the reading at `at` away; for a name, and for a clause-scoped term
-        ("US troops" beside "Britain pledges troops"), only a term in the reading's own clause counts; for a
+        ("training" beside "Britain pledges troops"), only a term in the reading's own clause counts; for a
         reading-scoped term (another party's troops), only one in its clause that stands before the reading or in
         it ("Russian forces deployed to Ukraine"), not after it ("any European contingent will be a target for
         Russian forces")."""
