@@ -83,7 +83,8 @@ SIGNING = _compile(
     rf"\b(?:concluded|finali[sz]ed|adopt(?:s|ed)|formali[sz](?:e|es|ed))\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     r"\bput(?:s|ting)?\s+pen\s+to\s+paper\b",
     # a pact in force, honoured or implemented has been signed ("security agreement in force since February")
-    r"\b(?:remains?|remained|is|are|was|were|been|already|now|entered|enters)\s+(?:\w+\s+)?in(?:to)?\s+force\b",
+    r"\b(?:remains?|remained|is|are|was|were|been|already|now|entered|enters|came|comes)\s+(?:\w+\s+)?in(?:to)?\s+"
+    r"force\b",
     r"\bin\s+force\s+since\b",
     rf"\b(?:honou?rs?|honou?red|implement(?:s|ed|ing)|fulfil\w*|abides?\s+by)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     # a legislature's approval adopts it ("US Senate approves security guarantees for Ukraine")
@@ -94,7 +95,6 @@ SIGNING = _compile(
     rf"\b{_SIGN_NOUN}\s+(?:\w+\s+){{0,6}}?(?:was|were|has been|have been|had been|is|are)\s+"
     r"(?:\w+ly\s+)?(?:concluded|finali[sz]ed|adopted|agreed)\b",
     rf"\b{_SIGN_NOUN}\s+(?:is\s+|was\s+)?reached\b",
-    r"\b(?:entered|came|comes|enters)\s+into\s+force\b",
     # a pact with an anniversary, or a party's pact named by its past year, has been signed ("mark two years of
     # the security accord", "Canada's 2024 security agreement")
     rf"\b{_SIGN_NOUN}\b(?:\W+\w+){{0,4}}?\W+(?:marks?|celebrates?|turns?)\s+(?:its\s+)?(?:\w+\s+)?(?:anniversary|years?\b)",
@@ -140,6 +140,8 @@ _FUTURE_GIVE = (
     r"donnera|donneront|enverra|enverront|fournira|fourniront|garantira|garantiront|"
     r"відправлять|відправить|направлять|направить|надішлють|розмістять|розмістить|нададуть|надасть)"
 )
+# after "no" or "not", the words that deny nothing ("no doubt Britain will send troops")
+_NOT_DENYING = r"(?!(?:doubt|question|matter|sooner)\b)"
 # what follows a verb of including or endorsing when what it includes is a denial ("includes a ban on joining"),
 # or a phrase already blanked out as one (a run of spaces: "endorses a plan that bars membership")
 _DENIAL = (
@@ -155,7 +157,7 @@ NOT_OFFERING = _compile(
     r"(?:offer|propose|pledge|promise|invite|commit)\b",
     # a commitment that is refused, doubted or only a condition is no commitment
     r"\b(?:not|n't|never|no|refus\w*|declin\w*|reject\w*|rul\w* out|unwilling|against|unlikely)\s+"
-    r"(?!(?:doubt|question|matter|sooner)\b)(?:\w+\s+){0,3}?"
+    rf"{_NOT_DENYING}(?:\w+\s+){{0,3}}?"
     rf"(?:(?:ready|willing|prepared)(?:\s+and\s+\w+)?(?:\s+to\s+\w+)?|to {_COMMIT_VERB}|{_COMMIT_VERB}\w*)\b",
     r"\b(?:not|n't|never|no|refus\w*|reject\w*|unwilling|unlikely)\s+(?:\w+\s+){0,3}?agree\w*\s+to\b(?:\W+\w+){0,5}",
     r"\b(?:if|unless|whether|provided|once)\s+(?:\w+\s+){0,5}?"
@@ -204,8 +206,7 @@ NOT_OFFERING = _compile(
     # would provide", "what protection the US could give")
     r"\b(?:guarantees?|security|protection|support|troops|soldiers|forces|backstop|assurances|commitments?|help|role)\s+"
     r"(?!(?:from|of|in|to|for|on|with|under|at|by)\b)(?:that\s+|which\s+)?(?:\w+\s+){1,3}?(?:would|could|might)\s+"
-    r"(?:\w+\s+)?(?:provide|offer|give|send|deploy|"
-    r"extend|contribute)\b",
+    r"(?:\w+\s+)?(?:provide|offer|give|send|deploy|extend|contribute)\b",
     # floating the idea of giving something up ("US floats idea of Ukraine dropping NATO aspirations")
     r"\b(?:float\w*|propos\w*|offer\w*|suggest\w*|push\w*|rais\w*)\s+(?:\w+\s+){0,4}?(?:dropping|giving up|abandoning|"
     r"renouncing|forgoing|shelving|freezing)\b",
@@ -213,7 +214,7 @@ NOT_OFFERING = _compile(
     r"\b(?:offer\w*|propos\w*|pledg\w*|promis\w*|ready|willing|prepared|agree\w*)\s+to\s+"
     r"(?:drop|give up|abandon|renounce|forgo|shelve|freeze|withdraw)\b",
     # a subject denied ("no US ground troops would deploy", "not a single soldier will be sent")
-    r"\b(?:no|not a single|not one|neither)\s+(?!doubt|question|matter|sooner)(?:\w+\s+){0,4}?"
+    rf"\b(?:no|not a single|not one|neither)\s+{_NOT_DENYING}(?:\w+\s+){{0,4}}?"
     r"(?:will|would|shall|could|is|are|to)\s+(?:\w+\s+)?"
     rf"(?:be\s+)?(?:{_COMMIT_VERB}|sent|deployed|stationed|going)\w*",
     # vowing never to do it proposes nothing ("Fico vows Slovakia will never agree to Ukraine joining NATO")
@@ -268,9 +269,8 @@ OFFERING = _compile(
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",
     # ... or to join the force or mission ("Czech Republic ready to join Ukraine security mission")
     r"\b(?:ready|willing|prepared|agree[sd]?|decid(?:es|ed))\s+to\s+join\b(?!\s+(?:nato|the alliance|talks))",
-    # a plan that includes it proposes it ("the revised plan includes guarantees mirroring Article 5"); allies
-    # endorsing a plan
-    # (not where what it includes or endorses is a ban or a denial: "the plan includes a ban on joining NATO")
+    # a plan that includes it proposes it ("the revised plan includes guarantees mirroring Article 5"), as do allies
+    # endorsing a plan; not where what it includes or endorses is a ban or a denial ("includes a ban on joining")
     r"\b(?:plan|proposal|draft|framework|offer|text|document)\s+(?:\w+\s+){0,2}?(?:includes?|included|contains?|"
     rf"provides?\s+for|envisag\w*|foresees?)\b(?!{_DENIAL})",
     rf"\bendors(?:e|es|ed)\b(?!{_DENIAL})",
