@@ -5,6 +5,8 @@ Errors become one clean line per problem and a non-zero exit; tables on a termin
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import os
 import sys
@@ -139,6 +141,7 @@ def _poll_with_progress(config: Config, engine: Any, sources: tuple[str, ...], f
 
     from monitor.pipeline import run_poll
 
+    gc.freeze()  # what is loaded by now lives until the command ends: no collection need walk it again
     console = Console(stderr=True)
     if not (show and console.is_terminal):
         return run_poll(config, engine, now, only=sources, force=force)
@@ -292,6 +295,16 @@ cli.add_command(db)
 cli.add_command(feeds)
 
 
+def _collect_less() -> None:
+    """Spare a command the cyclic collector's passes over objects that live as long as it does: the modules,
+    the configuration, the compiled rules. The collector wakes after 10,000 new objects, not 700 (importing
+    SQLAlchemy alone made it walk every object alive a dozen times), and at exit, where it would walk them all
+    again for nothing while the interpreter tears down (0.4 s after a warm poll), they are frozen first."""
+    gc.set_threshold(10_000, 10, 10)
+    atexit.register(gc.freeze)  # registered first: runs after every other exit handler
+
+
 def main() -> None:
+    _collect_less()
     setup_logging(environment_secrets())
     cli(prog_name="monitor")
