@@ -39,12 +39,10 @@ from monitor.cue_phrases import (
     SIGNING,
     WITHDRAWAL,
 )
-from monitor.status import Ladder
+from monitor.status import DEFAULT_LADDER, DISCUSSION, PROPOSAL, SIGNED, Ladder
 from monitor.text import unquoted
 
-DISCUSSION, PROPOSAL, SIGNED = "discussion", "proposal", "signed"
-CUE_LEVELS = (DISCUSSION, PROPOSAL, SIGNED)
-DEFAULT_LADDER = CUE_LEVELS
+CUE_LEVELS = (DISCUSSION, PROPOSAL, SIGNED)  # the statuses wording can show; a ladder may have more
 
 
 @dataclass(frozen=True)

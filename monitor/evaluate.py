@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import ProposalConfig
-from monitor.cues import DEFAULT_LADDER, PROPOSAL, SIGNED, ladder_status
+from monitor.cues import ladder_status
 from monitor.errors import MonitorError
 from monitor.match import Matcher
+from monitor.status import DEFAULT_LADDER, PROPOSAL, SIGNED
 
 Predict = Callable[[str, str, date | None], dict[str, str]]
 HALVES = ("all", "tune", "measure")

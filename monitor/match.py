@@ -33,13 +33,13 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from monitor.aliases import PREFIX, Alias, Hit, anchor_of, find, make_alias, tokens
 from monitor.concepts import Concept, ConceptIndex, compile_concept
 from monitor.config import ProposalConfig
-from monitor.cues import DEFAULT_LADDER, Passage, read_status
 from monitor.rules import ACTOR_GROUP, Rule, compile_rule
-from monitor.status import Ladder
+from monitor.status import DEFAULT_LADDER, Ladder
 from monitor.text import (
     Occurrences,
     alternatives_pattern,
@@ -56,6 +56,9 @@ from monitor.text import (
     unquoted,
 )
 from monitor.windows import before_since, current, names_window, years_named
+
+if TYPE_CHECKING:
+    from monitor.cues import Passage
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
@@ -325,6 +328,8 @@ class Matcher:
         hits: list[dict[int, Hit]],
         concepts: list[list[tuple[tuple[int, ...], Concept]]],
     ) -> Match | None:
+        from monitor.cues import Passage, read_status  # the cue phrases load with the first reading, not the module
+
         title_actors = rule.actor_hits(folded[0]) if rule.needs_actor else []
         used: set[int] = set()
         actors: set[str] = set()

@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Protocol, overload
 if TYPE_CHECKING:
     from monitor.config import CorroborationSettings
 
+DISCUSSION, PROPOSAL, SIGNED = "discussion", "proposal", "signed"
+DEFAULT_LADDER = (DISCUSSION, PROPOSAL, SIGNED)  # the ladder a configuration gets when it names none
+
 
 class Ladder(Sequence[str]):
     """A proposal's statuses, lowest first, with their ranks (0 for the lowest)."""
