@@ -8,12 +8,14 @@ transaction recipe) live in `_sqlite_setup` below; everything else is portable S
 from __future__ import annotations
 
 import asyncio
+import atexit
 import fcntl
 import hashlib
 import os
 import socket
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,10 +36,28 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
 
 
+_OPEN: weakref.WeakSet[Engine] = weakref.WeakSet()  # the engines made here and still alive
+
+
+@atexit.register
+def _close_engines() -> None:
+    """Close the pooled connections of every engine still alive when the process exits, rather than leave them
+    to the interpreter's teardown (whose collector `monitor.cli` spares): SQLite checkpoints the WAL and removes
+    the -wal and -shm files when the last connection to a file closes, and PostgreSQL ends the sessions now."""
+    for engine in list(_OPEN):
+        engine.dispose()
+
+
 def create_db_engine(url: str, *, writes: bool = True) -> Engine:
     """An engine for `url`; for SQLite, the parent folder is created and the pragmas are set. A SQLite file
     this process cannot write is opened read-only for a command that only reads (`writes=False`), and
-    refused with "database is read-only" for one that writes."""
+    refused with "database is read-only" for one that writes. Its connections are closed at exit."""
+    engine = _create_engine(url, writes)
+    _OPEN.add(engine)
+    return engine
+
+
+def _create_engine(url: str, writes: bool) -> Engine:
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
