@@ -37,7 +37,7 @@ from monitor.store import fulltext, history, sources
 from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
 if TYPE_CHECKING:  # the network, parsing and matching load only when a feed is due: a cron run with none
-    import httpx  # due starts faster without them
+    import aiohttp  # due starts faster without them
 
     from monitor.fetch import FetchRequest
     from monitor.match import Matcher
@@ -74,7 +74,7 @@ def run_poll(
     engine: Engine,
     clock: Clock,
     *,
-    client: httpx.AsyncClient | None = None,
+    http: aiohttp.ClientSession | None = None,
     only: Iterable[str] = (),
     force: bool = False,
     on_feed: Callable[[FeedOutcome], None] | None = None,
@@ -131,7 +131,7 @@ def run_poll(
                 parser = parser or Parser(matcher=matcher)
             recorder = Recorder(config, engine, clock, run_id, matcher, write_lock)
             more = lambda: asyncio.to_thread(lease)  # noqa: E731
-            asyncio.run(_poll(recorder, parser, client, requests, more, summary, on_feed))
+            asyncio.run(_poll(recorder, parser, http, requests, more, summary, on_feed))
     finally:
         if own_parser and parser is not None:
             parser.close()
@@ -179,29 +179,24 @@ def _lease(
 async def _poll(
     recorder: Recorder,
     parser: Parser,
-    client: httpx.AsyncClient | None,
+    http: aiohttp.ClientSession | None,
     requests: list[FetchRequest],
     more: Callable[[], Awaitable[Sequence[FetchRequest]]],
     summary: PollSummary,
     on_feed: Callable[[FeedOutcome], None] | None,
 ) -> None:
-    from monitor.fetch import HostClients, fetch_all
+    from monitor.fetch import fetch_all, make_session
     from monitor.parse import ParsedFeed
     from monitor.parse_pool import parse_all
 
     settings = recorder.config.settings.poll
-    client_for: Callable[[str], httpx.AsyncClient]
-    owned: HostClients | None = None  # the clients this poll makes, and closes
-    if client is None:
-        client_for = owned = HostClients(settings)
-    else:
-        given = client  # a caller's one client serves every host
-        client_for = lambda _host: given  # noqa: E731
+    own = http is None  # the session this poll makes, and closes
+    session = make_session(settings) if http is None else http
     try:
         # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
         # fetches keep their deadlines and the next feeds parse while one is stored. The feeds that came in
         # while one was stored are taken together: those that bring no items are stored in one transaction.
-        fetched = parse_all(parser, fetch_all(client_for, requests, settings, more), recorder.clock, settings.max_items)
+        fetched = parse_all(parser, fetch_all(session, requests, settings, more), recorder.clock, settings.max_items)
 
         def report(outcome: FeedOutcome) -> None:
             summary.feeds.append(outcome)
@@ -219,8 +214,8 @@ async def _poll(
                     for outcome in await asyncio.to_thread(recorder.light, list(feeds)):
                         report(outcome)
     finally:
-        if owned is not None:
-            await owned.aclose()
+        if own:
+            await session.close()
 
 
 async def _in_groups(pairs: AsyncIterator[T], most: int) -> AsyncIterator[list[T]]:

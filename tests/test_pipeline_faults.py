@@ -39,7 +39,8 @@ def test_poll_a_port_out_of_range_fails_that_feed_alone(
 ) -> None:
     server.serve("/good.xml", Response(rss("Plain news")))
     config = make_config(base_config, database_url, {"good": server.url("/good.xml")})
-    # A URL that only the network stack refuses (OverflowError deep in asyncio), as a database row might hold.
+    # A URL that `monitor check` refuses, as a database row written before it did might hold: refused before any
+    # request is made (the network stack would raise OverflowError deep in asyncio).
     bad = SourceConfig.model_construct(
         **{**config.sources[0].model_dump(), "id": "bad", "url": "http://127.0.0.1:99999/x"}
     )
@@ -49,7 +50,8 @@ def test_poll_a_port_out_of_range_fails_that_feed_alone(
 
     outcomes = {feed.source_id: feed for feed in summary.feeds}
     assert outcomes["good"].outcome == "ok" and outcomes["good"].items_new == 1
-    assert outcomes["bad"].outcome == "failed" and "port must be 0-65535" in (outcomes["bad"].error or "")
+    error = "UnsupportedURL: invalid URL http://127.0.0.1:99999/x: Port out of range 0-65535"
+    assert (outcomes["bad"].outcome, outcomes["bad"].error) == ("failed", error)
     assert _db_row(engine, "SELECT last_error FROM source WHERE id = 'bad'")[0] == outcomes["bad"].error
     assert _db_row(engine, "SELECT finished_at IS NOT NULL, feeds_failed, feeds_ok FROM poll_run") == (1, 1, 1)
 

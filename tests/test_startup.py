@@ -21,7 +21,7 @@ from monitor.feedserver import FeedServer, Response
 from .conftest import REPLAY
 
 HEAVY = ("telegram", "matplotlib", "alembic")
-STORAGE = ("sqlalchemy", "sqlmodel", "httpx", "pydantic", "rapidfuzz", "feedparser")  # not for printing help
+STORAGE = ("sqlalchemy", "sqlmodel", "aiohttp", "httpx", "pydantic", "rapidfuzz", "feedparser")  # not for printing help
 KYIV = REPLAY.parent / "single_snapshots" / "kyivindependent__plakhovgroup_2024-07-26__df6a163.xml"
 
 _RUN = """
@@ -72,7 +72,7 @@ def test_startup_poll_with_nothing_due_imports_no_heavy_library(tmp_path: Path) 
         first = _loaded("poll", "--config", str(path))  # creates the database: Alembic is needed here
         assert "alembic" in first and "telegram" not in first
         assert _loaded("poll", "--config", str(path)) == []  # nothing due now
-        network_and_reading = ("httpx", "feedparser", "rapidfuzz", "bs4", "w3lib")
+        network_and_reading = ("aiohttp", "httpx", "feedparser", "rapidfuzz", "bs4", "w3lib")
         assert _loaded("poll", "--config", str(path), among=network_and_reading) == []
 
 
