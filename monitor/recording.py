@@ -111,12 +111,35 @@ class Recorder:
         self, feeds: Sequence[tuple[FetchResult, ParsedFeed | None, MonitorError | None]], now: datetime
     ) -> list[FeedOutcome]:
         with Session(self.engine) as session:
-            ids = [result.request.source_id for result, _parsed, _error in feeds]
-            held = sources.load_sources(ids, session=session) if len(feeds) > 1 else []
-            outcomes = [self._store_feed(*feed, now, session=session) for feed in feeds]
+            plain = [i for i, (result, parsed, error) in enumerate(feeds) if _plain_304(result, parsed, error)]
+            stored = self._not_modified([feeds[i][0] for i in plain], now, session=session)
+            outcomes = dict(zip(plain, stored, strict=True))
+            rest = [i for i in range(len(feeds)) if i not in outcomes]
+            ids = [feeds[i][0].request.source_id for i in rest]
+            held = sources.load_sources(ids, session=session) if len(rest) > 1 else []
+            outcomes.update((i, self._store_feed(*feeds[i], now, session=session)) for i in rest)
             del held
             session.commit()
-            return outcomes
+            return [outcomes[i] for i in range(len(feeds))]
+
+    def _not_modified(self, results: Sequence[FetchResult], now: datetime, *, session: Session) -> list[FeedOutcome]:
+        """Feeds that answered 304 and moved nowhere: their next poll, in bulk."""
+        if not results:
+            return []
+        settings = self.config.settings.poll
+        own = sources.intervals([result.request.source_id for result in results], session=session)
+        answers = [
+            sources.NotModified(
+                result.request.source_id,
+                schedule.after_success(
+                    now, schedule.base_interval(own[result.request.source_id], settings), settings, result.headers
+                ),
+                int(result.elapsed * 1000),
+            )
+            for result in results
+        ]
+        sources.record_not_modified(self.run_id, answers, now, session=session)
+        return [FeedOutcome(a.source_id, "not-modified", 304, next_poll_at=a.plan.next_poll_at) for a in answers]
 
     def _store_feed(
         self,
@@ -157,6 +180,11 @@ class Recorder:
                 session.commit()
         except (SQLAlchemyError, DatabaseError):
             pass
+
+
+def _plain_304(result: FetchResult, parsed: ParsedFeed | None, error: MonitorError | None) -> bool:
+    """A 304 that brings nothing and moved nowhere: all it changes is when the feed is polled next."""
+    return result.not_modified and parsed is None and error is None and result.moved_to is None
 
 
 def _error(result: FetchResult, outcome: ParseOutcome) -> MonitorError | None:

@@ -3,6 +3,7 @@ one of them is still that feed's alone."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -103,6 +104,11 @@ class BuggyRecorder(Recorder):
             raise RuntimeError("recorder bug")
         return super()._store_feed(result, parsed, error, now, session=session)
 
+    def _not_modified(self, results: Sequence[FetchResult], now: datetime, *, session: Session) -> list[FeedOutcome]:
+        if any(result.request.source_id == "b" for result in results):
+            raise RuntimeError("recorder bug")
+        return super()._not_modified(results, now, session=session)
+
 
 def test_a_fault_in_a_group_stays_its_own_feeds(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
@@ -126,3 +132,37 @@ def test_a_fault_in_a_group_stays_its_own_feeds(
         ("d", "not-modified"),
     ]
     assert _failures(engine) == {"a": 0, "b": 1, "c": 0, "d": 0}
+
+
+def _row(engine: Engine, query: str, **params: object) -> dict[str, Any]:
+    with engine.connect() as connection:
+        return dict(connection.execute(sa.text(query), params).one()._mapping)
+
+
+def test_a_304_stored_in_bulk_writes_what_the_feed_by_feed_path_writes(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    config = _polled_once(server, base_config, database_url, engine, clock)
+    failing = _recorder(config, engine, clock)
+    failing.light([_answer(config, "a", 503), _answer(config, "c", 503)])  # each with a failure to forget
+    clock.advance(hours=1)
+    recorder = _recorder(config, engine, clock)
+    result, _ = _answer(config, "a", 304)
+
+    with Session(engine) as session:  # the ORM's way, as for a feed that brings items
+        one = recorder._store_feed(result, None, None, clock(), session=session)
+        session.commit()
+    bulk = recorder.light([_answer(config, "c", 304)])[0]
+
+    assert (one.outcome, bulk.outcome, one.next_poll_at) == ("not-modified", "not-modified", bulk.next_poll_at)
+    source = "SELECT * FROM source WHERE id = :id"
+    own = {"id", "name", "url", "config_url", "etag", "body_hash"}  # each feed's own, from its first poll
+    source_a, source_c = ({k: v for k, v in _row(engine, source, id=i).items() if k not in own} for i in "ac")
+    assert source_a == source_c
+    assert (source_c["consecutive_failures"], source_c["last_error"], source_c["health"]) == (0, None, "ok")
+    poll = "SELECT * FROM feed_poll WHERE run_id = :run AND source_id = :id"
+    poll_a, poll_c = (_row(engine, poll, run=recorder.run_id, id=i) for i in "ac")
+    for row in (poll_a, poll_c):
+        del row["id"], row["source_id"], row["duration_ms"]
+    assert poll_a == poll_c
+    assert (poll_c["outcome"], poll_c["status_code"], poll_c["next_poll_at"] is not None) == ("not-modified", 304, True)

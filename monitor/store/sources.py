@@ -6,6 +6,7 @@ Functions take a keyword-only `session`; callers own the transaction. Portable S
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,8 @@ from monitor import config
 from monitor.schedule import Schedule
 from monitor.store import models
 from monitor.store.items import insert_new
+
+NOT_MODIFIED = 304
 
 
 def sync_sources(
@@ -180,6 +183,62 @@ def record_success(
     source.feed_link = feed_link or source.feed_link
     release_lease(source)
     session.add(source)
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """A feed that answered 304: when it is polled next, and how long the request took."""
+
+    source_id: str
+    plan: Schedule
+    duration_ms: int
+
+
+def intervals(source_ids: Sequence[str], *, session: Session) -> dict[str, int | None]:
+    """Each feed's own poll interval (None: the configuration's), in one query."""
+    source = models.Source.__table__  # type: ignore[attr-defined]
+    query = sa.select(source.c.id, source.c.interval_seconds).where(source.c.id.in_(source_ids))
+    return {row.id: row.interval_seconds for row in session.execute(query)}
+
+
+def record_not_modified(run_id: int, answers: Sequence[NotModified], now: datetime, *, session: Session) -> None:
+    """What `record_success` and `record_feed_poll` write for a 304, for many feeds in two statements and no
+    ORM object per feed: a warm poll spent a third of its storing CPU building and flushing those."""
+    source, poll = models.Source.__table__, models.FeedPoll.__table__  # type: ignore[attr-defined]
+    success = {"last_polled_at": now, "last_success_at": now, "consecutive_failures": 0, "disabled_reason": None}
+    session.execute(
+        sa.update(source)
+        .where(source.c.id == sa.bindparam("feed"))
+        .values(
+            **success,
+            next_poll_at=sa.bindparam("next"),
+            health=sa.bindparam("new_health"),
+            last_status_code=NOT_MODIFIED,
+            last_error=None,
+            lease_owner=None,
+            lease_expires_at=None,
+        ),
+        [{"feed": a.source_id, "next": a.plan.next_poll_at, "new_health": a.plan.health} for a in answers],
+    )
+    session.execute(
+        sa.insert(poll),
+        [
+            {
+                "run_id": run_id,
+                "source_id": a.source_id,
+                "polled_at": now,
+                "outcome": "not-modified",
+                "status_code": NOT_MODIFIED,
+                "error": None,
+                "items_seen": 0,
+                "items_new": 0,
+                "items_updated": 0,
+                "duration_ms": a.duration_ms,
+                "next_poll_at": a.plan.next_poll_at,
+            }
+            for a in answers
+        ],
+    )
 
 
 def record_failure(
