@@ -136,15 +136,15 @@ def _summary_json(
 
 
 def _poll_with_progress(config: Config, engine: Any, sources: tuple[str, ...], force: bool, show: bool) -> PollSummary:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from monitor.pipeline import run_poll
 
     gc.freeze()  # what is loaded by now lives until the command ends: no collection need walk it again
-    console = Console(stderr=True)
-    if not (show and console.is_terminal):
+    if not (show and sys.stderr.isatty()):  # cron's runs: no progress bar, and rich is not even imported
         return run_poll(config, engine, now, only=sources, force=force)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
     columns = (
         TextColumn("polling"),
         BarColumn(),
