@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
-MATCHER_VERSION = "2026.8"
+MATCHER_VERSION = "2026.9"
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
 
@@ -82,14 +82,17 @@ class Match:
     years: tuple[int, ...] = ()  # the years its sentences name ("signed in 2024")
 
 
-def _better(hit: Hit, than: Hit) -> bool:
+def _better(hit: Hit, than: Hit, names: frozenset[str]) -> bool:
     """Whether `hit` reads a proposal better than `than`: an alias whose words enclose the other's names more
-    ("US 'backstop'", fuzzily, over "backstop" exactly); else the higher score, and on a tie the longer alias."""
+    ("US 'backstop'", fuzzily, over "backstop" exactly); else one of the proposal's `names`, which needs nothing
+    beside it, over an alias that does ("Meloni's NATO-style guarantee"); else the higher score, then the longer."""
     if hit.span != than.span:
         if hit.span[0] <= than.span[0] and than.span[1] <= hit.span[1]:
             return True
         if than.span[0] <= hit.span[0] and hit.span[1] <= than.span[1]:
             return False
+    if (hit.alias in names) != (than.alias in names):
+        return hit.alias in names
     return (hit.score, len(hit.alias)) > (than.score, len(than.alias))
 
 
@@ -224,8 +227,8 @@ class Matcher:
         ]
         return aliases, concepts
 
-    @staticmethod
     def _hits(
+        self,
         text: str,
         aliases: Sequence[tuple[Alias, tuple[int, ...]]],
         concepts: Sequence[tuple[tuple[int, ...], Concept]],
@@ -237,7 +240,7 @@ class Matcher:
             if hit is None:
                 continue
             for index in owners:
-                if index not in best or _better(hit, best[index]):
+                if index not in best or _better(hit, best[index], self._rules[index].names):
                     best[index] = hit
         best.update(Matcher._concept_hits(text, concepts, lambda index: index not in best))
         return best

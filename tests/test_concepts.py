@@ -629,6 +629,15 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "",
             {"us-security-backstop": "discussion", "reassurance-force": "discussion"},
         ),
+        ("26 countries commit to post-war force for Ukraine, Macron says", "", {"reassurance-force": "proposal"}),
+        ("Allies commit to a force for Ukraine", "", {"reassurance-force": "proposal"}),
+        ("Hungary refuses to sign up to Ukraine force", "", {"reassurance-force": "discussion"}),
+        # a name needs nothing beside it, an alias it overlaps needs Ukraine: the name reads it
+        (
+            "Meloni's NATO-style guarantee idea gains traction in Brussels talks",
+            "",
+            {"it-article5-guarantee": "discussion"},
+        ),
     ],
 )
 def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: str, expected: dict[str, str]) -> None:
@@ -719,6 +728,9 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("MNF-I commander visits Baghdad", "The US-led force in Iraq once counted Ukrainian troops."),
         ("France offers to station fighter jets in Poland", "Paris also backs Ukraine."),
         ("Finland and Sweden join NATO exercise", "Finland's NATO membership helps Ukraine, officials say."),
+        ("Putin pledges to use force in Ukraine until goals are met", ""),
+        ("Russia's postwar force in Ukraine's occupied regions", ""),
+        ("Russia commits more forces to Ukraine offensive", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
