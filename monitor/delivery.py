@@ -2,7 +2,7 @@
 
     run_digest: outbox.subscribers_to_compose | outbox.pending_events | digest.select_content
                 | digest.render_digest | outbox.record_digest                        (one transaction)
-                | notify.deliver (one transaction per part), or notify.print_outbox without a token
+                | notify.deliver (one transaction per part), or print_outbox without a token
 
 What a digest says is decided in `monitor.digest` (pure); what is stored goes through `monitor.store.outbox`.
 The clock and the engine are passed in.
@@ -11,10 +11,12 @@ The clock and the engine are passed in.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import unescape
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
@@ -84,8 +86,6 @@ def compose_digests(
     """Compose the digests that are due (or `force_chat`'s, due or not) into the outbox; returns how many.
 
     With `out`, a dry run: what would be composed is written there, and nothing is changed."""
-    from monitor.notify import plain_text
-
     titles = {proposal.id: proposal.title for proposal in config.proposals}
     settings = config.settings
     with Session(engine) as session:
@@ -121,13 +121,13 @@ def run_digest(
 ) -> DigestSummary:
     """Compose the digests that are due and send everything pending in the outbox: through Telegram when a
     token is set, else to `out`. `dry_run` writes what would be composed to `out` and changes nothing."""
-    from monitor.notify import RateLimiter, print_outbox
-
     if dry_run:
         return DigestSummary(compose_digests(config, engine, clock, out=out))
     composed = compose_digests(config, engine, clock)
     if not config.telegram_token:
         return DigestSummary(composed, printed=print_outbox(engine, clock, out))
+    from monitor.notify import RateLimiter  # python-telegram-bot: only when there is a token to send with
+
     report = asyncio.run(_deliver(config, engine, clock, limiter or RateLimiter()))
     return DigestSummary(composed, delivery=report)
 
@@ -150,3 +150,22 @@ async def _deliver(config: Config, engine: Engine, clock: Clock, limiter: RateLi
         reason = redact(exc.message, (config.telegram_token,))
         message = f"cannot reach the Telegram Bot API: {reason}; {pending} parts wait for the next run"
         return DeliveryReport(deferred=pending, errors=[message])
+
+
+def print_outbox(engine: Engine, clock: Clock, out: TextIO) -> int:
+    """Without a token: write the standard-output subscriber's pending parts as plain text, marking them sent."""
+    with Session(engine) as session:
+        parts = outbox.outgoing(session=session, chat_id=outbox.STDOUT_CHAT, lock=True)
+        for part in parts:
+            if part.seq == 1:
+                out.write("\n")
+            out.write(plain_text(part.text) + "\n")
+            outbox.mark_sent(part.part_id, None, clock(), session=session)
+        session.commit()
+    return len(parts)
+
+
+def plain_text(html: str) -> str:
+    """Telegram HTML as a terminal shows it: links as `text (url)`, other tags dropped."""
+    text = re.sub(r'<a href="([^"]*)">(.*?)</a>', lambda m: f"{m.group(2)} ({m.group(1)})", html)
+    return unescape(re.sub(r"<[^<>]+>", "", text))

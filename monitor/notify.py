@@ -16,15 +16,12 @@ Every database step runs on a worker thread (`monitor.store.db.in_session`): the
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from html import unescape
-from typing import TextIO
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -237,22 +234,3 @@ def _retry_after(exc: RetryAfter) -> float:
         warnings.simplefilter("ignore", PTBDeprecationWarning)
         value: int | float | timedelta = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def print_outbox(engine: Engine, clock: Clock, out: TextIO) -> int:
-    """Without a token: write the standard-output subscriber's pending parts as plain text, marking them sent."""
-    with Session(engine) as session:
-        parts = outbox.outgoing(session=session, chat_id=outbox.STDOUT_CHAT, lock=True)
-        for part in parts:
-            if part.seq == 1:
-                out.write("\n")
-            out.write(plain_text(part.text) + "\n")
-            outbox.mark_sent(part.part_id, None, clock(), session=session)
-        session.commit()
-    return len(parts)
-
-
-def plain_text(html: str) -> str:
-    """Telegram HTML as a terminal shows it: links as `text (url)`, other tags dropped."""
-    text = re.sub(r'<a href="([^"]*)">(.*?)</a>', lambda m: f"{m.group(2)} ({m.group(1)})", html)
-    return unescape(re.sub(r"<[^<>]+>", "", text))

@@ -76,6 +76,14 @@ def test_startup_poll_with_nothing_due_imports_no_heavy_library(tmp_path: Path) 
         assert _loaded("poll", "--config", str(path), among=network_and_reading) == []
 
 
+def test_startup_run_with_nothing_due_and_no_token_imports_no_heavy_library(tmp_path: Path) -> None:
+    """The README's cron line: with no token, digests are printed, and python-telegram-bot is not needed."""
+    with FeedServer() as server:
+        path = _one_feed(server, tmp_path)
+        _loaded("run", "--config", str(path))  # creates the database and polls
+        assert _loaded("run", "--config", str(path)) == []  # nothing due now, nothing to send
+
+
 @pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
 def test_startup_lazy_command_summary_is_its_own_short_help(name: str) -> None:
     command = load_command(name)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from telegram.error import InvalidToken, NetworkError
 
 from monitor.cli.options import config_option, handle_errors, now
 from monitor.config import TOKEN_ENV, Config, load_config
 from monitor.errors import ConfigError, LockedError
-from monitor.notify import TelegramConfigError
 from monitor.redact import environment_secrets, redact
 from monitor.store.db import run_lock
 from monitor.store.schema import open_database
@@ -78,7 +76,10 @@ def bot(config_path: str | None, webhook_url: str | None, listen: str, port: int
 
         MONITOR_TELEGRAM_TOKEN=123:abc monitor bot
     """
+    from telegram.error import InvalidToken, NetworkError
+
     from monitor.bot import SubscriberBot
+    from monitor.notify import TelegramConfigError
 
     config = load_config(config_path)
     if not config.telegram_token:
