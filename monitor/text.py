@@ -177,8 +177,10 @@ def clauses(text: str) -> list[tuple[int, int]]:
 
 
 def focus(text: str, spans: Sequence[tuple[int, int]]) -> str:
-    """The clauses of a folded sentence that overlap any of the spans."""
-    chosen = [text[s:e] for s, e in clauses(text) if any(a < e and b > s for a, b in spans)]
+    """The clauses of a folded sentence that overlap any of the spans, after its leading speaker's own words: they
+    give the stance of what follows ("meloni rilancia: garanzie per kiev ...", "macron proposes: troops ...")."""
+    lead = speaker_end(text)
+    chosen = [text[s:e] for s, e in clauses(text) if e <= lead or any(a < e and b > s for a, b in spans)]
     return " ".join(chosen) or text
 
 

@@ -632,6 +632,30 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("26 countries commit to post-war force for Ukraine, Macron says", "", {"reassurance-force": "proposal"}),
         ("Allies commit to a force for Ukraine", "", {"reassurance-force": "proposal"}),
         ("Hungary refuses to sign up to Ukraine force", "", {"reassurance-force": "discussion"}),
+        (
+            "Les chefs d'état-major de la coalition se réunissent à Paris pour préparer une force pour l'Ukraine",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
+        ("Велика Британія та Україна підписали угоду про безпекове співробітництво", "", {"uk-ua-2024": "signed"}),
+        (
+            "Les Alliés déclarent le chemin de l'Ukraine vers l'OTAN « irréversible »",
+            "",
+            {"ukraine-nato-membership": "proposal"},
+        ),
+        ("L'UE et l'Ukraine signent des engagements conjoints en matière de sécurité", "", {"eu-ua-2024": "signed"}),
+        (
+            "Washington pronta a fornire supporto aereo alla forza europea in Ucraina",
+            "",
+            {"us-security-backstop": "proposal", "reassurance-force": "proposal"},
+        ),
+        # what the leading speaker does gives the stance of what follows the colon
+        (
+            "Meloni rilancia: garanzie per Kiev sul modello dell'articolo 5 della Nato",
+            "",
+            {"it-article5-guarantee": "proposal"},
+        ),
+        ("Macron proposes: European troops in Ukraine after a ceasefire", "", {"reassurance-force": "proposal"}),
         # a name needs nothing beside it, an alias it overlaps needs Ukraine: the name reads it
         (
             "Meloni's NATO-style guarantee idea gains traction in Brussels talks",
@@ -731,6 +755,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Putin pledges to use force in Ukraine until goals are met", ""),
         ("Russia's postwar force in Ukraine's occupied regions", ""),
         ("Russia commits more forces to Ukraine offensive", ""),
+        ("Zelensky en chemin vers le sommet de l'OTAN à La Haye", ""),
+        ("La Russie recourt à la force en Ukraine, dit l'ONU", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
@@ -974,6 +1000,10 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("l'Italia non invierà soldati in Ucraina", "discussion"),
         ("la France n'enverra pas de troupes", "discussion"),
         ("l'Italia invierà soldati in Ucraina", "proposal"),
+        # a path to membership declared irreversible, in French, Italian and German too
+        ("le chemin de l'Ukraine vers l'OTAN est irréversible", "proposal"),
+        ("il percorso dell'Ucraina verso la Nato è irreversibile", "proposal"),
+        ("der Weg der Ukraine in die NATO ist unumkehrbar", "proposal"),
         ("the draft peace plan offers Ukraine guarantees", "proposal"),
     ],
 )
