@@ -649,6 +649,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             "",
             {"us-security-backstop": "proposal", "reassurance-force": "proposal"},
         ),
+        ("NATO says Ukraine's path to full membership is irreversible", "", {"ukraine-nato-membership": "proposal"}),
         # what the leading speaker does gives the stance of what follows the colon
         (
             "Meloni rilancia: garanzie per Kiev sul modello dell'articolo 5 della Nato",
@@ -756,6 +757,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Russia's postwar force in Ukraine's occupied regions", ""),
         ("Russia commits more forces to Ukraine offensive", ""),
         ("Zelensky en chemin vers le sommet de l'OTAN à La Haye", ""),
+        ("Ukraine's path to EU membership is irreversible, von der Leyen says", ""),
+        ("NATO summit: Ukraine's path to membership of the EU discussed", ""),
         ("La Russie recourt à la force en Ukraine, dit l'ONU", ""),
     ],
 )
