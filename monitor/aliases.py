@@ -83,3 +83,17 @@ def find(alias: Alias, text: str) -> Hit | None:
     if score < alias.cutoff or tuple(_DIGITS.findall(piece)) != alias.digits or piece.count(" ") != alias.spaces:
         return None
     return Hit(score / 100, alias.shown, (start, end))
+
+
+def better(hit: Hit, than: Hit, names: frozenset[str]) -> bool:
+    """Whether `hit` reads a proposal better than `than`: an alias whose words enclose the other's names more
+    ("US 'backstop'", fuzzily, over "backstop" exactly); else one of the proposal's `names`, which needs nothing
+    beside it, over an alias that does ("Meloni's NATO-style guarantee"); else the higher score, then the longer."""
+    if hit.span != than.span:
+        if hit.span[0] <= than.span[0] and than.span[1] <= hit.span[1]:
+            return True
+        if than.span[0] <= hit.span[0] and hit.span[1] <= than.span[1]:
+            return False
+    if (hit.alias in names) != (than.alias in names):
+        return hit.alias in names
+    return (hit.score, len(hit.alias)) > (than.score, len(than.alias))

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from monitor.aliases import PREFIX, Alias, Hit, anchor_of, find, make_alias, tokens
+from monitor.aliases import PREFIX, Alias, Hit, anchor_of, better, find, make_alias, tokens
 from monitor.concepts import Concept, ConceptIndex, compile_concept
 from monitor.config import ProposalConfig
 from monitor.rules import ACTOR_GROUP, Rule, compile_rule
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
-MATCHER_VERSION = "2026.11"
+MATCHER_VERSION = "2026.12"
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
 
@@ -80,20 +80,6 @@ class Match:
     withdrawn: bool = False
     matcher_version: str = MATCHER_VERSION
     years: tuple[int, ...] = ()  # the years its sentences name ("signed in 2024")
-
-
-def _better(hit: Hit, than: Hit, names: frozenset[str]) -> bool:
-    """Whether `hit` reads a proposal better than `than`: an alias whose words enclose the other's names more
-    ("US 'backstop'", fuzzily, over "backstop" exactly); else one of the proposal's `names`, which needs nothing
-    beside it, over an alias that does ("Meloni's NATO-style guarantee"); else the higher score, then the longer."""
-    if hit.span != than.span:
-        if hit.span[0] <= than.span[0] and than.span[1] <= hit.span[1]:
-            return True
-        if than.span[0] <= hit.span[0] and hit.span[1] <= than.span[1]:
-            return False
-    if (hit.alias in names) != (than.alias in names):
-        return hit.alias in names
-    return (hit.score, len(hit.alias)) > (than.score, len(than.alias))
 
 
 def _names(pattern: re.Pattern[str] | None, text: str) -> bool:
@@ -240,7 +226,7 @@ class Matcher:
             if hit is None:
                 continue
             for index in owners:
-                if index not in best or _better(hit, best[index], self._rules[index].names):
+                if index not in best or better(hit, best[index], self._rules[index].names):
                     best[index] = hit
         best.update(Matcher._concept_hits(text, concepts, lambda index: index not in best))
         return best
@@ -373,6 +359,10 @@ class Matcher:
                 spans = [span for _, span in own_actors]  # a party in a heading topic ("Italy-Ukraine: ...") reads all
                 topic = any(in_topic(text, span) for span in spans)
                 passages.append(Passage(text if topic else focus(text, spans), sentences[i]))
+                if i and title_actors and _REFERENCE.search(folded[0]) and not rule.vetoed(folded[0], None, named):
+                    # "Biden, Zelensky sign deal || The security agreement commits the US to ...": the act is above
+                    passages.append(Passage(focus(folded[0], [span for _, span in title_actors]), sentences[0]))
+                    used.add(0)
             elif own_actors:  # the headline names the agreement, this sentence only a party: read the headline
                 passages.append(Passage(focus(folded[0], [hits[0][index].span]), sentences[0]))
             elif own_hit and _HEADLINE_PARTY.match(text):  # "He signed an agreement ...": the headline's party

@@ -805,6 +805,17 @@ def test_a_summary_sentence_whose_subject_is_the_headlines_party_gives_its_statu
     assert "uk-ua-2024" not in other and other["de-ua-2024"] == other["fr-ua-2024"] == "signed"
 
 
+def test_a_headline_that_signs_a_deal_gives_the_status_of_the_pact_its_summary_names() -> None:
+    """The summary names the pact and its party, the headline the party's act; not when the headline's deal is
+    another ("minerals deal")."""
+    summary = "The 10-year bilateral security agreement commits the US to training Ukraine's forces."
+    day = date(2024, 6, 13)
+    signed = default_matcher().match("Biden, Zelensky sign deal at G7", summary, day)
+    minerals = default_matcher().match("Biden, Zelensky sign minerals deal", summary, day)
+    assert [(m.proposal, m.status) for m in signed] == [("us-ua-2024", "signed")]
+    assert [(m.proposal, m.status) for m in minerals] == [("us-ua-2024", "discussion")]
+
+
 def test_the_white_house_is_a_party_to_the_2024_us_pact() -> None:
     title = "White House releases text of 10-year security agreement signed with Ukraine"
     found_then = default_matcher().match(title, "", date(2024, 6, 14))
