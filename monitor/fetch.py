@@ -109,13 +109,15 @@ async def fetch_all(
             waiting -= 1
             return await fetch_feed(session, request, settings)
 
-    tasks: set[asyncio.Task[FetchResult]] = set()
+    # In the order started: fetches that ended while the caller was busy are yielded in that order, so that one
+    # fetch at a time (concurrency 1) stores the feeds in the order they were leased.
+    tasks: dict[asyncio.Task[FetchResult], None] = {}
 
     def start(batch: Iterable[FetchRequest]) -> None:
         nonlocal waiting
         for request in batch:
             waiting += 1
-            tasks.add(asyncio.ensure_future(one(request)))
+            tasks[asyncio.ensure_future(one(request))] = None
 
     refill: asyncio.Future[Sequence[FetchRequest]] | None = None
     start(requests)
@@ -129,8 +131,8 @@ async def fetch_all(
                 batch, refill = refill.result(), None
                 more = more if batch else None
                 start(batch)
-            for task in tasks & done:
-                tasks.discard(task)
+            for task in [task for task in tasks if task in done]:
+                del tasks[task]
                 yield task.result()
     finally:
         left: list[asyncio.Future[Any]] = [*tasks, *([refill] if refill is not None else [])]

@@ -1,9 +1,11 @@
 """A poll leases its feeds a batch at a time, yet keeps every fetch slot busy: the next batch is leased while the
 last feeds of this one are fetched, and the feeds stay shared out between workers. A host's feeds share its
-connections, whether they answer with a body or with 304."""
+connections, whether they answer with a body or with 304. One fetch at a time hands the feeds over in the order
+they were leased."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -11,8 +13,9 @@ from http.server import BaseHTTPRequestHandler
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.config import Config
+from monitor.config import Config, PollSettings
 from monitor.feedserver import FeedServer, Response
+from monitor.fetch import FetchRequest, fetch_all, make_session
 from monitor.pipeline import run_poll
 
 from .conftest import FakeClock, make_config, rss
@@ -72,3 +75,23 @@ def test_a_hosts_feeds_share_one_kept_alive_connection(
     summary = run_poll(config, engine, clock, force=True)
     assert [feed.outcome for feed in summary.feeds] == ["not-modified"] * 6
     assert len(server.requests) == 6 and len({request.client_port for request in server.requests}) == 1
+
+
+def test_fetches_that_end_while_the_caller_is_busy_come_in_the_order_they_were_started() -> None:
+    """One fetch at a time keeps the leased order even when the caller takes a while over each result (the
+    poll parses and stores it): the fetches that ended meanwhile are handed over oldest first."""
+    settings = PollSettings(concurrency=1, per_host=1)
+    with FeedServer() as server:
+        urls = [server.serve(f"/f{n}.xml", Response(rss((f"f{n}", "News", "Plain.")))) for n in range(FEEDS)]
+
+        async def fetch_slowly() -> list[str]:
+            requests = [FetchRequest(f"f{n}", url) for n, url in enumerate(urls)]
+            async with make_session(settings) as session:
+                order = []
+                async for result in fetch_all(session, requests, settings):
+                    order.append(result.request.source_id)
+                    if len(order) == 1:
+                        await asyncio.sleep(0.5)  # the others end meanwhile
+                return order
+
+        assert asyncio.run(fetch_slowly()) == [f"f{n}" for n in range(FEEDS)]
