@@ -650,6 +650,16 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"us-security-backstop": "proposal", "reassurance-force": "proposal"},
         ),
         ("NATO says Ukraine's path to full membership is irreversible", "", {"ukraine-nato-membership": "proposal"}),
+        (
+            "How many troops would a Ukraine ceasefire force need? Analysts weigh in",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
+        (
+            "Ukraine refuses to enshrine NATO renunciation in its constitution",
+            "",
+            {"ukraine-nato-membership": "discussion"},
+        ),
         # what the leading speaker does gives the stance of what follows the colon
         (
             "Meloni rilancia: garanzie per Kiev sul modello dell'articolo 5 della Nato",
@@ -759,6 +769,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Zelensky en chemin vers le sommet de l'OTAN à La Haye", ""),
         ("Ukraine's path to EU membership is irreversible, von der Leyen says", ""),
         ("NATO summit: Ukraine's path to membership of the EU discussed", ""),
+        ("Gaza ceasefire force: Indonesia ready to send troops", "Ukraine's allies watch the mission closely."),
+        ("Hungary's Orban renounces NATO exercise as Ukraine war rages", ""),
         ("La Russie recourt à la force en Ukraine, dit l'ONU", ""),
     ],
 )
