@@ -190,8 +190,7 @@ async def _poll(
     from monitor.parse_pool import parse_all
 
     settings = recorder.config.settings.poll
-    own = http is None  # the session this poll makes, and closes
-    session = make_session(settings) if http is None else http
+    session = make_session(settings) if http is None else http  # one this poll makes, it closes
     try:
         # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
         # fetches keep their deadlines and the next feeds parse while one is stored. The feeds that came in
@@ -214,7 +213,7 @@ async def _poll(
                     for outcome in await asyncio.to_thread(recorder.light, list(feeds)):
                         report(outcome)
     finally:
-        if own:
+        if http is None:
             await session.close()
 
 

@@ -126,14 +126,11 @@ class Recorder:
         """Feeds that answered 304 and moved nowhere: their next poll, in bulk."""
         if not results:
             return []
-        settings = self.config.settings.poll
         own = sources.intervals([result.request.source_id for result in results], session=session)
         answers = [
             sources.NotModified(
                 result.request.source_id,
-                schedule.after_success(
-                    now, schedule.base_interval(own[result.request.source_id], settings), settings, result.headers
-                ),
+                _next_poll(self.config, own[result.request.source_id], now, result),
                 int(result.elapsed * 1000),
             )
             for result in results
@@ -180,6 +177,15 @@ class Recorder:
                 session.commit()
         except (SQLAlchemyError, DatabaseError):
             pass
+
+
+def _next_poll(
+    config: Config, interval_seconds: float | None, now: datetime, result: FetchResult, ttl: float | None = None
+) -> schedule.Schedule:
+    """When a feed that answered is polled next: its own interval or the default, or later when asked."""
+    settings = config.settings.poll
+    interval = schedule.base_interval(interval_seconds, settings)
+    return schedule.after_success(now, interval, settings, result.headers, ttl)
 
 
 def _plain_304(result: FetchResult, parsed: ParsedFeed | None, error: MonitorError | None) -> bool:
@@ -237,9 +243,7 @@ def _store_success(
 ) -> FeedOutcome:
     """Store the feed's new and edited items (none when it was not modified), match them, record the status
     changes their reports cause, and schedule the next poll."""
-    settings = config.settings.poll
-    interval = schedule.base_interval(source.interval_seconds, settings)
-    plan = schedule.after_success(now, interval, settings, result.headers, parsed.ttl_seconds if parsed else None)
+    plan = _next_poll(config, source.interval_seconds, now, result, parsed.ttl_seconds if parsed else None)
     saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
     matched = _match_changed(saved, parsed, matcher)
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.

@@ -205,12 +205,14 @@ def record_not_modified(run_id: int, answers: Sequence[NotModified], now: dateti
     """What `record_success` and `record_feed_poll` write for a 304, for many feeds in two statements and no
     ORM object per feed: a warm poll spent a third of its storing CPU building and flushing those."""
     source, poll = models.Source.__table__, models.FeedPoll.__table__  # type: ignore[attr-defined]
-    success = {"last_polled_at": now, "last_success_at": now, "consecutive_failures": 0, "disabled_reason": None}
     session.execute(
         sa.update(source)
         .where(source.c.id == sa.bindparam("feed"))
         .values(
-            **success,
+            last_polled_at=now,
+            last_success_at=now,
+            consecutive_failures=0,
+            disabled_reason=None,
             next_poll_at=sa.bindparam("next"),
             health=sa.bindparam("new_health"),
             last_status_code=NOT_MODIFIED,
