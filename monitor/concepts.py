@@ -14,11 +14,11 @@ Takes folded text (see `monitor.text.fold_text`); touches no network, database, 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import product
 
-from monitor.text import alternatives_pattern, fold_text
+from monitor.text import alternatives_pattern, fold_text, speaker_joined, unquoted
 
 ACTOR = "@actor"
 _MAX_HITS = 6  # hits per part looked at: enough for any sentence a feed publishes
@@ -180,3 +180,20 @@ def word_starts(terms: Sequence[str]) -> set[str] | None:
             return None
         starts.add(stem[: Concept.KEY_LENGTH])
     return starts
+
+
+def concept_hits(
+    text: str, concepts: Sequence[tuple[tuple[int, ...], Concept]], wanted: Callable[[int], bool]
+) -> dict[int, ConceptHit]:
+    """The first hit for each `wanted` owner of `concepts` (owner indexes, concept) in one folded sentence, read
+    without its quotation marks, and with a leading speaker joined to the sentence for a concept that reads one."""
+    hits: dict[int, ConceptHit] = {}
+    if not concepts:
+        return hits
+    text = unquoted(text)
+    joined = speaker_joined(text)
+    for owners, concept in concepts:
+        wanting = [i for i in owners if wanted(i) and i not in hits]
+        if wanting and (found := concept.find(joined if concept.speaker else text)) is not None:
+            hits.update(dict.fromkeys(wanting, found))
+    return hits

@@ -33,10 +33,10 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from monitor.aliases import PREFIX, Alias, Hit, anchor_of, better, find, make_alias, tokens
-from monitor.concepts import Concept, ConceptIndex, compile_concept
+from monitor.concepts import Concept, ConceptIndex, compile_concept, concept_hits
 from monitor.config import ProposalConfig
 from monitor.rules import ACTOR_GROUP, Rule, compile_rule
 from monitor.status import DEFAULT_LADDER, Ladder
@@ -50,10 +50,8 @@ from monitor.text import (
     normalize_text,
     same_clause,
     speaker_end,
-    speaker_joined,
     split_sentences,
     strip_marks,
-    unquoted,
 )
 from monitor.windows import before_since, current, names_window, years_named
 
@@ -63,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
 MATCHER_VERSION = "2026.13"
+MEMO_SIZE = 4096  # readings remembered by one matcher: (title, summary, day) -> matches
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
 
@@ -114,6 +113,11 @@ class Matcher:
         self._proposals = tuple(proposals)
         self._window = {p.id: (p.since, p.until) for p in proposals}
         self._compiled = False
+        self._memo: dict[tuple[str, str, date | None], tuple[Match, ...]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for a parser process without the readings remembered here (that process keeps its own)."""
+        return {**self.__dict__, "_memo": {}}
 
     @property
     def compiled(self) -> bool:
@@ -236,19 +240,24 @@ class Matcher:
         text: str, concepts: Sequence[tuple[tuple[int, ...], Concept]], wanted: Callable[[int], bool]
     ) -> dict[int, Hit]:
         """A concept hit per `wanted` proposal index in one folded sentence."""
-        found_hits: dict[int, Hit] = {}
-        text = unquoted(text) if concepts else text
-        joined = speaker_joined(text) if concepts else text
-        for owners, concept in concepts:
-            wanting = [i for i in owners if wanted(i) and i not in found_hits]
-            if wanting and (found := concept.find(joined if concept.speaker else text)) is not None:
-                for index in wanting:
-                    found_hits[index] = Hit(CONCEPT_SCORE, found.words, found.span)
-        return found_hits
+        return {i: Hit(CONCEPT_SCORE, f.words, f.span) for i, f in concept_hits(text, concepts, wanted).items()}
 
     def match(self, title: str, summary: str, published: date | None = None) -> list[Match]:
         """Every proposal the item reports on, best score first; with the day it was `published`, none that was
-        first reported (its `since`) after that day or last reported in general words (its `until`) before it."""
+        first reported (its `since`) after that day or last reported in general words (its `until`) before it.
+
+        A reading depends on these three alone, so the last `MEMO_SIZE` are remembered: the same wire story
+        in several feeds (a news agency's world and regional feeds, its copies on other outlets) is read once."""
+        key = (title, summary, published)
+        found = self._memo.get(key)
+        if found is None:
+            found = tuple(self._read(title, summary, published))
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo = {}  # a new dict rather than clear(): a thread reading the old one never sees it change
+            self._memo[key] = found
+        return list(found)
+
+    def _read(self, title: str, summary: str, published: date | None) -> list[Match]:
         self.compile()
         title_text, summary_text = headline_text(title), normalize_text(summary)
         aliases, concepts = self._candidates(fold_text(f"{title_text}\n{summary_text}"))

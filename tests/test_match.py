@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import pickle
 import sys
 import threading
+from datetime import date
 from pathlib import Path
 
 import click
@@ -14,9 +16,10 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from monitor import match as match_module
 from monitor.cli.match import match_command
 from monitor.config import DEFAULT_CONFIG_PATH, ProposalConfig, load_config
-from monitor.match import MATCHER_VERSION, Matcher, fold_text, normalize_text, split_sentences
+from monitor.match import MATCHER_VERSION, Match, Matcher, fold_text, normalize_text, split_sentences
 
 from .conftest import EVAL
 
@@ -220,9 +223,36 @@ def test_a_compile_in_another_thread_never_shows_a_matcher_half_built() -> None:
     recompiling = threading.Thread(target=compile_again)
     recompiling.start()
     try:
-        found = [matcher.match(title, "") for _ in range(150) for title in items]
+        found = [matcher._read(title, "", None) for _ in range(150) for title in items]  # never from memory
     finally:
         stop.set()
         recompiling.join()
         sys.setswitchinterval(interval)
     assert found == expected * 150
+
+
+class CountingMatcher(Matcher):
+    """A matcher that counts the items it actually reads."""
+
+    reads = 0
+
+    def _read(self, title: str, summary: str, published: date | None) -> list[Match]:
+        self.reads += 1
+        return super()._read(title, summary, published)
+
+
+def test_matcher_reads_the_same_item_once_and_hands_out_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(match_module, "MEMO_SIZE", 3)
+    matcher = CountingMatcher(load_config(DEFAULT_CONFIG_PATH, env={}).proposals)
+    title, summary = "Britain pledges troops for Ukraine", "A reassurance force after a ceasefire."
+    first = matcher.match(title, summary)
+    first.clear()  # a caller's list is its own
+    again = matcher.match(title, summary)
+    assert again == matcher._read(title, summary, None) and again and matcher.reads == 2
+    assert matcher.match(title, summary, date(2026, 1, 5)) == again and matcher.reads == 3  # another day: read
+    for n in range(4):  # the memory holds MEMO_SIZE readings: full, it starts again
+        matcher.match(f"Ukraine news {n}", "")
+    assert len(matcher._memo) <= 3
+    matcher.match(title, summary)
+    assert matcher.reads == 8  # forgotten when the memory started again
+    assert pickle.loads(pickle.dumps(matcher))._memo == {}  # a parser process gets the rules, not the memory
