@@ -10,6 +10,9 @@ parsed by one worker process per core while the poller fetches and stores. A pol
 run with a few changed feeds, a replay of one snapshot, most feeds that feedparser-rs reads) parses in a
 thread and starts no process: a worker costs about 0.2 s of CPU to start, and pickling each body and its
 items costs a little more, which pays only when parsing is dear (feeds that only feedparser reads).
+A poll whose batch holds `POOL_FIRST_POLLS` feeds or more never polled before (a new installation, a
+list of feeds just added) starts the workers at once, before the first answer: each first poll brings a
+whole feed to parse and match, and the workers load while the requests are on the network.
 
 A feed's first poll (no body stored for it yet) brings only new items, all of which the store would match:
 given a `Matcher`, the parser matches them too (`MatchedFeed`), so that this CPU work is done by the worker
@@ -35,7 +38,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -45,13 +48,14 @@ from monitor.errors import MonitorError, ParseError
 from monitor.parse import ParsedFeed, load_readers, parse_feed
 
 if TYPE_CHECKING:
-    from monitor.fetch import FetchResult
+    from monitor.fetch import FetchRequest, FetchResult
     from monitor.match import Match, Matcher
 
 ParseOutcome = ParsedFeed | MonitorError | None  # None: nothing to parse, or the body stored last again
 # parse_outcome's arguments, and whether to match the items too (a feed's first poll)
 _Request = tuple[bytes, dict[str, str], str, datetime, int | None, bool]
 POOL_AFTER = 0.5  # seconds of CPU spent parsing in one poll before worker processes start
+POOL_FIRST_POLLS = 16  # feeds polled for the first time in one batch: worker processes start at once
 _FRAME = struct.Struct("!Q")
 
 
@@ -114,7 +118,7 @@ class Parser:
         self.threshold = threshold
         self.matcher = matcher
         self.parse_seconds = 0.0  # CPU time of the parses done in a thread
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()  # None: one could not start
         self._all: list[_Worker] = []
         self._threads: ThreadPoolExecutor | None = None
         self._loaded = False
@@ -132,13 +136,24 @@ class Parser:
             return None  # byte for byte what was parsed and stored last time: nothing can have changed
         first_poll = result.request.body_hash is None
         request: _Request = (result.content, dict(result.headers), result.url, now, max_items, first_poll)
-        if self.workers < 2 or self.parse_seconds < self.threshold:
+        if self.workers < 2 or (self._threads is None and self.parse_seconds < self.threshold):
             return await asyncio.to_thread(self._in_thread, request)
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), self._call, request)
+
+    def expect(self, requests: Sequence[FetchRequest]) -> None:
+        """Start the worker processes now if `requests` (a batch about to be fetched) hold `POOL_FIRST_POLLS`
+        first polls or more. Returns at once: the processes start in the pool's threads."""
+        if self.workers >= 2 and sum(request.body_hash is None for request in requests) >= POOL_FIRST_POLLS:
+            self._pool()
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The threads that hand requests to the worker processes, started with the processes on first use."""
         if self._threads is None:
-            self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="parse")
-            for _ in range(self.workers):
-                self._idle.put(self._start())
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self._call, request)
+            threads = ThreadPoolExecutor(self.workers, thread_name_prefix="parse")
+            for _ in range(self.workers):  # ahead of every request, which waits for an idle worker
+                threads.submit(lambda: self._idle.put(self._try_start()))
+            self._threads = threads
+        return self._threads
 
     def close(self) -> None:
         """Stop the workers (each ends when its stdin closes) and wait for them."""
@@ -169,18 +184,27 @@ class Parser:
         finally:
             self.parse_seconds += time.thread_time() - started
 
-    def _start(self) -> _Worker:
-        worker = _Worker(self.matcher)
+    def _try_start(self) -> _Worker | None:
+        """A new worker process, or None when none can start (no memory, no file handles): its slot then
+        parses in its own thread."""
+        try:
+            worker = _Worker(self.matcher)
+        except Exception:  # noqa: BLE001 - whatever stops a process from starting
+            return None
         self._all.append(worker)
         return worker
 
     def _call(self, request: _Request) -> ParseOutcome:
-        worker = self._idle.get()
+        worker: _Worker | None = self._idle.get()
+        if worker is None:
+            self._idle.put(None)
+            self._load()
+            return _outcome(request, self.matcher)
         try:
             return worker.call(request)
         except (OSError, EOFError, pickle.UnpicklingError):
             code = worker.stop()
-            worker = self._start()
+            worker = self._try_start()
             self._load()
             # Read again here, by feedparser alone (no Rust code that might have crashed the worker).
             outcome = _outcome(request, self.matcher, fast=False)

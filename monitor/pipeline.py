@@ -195,7 +195,14 @@ async def _poll(
         # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
         # fetches keep their deadlines and the next feeds parse while one is stored. The feeds that came in
         # while one was stored are taken together: those that bring no items are stored in one transaction.
-        fetched = parse_all(parser, fetch_all(session, requests, settings, more), recorder.clock, settings.max_items)
+        parser.expect(requests)  # many first polls: the worker processes load while these are on the network
+
+        async def leased() -> Sequence[FetchRequest]:
+            batch = await more()
+            parser.expect(batch)
+            return batch
+
+        fetched = parse_all(parser, fetch_all(session, requests, settings, leased), recorder.clock, settings.max_items)
 
         def report(outcome: FeedOutcome) -> None:
             summary.feeds.append(outcome)

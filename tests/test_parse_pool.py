@@ -21,7 +21,7 @@ from monitor.feedserver import FeedServer, Response
 from monitor.fetch import FetchRequest, FetchResult
 from monitor.match import Matcher
 from monitor.parse import ParsedFeed, parse_feed
-from monitor.parse_pool import MatchedFeed, Parser, parse_all, parse_outcome
+from monitor.parse_pool import POOL_FIRST_POLLS, MatchedFeed, Parser, parse_all, parse_outcome
 from monitor.pipeline import run_poll
 from tests.conftest import REPLAY, ROOT, FakeClock, make_config
 
@@ -225,3 +225,37 @@ def test_parse_outcome_returns_the_feeds_error(body: bytes) -> None:
     outcome = parse_outcome(body, {}, "http://127.0.0.1:9/f", NOW, None)
 
     assert isinstance(outcome, ParseError) and str(outcome) == "empty body"
+
+
+@pytest.mark.parametrize(
+    ("first_polls", "later_polls", "started"),
+    [(POOL_FIRST_POLLS, 0, 2), (POOL_FIRST_POLLS - 1, 40, 0)],
+    ids=["enough-first-polls", "too-few"],
+)
+def test_parser_starts_processes_before_any_answer_for_a_batch_of_first_polls(
+    first_polls: int, later_polls: int, started: int
+) -> None:
+    requests = [FetchRequest(f"f{n}", f"http://127.0.0.1:9/{n}") for n in range(first_polls)]
+    requests += [FetchRequest(f"g{n}", f"http://127.0.0.1:9/g{n}", body_hash="0" * 64) for n in range(later_polls)]
+    parser = Parser(workers=2, threshold=1e9)  # never by the CPU spent
+    try:
+        parser.expect(requests)
+        outcomes = _parse_many(parser, [_result(0, SNAPSHOTS[0].read_bytes())])
+    finally:
+        parser.close()
+
+    assert parser.processes == started
+    assert isinstance(outcomes[0], ParsedFeed) and outcomes[0].items
+
+
+def test_parser_parses_in_its_threads_when_no_process_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = [_result(index, path.read_bytes()) for index, path in enumerate(SNAPSHOTS[:3])]
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+    parser = Parser(workers=2, threshold=0)
+    try:
+        outcomes = _parse_many(parser, results)
+    finally:
+        parser.close()
+
+    assert parser.processes == 0
+    assert outcomes == [parse_outcome(r.content, r.headers, r.url, NOW, None) for r in results]
