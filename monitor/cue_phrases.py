@@ -258,6 +258,7 @@ OFFERING = _compile(
     r"\b(?:path|trajectory)\b(?:\W+\w+){0,10}?\W+(?:is\s+|as\s+)?'?irreversible",
     r"\birreversible\s+(?:path|trajectory)\b",
     r"\b(?:chemin|percorso|cammino|weg)\b(?:\W+\w+){0,10}?\W+(?:irreversible|irreversibile|unumkehrbar)",
+    r"\b(?:irreversible|irreversibile|unumkehrbar\w*)\W+(?:\w+\W+){0,2}?(?:chemin|percorso|cammino|weg)\b",
     rf"\bdraft(?:ed)?\s+(?:\w+\s+){{0,2}}{_SIGN_NOUN}",
     r"\b(?:propost[oaie]|propone|proponendo|offert[oaie]|offre|promess[oaie]|promette|impegnat[oaie]|invitat[oaie]|"
     r"rilanci(?:a|ano))\b",

@@ -159,6 +159,16 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"it-article5-guarantee": "discussion"},
         ),
         ("Garanzie di sicurezza per Kiev, Meloni rilancia l'articolo 5", "", {"it-article5-guarantee": "proposal"}),
+        (  # ... in any of the languages, and by other words for joining
+            "Meloni propone di estendere la protezione dell'articolo 5 all'Ucraina, senza l'ingresso nella Nato",
+            "",
+            {"it-article5-guarantee": "proposal"},
+        ),
+        (
+            "At Munich, Meloni revives idea of Article 5-style shield for Kyiv",
+            "She said a collective defence clause could work without Ukraine entering the alliance.",
+            {"it-article5-guarantee": "discussion"},
+        ),
         # the EU's door opened and NATO's closed in one sentence: the EU clause does not explain NATO away
         ("Moscow would accept Ukraine in the EU, but not NATO", "", {"ukraine-nato-membership": "discussion"}),
         ("Kyiv will not give up on NATO, Zelensky tells parliament", "", {"ukraine-nato-membership": "discussion"}),
@@ -667,6 +677,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
             {"it-article5-guarantee": "proposal"},
         ),
         ("Macron proposes: European troops in Ukraine after a ceasefire", "", {"reassurance-force": "proposal"}),
+        # a force named by when it serves; committing "a force" as well as troops; plans named by their troops
+        ("European leaders in Kyiv back ceasefire, discuss post-war force", "", {"reassurance-force": "discussion"}),
+        ("Vingt-six pays s'engagent à déployer une force en Ukraine", "", {"reassurance-force": "proposal"}),
+        ("Allies ready to deploy a force to Ukraine once the guns fall silent", "", {"reassurance-force": "proposal"}),
+        ("Europe scales back Ukraine troop plans amid US ambiguity", "", {"reassurance-force": "discussion"}),
         # a name needs nothing beside it, an alias it overlaps needs Ukraine: the name reads it
         (
             "Meloni's NATO-style guarantee idea gains traction in Brussels talks",
@@ -772,6 +787,9 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Gaza ceasefire force: Indonesia ready to send troops", "Ukraine's allies watch the mission closely."),
         ("Hungary's Orban renounces NATO exercise as Ukraine war rages", ""),
         ("La Russie recourt à la force en Ukraine, dit l'ONU", ""),
+        ("Ukraine's post-war armed forces to be capped at 600,000", ""),
+        ("EU agrees post-war reconstruction mission for Ukraine", ""),
+        ("Russia deploys a force of 50,000 near Ukraine's Sumy region", ""),
     ],
 )
 def test_default_concepts_keep_look_alikes_apart(title: str, summary: str) -> None:
@@ -1030,6 +1048,7 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("le chemin de l'Ukraine vers l'OTAN est irréversible", "proposal"),
         ("il percorso dell'Ucraina verso la Nato è irreversibile", "proposal"),
         ("der Weg der Ukraine in die NATO ist unumkehrbar", "proposal"),
+        ("les alliés jugent « irréversible » le chemin de l'Ukraine vers l'Alliance", "proposal"),
         ("the draft peace plan offers Ukraine guarantees", "proposal"),
     ],
 )
