@@ -265,7 +265,10 @@ OFFERING = _compile(
     r"\b(?:propose|proposent|offrent|promis|promet|promettent|s'engage\w*)\b",
     r"\b(?:vorgeschlagen|angeboten|zugesagt|versprochen|verspricht|eingeladen)\b",
     r"\b(?:schlagt|schlagen|bietet|bieten|sagt|sagen)\s+(?:\w+\s+){0,5}?(?:vor|an|zu)\b",
-    r"\b(?:запропонува|пропону|пообіця|обіця|запросил|запрошу|предлож|пообеща)\w*",
+    # ... the verb's prefix at the clause's end, however far ("USA bieten der Ukraine Garantien nach ... an")
+    r"\b(?:(?:bietet|bieten)\s+(?:[\w'-]+\s+){0,14}?an|(?:schlagt|schlagen)\s+(?:[\w'-]+\s+){0,14}?vor|"
+    r"(?:sagt|sagen)\s+(?:[\w'-]+\s+){0,14}?zu)(?=\s*(?:[.,;:!?]|$))",
+    r"\b(?:запропонува|пропону|пообіця|обіця|запросил|запрошу|предлож|пообеща|зобов'яза|зобовяза)\w*",
     # being ready, willing or agreed to commit; a headline's "X to send troops"; announcing or setting up
     r"\b(?:ready|willing|prepared|agree[sd]?|set|commit(?:s|ted)|decid(?:es|ed)|plan(?:s|ned)|aim(?:s|ed)?)\s+"
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",

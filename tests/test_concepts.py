@@ -682,6 +682,20 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Vingt-six pays s'engagent à déployer une force en Ukraine", "", {"reassurance-force": "proposal"}),
         ("Allies ready to deploy a force to Ukraine once the guns fall silent", "", {"reassurance-force": "proposal"}),
         ("Europe scales back Ukraine troop plans amid US ambiguity", "", {"reassurance-force": "discussion"}),
+        # sending in the future tense of French and Italian; a path "towards accession" with NATO in the speaker;
+        # an offer "modelled on" Article 5 in German, its verb's prefix at the end of the clause
+        ("Crosetto: l'Italia non invierà soldati in Ucraina", "", {"reassurance-force": "discussion"}),
+        ("La France enverra des soldats en Ukraine après un cessez-le-feu", "", {"reassurance-force": "proposal"}),
+        (
+            "Nato, i leader: 'Irreversibile il percorso dell'Ucraina verso l'adesione'",
+            "",
+            {"ukraine-nato-membership": "proposal"},
+        ),
+        (
+            "USA bieten der Ukraine Sicherheitsgarantien nach dem Vorbild von Artikel 5 an",
+            "",
+            {"us-security-backstop": "proposal", "it-article5-guarantee": "proposal"},
+        ),
         # a name needs nothing beside it, an alias it overlaps needs Ukraine: the name reads it
         (
             "Meloni's NATO-style guarantee idea gains traction in Brussels talks",
@@ -789,6 +803,9 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("La Russie recourt à la force en Ukraine, dit l'ONU", ""),
         ("Ukraine's post-war armed forces to be capped at 600,000", ""),
         ("EU agrees post-war reconstruction mission for Ukraine", ""),
+        ("L'inviato speciale per l'Ucraina visita Kharkiv con i soldati feriti", ""),
+        ("Il percorso dell'Ucraina verso l'adesione all'UE è irreversibile", ""),
+        ("La Francia invierà aiuti umanitari in Ucraina", ""),
         ("Russia deploys a force of 50,000 near Ukraine's Sumy region", ""),
     ],
 )
@@ -1049,6 +1066,10 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("il percorso dell'Ucraina verso la Nato è irreversibile", "proposal"),
         ("der Weg der Ukraine in die NATO ist unumkehrbar", "proposal"),
         ("les alliés jugent « irréversible » le chemin de l'Ukraine vers l'Alliance", "proposal"),
+        ("USA bieten der Ukraine Sicherheitsgarantien nach dem Vorbild von Artikel 5 an", "proposal"),
+        ("Merz sagt, es komme auf die Bedingungen an", "discussion"),
+        ("Die Soldaten bleiben an der Grenze, sagt der Minister", "discussion"),
+        ("26 країн зобов'язалися направити війська в Україну", "proposal"),
         ("the draft peace plan offers Ukraine guarantees", "proposal"),
     ],
 )
