@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
-MATCHER_VERSION = "2026.15"
+MATCHER_VERSION = "2026.16"
 MEMO_SIZE = 4096  # readings remembered by one matcher: (title, summary, day) -> matches
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 
@@ -337,6 +337,8 @@ class Matcher:
             hit = own_hit or (hits[0].get(index) if i and rule.needs_actor else None)
             if hit is None or not text or i in used:
                 continue
+            if not (own_hit or title_actors or _REFERENCE.search(text)) and _names(self._rivals[index], folded[0]):
+                continue  # "Ukraine, Spain sign security pact || Zelensky also met Scholz": the pact is Spain's
             if own_hit and before_since(text, rule.proposal.since):
                 continue
             named = own_hit is not None and own_hit.alias in rule.names

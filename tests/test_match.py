@@ -59,6 +59,17 @@ def test_match_seed_report_gives_exactly_its_three_proposals(matcher: Matcher) -
             {"de-ua-2024": "signed", "fr-ua-2024": "proposal"},
         ),
         ("France and Ukraine sign security agreement in Paris", "", {"fr-ua-2024": "signed"}),
+        # ... a party named later only in passing does not take a pact the headline gives to another
+        (
+            "Ukraine and Spain sign security pact",
+            "Zelenskiy also met Scholz.",
+            {"other-eu-ua-bilateral-2024": "signed"},
+        ),
+        (
+            "Ukraine, Luxembourg sign security cooperation document at NATO summit",
+            "Zelenskiy also met Biden.",
+            {"other-eu-ua-bilateral-2024": "signed"},
+        ),
         # an Article 5-style guarantee without membership vs membership itself
         (
             "Allies weigh NATO-like security guarantee for Ukraine without membership",
