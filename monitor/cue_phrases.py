@@ -242,6 +242,9 @@ NOT_OFFERING = _compile(
     # wanting, urging or being unable to commit is not committing
     r"\b(?:wants?|wanted|wish\w*|hop\w*|seek\w*|ask\w*|urg\w*|call\w* on|call\w* for|push\w* for|press\w*|too \w+)\s+"
     rf"(?:\w+\s+){{0,2}}?to\s+{_COMMIT_VERB}\b",
+    # ... as is being wary or reluctant to ("some countries are wary of committing forces")
+    r"\b(?:wary|cautious|reluctant|hesitant|loath|loth|sceptical|skeptical|nervous)\s+(?:of|about|over|to|at)\s+"
+    r"(?:\w+\s+){0,2}?(?:commit|send|deploy|offer|pledg|contribut|station|put|provid|giv)\w*",
 )
 OFFERING = _compile(
     # a plural subject's present ("the US and Europe offer Ukraine ...", "allies pledge to ...")

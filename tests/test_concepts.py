@@ -682,6 +682,7 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Vingt-six pays s'engagent à déployer une force en Ukraine", "", {"reassurance-force": "proposal"}),
         ("Allies ready to deploy a force to Ukraine once the guns fall silent", "", {"reassurance-force": "proposal"}),
         ("Europe scales back Ukraine troop plans amid US ambiguity", "", {"reassurance-force": "discussion"}),
+        ("Europe's Ukraine mission takes shape as Britain names commander", "", {"reassurance-force": "discussion"}),
         # sending in the future tense of French and Italian; a path "towards accession" with NATO in the speaker;
         # an offer "modelled on" Article 5 in German, its verb's prefix at the end of the clause
         ("Crosetto: l'Italia non invierà soldati in Ucraina", "", {"reassurance-force": "discussion"}),
@@ -803,6 +804,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("La Russie recourt à la force en Ukraine, dit l'ONU", ""),
         ("Ukraine's post-war armed forces to be capped at 600,000", ""),
         ("EU agrees post-war reconstruction mission for Ukraine", ""),
+        ("UN's Ukraine mission reports rise in civilian deaths", ""),
+        ("European Ukraine mission of the IAEA rotates staff at Zaporizhzhia plant", ""),
         ("L'inviato speciale per l'Ucraina visita Kharkiv con i soldati feriti", ""),
         ("Il percorso dell'Ucraina verso l'adesione all'UE è irreversibile", ""),
         ("La Francia invierà aiuti umanitari in Ucraina", ""),
@@ -1068,6 +1071,9 @@ def test_us_offer_mentioning_article_5_reports_both_proposals() -> None:
         ("les alliés jugent « irréversible » le chemin de l'Ukraine vers l'Alliance", "proposal"),
         ("USA bieten der Ukraine Sicherheitsgarantien nach dem Vorbild von Artikel 5 an", "proposal"),
         ("Merz sagt, es komme auf die Bedingungen an", "discussion"),
+        ("some countries are wary of committing forces", "discussion"),
+        ("Berlin remains reluctant to send soldiers", "discussion"),
+        ("Britain is ready to send soldiers", "proposal"),
         ("Die Soldaten bleiben an der Grenze, sagt der Minister", "discussion"),
         ("26 країн зобов'язалися направити війська в Україну", "proposal"),
         ("the draft peace plan offers Ukraine guarantees", "proposal"),
