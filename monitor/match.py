@@ -108,25 +108,23 @@ class Matcher:
     """Matches items against a fixed set of proposals; build once, call `match` for every item. The rules are
     compiled on the first `match`: a poll whose feeds all answer 304 never needs them."""
 
-    def __init__(self, proposals: Sequence[ProposalConfig], ladder: Sequence[str] = DEFAULT_LADDER) -> None:
+    def __init__(
+        self, proposals: Sequence[ProposalConfig], ladder: Sequence[str] = DEFAULT_LADDER, memo: int = MEMO_SIZE
+    ) -> None:
         self.ladder = Ladder.of(ladder)
+        self.memo_size = memo  # readings remembered, 0 for none
         self._proposals = tuple(proposals)
         self._window = {p.id: (p.since, p.until) for p in proposals}
-        self._compiled = False
+        self.compiled = False  # whether the rules have been compiled (by a first `match`)
         self._memo: dict[tuple[str, str, date | None], tuple[Match, ...]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a parser process without the readings remembered here (that process keeps its own)."""
         return {**self.__dict__, "_memo": {}}
 
-    @property
-    def compiled(self) -> bool:
-        """Whether the rules have been compiled (by a first `match`)."""
-        return self._compiled
-
     def compile(self) -> None:
         """Compile the rules now rather than on the first `match` (a no-op once they are)."""
-        if not self._compiled:
+        if not self.compiled:
             self._compile()
 
     def _compile(self) -> None:
@@ -177,7 +175,7 @@ class Matcher:
         self._rules, self._by_anchor, self._anchors = rules, by_anchor, frozenset(by_anchor)
         self._rivals = rivals
         self._concepts, self._concept_index, self._concept_gate = concepts, ConceptIndex([c for _, c in concepts]), gate
-        self._compiled = True  # last: until then every match compiles (and stores) its own complete parts
+        self.compiled = True  # last: until then every match compiles (and stores) its own complete parts
 
     def _candidates(self, text: str) -> tuple[_AliasesByAnchor, list[tuple[tuple[int, ...], Concept]]]:
         """The aliases whose telling word and word starts all occur somewhere in the folded item, and the
@@ -246,13 +244,14 @@ class Matcher:
         """Every proposal the item reports on, best score first; with the day it was `published`, none that was
         first reported (its `since`) after that day or last reported in general words (its `until`) before it.
 
-        A reading depends on these three alone, so the last `MEMO_SIZE` are remembered: the same wire story
-        in several feeds (a news agency's world and regional feeds, its copies on other outlets) is read once."""
+        A reading depends on these three alone: the last `memo` are remembered (a wire story in several feeds)."""
+        if not self.memo_size:
+            return self._read(title, summary, published)
         key = (title, summary, published)
         found = self._memo.get(key)
         if found is None:
             found = tuple(self._read(title, summary, published))
-            if len(self._memo) >= MEMO_SIZE:
+            if len(self._memo) >= self.memo_size:
                 self._memo = {}  # a new dict rather than clear(): a thread reading the old one never sees it change
             self._memo[key] = found
         return list(found)

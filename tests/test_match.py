@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor import match as match_module
 from monitor.cli.match import match_command
 from monitor.config import DEFAULT_CONFIG_PATH, ProposalConfig, load_config
 from monitor.match import MATCHER_VERSION, Match, Matcher, fold_text, normalize_text, split_sentences
@@ -252,9 +251,8 @@ class CountingMatcher(Matcher):
         return super()._read(title, summary, published)
 
 
-def test_matcher_reads_the_same_item_once_and_hands_out_copies(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(match_module, "MEMO_SIZE", 3)
-    matcher = CountingMatcher(load_config(DEFAULT_CONFIG_PATH, env={}).proposals)
+def test_matcher_reads_the_same_item_once_and_hands_out_copies() -> None:
+    matcher = CountingMatcher(load_config(DEFAULT_CONFIG_PATH, env={}).proposals, memo=3)
     title, summary = "Britain pledges troops for Ukraine", "A reassurance force after a ceasefire."
     first = matcher.match(title, summary)
     first.clear()  # a caller's list is its own
@@ -267,3 +265,6 @@ def test_matcher_reads_the_same_item_once_and_hands_out_copies(monkeypatch: pyte
     matcher.match(title, summary)
     assert matcher.reads == 8  # forgotten when the memory started again
     assert pickle.loads(pickle.dumps(matcher))._memo == {}  # a parser process gets the rules, not the memory
+    forgetful = CountingMatcher(matcher._proposals, memo=0)
+    assert forgetful.match(title, summary) == forgetful.match(title, summary) == again
+    assert forgetful.reads == 2 and forgetful._memo == {}
