@@ -684,6 +684,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Europe scales back Ukraine troop plans amid US ambiguity", "", {"reassurance-force": "discussion"}),
         ("Europe's Ukraine mission takes shape as Britain names commander", "", {"reassurance-force": "discussion"}),
         ("Europe debates how many troops it could send to Ukraine", "", {"reassurance-force": "discussion"}),
+        (
+            "Lavrov: deployment of any Western military units in Ukraine would make them legitimate targets",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
         # sending in the future tense of French and Italian; a path "towards accession" with NATO in the speaker;
         # an offer "modelled on" Article 5 in German, its verb's prefix at the end of the clause
         ("Crosetto: l'Italia non invierà soldati in Ucraina", "", {"reassurance-force": "discussion"}),
@@ -808,6 +813,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("UN's Ukraine mission reports rise in civilian deaths", ""),
         ("Kremlin says troops it sent to Ukraine will stay until its goals are met", ""),
         ("How many troops Russia could still send to Ukraine", ""),
+        ("Russia says foreign mercenary units in Ukraine were hit near Kharkiv", ""),
         ("European Ukraine mission of the IAEA rotates staff at Zaporizhzhia plant", ""),
         ("L'inviato speciale per l'Ucraina visita Kharkiv con i soldati feriti", ""),
         ("Il percorso dell'Ucraina verso l'adesione all'UE è irreversibile", ""),
