@@ -242,6 +242,10 @@ NOT_OFFERING = _compile(
     # wanting, urging or being unable to commit is not committing
     r"\b(?:wants?|wanted|wish\w*|hop\w*|seek\w*|ask\w*|urg\w*|call\w* on|call\w* for|push\w* for|press\w*|too \w+)\s+"
     rf"(?:\w+\s+){{0,2}}?to\s+{_COMMIT_VERB}\b",
+    # denying a plan or report of committing commits nothing ("Tusk denies plans to send troops", "dismisses
+    # reports Poland will send troops", "denies it will send")
+    r"\b(?:den(?:y|ies|ied|ying)|dismiss(?:es|ed|ing)?)\s+(?:\w+\s+){0,5}?(?:to\s+|will\s+|would\s+)"
+    rf"(?:\w+\s+)?{_COMMIT_VERB}\w*",
     # ... as is being wary or reluctant to ("some countries are wary of committing forces")
     r"\b(?:wary|cautious|reluctant|hesitant|loath|loth|sceptical|skeptical|nervous)\s+(?:of|about|over|to|at)\s+"
     r"(?:\w+\s+){0,2}?(?:commit|send|deploy|offer|pledg|contribut|station|put|provid|giv)\w*",
