@@ -685,6 +685,11 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Europe's Ukraine mission takes shape as Britain names commander", "", {"reassurance-force": "discussion"}),
         ("Europe debates how many troops it could send to Ukraine", "", {"reassurance-force": "discussion"}),
         (
+            "France says first reassurance troops for Ukraine could deploy within weeks of a truce",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
+        (
             "Lavrov: deployment of any Western military units in Ukraine would make them legitimate targets",
             "",
             {"reassurance-force": "discussion"},
@@ -814,6 +819,9 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Kremlin says troops it sent to Ukraine will stay until its goals are met", ""),
         ("How many troops Russia could still send to Ukraine", ""),
         ("Russia says foreign mercenary units in Ukraine were hit near Kharkiv", ""),
+        ("Canada extends Operation Reassurance in Latvia as Ukraine war drags on", ""),
+        ("NATO reassurance mission in Romania grows as Ukraine war continues", ""),
+        ("Allies boost eastern flank troops as Ukraine war continues", ""),
         ("European Ukraine mission of the IAEA rotates staff at Zaporizhzhia plant", ""),
         ("L'inviato speciale per l'Ucraina visita Kharkiv con i soldati feriti", ""),
         ("Il percorso dell'Ucraina verso l'adesione all'UE è irreversibile", ""),
