@@ -17,6 +17,10 @@ from html import escape
 
 from monitor.status import Ladder
 
+USER_KINDS = ("report", "change", "unconfirmed", "confirmed", "withdrawal", "rejected")  # events a digest tells
+ADMIN_KINDS = ("feed-failing", "feed-disabled")  # ... and an admin chat's feed alerts
+STDOUT_CHAT = 0  # the subscriber that stands for standard output when no Telegram token is set
+
 LIMIT = 4096  # Telegram's maximum message length
 TITLE_MAX = 300
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)([^<>]*)>")

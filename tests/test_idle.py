@@ -5,6 +5,7 @@ nothing else; every doubt leaves the decision, and the writing, to the full run.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -19,8 +20,9 @@ from click.testing import CliRunner
 from sqlmodel import Session
 
 from monitor.cli import cli
+from monitor.digest import is_due
 from monitor.feedserver import FeedServer, Response
-from monitor.store import sources
+from monitor.store import outbox, sources
 from monitor.store.idle import idle_run
 from monitor.store.revisions import head_revision
 from monitor.store.schema import open_database, schema_state
@@ -183,3 +185,128 @@ def test_the_fast_answer_agrees_with_the_full_runs_choice_of_due_feeds(
 def test_the_head_read_from_the_migration_files_is_alembics(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     assert schema_state(engine)[1] == head_revision() == "0010"
+
+
+# --- `monitor run`: the digests as well ----------------------------------------------------------------------
+MODULES = (
+    "import sys; from monitor.cli import cli; cli(sys.argv[1:], standalone_mode=False); "
+    "print('loaded:', sorted(m for m in ('sqlalchemy', 'sqlmodel', 'pydantic', 'telegram') if m in sys.modules),"
+    " file=sys.stderr)"
+)
+
+
+def _monitor_run(config: Path, env: dict[str, str] | None = None) -> tuple[str, list[str], list[str]]:
+    """`monitor run` in a process of its own: its output, its lines on stderr, and the heavy modules it loaded."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("MONITOR_")}
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES, "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**environment, **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    said = done.stderr.splitlines()
+    loaded = json.loads(said[-1].removeprefix("loaded: ").replace("'", '"'))
+    return done.stdout, said[:-1], loaded
+
+
+def _subscriber(database: Path, chat: int, frequency: str, last_digest_at: str | None) -> None:
+    """A subscriber who was told every event there is so far."""
+    when = f"'{last_digest_at}'" if last_digest_at else "NULL"
+    _sql(
+        database,
+        "INSERT INTO subscriber (chat_id, chat_type, active, frequency, hour, min_status, last_event_id, "
+        "last_admin_event_id, last_digest_at, subscribed_at, updated_at) VALUES "
+        f"({chat}, 'private', 1, '{frequency}', 8, 'all', (SELECT coalesce(max(id), 0) FROM event), "
+        f"(SELECT coalesce(max(id), 0) FROM event), {when}, {FAR}, {FAR})",
+    )
+
+
+@pytest.fixture
+def digested(polled: Setup) -> Setup:
+    """`polled`, and one full `monitor run` since, which added the standard-output subscriber (the reports name
+    no proposal: there is no event to tell)."""
+    config, database = polled
+    _out, said, loaded = _monitor_run(config)
+    assert said == ["digests: 0 composed, 0 parts printed"] and "sqlalchemy" in loaded
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT count(*) FROM subscriber WHERE chat_id = 0").fetchone() == (1,)
+    return polled
+
+
+def test_a_cron_run_with_no_feed_and_no_digest_due_loads_no_database_layer(digested: Setup) -> None:
+    config, database = digested
+    _subscriber(database, 42, "daily", None)  # due (never had one), with nothing to tell: the full run
+    full = _monitor_run(config)
+    with sqlite3.connect(database) as connection:
+        [(stamp,)] = connection.execute("SELECT last_digest_at FROM subscriber WHERE chat_id = 42").fetchall()
+    assert stamp is not None and "sqlalchemy" in full[2]  # its next digest is due from now on
+
+    before = len(_runs(database))
+    idle = _monitor_run(config)
+    assert idle[2] == []  # neither SQLAlchemy, SQLModel, pydantic nor Telegram
+    assert (
+        idle[:2]
+        == full[:2]
+        == ("No feed is due. (Use --force to poll anyway.)\n", ["digests: 0 composed, 0 parts printed"])
+    )
+    assert len(_runs(database)) == before + 1  # the run is recorded as the full run records it
+
+
+def test_with_a_token_and_nothing_to_send_telegram_is_not_asked(digested: Setup) -> None:
+    config, _database = digested
+    out, said, loaded = _monitor_run(config, {"MONITOR_TELEGRAM_TOKEN": "123:not-a-real-token"})
+    assert loaded == [] and out == "No feed is due. (Use --force to poll anyway.)\n"
+    assert said == ["digests: 0 composed; 0 parts sent, 0 failed, 0 deferred; 0 subscribers deactivated"]
+
+
+DIGEST_DOUBTS: dict[str, Callable[[Path, Path], object]] = {
+    "an event the standard output was not told": lambda _c, db: _sql(
+        db, "INSERT INTO event (kind, created_at, detail) VALUES ('report', '2026-01-01 00:00:00.000000', '{}')"
+    ),
+    "a daily subscriber is due": lambda _c, db: _subscriber(db, 7, "daily", "2000-01-01 00:00:00.000000"),
+    "an hourly subscriber is due": lambda _c, db: _subscriber(db, 7, "hourly", "2000-01-01 00:00:00.000000"),
+    "a part waits in the outbox": lambda _c, db: _sql(
+        db,
+        "INSERT INTO digest (subscriber_id, kind, first_event_id, last_event_id, composed_at, parts, state) "
+        "SELECT id, 'digest', 1, 1, '2026-01-01 00:00:00.000000', 1, 'pending' FROM subscriber WHERE chat_id = 0",
+        "INSERT INTO digest_part (digest_id, seq, text, attempts) SELECT max(id), 1, 'waiting', 0 FROM digest",
+    ),
+    "admin chats are configured": lambda c, _db: c.write_text(
+        c.read_text().replace("settings:\n", "settings:\n  telegram: {admin_chats: [5]}\n")
+    ),
+    "the digests' time zone is not one": lambda c, _db: c.write_text(
+        c.read_text().replace("settings:\n", "settings:\n  digest: {timezone: Mars/Olympus}\n")
+    ),
+    "no standard-output subscriber yet": lambda _c, db: _sql(db, "DELETE FROM subscriber WHERE chat_id = 0"),
+}
+
+
+@pytest.mark.parametrize("doubt", DIGEST_DOUBTS)
+def test_any_digest_to_compose_or_send_leaves_the_run_to_the_full_path(digested: Setup, doubt: str) -> None:
+    config, database = digested
+    assert idle_run(str(config), {}, LATER, digests=True) is not None  # quiet before
+    DIGEST_DOUBTS[doubt](config, database)
+    before = _runs(database)
+    assert idle_run(str(config), {}, LATER, digests=True) is None
+    assert _runs(database) == before
+    if doubt not in ("admin chats are configured", "the digests' time zone is not one"):
+        assert idle_run(str(config), {}, LATER) is not None  # the poll alone is still idle
+
+
+@pytest.mark.parametrize("frequency", ["instant", "hourly", "daily", "weekly"])
+@pytest.mark.parametrize("hours_ago", [None, 0.5, 2, 30, 24 * 8])
+def test_the_fast_answer_agrees_with_the_full_runs_choice_of_due_subscribers(
+    digested: Setup, frequency: str, hours_ago: float | None
+) -> None:
+    config, database = digested
+    last = (LATER - timedelta(hours=hours_ago)).strftime("%Y-%m-%d %H:%M:%S.%f") if hours_ago is not None else None
+    _subscriber(database, 9, frequency, last)
+    engine = open_database(f"sqlite:///{database}")
+    with Session(engine) as session:
+        row = outbox.subscriber(9, session=session)
+        assert row is not None
+        due = frequency != "instant" and is_due(row.frequency, row.hour, row.last_digest_at, LATER, UTC)
+    engine.dispose()
+    assert (idle_run(str(config), {}, LATER, digests=True) is None) == due

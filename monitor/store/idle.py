@@ -8,6 +8,10 @@ says for sure that the full run would do nothing else:
 - the last run ended, and it synced a feeds.yaml byte for byte like this one, read by this version of the code
   (`poll_run.config_digest`, migration 0010);
 - no feed is leased, no item waits for the full-text index, and no enabled feed is due by `now`.
+`monitor run` also asks whether the digests would do nothing (`digests=True`): no part waits in the outbox, no
+admin chat is configured, every subscriber that is not `instant` is not due, and no `instant` one has an event
+it was not told yet; without a Telegram token, the standard-output subscriber exists already. Then no digest
+is composed and nothing is sent (nor is Telegram asked anything: a rejected token shows at the next digest).
 Anything else (another database, a changed feeds.yaml, a busy or unreadable file) returns None having written
 nothing, and the full run decides. The checks and the write are one `BEGIN IMMEDIATE` transaction, so a run at
 work (its feeds leased) or starting (its sync under way) is seen or waited for; the run lock is not needed.
@@ -18,10 +22,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from monitor.env import DATABASE_ENV, DEFAULT_DATABASE_URL, config_digest, config_path
+from monitor.digest import STDOUT_CHAT, USER_KINDS, is_due
+from monitor.env import DATABASE_ENV, DEFAULT_DATABASE_URL, TOKEN_ENV, config_digest, config_path
 from monitor.store.revisions import head_revision
 
 _SQLITE = "sqlite:///"
@@ -33,27 +40,73 @@ _DUE = (
     "SELECT 1 FROM source WHERE in_config AND enabled AND health != 'disabled' "
     "AND (next_poll_at IS NULL OR next_poll_at <= ?) LIMIT 1"
 )
+_UNSENT = (
+    "SELECT 1 FROM digest_part p JOIN digest d ON d.id = p.digest_id WHERE d.state = 'pending' AND p.sent_at IS NULL "
+    "LIMIT 1"
+)
+_UNTOLD = (  # an event an instant subscriber would be told now (pending_events in monitor.store.outbox)
+    "SELECT 1 FROM subscriber s JOIN event e ON e.id > s.last_event_id "
+    f"WHERE s.active AND s.frequency = 'instant' AND e.kind IN ({', '.join('?' * len(USER_KINDS))}) "
+    "AND NOT EXISTS (SELECT 1 FROM digest_event t WHERE t.subscriber_id = s.id AND t.event_id = e.id) LIMIT 1"
+)
 
 
 def idle_run(
-    explicit_config: str | None, env: Mapping[str, str], now: datetime, *, busy_seconds: float = _BUSY_SECONDS
+    explicit_config: str | None,
+    env: Mapping[str, str],
+    now: datetime,
+    *,
+    busy_seconds: float = _BUSY_SECONDS,
+    digests: bool = False,
 ) -> int | None:
-    """Record a run that found nothing due and return its id, or None (nothing written) unless sure. A database
-    that another writer holds for longer than `busy_seconds` is left to the full run, which waits its turn."""
+    """Record a run that found nothing due (and, with `digests`, no digest to compose or send) and return its id,
+    or None (nothing written) unless sure. A database that another writer holds for longer than `busy_seconds`
+    is left to the full run, which waits its turn."""
     try:
         text = config_path(explicit_config, env).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    database = _sqlite_file(env.get(DATABASE_ENV) or _database_url(text))
+    settings = _settings(text)
+    if settings is None:
+        return None
+    database = _sqlite_file(env.get(DATABASE_ENV) or _database_url(settings))
     if database is None or not database.is_file():
         return None
+    quiet = None
+    if digests:
+        zone = _digest_zone(settings)
+        if zone is None:
+            return None
+        quiet = _Quiet(zone, bool(env.get(TOKEN_ENV)))
     try:
-        return _record_if_idle(database, config_digest(text), now, busy_seconds)
+        return _record_if_idle(database, config_digest(text), now, busy_seconds, quiet)
     except sqlite3.Error:
         return None
 
 
-def _record_if_idle(database: Path, digest: str, now: datetime, busy_seconds: float) -> int | None:
+class _Quiet:
+    """Whether the digests of a run would compose and send nothing (see the module's notes)."""
+
+    def __init__(self, zone: tzinfo, token: bool) -> None:
+        self.zone, self.token = zone, token
+
+    def holds(self, connection: sqlite3.Connection, now: datetime) -> bool:
+        if (
+            not self.token
+            and not connection.execute("SELECT 1 FROM subscriber WHERE chat_id = ?", (STDOUT_CHAT,)).fetchone()
+        ):
+            return False  # the full run adds the standard-output subscriber
+        if connection.execute(_UNSENT).fetchone() or connection.execute(_UNTOLD, USER_KINDS).fetchone():
+            return False
+        scheduled = connection.execute(
+            "SELECT frequency, hour, last_digest_at FROM subscriber WHERE active AND frequency != 'instant'"
+        )
+        return not any(is_due(f, h, _time(last), now, self.zone) for f, h, last in scheduled)
+
+
+def _record_if_idle(
+    database: Path, digest: str, now: datetime, busy_seconds: float, quiet: _Quiet | None = None
+) -> int | None:
     connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=rw", uri=True, timeout=busy_seconds)
     try:
         connection.isolation_level = None  # transactions as written below
@@ -69,6 +122,7 @@ def _record_if_idle(database: Path, digest: str, now: datetime, busy_seconds: fl
             or connection.execute("SELECT 1 FROM source WHERE lease_owner IS NOT NULL LIMIT 1").fetchone()
             or connection.execute("SELECT 1 FROM item_fts_pending LIMIT 1").fetchone()
             or connection.execute(_DUE, (stamp,)).fetchone()
+            or (quiet is not None and not quiet.holds(connection, now))
         ):
             connection.execute("ROLLBACK")
             return None
@@ -83,19 +137,42 @@ def _record_if_idle(database: Path, digest: str, now: datetime, busy_seconds: fl
         connection.close()
 
 
-def _database_url(text: str) -> str:
-    """settings.database_url as feeds.yaml gives it ('' where the file cannot say)."""
+def _settings(text: str) -> dict[str, Any] | None:
+    """feeds.yaml's settings ({} where it has none); None where the file cannot say."""
     import yaml
 
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
-        return ""
-    settings = data.get("settings") if isinstance(data, dict) else None
-    if not isinstance(settings, dict) or "database_url" not in settings:
-        return DEFAULT_DATABASE_URL
-    url = settings["database_url"]
+        return None
+    settings = data.get("settings", {}) if isinstance(data, dict) else None
+    return settings if isinstance(settings, dict) else None
+
+
+def _database_url(settings: Mapping[str, Any]) -> str:
+    """settings.database_url ('' where it is not text)."""
+    url = settings.get("database_url", DEFAULT_DATABASE_URL)
     return url if isinstance(url, str) else ""
+
+
+def _digest_zone(settings: Mapping[str, Any]) -> tzinfo | None:
+    """The digests' time zone, settings.digest.timezone; None where the settings of digests and admin chats
+    are anything but plain (admin chats get feed alerts every run: the full run decides)."""
+    digest, telegram = settings.get("digest", {}), settings.get("telegram", {})
+    if not isinstance(digest, dict) or not isinstance(telegram, dict) or telegram.get("admin_chats"):
+        return None
+    try:
+        return ZoneInfo(str(digest.get("timezone", "UTC")))
+    except (KeyError, ValueError, OSError):  # not a zone name (the full run says what is wrong)
+        return None
+
+
+def _time(stamp: str | None) -> datetime | None:
+    """A stored time; None (never: the digest counts as due) where it is missing or not as SQLAlchemy writes it."""
+    try:
+        return datetime.strptime(stamp, _TIME_FORMAT).replace(tzinfo=UTC) if stamp else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _sqlite_file(url: str) -> Path | None:

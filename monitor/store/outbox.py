@@ -16,12 +16,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.config import DigestSettings
+from monitor.digest import ADMIN_KINDS as ADMIN_KINDS  # the digest's event kinds and stdout chat, named here too
+from monitor.digest import STDOUT_CHAT as STDOUT_CHAT
+from monitor.digest import USER_KINDS as USER_KINDS
 from monitor.digest import EventView
 from monitor.store import items, models, sources
-
-USER_KINDS = ("report", "change", "unconfirmed", "confirmed", "withdrawal", "rejected")
-ADMIN_KINDS = ("feed-failing", "feed-disabled")
-STDOUT_CHAT = 0  # the subscriber that stands for standard output when no Telegram token is set
 
 
 @dataclass(frozen=True)
