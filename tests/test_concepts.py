@@ -684,6 +684,18 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Europe scales back Ukraine troop plans amid US ambiguity", "", {"reassurance-force": "discussion"}),
         ("Europe's Ukraine mission takes shape as Britain names commander", "", {"reassurance-force": "discussion"}),
         ("Europe debates how many troops it could send to Ukraine", "", {"reassurance-force": "discussion"}),
+        # another country named in another clause explains nothing away ("... as Japan pledges more aid")
+        ("US offers Ukraine security guarantees as Japan pledges more aid", "", {"us-security-backstop": "proposal"}),
+        (
+            "Trump backs Ukraine security guarantees; Japan, Korea tariffs loom",
+            "",
+            {"us-security-backstop": "discussion"},
+        ),
+        (
+            "Meloni pitches NATO-like guarantee for Ukraine; Asian markets fall",
+            "",
+            {"it-article5-guarantee": "proposal"},
+        ),
         (
             "France says first reassurance troops for Ukraine could deploy within weeks of a truce",
             "",
@@ -820,6 +832,13 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("How many troops Russia could still send to Ukraine", ""),
         ("Russia says foreign mercenary units in Ukraine were hit near Kharkiv", ""),
         ("Canada extends Operation Reassurance in Latvia as Ukraine war drags on", ""),
+        ("Washington weighs Taiwan security guarantees while Ukraine peace push continues", ""),
+        ("Japan and Philippines sign NATO-like defence pact as Ukraine war rages", ""),
+        ("US offers Saudi Arabia security guarantees as Ukraine talks stall", ""),
+        (
+            "Russia is providing Iran intelligence to target US forces",
+            "The United States has given Ukraine intelligence during its war with Russia.",
+        ),
         ("NATO reassurance mission in Romania grows as Ukraine war continues", ""),
         ("Allies boost eastern flank troops as Ukraine war continues", ""),
         ("European Ukraine mission of the IAEA rotates staff at Zaporizhzhia plant", ""),
