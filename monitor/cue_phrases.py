@@ -121,7 +121,13 @@ SIGNING = _compile(
     r"\bentrat[oa] in vigore\b",
     r"\b(?:signe|signent|signee|signees|signes|paraphe\w*|scelle\w*)\b",
     r"\bentre\w* en vigueur\b",
-    r"\b(?:unterzeichnet\w*|unterzeichnen|unterzeichne|unterschrieben|unterschreiben|besiegelt|abgeschlossen)\b",
+    r"\b(?:unterzeichnet\w*|unterzeichnen|unterzeichne|unterschrieben|unterschreiben|besiegelt|besiegeln|"
+    r"abgeschlossen)\b",
+    # concluding a pact, in French, Italian and German ("concluent un accord", "concludono l'accordo")
+    r"\b(?:conclu(?:ent|t|ant|e|es)?|concludono|conclude|concluso|conclusa|schlie(?:ss|ß)en|schlie(?:ss|ß)t)\s+"
+    r"(?:(?!que\b|qu'|che\b|dass\b)[\w']+\s+){0,3}?(?:un\s+|l'|le\s+|les\s+|i\s+|il\s+|ein\s+|das\s+)?"
+    r"(?:accords?|pacte|traite|partenariat|accordo|accordi|patto|trattato|abkommen|vereinbarung|pakt|"
+    r"sicherheitsabkommen)\b",
     r"\bin kraft getreten\b",
     r"\b(?:підписа(?:в|ла|ли|но|ні)|підписують|уклал\w*|укладено|подписа(?:л|ла|ли|но)|подписывают)\w*",
     r"\bнабу\w*\s+чинност\w*",
