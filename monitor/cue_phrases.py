@@ -295,7 +295,7 @@ OFFERING = _compile(
     rf"\b(?:agree[sd]?|ready|willing|set|decid(?:es|ed))\s+to\s+include\b(?!{_DENIAL})",
     r"\bready\s+for\s+(?:ukraine|kyiv|kiev|deployment)\b",
     # a government or parliament approving a deployment ("Czech government approves sending troops")
-    r"\bapprov(?:es|ed|ing)?\s+(?:the\s+|a\s+)?(?:plans?\s+(?:to|for)\s+)?(?:send|sending|deploy\w*|dispatch\w*|"
+    r"\b(?:approv(?:es|ed|ing)?|backs|backed)\s+(?:the\s+|a\s+)?(?:plans?\s+(?:to|for)\s+)?(?:send|sending|deploy\w*|dispatch\w*|"
     r"station\w*|participation|contribution)\b",
     # ... or joining it ("Canada, Australia join UK-led effort to secure Ukraine ceasefire")
     r"\bjoin(?:s|ed)?\s+(?:the\s+|a\s+|an\s+)?(?:\S+\s+){0,3}?(?:coalition|force|mission|effort)\b"

@@ -684,6 +684,17 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Europe scales back Ukraine troop plans amid US ambiguity", "", {"reassurance-force": "discussion"}),
         ("Europe's Ukraine mission takes shape as Britain names commander", "", {"reassurance-force": "discussion"}),
         ("Europe debates how many troops it could send to Ukraine", "", {"reassurance-force": "discussion"}),
+        ("Germany will not take part in Ukraine ground force, Wadephul says", "", {"reassurance-force": "discussion"}),
+        (
+            "Dutch parliament backs sending up to 1,000 troops to Ukraine after ceasefire",
+            "",
+            {"reassurance-force": "proposal"},
+        ),
+        (
+            "Macron: reassurance force would be stationed away from the front line",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
         # another country named in another clause explains nothing away ("... as Japan pledges more aid")
         ("US offers Ukraine security guarantees as Japan pledges more aid", "", {"us-security-backstop": "proposal"}),
         (
@@ -828,6 +839,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Ukraine's post-war armed forces to be capped at 600,000", ""),
         ("EU agrees post-war reconstruction mission for Ukraine", ""),
         ("UN's Ukraine mission reports rise in civilian deaths", ""),
+        ("Russia is sending more troops to the front line in Ukraine", ""),
+        ("Russia backs sending more troops to Ukraine front", ""),
         ("Kremlin says troops it sent to Ukraine will stay until its goals are met", ""),
         ("How many troops Russia could still send to Ukraine", ""),
         ("Russia says foreign mercenary units in Ukraine were hit near Kharkiv", ""),
