@@ -107,6 +107,8 @@ SIGNING = _compile(
     rf"\bunder\s+(?:the\s+|a\s+|an\s+|its\s+|their\s+)?(?:new\s+)?"
     rf"(?:(?!proposed|planned|draft|future|possible|potential|any|prospective|peace|ceasefire|cease|truce)\w+\s+){{0,2}}?"
     rf"{_SIGN_NOUN}\b(?!\s+(?:being|still|yet|that would|to be|under discussion|under negotiation))",
+    # ... not the purpose of a commitment ("UK to put boots on the ground to secure Ukraine deal")
+    rf"(?<!\bto )(?<!\bhelp )(?<!\bwould )(?<!\bcould )(?<!\bwill )(?<!\bmust )"
     rf"\b(?:gets?|got|secures?|secured|wins?|won)\s+(?:\S+\s+){{0,6}}?(?:security\s+)?{_SIGN_NOUN}\b",
     rf"\b(?:conclude[sd]?|finali[sz]e[sd]?)\s+(?:\w+\s+){{0,4}}?{_SIGN_NOUN}",
     # hailing or welcoming a new pact celebrates one concluded ("Biden hailed a new security agreement"), not
