@@ -92,6 +92,10 @@ SIGNING = _compile(
     rf"(?:\w+\s+){{0,3}}?(?:guarantees|{_SIGN_NOUN})\b",
     # a pact looked back on ("Britain's security agreement with Ukraine, one year on")
     rf"\b{_SIGN_NOUN}\b(?:\W+\w+){{0,6}}?\W+(?:a|one|two|three|four|five)\s+years?\s+on\b",
+    r"\b(?:a|one|two|three|four|five)\s+years?\s+on\W+(?:(?!talks\b|negotiat|plans?\b|push\b)\w+\W+){0,4}?"
+    r"(?:agreement|pact|accord|treaty|partnership)\b",
+    # a pact renewed was signed, and is again ("Canada and Ukraine renew security agreement")
+    rf"(?<!\bto )(?<!\bwill )(?<!\bwould )\brenew(?:s|ed)?\s+(?:\w+\s+){{0,3}}?{_SIGN_NOUN}\b",
     rf"\b{_SIGN_NOUN}\s+(?:\w+\s+){{0,6}}?(?:was|were|has been|have been|had been|is|are)\s+"
     r"(?:\w+ly\s+)?(?:concluded|finali[sz]ed|adopted|agreed)\b",
     rf"\b{_SIGN_NOUN}\s+(?:is\s+|was\s+)?reached\b",
@@ -264,7 +268,7 @@ OFFERING = _compile(
     r"(?:ukraine|ukraine's|kyiv|kyiv's|kiev|kiev's|to|them|it|"
     r"(?:\S+\s+){0,3}?(?:security|guarantees|troops|protection|membership))\b",
     # settling a text or a plan ("allies agree command structure"), not meeting to ("meet to finalise plans")
-    r"(?<!\bto )\b(?:finali[sz]e[sd]?|agree[sd]?\s+on|draft(?:s|ed)?)\s+(?:\w+\s+){0,4}?"
+    r"(?<!\bto )\b(?:finali[sz]e[sd]?|agree[sd]?(?:\s+on)?|draft(?:s|ed)?)\s+(?:(?!that\b)\w+\s+){0,4}?"
     r"(?:document|framework|text|plans?)\b",
     r"(?<!\bto )\bagree[sd]?\s+(?:\w+\s+){0,3}?(?:command|structure|mandate|composition|rules of engagement|"
     r"package|roadmap)\b",
