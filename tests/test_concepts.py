@@ -685,6 +685,23 @@ def test_concept_keys_let_the_matcher_skip_items_without_them() -> None:
         ("Europe's Ukraine mission takes shape as Britain names commander", "", {"reassurance-force": "discussion"}),
         ("Europe debates how many troops it could send to Ukraine", "", {"reassurance-force": "discussion"}),
         ("Germany will not take part in Ukraine ground force, Wadephul says", "", {"reassurance-force": "discussion"}),
+        # in Ukrainian: agreeing to deploy; troops in the genitive; a peacekeeping mission; Biden as a party
+        (
+            "26 країн погодилися розмістити війська в Україні після припинення вогню",
+            "",
+            {"reassurance-force": "proposal"},
+        ),
+        (
+            "Велика Британія і Франція підписали декларацію про розміщення військ в Україні",
+            "",
+            {"reassurance-force": "signed"},
+        ),
+        (
+            "Начальники генштабів 30 країн обговорили миротворчу місію в Україні",
+            "",
+            {"reassurance-force": "discussion"},
+        ),
+        ("Зеленський і Байден підписали безпекову угоду на 10 років", "", {"us-ua-2024": "signed"}),
         (
             "Ministers meet at NATO headquarters to discuss Ukraine deterrence force",
             "",
@@ -850,6 +867,8 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("EU agrees post-war reconstruction mission for Ukraine", ""),
         ("UN's Ukraine mission reports rise in civilian deaths", ""),
         ("Russia is sending more troops to the front line in Ukraine", ""),
+        ("Росія погодилася направити війська до кордону України", ""),
+        ("Розширення санкцій проти Росії: Україна вітає рішення ЄС", ""),
         ("NATO deterrence force in Lithuania grows as Ukraine war rages", ""),
         ("Germany sends brigade to Lithuania as NATO battlegroup grows; Ukraine watches", ""),
         ("Russia backs sending more troops to Ukraine front", ""),
