@@ -148,7 +148,8 @@ _COMMIT_VERB = (
     r"take part|participate|run|monitor|establish|set up|command|police|enforce|patrol|guard)"
 )
 _FUTURE_GIVE = (
-    r"(?:dara|daranno|offrira|offriranno|garantira|garantiranno|inviera|invieranno|fornira|forniranno|"
+    r"(?:dara|daranno|offrira|offriranno|garantira|garantiranno|inviera|invieranno|mandera|manderanno|fornira|"
+    r"forniranno|"
     r"donnera|donneront|enverra|enverront|fournira|fourniront|garantira|garantiront|"
     r"відправлять|відправить|направлять|направить|надішлють|розмістять|розмістить|нададуть|надасть)"
 )
@@ -279,9 +280,14 @@ OFFERING = _compile(
     r"\b(?:chemin|percorso|cammino|weg)\b(?:\W+\w+){0,10}?\W+(?:irreversible|irreversibile|unumkehrbar)",
     r"\b(?:irreversible|irreversibile|unumkehrbar\w*)\W+(?:\w+\W+){0,2}?(?:chemin|percorso|cammino|weg)\b",
     rf"\bdraft(?:ed)?\s+(?:\w+\s+){{0,2}}{_SIGN_NOUN}",
-    r"\b(?:propost[oaie]|propone|proponendo|offert[oaie]|offre|promess[oaie]|promette|impegnat[oaie]|invitat[oaie]|"
+    r"\b(?:propost[oaie]|propone|propongono|proponendo|offert[oaie]|offre|offrono|promess[oaie]|promette|promettono|"
+    r"impegnat[oaie]|invitat[oaie]|"
     r"rilanci(?:a|ano))\b",
     r"\b(?:propose|proposent|offrent|promis|promet|promettent|s'engage\w*)\b",
+    # an Italian or French headline's speaker followed by an infinitive puts it forward ("Meloni: estendere ...";
+    # the speaker's colon is gone from a focused passage)
+    r"^(?:(?!non\b|ne\b|pas\b|senza\b|sans\b)[\w']+(?: ?:)? ){1,5}?'?(?:estendere|offrire|garantire|inviare|"
+    r"mandare|etendre|offrir|envoyer|garantir)\s(?![^.!?]*\?)",  # not asked ("inviare soldati? Non ora")
     r"\b(?:vorgeschlagen|angeboten|zugesagt|versprochen|verspricht|eingeladen)\b",
     r"\b(?:schlagt|schlagen|bietet|bieten|sagt|sagen)\s+(?:\w+\s+){0,5}?(?:vor|an|zu)\b",
     # ... the verb's prefix at the clause's end, however far ("USA bieten der Ukraine Garantien nach ... an")
