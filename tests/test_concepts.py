@@ -879,6 +879,7 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Росія погодилася направити війська до кордону України", ""),
         ("Розширення санкцій проти Росії: Україна вітає рішення ЄС", ""),
         ("Studenti volenterosi aiutano i profughi ucraini a Milano", ""),
+        ("US to cut soldiers in Europe to lowest level since before Ukraine invasion", ""),
         ("Ucraina: i giovani volenterosi ricostruiscono le scuole", ""),
         ("NATO deterrence force in Lithuania grows as Ukraine war rages", ""),
         ("Germany sends brigade to Lithuania as NATO battlegroup grows; Ukraine watches", ""),
