@@ -259,6 +259,9 @@ NOT_OFFERING = _compile(
     # reports Poland will send troops", "denies it will send")
     r"\b(?:den(?:y|ies|ied|ying)|dismiss(?:es|ed|ing)?)\s+(?:\w+\s+){0,5}?(?:to\s+|will\s+|would\s+)"
     rf"(?:\w+\s+)?{_COMMIT_VERB}\w*",
+    # ... or considering it ("open to considering contributing", "Czech Republic weighs sending soldiers")
+    r"\b(?:consider\w*|weigh\w*|mull\w*|stud(?:y|ies|ying|ied)|explor\w*)\s+(?:\w+\s+)?(?:contribut|send|deploy|commit|"
+    r"station|provid)\w*",
     # ... as is being wary or reluctant to ("some countries are wary of committing forces")
     r"\b(?:wary|cautious|reluctant|hesitant|loath|loth|sceptical|skeptical|nervous)\s+(?:of|about|over|to|at)\s+"
     r"(?:\w+\s+){0,2}?(?:commit|send|deploy|offer|pledg|contribut|station|put|provid|giv)\w*",
