@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
 
-MATCHER_VERSION = "2026.30"
+MATCHER_VERSION = "2026.31"
 MEMO_SIZE = 4096  # readings remembered by one matcher: (title, summary, day) -> matches
 CONCEPT_SCORE = 0.85  # a sentence that describes a proposal without naming it: sure, but less than a name
 

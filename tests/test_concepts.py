@@ -880,6 +880,11 @@ def test_default_concepts_match_reports_that_use_no_alias(title: str, summary: s
         ("Розширення санкцій проти Росії: Україна вітає рішення ЄС", ""),
         ("Studenti volenterosi aiutano i profughi ucraini a Milano", ""),
         ("US to cut soldiers in Europe to lowest level since before Ukraine invasion", ""),
+        (
+            "Armenia and US sign strategic partnership charter update",
+            "Yerevan is seeking Western security guarantees amid tensions with Azerbaijan; the war in Ukraine was "
+            "also discussed.",
+        ),
         ("Ucraina: i giovani volenterosi ricostruiscono le scuole", ""),
         ("NATO deterrence force in Lithuania grows as Ukraine war rages", ""),
         ("Germany sends brigade to Lithuania as NATO battlegroup grows; Ukraine watches", ""),
