@@ -298,7 +298,7 @@ OFFERING = _compile(
     r"(?:sagt|sagen)\s+(?:[\w'-]+\s+){0,14}?zu)(?=\s*(?:[.,;:!?]|$))",
     r"\b(?:запропонува|пропону|пообіця|обіця|запросил|запрошу|предлож|пообеща|зобов'яза|зобовяза)\w*",
     # agreeing to deploy, in Ukrainian and Russian ("26 країн погодилися розмістити війська")
-    r"\b(?:погодил|погодж|согласил)\w*\s+(?:\w+\s+)?(?:розмісти|направи|відправи|надати|размест|направи|отправи)\w*",
+    r"\b(?:погодил|погодж|согласил)\w*\s+(?:\w+\s+)?(?:розмісти|направи|відправи|надати|размест|отправи)\w*",
     # being ready, willing or agreed to commit; a headline's "X to send troops"; announcing or setting up
     r"\b(?:ready|willing|prepared|agree[sd]?|set|commit(?:s|ted)|decid(?:es|ed)|plan(?:s|ned)|aim(?:s|ed)?)\s+"
     rf"to\s+(?:\w+\s+){{0,2}}?{_COMMIT_VERB}\b",

@@ -19,7 +19,7 @@ from monitor import __version__
 from monitor.cli.database import db
 from monitor.cli.feeds import feeds
 from monitor.cli.lazy import LazyGroup
-from monitor.cli.options import config_option, handle_errors, json_option, now, setup_logging
+from monitor.cli.options import config_option, digests_said, handle_errors, json_option, now, setup_logging
 from monitor.env import TOKEN_ENV
 from monitor.errors import LockedError
 from monitor.redact import environment_secrets, redact
@@ -277,8 +277,7 @@ def run(config_path: str | None) -> None:
 
     if (run_id := idle_run(config_path, os.environ, now(), digests=True)) is not None:
         _print_nothing_due(run_id, as_json=False)  # nothing due, no digest to compose or send (monitor/store/idle.py)
-        sent = "; 0 parts sent, 0 failed, 0 deferred; 0 subscribers deactivated"  # as the full run says it
-        click.echo(f"digests: 0 composed{sent if os.environ.get(TOKEN_ENV) else ', 0 parts printed'}", err=True)
+        click.echo(digests_said(0, delivery=(0, 0, 0, 0) if os.environ.get(TOKEN_ENV) else None), err=True)
         return
     from monitor.cli.telegram_commands import _digest
     from monitor.config import load_config

@@ -102,3 +102,15 @@ def setup_logging(secrets: tuple[str, ...] = (), level: int = logging.WARNING) -
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def digests_said(composed: int, printed: int = 0, delivery: tuple[int, int, int, int] | None = None) -> str:
+    """The line a run writes of its digests: parts printed without a token, else (sent, failed, deferred,
+    subscribers deactivated) through Telegram."""
+    if delivery is None:
+        return f"digests: {composed} composed, {printed} parts printed"
+    sent, failed, deferred, deactivated = delivery
+    return (
+        f"digests: {composed} composed; {sent} parts sent, {failed} failed, {deferred} deferred; "
+        f"{deactivated} subscribers deactivated"
+    )

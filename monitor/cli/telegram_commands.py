@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from monitor.cli.options import config_option, handle_errors, now
+from monitor.cli.options import config_option, digests_said, handle_errors, now
 from monitor.config import TOKEN_ENV, Config, load_config
 from monitor.errors import ConfigError, LockedError
 from monitor.redact import environment_secrets, redact
@@ -43,15 +43,12 @@ def _digest(config: Config, engine: Any, dry_run: bool) -> None:
     summary = run_digest(config, engine, now, dry_run=dry_run)
     if summary.delivery is not None:
         report = summary.delivery
-        click.echo(
-            f"digests: {summary.composed} composed; {report.sent} parts sent, {report.failed} failed, "
-            f"{report.deferred} deferred; {len(report.deactivated)} subscribers deactivated",
-            err=True,
-        )
+        delivered = (report.sent, report.failed, report.deferred, len(report.deactivated))
+        click.echo(digests_said(summary.composed, delivery=delivered), err=True)
         for error in report.errors:
             click.echo(redact(f"warning: {error}", environment_secrets()), err=True)
     elif not dry_run:
-        click.echo(f"digests: {summary.composed} composed, {summary.printed} parts printed", err=True)
+        click.echo(digests_said(summary.composed, summary.printed), err=True)
 
 
 @click.command()
