@@ -66,9 +66,11 @@ def upgrade(engine: Engine) -> bool:
     """Bring the schema to this code's head. Returns whether anything was applied."""
     if _at_head(engine):
         return False
-    from alembic import command
-
     try:
+        if _created_from_script(engine):
+            return True
+        from alembic import command
+
         current, head = schema_state(engine)
         if current == head:
             return False
@@ -87,6 +89,28 @@ def upgrade(engine: Engine) -> bool:
         raise DatabaseError(f"database {engine.url.render_as_string()}: {first_line(exc)}") from None
     except sa.exc.DatabaseError as exc:
         raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {first_line(exc)}") from None
+
+
+def _created_from_script(engine: Engine) -> bool:
+    """On an empty SQLite file, build the head schema in one step from `sqlite_schema.sql` (no Alembic, no
+    table rebuilt by copy); False when the file is not empty or the script is not at the head revision."""
+    if engine.dialect.name != "sqlite" or (head := head_revision()) is None:
+        return False
+    from monitor.store import sqlite_schema
+
+    if (script := sqlite_schema.script_for(head)) is None or not _empty(engine):
+        return False
+    with _migration_lock(engine):  # another process may have made it while this one waited: look again
+        if not _empty(engine):
+            return False
+        with engine.connect() as connection:
+            sqlite_schema.create(connection.connection.driver_connection, script)  # type: ignore[arg-type]
+    return True
+
+
+def _empty(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar() == 0
 
 
 def _at_head(engine: Engine) -> bool:
