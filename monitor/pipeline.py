@@ -4,8 +4,8 @@
                 fetch slots free up) | fetch.fetch_all (bounded, concurrent)
                 | parse_pool.parse_all (parse.parse_feed, in worker processes for a big poll)
                 | recording.Recorder (bulk.save_items_bulk, match.Matcher.match, bulk.record_matches_bulk,
-                  schedule.after_success/after_failure: one transaction per feed that brings items, one
-                  per group of those that do not)
+                  schedule.after_success/after_failure: one transaction per group of feeds that came in
+                  together, of a few thousand items at most)
                 + fulltext.index_new_items                  (before each batch is leased, and at the end)
 
 The rebuild of `monitor rematch` is `monitor.rematch`'s, digests are `monitor.delivery`'s.
@@ -17,7 +17,6 @@ server and a temporary database.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sys
 import threading
 from collections import deque
@@ -32,7 +31,7 @@ from sqlmodel import Session
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError
-from monitor.recording import FeedOutcome, Recorder
+from monitor.recording import FeedOutcome, Recorder, groups
 from monitor.store import fulltext, history, sources
 from monitor.store.db import dead_owners, first_line, retrying, worker_name
 
@@ -186,7 +185,6 @@ async def _poll(
     on_feed: Callable[[FeedOutcome], None] | None,
 ) -> None:
     from monitor.fetch import fetch_all, make_session
-    from monitor.parse import ParsedFeed
     from monitor.parse_pool import parse_all
 
     settings = recorder.config.settings.poll
@@ -210,15 +208,11 @@ async def _poll(
                 on_feed(outcome)
 
         async for group in _in_groups(fetched, settings.concurrency):
-            # In the order they came: each run of feeds without items together, each feed with items alone
-            # (and reported as soon as it is stored, so a run that stops on a database fault still counts it).
-            for brings_items, feeds in itertools.groupby(group, lambda pair: isinstance(pair[1], ParsedFeed)):
-                if brings_items:
-                    for result, parsed in feeds:
-                        report(await asyncio.to_thread(recorder.one, result, parsed))
-                else:
-                    for outcome in await asyncio.to_thread(recorder.light, list(feeds)):
-                        report(outcome)
+            # In the order they came, a transaction per group of a few thousand items at most (each reported
+            # as soon as it is stored, so a run that stops on a database fault still counts it).
+            for feeds in groups(group):
+                for outcome in await asyncio.to_thread(recorder.many, feeds):
+                    report(outcome)
     finally:
         if http is None:
             await session.close()

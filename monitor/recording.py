@@ -3,12 +3,12 @@
     Recorder.one:    bulk.save_items_bulk | match.Matcher.match (the items the parser did not match already)
                      | bulk.record_matches_bulk (status.decide, history and events)
                      + schedule.after_success/after_failure, the feed's poll row      (one transaction per feed)
-    Recorder.light:  the same for feeds that bring no items (not modified, failed, or the body stored last
-                     time again), several feeds in one transaction
+    Recorder.many:   the same for several feeds in one transaction (those that came in while the one writer
+                     stored the feeds before them), up to `GROUP_ITEMS` items: `groups` splits them
 
 A feed's fault is that feed's alone: a database error while storing it is recorded on the feed (and its next
-poll is left as it was, so the next run retries it), and a group of light feeds that fails is stored again feed
-by feed. Writes are serialised by the recorder's lock: SQLite has one writer, and its busy wait only adds delay.
+poll is left as it was, so the next run retries it), and a group that fails is stored again feed by feed.
+Writes are serialised by the recorder's lock: SQLite has one writer, and its busy wait only adds delay.
 """
 
 from __future__ import annotations
@@ -53,6 +53,26 @@ class FeedOutcome:
     next_poll_at: datetime | None = None
 
 
+GROUP_ITEMS = 2000  # items stored in one transaction at most; a feed that brings more is stored alone
+
+
+def groups(
+    results: Sequence[tuple[FetchResult, ParseOutcome]], most: int = GROUP_ITEMS
+) -> list[list[tuple[FetchResult, ParseOutcome]]]:
+    """`results` in their order, cut into groups for `Recorder.many` that bring at most `most` items each
+    (or one feed that alone brings more)."""
+    cut: list[list[tuple[FetchResult, ParseOutcome]]] = []
+    items = 0
+    for pair in results:
+        size = len(getattr(pair[1], "items", ()))
+        if not cut or (items + size > most and cut[-1]):
+            cut.append([])
+            items = 0
+        cut[-1].append(pair)
+        items += size
+    return cut
+
+
 @dataclass(frozen=True)
 class Recorder:
     """Stores a poll's fetched feeds into `engine`, for run `run_id`."""
@@ -94,13 +114,20 @@ class Recorder:
                 self._record_database_fault(result, now, message)
                 return FeedOutcome(result.request.source_id, "failed", result.status, message)
 
-    def light(self, results: Sequence[tuple[FetchResult, ParseOutcome]]) -> list[FeedOutcome]:
-        """Store feeds that bring no items to store (their outcome is not a `ParsedFeed`) in one transaction:
-        a poll where most feeds answer 304 commits once per group, not once per feed. A group that fails for
-        any reason is stored again one feed at a time, so that a fault stays its own feed's."""
+    def many(self, results: Sequence[tuple[FetchResult, ParseOutcome]]) -> list[FeedOutcome]:
+        """Store several feeds in one transaction: a poll where most feeds answer 304, or a burst of new
+        feeds, commits once per group, not once per feed. A group that fails for any reason is stored again
+        one feed at a time, so that a fault stays its own feed's."""
+        from monitor.parse import ParsedFeed
+
+        if len(results) == 1:
+            return [self.one(*results[0])]
         now = self.clock()
         with self.write_lock:
-            feeds = [(result, None, _error(result, outcome)) for result, outcome in results]
+            feeds = [
+                (result, outcome if isinstance(outcome, ParsedFeed) else None, _error(result, outcome))
+                for result, outcome in results
+            ]
             try:
                 return retrying(lambda: self._store(feeds, now))
             except Exception:  # noqa: BLE001 - each feed again, alone: its own fault is then recorded on it

@@ -1,5 +1,5 @@
-"""The poll's write stage: feeds that bring no items are stored together, in one transaction, and a fault in
-one of them is still that feed's alone."""
+"""The poll's write stage: feeds that came in together are stored in one transaction (a few thousand items at
+most), whether they bring items or not, and a fault in one of them is still that feed's alone."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from monitor.errors import FetchHTTPError, MonitorError
 from monitor.feedserver import FeedServer, Response
 from monitor.fetch import FetchRequest, FetchResult
 from monitor.match import Matcher
-from monitor.parse import ParsedFeed
+from monitor.parse import ParsedFeed, parse_feed
 from monitor.pipeline import run_poll
-from monitor.recording import FeedOutcome, Recorder
+from monitor.recording import FeedOutcome, Recorder, groups
 from monitor.store import sources
 
-from .conftest import FakeClock, make_config, rss
+from .conftest import SIGNED_DK, FakeClock, make_config, rss
 
 FEEDS = ("a", "b", "c", "d")
 
@@ -51,6 +51,26 @@ def _answer(config: Config, source_id: str, status: int) -> tuple[FetchResult, N
     return FetchResult(FetchRequest(source_id, url), url, status, {"etag": '"v2"'}, error=error), None
 
 
+def _news(config: Config, source_id: str, *guids: str) -> tuple[FetchResult, ParsedFeed]:
+    """A 200 from feed `source_id` that brings an item for each of `guids`, parsed."""
+    url = next(source.url for source in config.sources if source.id == source_id)
+    body = rss(*((guid, f"News {guid}", "Plain.") for guid in guids))
+    parsed = parse_feed(body, {}, url, datetime(2026, 3, 1))
+    return FetchResult(FetchRequest(source_id, url), url, 200, {"etag": '"v3"'}, body), parsed
+
+
+def _items(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(sa.text("SELECT source_id, guid FROM item ORDER BY id"))]
+
+
+def _commits(engine: Engine) -> list[object]:
+    """A list that grows by one at each commit on `engine` from now on."""
+    commits: list[object] = []
+    sa.event.listen(engine, "commit", commits.append)
+    return commits
+
+
 def _polls(engine: Engine, run_id: int) -> list[tuple[Any, ...]]:
     with engine.connect() as connection:
         query = "SELECT source_id, outcome, status_code FROM feed_poll WHERE run_id = :run ORDER BY source_id"
@@ -68,11 +88,10 @@ def test_feeds_without_items_are_stored_in_one_transaction(
 ) -> None:
     config = _polled_once(server, base_config, database_url, engine, clock)
     recorder = _recorder(config, engine, clock)
-    commits: list[object] = []
-    sa.event.listen(engine, "commit", commits.append)
+    commits = _commits(engine)
     answers = [_answer(config, "a", 304), _answer(config, "b", 503), _answer(config, "c", 304)]
 
-    outcomes = recorder.light(answers)
+    outcomes = recorder.many(answers)
 
     assert [(outcome.source_id, outcome.outcome) for outcome in outcomes] == [
         ("a", "not-modified"),
@@ -116,7 +135,7 @@ def test_a_fault_in_a_group_stays_its_own_feeds(
     config = _polled_once(server, base_config, database_url, engine, clock)
     recorder = _recorder(config, engine, clock, BuggyRecorder)
 
-    outcomes = recorder.light([_answer(config, source_id, 304) for source_id in FEEDS])
+    outcomes = recorder.many([_answer(config, source_id, 304) for source_id in FEEDS])
 
     assert {outcome.source_id: outcome.outcome for outcome in outcomes} == {
         "a": "not-modified",
@@ -144,7 +163,7 @@ def test_a_304_stored_in_bulk_writes_what_the_feed_by_feed_path_writes(
 ) -> None:
     config = _polled_once(server, base_config, database_url, engine, clock)
     failing = _recorder(config, engine, clock)
-    failing.light([_answer(config, "a", 503), _answer(config, "c", 503)])  # each with a failure to forget
+    failing.many([_answer(config, "a", 503), _answer(config, "c", 503)])  # each with a failure to forget
     clock.advance(hours=1)
     recorder = _recorder(config, engine, clock)
     result, _ = _answer(config, "a", 304)
@@ -152,7 +171,7 @@ def test_a_304_stored_in_bulk_writes_what_the_feed_by_feed_path_writes(
     with Session(engine) as session:  # the ORM's way, as for a feed that brings items
         one = recorder._store_feed(result, None, None, clock(), session=session)
         session.commit()
-    bulk = recorder.light([_answer(config, "c", 304)])[0]
+    bulk = recorder.many([_answer(config, "c", 304)])[0]
 
     assert (one.outcome, bulk.outcome, one.next_poll_at) == ("not-modified", "not-modified", bulk.next_poll_at)
     source = "SELECT * FROM source WHERE id = :id"
@@ -166,3 +185,56 @@ def test_a_304_stored_in_bulk_writes_what_the_feed_by_feed_path_writes(
         del row["id"], row["source_id"], row["duration_ms"]
     assert poll_a == poll_c
     assert (poll_c["outcome"], poll_c["status_code"], poll_c["next_poll_at"] is not None) == ("not-modified", 304, True)
+
+
+def test_feeds_that_bring_items_are_stored_together(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    config = _polled_once(server, base_config, database_url, engine, clock)
+    recorder = _recorder(config, engine, clock)
+    commits = _commits(engine)
+    signed = (_news(config, "d", "d2")[0], parse_feed(rss(SIGNED_DK), {}, "https://d.example/", clock()))
+
+    outcomes = recorder.many([_news(config, "a", "a1", "a2"), _answer(config, "b", 304), signed])
+
+    assert [(o.source_id, o.outcome, o.items_new) for o in outcomes] == [
+        ("a", "ok", 1),
+        ("b", "not-modified", 0),
+        ("d", "ok", 1),
+    ]
+    assert len(commits) == 1
+    assert _items(engine)[len(FEEDS) :] == [("a", "a2"), ("d", SIGNED_DK[0])]
+    assert outcomes[2].changes  # the signed agreement's report changed a status, in the same transaction
+    with engine.connect() as connection:
+        query = sa.text("SELECT count(*) FROM status_change WHERE id IN :ids")
+        query = query.bindparams(sa.bindparam("ids", expanding=True))
+        assert connection.execute(query, {"ids": list(outcomes[2].changes)}).scalar() == len(outcomes[2].changes)
+
+
+def test_a_fault_among_feeds_with_items_stays_its_own_feeds(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    config = _polled_once(server, base_config, database_url, engine, clock)
+    recorder = _recorder(config, engine, clock, BuggyRecorder)
+
+    outcomes = recorder.many([_news(config, name, f"{name}2") for name in "abc"])
+
+    assert [(o.source_id, o.outcome, o.items_new) for o in outcomes] == [
+        ("a", "ok", 1),
+        ("b", "failed", 0),
+        ("c", "ok", 1),
+    ]
+    assert _items(engine)[len(FEEDS) :] == [("a", "a2"), ("c", "c2")]  # each once: the group's rows were undone
+    assert [poll[:2] for poll in _polls(engine, recorder.run_id)] == [("a", "ok"), ("b", "failed"), ("c", "ok")]
+
+
+def test_groups_hold_at_most_so_many_items_in_their_order(base_config: Config, database_url: str) -> None:
+    config = make_config(base_config, database_url, {name: f"https://{name}.example/" for name in "abcd"})
+    feeds = [_news(config, "a", "1", "2"), _answer(config, "b", 304), _news(config, "c", "3", "4", "5")]
+    feeds.append(_news(config, "d", *map(str, range(6, 14))))
+
+    cut = groups(feeds, most=4)
+
+    assert [[pair[0].request.source_id for pair in group] for group in cut] == [["a", "b"], ["c"], ["d"]]
+    assert groups(feeds, most=100) == [feeds]
+    assert groups([], most=4) == []

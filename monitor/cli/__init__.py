@@ -87,11 +87,12 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
 
         monitor poll --source kyiv-independent --force
     """
-    from monitor.store.idle import idle_run
+    if not (force or sources):
+        from monitor.store.idle import idle_run
 
-    if not (force or sources) and (run_id := idle_run(config_path, os.environ, now())) is not None:
-        _print_nothing_due(run_id, as_json)  # answered from the SQLite file alone (monitor/store/idle.py)
-        return
+        if (run_id := idle_run(config_path, os.environ, now())) is not None:
+            _print_nothing_due(run_id, as_json)  # answered from the SQLite file alone (monitor/store/idle.py)
+            return
     from monitor.config import load_config
     from monitor.store.db import run_lock
     from monitor.store.schema import open_database
