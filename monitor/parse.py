@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from html import unescape
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -306,6 +306,7 @@ def canonical_url(url: str | None) -> str | None:
     return _canonical(url)
 
 
+@lru_cache(maxsize=4096)  # a story's link comes back in every feed that carries it, and on every poll
 def _canonical(url: str | None) -> str | None:
     if not url:
         return None

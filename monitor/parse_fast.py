@@ -159,10 +159,13 @@ def _entry(entry: Any) -> dict[str, Any]:
     from feedparser.datetimes import _parse_date  # feedparser's own date reading: the two disagree on dates
 
     copied = {name: entry.get(name) for name in _ENTRY_FIELDS if entry.get(name) is not None}
+    read: dict[str, Any] = {}  # an RSS item's one date comes as both published and updated: read it once
     for name in _DATES:
         raw = copied.get(name.removesuffix("_parsed"))
         if raw is not None:
-            copied[name] = _parse_date(raw)
+            if raw not in read:
+                read[raw] = _parse_date(raw)
+            copied[name] = read[raw]
     contents = entry.get("content") or []
     if contents:
         copied["content"] = [{"value": contents[0].get("value", "")}]
