@@ -8,8 +8,9 @@ nothing to parse: a 304, a failed fetch, or a body identical to the one parsed a
 share one core through the GIL, so once one poll has spent `POOL_AFTER` seconds of CPU parsing, the rest is
 parsed by one worker process per core while the poller fetches and stores. A poll with less to parse (a cron
 run with a few changed feeds, a replay of one snapshot, most feeds that feedparser-rs reads) parses in a
-thread and starts no process: a worker costs about 0.2 s of CPU to start, and pickling each body and its
-items costs a little more, which pays only when parsing is dear (feeds that only feedparser reads).
+thread and starts no process: the workers cost about half a second of CPU to start (the first loads, the
+others are forked from it), and pickling each body and its items costs a little more, which pays only when
+parsing is dear (feeds that only feedparser reads).
 A poll whose batch holds `POOL_FIRST_POLLS` feeds or more never polled before (a new installation, a
 list of feeds just added) starts the workers at once, before the first answer: each first poll brings a
 whole feed to parse and match, and the workers load while the requests are on the network.
@@ -19,11 +20,9 @@ given a `Matcher`, the parser matches them too (`MatchedFeed`), so that this CPU
 processes beside the parse rather than in the store's one writer. A later poll's items are mostly stored
 already and are matched by the store, only those that are new or edited.
 
-A worker is `python -m monitor.parse_pool`, which imports `monitor.parse` and, once sent a matcher,
-`monitor.match` (never the database, HTTP or Telegram code). It reads pickled requests on stdin and writes
-pickled outcomes on stdout, one at a time, so a worker that dies (a crash in the Rust parser, the kernel's OOM
-killer) fails only the feed it was reading; that feed is read again here by feedparser alone, and a fresh
-worker takes the next one.
+The workers are `monitor.parse_worker`'s: one process that loads and then forks the others, each taking one
+feed at a time, so a worker that dies (a crash in the Rust parser, the kernel's OOM killer) fails only the feed
+it was reading; that feed is read again here by feedparser alone, and a fresh worker takes the next one.
 """
 
 from __future__ import annotations
@@ -33,16 +32,13 @@ import hashlib
 import os
 import pickle
 import queue
-import struct
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from monitor.errors import MonitorError, ParseError
 from monitor.parse import ParsedFeed, load_readers, parse_feed
@@ -50,13 +46,13 @@ from monitor.parse import ParsedFeed, load_readers, parse_feed
 if TYPE_CHECKING:
     from monitor.fetch import FetchRequest, FetchResult
     from monitor.match import Match, Matcher
+    from monitor.parse_worker import _Worker
 
 ParseOutcome = ParsedFeed | MonitorError | None  # None: nothing to parse, or the body stored last again
 # parse_outcome's arguments, and whether to match the items too (a feed's first poll)
 _Request = tuple[bytes, dict[str, str], str, datetime, int | None, bool]
 POOL_AFTER = 0.5  # seconds of CPU spent parsing in one poll before worker processes start
 POOL_FIRST_POLLS = 16  # feeds polled for the first time in one batch: worker processes start at once
-_FRAME = struct.Struct("!Q")
 
 
 def body_digest(result: FetchResult) -> str:
@@ -150,10 +146,23 @@ class Parser:
         """The threads that hand requests to the worker processes, started with the processes on first use."""
         if self._threads is None:
             threads = ThreadPoolExecutor(self.workers, thread_name_prefix="parse")
-            for _ in range(self.workers):  # ahead of every request, which waits for an idle worker
-                threads.submit(lambda: self._idle.put(self._try_start()))
+            threads.submit(self._start_all)  # ahead of every request, which waits for an idle worker
             self._threads = threads
         return self._threads
+
+    def _start_all(self) -> None:
+        """Start the workers, one process that forks the others once it has loaded (`_Worker.family`); where
+        that cannot start, one process each, and a slot none can fill parses in its own thread."""
+        from monitor.parse_worker import _Worker
+
+        try:
+            family: list[_Worker | None] = list(_Worker.family(self.workers, self.matcher))
+        except Exception:  # noqa: BLE001 - whatever stops a process from starting, or fork being missing
+            family = [self._try_start() for _ in range(self.workers)]
+        for worker in family:
+            if worker is not None:
+                self._all.append(worker)
+            self._idle.put(worker)
 
     def close(self) -> None:
         """Stop the workers (each ends when its stdin closes) and wait for them."""
@@ -187,12 +196,12 @@ class Parser:
     def _try_start(self) -> _Worker | None:
         """A new worker process, or None when none can start (no memory, no file handles): its slot then
         parses in its own thread."""
+        from monitor.parse_worker import _Worker
+
         try:
-            worker = _Worker(self.matcher)
+            return _Worker(self.matcher)
         except Exception:  # noqa: BLE001 - whatever stops a process from starting
             return None
-        self._all.append(worker)
-        return worker
 
     def _call(self, request: _Request) -> ParseOutcome:
         worker: _Worker | None = self._idle.get()
@@ -205,12 +214,15 @@ class Parser:
         except (OSError, EOFError, pickle.UnpicklingError):
             code = worker.stop()
             worker = self._try_start()
+            if worker is not None:
+                self._all.append(worker)
             self._load()
             # Read again here, by feedparser alone (no Rust code that might have crashed the worker).
             outcome = _outcome(request, self.matcher, fast=False)
             if isinstance(outcome, ParsedFeed):
                 return outcome
-            return ParseError(f"{outcome} (and the parser process died reading it: exit code {code})")
+            how = f": exit code {code}" if code is not None else ""
+            return ParseError(f"{outcome} (and the parser process died reading it{how})")
         finally:
             self._idle.put(worker)
 
@@ -256,87 +268,3 @@ async def parse_all(
         for task in (producer, *tasks):
             task.cancel()
         await asyncio.gather(producer, *tasks, return_exceptions=True)
-
-
-class _Worker:
-    """One `python -m monitor.parse_pool` process and its two pipes; the matcher is its first request."""
-
-    def __init__(self, matcher: Matcher | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitor.parse_pool"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.process.stdin is not None
-        try:
-            _write(self.process.stdin, matcher)
-        except OSError:  # it died at once: its first call fails and the feed is read here
-            pass
-
-    def call(self, request: _Request) -> ParseOutcome:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        _write(self.process.stdin, request)
-        outcome: ParseOutcome = _read(self.process.stdout)
-        return outcome
-
-    def stop(self) -> int | None:
-        """Close its input (it then ends), wait for it, and close its output."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        try:
-            self.process.stdin.close()
-        except OSError:  # the pipe was already broken: the worker died
-            pass
-        try:
-            code = self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self.process.stdout.close()
-        return code
-
-
-def _write(stream: IO[bytes], value: Any) -> None:
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_FRAME.pack(len(data)) + data)
-    stream.flush()
-
-
-def _read(stream: IO[bytes]) -> Any:
-    header = stream.read(_FRAME.size)
-    if len(header) < _FRAME.size:
-        raise EOFError("the parser process closed its output")
-    (size,) = _FRAME.unpack(header)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError("the parser process stopped mid-answer")
-    return pickle.loads(data)
-
-
-def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """The worker's loop: read the matcher, then parse each request until the input closes."""
-    try:
-        matcher: Matcher | None = _read(requests)
-    except EOFError:
-        return
-    except Exception:  # noqa: BLE001 - a matcher this process cannot load: the store matches instead
-        matcher = None
-    while True:
-        try:
-            request = _read(requests)
-        except EOFError:
-            return
-        _write(answers, _outcome(request, matcher))
-
-
-def _main() -> None:
-    answers = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answers
-    sys.stdout = sys.stderr
-    serve(sys.stdin.buffer, answers)
-
-
-if __name__ == "__main__":
-    # Run as the imported module, not as __main__: the outcomes' classes must pickle under their real name.
-    from monitor import parse_pool
-
-    parse_pool._main()

@@ -1,5 +1,6 @@
 """Parsing in worker processes: the same outcomes as in-process, one feed's fault stays that feed's, a dead
-worker costs no feed, small polls start no process, and a worker imports no database or Telegram code."""
+worker costs no feed (a forked one neither), small polls start no process, the workers after the first are
+forked from it, and a worker imports no database or Telegram code."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,9 +23,9 @@ from monitor.feedserver import FeedServer, Response
 from monitor.fetch import FetchRequest, FetchResult
 from monitor.match import Matcher
 from monitor.parse import ParsedFeed, parse_feed
-from monitor.parse_pool import POOL_FIRST_POLLS, MatchedFeed, Parser, parse_all, parse_outcome
+from monitor.parse_pool import POOL_FIRST_POLLS, MatchedFeed, Parser, match_items, parse_all, parse_outcome
 from monitor.pipeline import run_poll
-from tests.conftest import REPLAY, ROOT, FakeClock, make_config
+from tests.conftest import REPLAY, ROOT, SEED_LIKE, SIGNED_DK, FakeClock, make_config, rss
 
 NOW = datetime(2026, 7, 20, tzinfo=UTC)
 SNAPSHOTS = sorted(REPLAY.glob("*.xml"))
@@ -33,6 +35,26 @@ HTML = b"<!doctype html><html><body>Sign in</body></html>"
 def _result(index: int, body: bytes, content_type: str = "application/rss+xml") -> FetchResult:
     url = f"http://127.0.0.1:9/feed/{index}"
     return FetchResult(FetchRequest(f"f{index}", url), url, 200, {"content-type": content_type}, body)
+
+
+def _workers() -> list[int]:
+    """The pids of this process's descendants that are parser workers (a forked one's parent is the first)."""
+    parents: dict[int, int] = {}
+    commands: dict[int, bytes] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+                commands[int(entry.name)] = Path(entry.path, "cmdline").read_bytes()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    family, grew = {os.getpid()}, True
+    while grew:
+        kids = {pid for pid, parent in parents.items() if parent in family} - family
+        family |= kids
+        grew = bool(kids)
+    return sorted(pid for pid in family if b"monitor.parse_worker" in commands.get(pid, b""))
 
 
 def _parse_many(parser: Parser, results: list[FetchResult]) -> list[object]:
@@ -107,16 +129,36 @@ def test_parser_survives_a_worker_that_dies() -> None:
     parser = Parser(workers=2, threshold=0)
     try:
         _parse_many(parser, [_result(0, body)])
-        for worker in list(parser._all):
-            os.kill(worker.process.pid, signal.SIGKILL)
-            worker.process.wait()
+        killed = _workers()
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
         outcomes = _parse_many(parser, [_result(1, body), _result(2, body), _result(3, body)])
     finally:
         parser.close()
 
     expected = parse_feed(body, {"content-type": "application/rss+xml"}, "http://127.0.0.1:9/feed/1", NOW)
     assert [outcome == expected for outcome in outcomes] == [True, True, True]
-    assert parser.processes > 2  # the dead ones were replaced
+    assert len(killed) == 2 and parser.processes > 2  # the dead ones were replaced
+
+
+def test_parser_starts_one_process_that_forks_the_other_workers(base_config: Config) -> None:
+    body = rss(SIGNED_DK, SEED_LIKE, ("plain", "Weather", "Rain tomorrow."))
+    matcher = Matcher(base_config.proposals, base_config.settings.status.ladder)
+    parser = Parser(workers=3, threshold=0, matcher=matcher)
+    try:
+        first = [_result(index, body) for index in range(6)]
+        outcomes = _parse_many(parser, first)
+        pids = _workers()
+        started = [worker.process.pid for worker in parser._all if worker.process is not None]
+    finally:
+        parser.close()
+
+    expected = match_items(parse_feed(body, {"content-type": "application/rss+xml"}, first[0].url, NOW), matcher)
+    assert isinstance(expected, MatchedFeed) and any(expected.matches)
+    assert all(isinstance(outcome, MatchedFeed) for outcome in outcomes)
+    assert [outcome.matches for outcome in outcomes] == [expected.matches] * 6  # type: ignore[attr-defined]
+    assert len(pids) == 3 and len(started) == 1 and started[0] in pids  # three workers, one of them started
+    assert parser.processes == 3
 
 
 def test_parser_small_poll_starts_no_process() -> None:
@@ -149,7 +191,7 @@ def test_parser_nothing_to_parse_for_a_304_or_a_failed_fetch() -> None:
 
 def test_parse_worker_imports_no_database_http_or_telegram_code() -> None:
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "monitor.parse_pool"],
+        [sys.executable, "-X", "importtime", "-m", "monitor.parse_worker"],
         input=b"",
         capture_output=True,
         cwd=ROOT,
@@ -165,6 +207,7 @@ def test_parse_worker_imports_no_database_http_or_telegram_code() -> None:
 _FIRST_PARSE = """
 import asyncio, sys
 from datetime import UTC, datetime
+from pathlib import Path
 from monitor.fetch import FetchRequest, FetchResult
 from monitor.parse_pool import Parser
 body = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'

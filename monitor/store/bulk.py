@@ -202,13 +202,13 @@ def record_matches_bulk(
     match rows in one insert, report events (with `notify`) and plain evidence batched, proposal states read
     once and again only after a decision changed them. `now`: one time, or one per item (a rebuild records
     each as of when first seen). `states` keeps the states read across calls, for the only writer."""
+    times = [now] * len(changed) if isinstance(now, datetime) else list(now)
+    pairs = [(item, match, at) for (item, matches), at in zip(changed, times, strict=True) for match in matches]
+    if not pairs:  # most feeds' items match nothing: nothing to read either
+        return []
     ladder = Ladder(config.settings.status.ladder)
     policy = config.settings.status.corroboration
     tiers = {source.id: source.tier for source in config.sources}
-    times = [now] * len(changed) if isinstance(now, datetime) else list(now)
-    pairs = [(item, match, at) for (item, matches), at in zip(changed, times, strict=True) for match in matches]
-    if not pairs:
-        return []
     match_table = models.ItemMatch.__table__  # type: ignore[attr-defined]
     rows = [_match_row(item, match, at) for item, match, at in pairs]
     ids = list(
