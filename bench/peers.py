@@ -1,11 +1,13 @@
 """`monitor poll` against newsboat, lemon24/reader and rss2email on one workload, side by side.
 
-    python bench/peers.py [--feeds 300] [--sizes 100,300,1000,2000] [--skip rss2email] [--json-out FILE]
+    python bench/peers.py [--feeds 300] [--rounds 3] [--sizes 100,300,1000,2000] [--skip rss2email] [--json-out FILE]
 
 The workload: N feeds of 50 real items each (windows of the Reuters snapshots in ../shared/corpus/real/),
 spread over 20 loopback hosts (127.0.0.2 ... 127.0.0.21) that add 100 ms of latency to every request and
 answer conditional GETs (ETag, Last-Modified -> 304). Every tool polls every feed twice: cold (an empty
-database) and warm (nothing changed: all 304). Peak RSS is the largest resident set of the tool's whole
+database) and warm (nothing changed: all 304), in each of `--rounds` rounds that take the tools in turn; each
+figure is the median of the rounds, with the fastest and slowest beside it (one run's ratio on a shared machine
+moves by a quarter either way). Peak RSS is the largest resident set of the tool's whole
 process tree, sampled every 50 ms (and never below what the kernel reports for its largest process).
 
 Peers run when installed: newsboat (`apt-get install newsboat`, 16 reload threads), rss2email (`apt-get
@@ -13,8 +15,9 @@ install rss2email`) and reader (`python3 -m venv /work/peers-venv && /work/peers
 reader`, or set PEERS_PYTHON to a Python that has it; 16 workers). `monitor` runs with the configuration's
 `concurrency: 40` and `per_host: 2`: at 16 fetches in flight, 300 feeds at 100 ms each need ~1.9 s of
 network alone. Then `monitor` runs alone at each of `--sizes` feeds to show how its cost grows. Its bytecode
-is compiled first, as installing a wheel does and as the peers' packages are: an editable install where
-PYTHONDONTWRITEBYTECODE is set would otherwise compile every module of the package on every run.
+is compiled first, as a server's first run leaves it and as pip left the peers' packages: where
+PYTHONDONTWRITEBYTECODE is set (as on the machine these figures come from), every run would compile the package
+again (docs/deployment.md).
 
 Loopback only; every tool run has a time limit (`--timeout`); the servers stop when the script ends.
 Prints one table, then the figures as JSON.
@@ -329,11 +332,19 @@ def _seconds(run: Run) -> str:
     return f"{run.seconds:.2f}" if run.seconds is not None else "failed"
 
 
-def _row(label: str, cold: Run, warm: Run) -> str:
+def _row(label: str, cold: Run, warm: Run, rounds: Sequence[tuple[Run, Run]] = ()) -> str:
     responses = f"{cold.responses.get('200', 0)}x200 / {warm.responses.get('304', 0)}x304"
     peak = max(cold.peak_rss_mb, warm.peak_rss_mb)
     note = "; ".join(note for note in (cold.note, warm.note) if note)
-    return f"| {label} | {_seconds(cold)} | {_seconds(warm)} | {peak:.0f} | {responses} |{' ' + note if note else ''}"
+    spread = [_spread([pair[phase] for pair in rounds]) for phase in (0, 1)] if len(rounds) > 1 else ["", ""]
+    return f"| {label} | {_seconds(cold)}{spread[0]} | {_seconds(warm)}{spread[1]} | {peak:.0f} | {responses} |" + (
+        " " + note if note else ""
+    )
+
+
+def _spread(runs: Sequence[Run]) -> str:
+    times = [run.seconds for run in runs if run.seconds is not None]
+    return f" ({min(times):.2f}-{max(times):.2f})" if times else ""
 
 
 def _ratio(mine: float | None, theirs: float | None) -> float | None:
@@ -343,6 +354,7 @@ def _ratio(mine: float | None, theirs: float | None) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=300, help="feeds in the side-by-side run")
+    parser.add_argument("--rounds", type=int, default=3, help="side-by-side rounds; each figure is their median")
     parser.add_argument("--sizes", default="100,300,1000,2000", help="feed counts for monitor alone ('' for none)")
     parser.add_argument("--skip", action="append", default=[], choices=sorted(TOOLS), help="leave a tool out")
     parser.add_argument("--timeout", type=float, default=300, help="seconds allowed for one run of one tool")
@@ -352,26 +364,41 @@ def main() -> None:
     figures: dict[str, object] = {
         "workload": {"feeds": args.feeds, "items_per_feed": ITEMS_PER_FEED, "hosts": len(HOSTS), "latency_s": LATENCY},
         "cpus": os.cpu_count(),
+        "rounds": args.rounds,
     }
     results: dict[str, dict[str, object]] = {}
-    lines = ["| tool | cold s | warm s | peak RSS MB | responses (cold 200 / warm 304) |", "|---|---|---|---|---|"]
+    lines = [
+        "| tool | cold s | warm s | peak RSS MB | responses (cold 200 / warm 304) |",
+        "|---|---|---|---|---|",
+    ]
+    tools = {name: tool for name, tool in TOOLS.items() if name not in args.skip and tool[2]()}
+    for name in TOOLS.keys() - tools.keys():
+        print(f"{name}: skipped ({'--skip' if name in args.skip else 'not installed'})", file=sys.stderr)
+    runs: dict[str, list[tuple[Run, Run]]] = {name: [] for name in tools}
     with Servers(corpus) as servers, tempfile.TemporaryDirectory(prefix="peers-") as scratch:
-        for name, (label, runner, installed) in TOOLS.items():
-            if name in args.skip or not installed():
-                print(f"{name}: skipped ({'--skip' if name in args.skip else 'not installed'})", file=sys.stderr)
-                continue
-            folder = Path(scratch, name)
-            folder.mkdir()
-            print(f"{name}: {args.feeds} feeds, cold then warm ...", file=sys.stderr, flush=True)
-            try:
-                cold, warm = runner(folder, servers, args.feeds, args.timeout)
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-                said = (getattr(exc, "stderr", None) or b"").decode(errors="replace").strip().splitlines()
-                print(f"{name}: left out: {exc}{': ' + said[-1] if said else ''}", file=sys.stderr)
-                continue
+        for round_ in range(1, args.rounds + 1):  # the tools in turn, round after round: a slow spell hits all
+            for name, (_label, runner, _installed) in tools.items():
+                if name not in runs:  # left out in an earlier round
+                    continue
+                folder = Path(scratch, f"{name}-{round_}")
+                folder.mkdir()
+                print(f"{name}: {args.feeds} feeds, cold then warm (round {round_}) ...", file=sys.stderr, flush=True)
+                try:
+                    runs[name].append(runner(folder, servers, args.feeds, args.timeout))
+                except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+                    said = (getattr(exc, "stderr", None) or b"").decode(errors="replace").strip().splitlines()
+                    print(f"{name}: left out: {exc}{': ' + said[-1] if said else ''}", file=sys.stderr)
+                    del runs[name]
+        for name, pairs in runs.items():
+            cold, warm = _median([c for c, _ in pairs]), _median([w for _, w in pairs])
             version = _version(name)
-            lines.append(_row(f"{label} ({version})", cold, warm))
-            results[name] = {"version": version, "cold": asdict(cold), "warm": asdict(warm)}
+            lines.append(_row(f"{tools[name][0]} ({version})", cold, warm, pairs))
+            results[name] = {
+                "version": version,
+                "cold": asdict(cold),
+                "warm": asdict(warm),
+                "rounds": {"cold": [c.seconds for c, _ in pairs], "warm": [w.seconds for _, w in pairs]},
+            }
         scaling = []
         for size in [int(size) for size in args.sizes.split(",") if size.strip()]:
             folder = Path(scratch, f"monitor-{size}")
@@ -384,7 +411,7 @@ def main() -> None:
     figures["ratios"] = _ratios(results)
     print(
         f"{args.feeds} feeds x {ITEMS_PER_FEED} items, {len(HOSTS)} loopback hosts, {LATENCY * 1000:.0f} ms latency, "
-        f"{os.cpu_count()} CPUs\n"
+        f"{os.cpu_count()} CPUs; median of {args.rounds} rounds (fastest-slowest)\n"
     )
     print("\n".join(lines))
     if scaling:
@@ -394,11 +421,19 @@ def main() -> None:
             per = f"{cold.seconds / int(row['feeds']) * 100:.2f}" if cold.seconds else "-"  # type: ignore[call-overload]
             peak = max(cold.peak_rss_mb, warm.peak_rss_mb)
             print(f"| {row['feeds']} | {_seconds(cold)} | {_seconds(warm)} | {peak:.0f} | {per} |")
-    print("\nratios (monitor / peer): " + json.dumps(figures["ratios"]))
+    print("\nratios (monitor / peer, medians): " + json.dumps(figures["ratios"]))
     text = json.dumps(figures, indent=2)
     print("\n" + text)
     if args.json_out:
         args.json_out.write_text(text + "\n")
+
+
+def _median(runs: Sequence[Run]) -> Run:
+    """The run with the median time (the slower middle one of an even count); a failed run counts as the
+    slowest. Its peak RSS is the largest of all the rounds'."""
+    ordered = sorted(runs, key=lambda run: (run.seconds is None, run.seconds or 0.0))
+    middle = ordered[len(ordered) // 2]
+    return Run(middle.seconds, max(run.peak_rss_mb for run in runs), middle.responses, middle.note)
 
 
 def _ratios(results: dict[str, dict[str, object]]) -> dict[str, float | None]:
