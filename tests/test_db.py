@@ -8,17 +8,21 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
+from monitor.config import SourceConfig
 from monitor.errors import DatabaseError, LockedError
-from monitor.store.db import create_db_engine, lock_path, run_lock
+from monitor.store import models, sources
+from monitor.store.db import create_db_engine, insert_returning, lock_path, run_lock
 from monitor.store.schema import include_object, open_database, schema_state, upgrade
 
 from .conftest import ROOT
@@ -119,3 +123,58 @@ def test_lock_of_a_killed_process_is_not_stale(database_url: str) -> None:
     started = time.monotonic()
     with run_lock(database_url):
         assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("per_statement", [None, 3], ids=["one-statement", "three-rows-a-statement"])
+def test_insert_returning_stores_what_sa_insert_stores(
+    engine: Engine, per_statement: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The item insert of a poll's hot path (through the driver on SQLite) against SQLAlchemy's own insert."""
+    if per_statement is not None:
+        monkeypatch.setattr(engine.dialect, "insertmanyvalues_max_parameters", per_statement * 15)
+    item = models.Item.__table__  # type: ignore[attr-defined]
+    now = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    with Session(engine) as session:
+        feeds = [SourceConfig(id=source, name=source, url=f"https://{source}.example/") for source in "ab"]
+        sources.sync_sources(feeds, 600, now, session=session)
+        session.commit()
+
+    def rows(source_id: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "source_id": source_id,
+                "key": f"k{n}",
+                "guid": None if n % 2 else f"g{n}",
+                "link": f"https://news.example/{n}",
+                "canonical_url": None,
+                "story_id": None,
+                "title": f"Title {n} ‘quoted’ – €",
+                "summary": "" if n % 3 else "Summary with 'quotes' and \"double\" ones.",
+                "author": None,
+                "published_at": now + timedelta(hours=n) if n % 4 else now.astimezone(timezone(timedelta(hours=2))),
+                "published_fallback": None,
+                "first_seen_at": now,
+                "updated_at": now,
+                "version": 1,
+                "content_hash": f"{n:064d}",
+            }
+            for n in range(10)
+        ]
+
+    with engine.begin() as connection:
+        ours = dict(insert_returning(connection, item, rows("a"), ("key", "id")))
+        statement = sa.insert(item).returning(item.c.key, item.c.id)
+        theirs = {key: id_ for key, id_ in connection.execute(statement, rows("b"))}  # noqa: C416 - Row to pair
+
+    assert sorted(ours) == sorted(theirs) == [f"k{n}" for n in range(10)]
+    columns = [c for c in item.c if c.name not in ("id", "source_id")]
+    query = sa.select(*columns).order_by(item.c.key)
+    with engine.connect() as connection:
+        stored = {
+            source: [tuple(r) for r in connection.execute(query.where(item.c.source_id == source))] for source in "ab"
+        }
+        raw = connection.exec_driver_sql("SELECT published_at FROM item ORDER BY source_id, key").scalars().all()
+        ids = connection.execute(sa.select(item.c.key, item.c.id).where(item.c.source_id == "a")).all()
+    assert stored["a"] == stored["b"]
+    assert raw[:10] == raw[10:]  # the same text (SQLite) or value (PostgreSQL) in the database itself
+    assert {key: id_ for key, id_ in ids} == ours  # noqa: C416 - Row to pair

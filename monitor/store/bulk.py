@@ -21,6 +21,7 @@ from sqlmodel import Session
 from monitor.config import Config
 from monitor.status import Decision, Ladder, Observation, Pending, ProposalState, decide
 from monitor.store import history, models
+from monitor.store.db import insert_returning
 from monitor.store.items import story_ids
 
 if TYPE_CHECKING:  # for annotations only: a cron run with nothing due loads neither
@@ -103,7 +104,7 @@ def save_items_bulk(source_id: str, items: Sequence[Entry], now: datetime, *, se
     if fresh:
         values = [_new_row(source_id, item, stories, now) for item in fresh]
         # ids by key (unique per feed): asking for them in order would cost SQLite one statement per row
-        inserted = dict(session.execute(sa.insert(ITEM).returning(ITEM.c.key, ITEM.c.id), values).all())
+        inserted = dict(insert_returning(session.connection(), ITEM, values, ("key", "id")))
         changed += [(_stored(inserted[item.key], value), item) for value, item in zip(values, fresh, strict=True)]
     if edited:
         session.execute(sa.insert(models.ItemVersion.__table__), [_old_version(row, now) for row, _ in edited])  # type: ignore[attr-defined]

@@ -346,3 +346,40 @@ def run_lock(url: str, *, now: datetime | None = None, exclusive: bool = False) 
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def insert_returning(
+    connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], returning: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
+    """Insert `rows` (dicts with the same keys) and return `returning` of each, in no fixed order. On SQLite
+    through the driver, with each column's own SQLAlchemy bind processing applied in one loop: the values
+    stored are the ones `sa.insert` would store (tests/test_db.py), without its per-row bookkeeping, which the
+    one writer paid for each of a big first poll's items. Elsewhere `sa.insert(...).returning(...)`."""
+    if not rows:
+        return []
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        statement = sa.insert(table).returning(*(table.c[name] for name in returning))
+        return [tuple(row) for row in connection.execute(statement, rows)]
+    names = list(rows[0])
+    processors = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
+    quote = dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) VALUES "
+    tail = " RETURNING " + ", ".join(map(quote, returning))
+    group = "(" + ", ".join("?" * len(names)) + ")"
+    per_statement = max(1, dialect.insertmanyvalues_max_parameters // len(names))
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    found: list[tuple[Any, ...]] = []
+    try:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = [
+                value if process is None else process(value)
+                for row in chunk
+                for name, process in processors
+                for value in (row[name],)
+            ]
+            found += cursor.execute(head + ", ".join([group] * len(chunk)) + tail, values).fetchall()
+    finally:
+        cursor.close()
+    return found
