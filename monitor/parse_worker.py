@@ -193,11 +193,14 @@ def _main() -> None:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answers
     sys.stdout = sys.stderr
-    if not fds:
-        serve(sys.stdin.buffer, answers)
-        return
-    answers.close()
-    serve_family([(os.fdopen(fds[i], "rb"), os.fdopen(fds[i + 1], "wb")) for i in range(0, len(fds), 2)])
+    try:
+        if not fds:
+            serve(sys.stdin.buffer, answers)
+            return
+        answers.close()
+        serve_family([(os.fdopen(fds[i], "rb"), os.fdopen(fds[i + 1], "wb")) for i in range(0, len(fds), 2)])
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the poll says it stopped, not its workers
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from monitor.fetch import FetchRequest, FetchResult
 from monitor.match import Matcher
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.parse_pool import POOL_FIRST_POLLS, MatchedFeed, Parser, match_items, parse_all, parse_outcome
+from monitor.parse_worker import _read, _write
 from monitor.pipeline import run_poll
 from tests.conftest import REPLAY, ROOT, SEED_LIKE, SIGNED_DK, FakeClock, make_config, rss
 
@@ -187,6 +188,31 @@ def test_parser_nothing_to_parse_for_a_304_or_a_failed_fetch() -> None:
 
     assert outcomes == [None, None]
     assert parser.processes == 0
+
+
+@pytest.mark.parametrize("family", [False, True], ids=["plain", "family"])
+def test_parse_worker_stops_quietly_on_ctrl_c(family: bool) -> None:
+    """Ctrl-C reaches the poll's whole process group: its workers end without a traceback of their own."""
+    requests_read, requests_write = os.pipe()
+    answers_read, answers_write = os.pipe()
+    ends = (requests_read, answers_write)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "monitor.parse_worker", *(map(str, ends) if family else ())],
+        stdin=requests_read if not family else subprocess.DEVNULL,
+        stdout=answers_write if not family else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        pass_fds=ends if family else (),
+        cwd=ROOT,
+    )
+    os.close(requests_read)
+    os.close(answers_write)
+    with os.fdopen(requests_write, "wb") as requests, os.fdopen(answers_read, "rb") as answers:
+        _write(requests, None)  # no matcher
+        _write(requests, (rss(("1", "Plain", "Text.")), {}, "http://127.0.0.1:9/a", NOW, None, True))
+        assert isinstance(_read(answers), ParsedFeed)  # in its loop now, waiting for the next feed
+        worker.send_signal(signal.SIGINT)
+        _, err = worker.communicate(timeout=30)
+    assert (worker.returncode, err.decode()) == (130, "")
 
 
 def test_parse_worker_imports_no_database_http_or_telegram_code() -> None:
