@@ -192,7 +192,7 @@ async def _poll(
     try:
         # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
         # fetches keep their deadlines and the next feeds parse while one is stored. The feeds that came in
-        # while one was stored are taken together: those that bring no items are stored in one transaction.
+        # while one group was stored are taken together, and stored together (`recording.groups`).
         parser.expect(requests)  # many first polls: the worker processes load while these are on the network
 
         async def leased() -> Sequence[FetchRequest]:

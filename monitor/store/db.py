@@ -374,10 +374,7 @@ def insert_returning(
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             values = [
-                value if process is None else process(value)
-                for row in chunk
-                for name, process in processors
-                for value in (row[name],)
+                row[name] if process is None else process(row[name]) for row in chunk for name, process in processors
             ]
             found += cursor.execute(head + ", ".join([group] * len(chunk)) + tail, values).fetchall()
     finally:

@@ -69,26 +69,31 @@ def upgrade(engine: Engine) -> bool:
     try:
         if _created_from_script(engine):
             return True
-        from alembic import command
-
         current, head = schema_state(engine)
         if current == head:
             return False
-        url = engine.url.render_as_string(hide_password=False)
         with _migration_lock(engine):
             # Another process may have migrated while this one waited for the lock: look again.
             current, head = schema_state(engine)
             if current == head:
                 return False
-            config = alembic_config(url)
-            with migration_transaction(engine) as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+            migrate(engine)
         return True
     except sa.exc.OperationalError as exc:
         raise DatabaseError(f"database {engine.url.render_as_string()}: {first_line(exc)}") from None
     except sa.exc.DatabaseError as exc:
         raise DatabaseError(f"database {engine.url.render_as_string()} is not usable: {first_line(exc)}") from None
+
+
+def migrate(engine: Engine) -> None:
+    """Run every migration the database lacks, in one transaction (`migration_transaction`); the caller holds
+    the migration lock or owns the database alone."""
+    from alembic import command
+
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with migration_transaction(engine) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
 
 
 def _created_from_script(engine: Engine) -> bool:
@@ -98,7 +103,7 @@ def _created_from_script(engine: Engine) -> bool:
         return False
     from monitor.store import sqlite_schema
 
-    if (script := sqlite_schema.script_for(head)) is None or not _empty(engine):
+    if not _empty(engine) or (script := sqlite_schema.script_for(head)) is None:
         return False
     with _migration_lock(engine):  # another process may have made it while this one waited: look again
         if not _empty(engine):

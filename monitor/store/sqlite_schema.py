@@ -72,16 +72,12 @@ def render(path: Path) -> str:
 
 def migrated_by_alembic(path: Path) -> None:
     """A new SQLite file at `path`, built by running every migration (what the script is made from)."""
-    from alembic import command
     from monitor.store.db import create_db_engine
-    from monitor.store.schema import alembic_config, migration_transaction
+    from monitor.store.schema import migrate
 
     engine = create_db_engine(f"sqlite:///{path}")
     try:
-        config = alembic_config(f"sqlite:///{path}")
-        with migration_transaction(engine) as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        migrate(engine)
     finally:
         engine.dispose()
 
