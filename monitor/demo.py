@@ -14,7 +14,7 @@ from monitor.clock import Clock
 from monitor.config import Config, SourceConfig
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import PollSummary, run_poll
-from monitor.store.db import run_lock
+from monitor.store.locks import run_lock
 from monitor.store.schema import open_database
 
 SAMPLES = Path(__file__).resolve().parent / "samples"

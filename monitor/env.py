@@ -8,6 +8,8 @@ from pathlib import Path
 
 from monitor import __version__
 
+SQLITE_PREFIX = "sqlite:///"
+
 CONFIG_ENV = "MONITOR_CONFIG"
 DATABASE_ENV = "MONITOR_DATABASE_URL"
 TOKEN_ENV = "MONITOR_TELEGRAM_TOKEN"
@@ -32,3 +34,14 @@ def config_digest(text: str) -> str:
     """What a poll records of the feeds.yaml it synced (`poll_run.config_digest`): the file's text and the code's
     version."""
     return hashlib.sha256(f"{__version__}\0{text}".encode()).hexdigest()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a plain `sqlite:///PATH` URL (relative to the working folder, as SQLAlchemy has it); None for
+    any other database, an in-memory one, or a URL with options or escapes, which only SQLAlchemy should read."""
+    if not url.startswith(SQLITE_PREFIX) or any(c in url for c in "?%#"):
+        return None
+    path = url[len(SQLITE_PREFIX) :]
+    if not path or path == ":memory:":
+        return None
+    return Path(path).expanduser()

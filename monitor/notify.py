@@ -33,7 +33,8 @@ from telegram.warnings import PTBDeprecationWarning
 from monitor.clock import Clock
 from monitor.errors import MonitorError
 from monitor.store import outbox
-from monitor.store.db import dead_owners, in_session, worker_name
+from monitor.store.db import in_session
+from monitor.store.locks import dead_owners, worker_name
 
 GROUP_TYPES = frozenset({"group", "supergroup"})
 CLAIM_SECONDS = 900.0  # a sender's hold on the digests it sends; longer than any one delivery should take

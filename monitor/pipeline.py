@@ -8,6 +8,9 @@
                   together, of a few thousand items at most)
                 + fulltext.index_new_items                  (before each batch is leased, and at the end)
 
+A cron run on a settled SQLite file gets its first batch from `monitor.head_start`, leased and on the network
+while this module and the database layer load.
+
 The rebuild of `monitor rematch` is `monitor.rematch`'s, digests are `monitor.delivery`'s.
 
 The clock, the HTTP client and the database engine are passed in, so tests hand in a fake clock, a local
@@ -33,12 +36,14 @@ from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError
 from monitor.recording import FeedOutcome, Recorder, groups
 from monitor.store import fulltext, history, sources
-from monitor.store.db import dead_owners, first_line, retrying, worker_name
+from monitor.store.db import first_line, retrying
+from monitor.store.locks import dead_owners, worker_name
 
 if TYPE_CHECKING:  # the network, parsing and matching load only when a feed is due: a cron run with none
     import aiohttp  # due starts faster without them
 
     from monitor.fetch import FetchRequest
+    from monitor.head_start import HeadStart
     from monitor.match import Matcher
     from monitor.parse_pool import Parser
 
@@ -80,11 +85,13 @@ def run_poll(
     on_start: Callable[[int], None] | None = None,
     matcher: Matcher | None = None,
     parser: Parser | None = None,
+    head: HeadStart | None = None,
 ) -> PollSummary:
     """Poll the due feeds (or `only` those) and store what they carry. Raises only for configuration or
     database faults; a feed's own failure is recorded on the feed and in the summary. A caller that polls
     many times with one configuration (a replay) may pass the `matcher` it built once, and a `parser` it
-    closes itself."""
+    closes itself. With `head`, its feeds (leased and on the network already) are the first batch, and the poll
+    runs on its event loop."""
     only = list(only)
     known = {source.id for source in config.sources}
     unknown = [source_id for source_id in only if source_id not in known]
@@ -96,7 +103,10 @@ def run_poll(
         with Session(engine) as session:
             sources.sync_sources(config.sources, settings.interval, clock(), session=session)
             history.sync_proposals(config.proposals, session=session)
-            sources.release_leases(dead_owners(sources.lease_owners(session=session)), session=session)
+            stale = [
+                holder for holder in dead_owners(sources.lease_owners(session=session)) if holder != owner or not head
+            ]
+            sources.release_leases(stale, session=session)  # this process's own: a head start's, or a stopped run's
             due = sources.due_sources(clock(), session=session, only=only, force=force)
             run = sources.start_run(clock(), force, len(due), session=session, config_digest=config.digest)
             session.commit()
@@ -116,12 +126,15 @@ def run_poll(
         # batch is leased while this one's last feeds are fetched.
         with write_lock:
             requests = _lease(engine, clock, owner, settings.lease, settings.batch, only, force, taken)
+        return took(requests)
+
+    def took(requests: list[FetchRequest]) -> list[FetchRequest]:
         taken.update(request.source_id for request in requests)
         summary.feeds_due += len(requests)
         return requests
 
     try:
-        if due and (requests := lease()):
+        if due and (requests := took(head.requests) if head else lease()):
             if matcher is None or parser is None:
                 from monitor.match import Matcher
                 from monitor.parse_pool import Parser
@@ -130,7 +143,8 @@ def run_poll(
                 parser = parser or Parser(matcher=matcher)
             recorder = Recorder(config, engine, clock, run_id, matcher, write_lock)
             more = lambda: asyncio.to_thread(lease)  # noqa: E731
-            asyncio.run(_poll(recorder, parser, http, requests, more, summary, on_feed))
+            polling = _poll(recorder, parser, http, requests, more, summary, on_feed, head)
+            head.run(polling) if head else asyncio.run(polling)
     finally:
         if own_parser and parser is not None:
             parser.close()
@@ -183,12 +197,13 @@ async def _poll(
     more: Callable[[], Awaitable[Sequence[FetchRequest]]],
     summary: PollSummary,
     on_feed: Callable[[FeedOutcome], None] | None,
+    head: HeadStart | None = None,
 ) -> None:
     from monitor.fetch import fetch_all, make_session
     from monitor.parse_pool import parse_all
 
     settings = recorder.config.settings.poll
-    session = make_session(settings) if http is None else http  # one this poll makes, it closes
+    session = make_session(settings) if http is None and head is None else None  # one this poll makes, it closes
     try:
         # Parsing (in worker processes for a big poll) and the database write run off the event loop, so other
         # fetches keep their deadlines and the next feeds parse while one is stored. The feeds that came in
@@ -200,7 +215,14 @@ async def _poll(
             parser.expect(batch)
             return batch
 
-        fetched = parse_all(parser, fetch_all(session, requests, settings, leased), recorder.clock, settings.max_items)
+        if head:  # its first batch is on the network already, over a session of its own
+            head.attach(leased)
+            fetching = head.results()
+        else:
+            client = http or session
+            assert client is not None
+            fetching = fetch_all(client, requests, settings, leased)
+        fetched = parse_all(parser, fetching, recorder.clock, settings.max_items)
 
         def report(outcome: FeedOutcome) -> None:
             summary.feeds.append(outcome)
@@ -214,7 +236,9 @@ async def _poll(
                 for outcome in await asyncio.to_thread(recorder.many, feeds):
                     report(outcome)
     finally:
-        if http is None:
+        if head:
+            await head.stop()
+        if session is not None:
             await session.close()
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from monitor.cli import cli
 from monitor.feedserver import FeedServer, Response
-from monitor.store.db import run_lock
+from monitor.store.locks import run_lock
 
 from .conftest import REPLAY, ROOT
 

@@ -22,7 +22,8 @@ from sqlmodel import Session, SQLModel
 from monitor.config import SourceConfig
 from monitor.errors import DatabaseError, LockedError
 from monitor.store import models, sources
-from monitor.store.db import create_db_engine, insert_returning, lock_path, run_lock
+from monitor.store.db import create_db_engine, insert_returning
+from monitor.store.locks import lock_path, run_lock
 from monitor.store.schema import include_object, open_database, schema_state, upgrade
 
 from .conftest import ROOT
@@ -102,7 +103,7 @@ def test_lock_excludes_a_second_holder(database_url: str) -> None:
 def test_lock_of_a_killed_process_is_not_stale(database_url: str) -> None:
     code = (
         "import sys, time\n"
-        "from monitor.store.db import run_lock\n"
+        "from monitor.store.locks import run_lock\n"
         f"with run_lock({database_url!r}):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(60)\n"

@@ -21,8 +21,8 @@ from monitor.errors import LockedError
 from monitor.feedserver import FeedServer, Response
 from monitor.pipeline import run_poll
 from monitor.store import history, items, models, outbox, sources
-from monitor.store.db import run_lock
 from monitor.store.fulltext import search
+from monitor.store.locks import run_lock
 from monitor.store.schema import open_database
 from monitor.store.search_pg import to_tsquery
 

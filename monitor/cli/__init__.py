@@ -10,7 +10,8 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,12 +21,13 @@ from monitor.cli.database import db
 from monitor.cli.feeds import feeds
 from monitor.cli.lazy import LazyGroup
 from monitor.cli.options import config_option, digests_said, handle_errors, json_option, now, setup_logging
-from monitor.env import TOKEN_ENV
+from monitor.env import TOKEN_ENV, sqlite_file
 from monitor.errors import LockedError
 from monitor.redact import environment_secrets, redact
 
 if TYPE_CHECKING:
     from monitor.config import Config
+    from monitor.head_start import HeadStart
     from monitor.pipeline import PollSummary
     from monitor.recording import FeedOutcome
 
@@ -94,20 +96,36 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
             _print_nothing_due(run_id, as_json)  # answered from the SQLite file alone (monitor/store/idle.py)
             return
     from monitor.config import load_config
-    from monitor.store.db import run_lock
-    from monitor.store.schema import open_database
+    from monitor.store.locks import run_lock
 
     config = load_config(config_path)
-    engine = open_database(config.database_url)
     try:
-        with run_lock(config.database_url, now=now()):
-            summary = _poll_with_progress(config, engine, sources, force, show=not as_json)
+        with run_lock(config.database_url, now=now()), _opened(config, sources, force) as (engine, head):
+            summary = _poll_with_progress(config, engine, sources, force, show=not as_json, head=head)
     except LockedError as exc:
         click.echo(str(exc), err=True)
         return
     _print_summary(summary, as_json)
     if summary.nothing_polled:
         sys.exit(EXIT_NOTHING_POLLED)
+
+
+@contextmanager
+def _opened(config: Config, sources: tuple[str, ...], force: bool) -> Iterator[tuple[Any, HeadStart | None]]:
+    """Under the run lock: the database, and where the SQLite file allows it a head start (the first feeds leased
+    and on the network while the database layer loads: `monitor.head_start`), closed at the end of the block."""
+    head = None
+    if not sources and sqlite_file(config.database_url):
+        from monitor import head_start
+
+        head = head_start.start(config, now(), force=force)
+    try:
+        from monitor.store.schema import open_database
+
+        yield open_database(config.database_url), head
+    finally:
+        if head:
+            head.close()
 
 
 def _print_nothing_due(run_id: int | None, as_json: bool) -> None:
@@ -137,12 +155,14 @@ def _summary_json(
     }
 
 
-def _poll_with_progress(config: Config, engine: Any, sources: tuple[str, ...], force: bool, show: bool) -> PollSummary:
+def _poll_with_progress(
+    config: Config, engine: Any, sources: tuple[str, ...], force: bool, show: bool, head: HeadStart | None
+) -> PollSummary:
     from monitor.pipeline import run_poll
 
     gc.freeze()  # what is loaded by now lives until the command ends: no collection need walk it again
     if not (show and sys.stderr.isatty()):  # cron's runs: no progress bar, and rich is not even imported
-        return run_poll(config, engine, now, only=sources, force=force)
+        return run_poll(config, engine, now, only=sources, force=force, head=head)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -163,7 +183,7 @@ def _poll_with_progress(config: Config, engine: Any, sources: tuple[str, ...], f
         def advanced(outcome: FeedOutcome) -> None:
             progress.update(task, advance=1, description=f"{outcome.source_id}: {outcome.outcome}")
 
-        return run_poll(config, engine, now, only=sources, force=force, on_feed=advanced, on_start=started)
+        return run_poll(config, engine, now, only=sources, force=force, on_feed=advanced, on_start=started, head=head)
 
 
 def _print_summary(summary: PollSummary, as_json: bool) -> None:
@@ -282,14 +302,12 @@ def run(config_path: str | None) -> None:
         return
     from monitor.cli.telegram_commands import _digest
     from monitor.config import load_config
-    from monitor.store.db import run_lock
-    from monitor.store.schema import open_database
+    from monitor.store.locks import run_lock
 
     config = load_config(config_path)
-    engine = open_database(config.database_url)
     try:
-        with run_lock(config.database_url, now=now()):
-            summary = _poll_with_progress(config, engine, (), False, show=True)
+        with run_lock(config.database_url, now=now()), _opened(config, (), False) as (engine, head):
+            summary = _poll_with_progress(config, engine, (), False, show=True, head=head)
             _print_summary(summary, as_json=False)
             _digest(config, engine, dry_run=False)
     except LockedError as exc:

@@ -22,7 +22,7 @@ from monitor.errors import LockedError
 from monitor.evaluate import HALVES, evaluate_files, render_evaluation
 from monitor.match import Match, Matcher
 from monitor.redact import redact
-from monitor.store.db import run_lock
+from monitor.store.locks import run_lock
 from monitor.store.schema import open_database
 
 

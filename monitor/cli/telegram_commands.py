@@ -10,7 +10,7 @@ from monitor.cli.options import config_option, digests_said, handle_errors, now
 from monitor.config import TOKEN_ENV, Config, load_config
 from monitor.errors import ConfigError, LockedError
 from monitor.redact import environment_secrets, redact
-from monitor.store.db import run_lock
+from monitor.store.locks import run_lock
 from monitor.store.schema import open_database
 
 

@@ -1,5 +1,5 @@
-"""Engine factory, transactions (retried, or off the event loop), copying a database, and the locks: the cron
-run lock and who holds a lease. Migrations are `monitor.store.schema`'s.
+"""Engine factory, transactions (retried, or off the event loop), copying a database, PostgreSQL's advisory
+locks (the run lock itself is `monitor.store.locks`'s). Migrations are `monitor.store.schema`'s.
 
 This is the one place that knows which database it talks to. SQLite-only statements (pragmas, the
 transaction recipe) live in `_sqlite_setup` below; everything else is portable SQL through SQLAlchemy.
@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import fcntl
 import hashlib
 import os
-import socket
-import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -267,85 +263,26 @@ def copy_database(source: Engine, target: Engine, *, chunk: int = 1000) -> dict[
     return counts
 
 
-# --- leases and claims: who holds them ----------------------------------------------------------------------
-def worker_name() -> str:
-    """Who holds a feed lease or a digest claim: host and process, so that a process on the same host can
-    tell that a holder died (and free its hold at once rather than when it expires)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def dead_owners(owners: Iterable[str]) -> list[str]:
-    """The holders among `owners` that are on this host and whose process is gone, or that are this very
-    process (whatever it still holds is left from an earlier, interrupted run)."""
-    host = socket.gethostname()
-    dead = []
-    for owner in owners:
-        name, _, pid = owner.rpartition(":")
-        if name != host or not pid.isdigit():
-            continue
-        if int(pid) == os.getpid():
-            dead.append(owner)
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            dead.append(owner)
-        except PermissionError:  # alive, under another user
-            pass
-    return dead
-
-
-# --- run lock ----------------------------------------------------------------------------------------------
-def lock_path(url: str) -> Path:
-    """The lock file beside a SQLite database, or a per-URL file in the temp folder for other databases."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        return Path(parsed.database).expanduser().with_name(Path(parsed.database).name + ".lock")
-    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"monitor-{digest}.lock"
+# --- run lock on PostgreSQL (`monitor.store.locks.run_lock` takes it) ------------------------------------------
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
 
 
 @contextmanager
-def run_lock(url: str, *, now: datetime | None = None, exclusive: bool = False) -> Iterator[None]:
-    """Hold the run lock, or raise `LockedError` at once.
-
-    SQLite (one host): a kernel lock on a file beside the database, one run at a time; the kernel drops it
-    when the process dies. PostgreSQL (a shared database): a database advisory lock, so that it holds across
-    hosts. There, polls and digests share it (they divide the work through feed leases and digest claims)
-    and only an `exclusive` holder, the rebuild of `monitor rematch`, keeps everything else out."""
+def postgres_run_lock(url: str, *, exclusive: bool) -> Iterator[None]:
+    """The run lock on a shared PostgreSQL database: an advisory lock, shared unless `exclusive`."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
-        try:
-            with advisory_lock(engine, RUN_LOCK_KEY, wait=False, shared=not exclusive) as taken:
-                if not taken:
-                    what = "monitor runs are working" if exclusive else "a monitor rematch is rebuilding the history"
-                    raise LockedError(f"{what} on {parsed.render_as_string()} (advisory lock); exiting")
-                yield
-        except sa.exc.OperationalError as exc:
-            raise DatabaseError(f"database {parsed.render_as_string()}: {first_line(exc)}") from None
-        finally:
-            engine.dispose()
-        return
-    path = lock_path(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise LockedError(f"another monitor run is working ({holder}); lock {path}; exiting") from None
-        stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {stamp}".encode(), 0)
-        try:
+        with advisory_lock(engine, RUN_LOCK_KEY, wait=False, shared=not exclusive) as taken:
+            if not taken:
+                what = "monitor runs are working" if exclusive else "a monitor rematch is rebuilding the history"
+                raise LockedError(f"{what} on {parsed.render_as_string()} (advisory lock); exiting")
             yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+    except sa.exc.OperationalError as exc:
+        raise DatabaseError(f"database {parsed.render_as_string()}: {first_line(exc)}") from None
     finally:
-        os.close(fd)
+        engine.dispose()
 
 
 def insert_returning(

@@ -1,4 +1,5 @@
-"""A cron run with nothing due, answered from the SQLite file alone: no SQLAlchemy, no sync, no parser.
+"""What a cron run can do from the SQLite file alone, before SQLAlchemy loads: answer a run with nothing due,
+or lease a busy run's first feeds.
 
 Most runs of `monitor poll` from cron find no feed due. The full run first loads SQLAlchemy and the models, makes
 the database agree with feeds.yaml and frees the leases of dead workers; before it, `monitor poll` (without
@@ -15,6 +16,10 @@ is composed and nothing is sent (nor is Telegram asked anything: a rejected toke
 Anything else (another database, a changed feeds.yaml, a busy or unreadable file) returns None having written
 nothing, and the full run decides. The checks and the write are one `BEGIN IMMEDIATE` transaction, so a run at
 work (its feeds leased) or starting (its sync under way) is seen or waited for; the run lock is not needed.
+
+`lease_first_batch` leases a poll's first batch of due feeds (`monitor.head_start` fetches them while the rest
+of the run loads) under the same conditions but the last: the full run's sync of feeds.yaml would then change
+nothing the lease reads, and it leases no feed twice, as the full run leases past the batch it is handed.
 Reads the clock it is given and the files it is pointed at, nothing else.
 """
 
@@ -22,16 +27,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.digest import STDOUT_CHAT, USER_KINDS, is_due
-from monitor.env import DATABASE_ENV, DEFAULT_DATABASE_URL, TOKEN_ENV, config_digest, config_path
+from monitor.env import DATABASE_ENV, DEFAULT_DATABASE_URL, TOKEN_ENV, config_digest, config_path, sqlite_file
 from monitor.store.revisions import head_revision
 
-_SQLITE = "sqlite:///"
 _BUSY_SECONDS = 2.0  # a writer holding the file longer: the full run waits its turn instead
 
 # SQLite stores times as SQLAlchemy writes them for `UTCDateTime`: UTC, no offset, always with microseconds
@@ -39,6 +43,10 @@ _TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 _DUE = (
     "SELECT 1 FROM source WHERE in_config AND enabled AND health != 'disabled' "
     "AND (next_poll_at IS NULL OR next_poll_at <= ?) LIMIT 1"
+)
+_LEASE = (  # sources.lease_due_sources' choice, in its order
+    "SELECT id, url, etag, last_modified, body_hash FROM source WHERE in_config AND enabled AND health != 'disabled' "
+    "{due}AND (lease_expires_at IS NULL OR lease_expires_at <= :now) ORDER BY id LIMIT :limit"
 )
 _UNSENT = (
     "SELECT 1 FROM digest_part p JOIN digest d ON d.id = p.digest_id WHERE d.state = 'pending' AND p.sent_at IS NULL "
@@ -69,7 +77,7 @@ def idle_run(
     settings = _settings(text)
     if settings is None:
         return None
-    database = _sqlite_file(env.get(DATABASE_ENV) or _database_url(settings))
+    database = sqlite_file(env.get(DATABASE_ENV) or _database_url(settings))
     if database is None or not database.is_file():
         return None
     quiet = None
@@ -112,14 +120,8 @@ def _record_if_idle(
         connection.isolation_level = None  # transactions as written below
         connection.execute("BEGIN IMMEDIATE")
         stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
-        head = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-        last = connection.execute("SELECT finished_at, config_digest FROM poll_run ORDER BY id DESC LIMIT 1").fetchone()
         if (
-            head != [(head_revision(),)]
-            or last is None
-            or last[0] is None
-            or last[1] != digest
-            or connection.execute("SELECT 1 FROM source WHERE lease_owner IS NOT NULL LIMIT 1").fetchone()
+            not _settled(connection, digest)
             or connection.execute("SELECT 1 FROM item_fts_pending LIMIT 1").fetchone()
             or connection.execute(_DUE, (stamp,)).fetchone()
             or (quiet is not None and not quiet.holds(connection, now))
@@ -135,6 +137,55 @@ def _record_if_idle(
         return cursor.lastrowid
     finally:
         connection.close()
+
+
+def lease_first_batch(
+    database_url: str, digest: str, now: datetime, owner: str, lease_seconds: float, limit: int, *, force: bool
+) -> list[tuple[str, str, str | None, str | None, str | None]] | None:
+    """Lease a poll's first `limit` feeds to `owner`, as `sources.lease_due_sources` chooses them, and return
+    each one's id, URL, ETag, Last-Modified and body digest; None (nothing written) unless the file is settled
+    as `idle_run` requires it (at this code's revision, the last run ended having synced this very feeds.yaml,
+    no feed leased), so that the full run's sync of the feeds would change nothing this lease read."""
+    database = sqlite_file(database_url)
+    if database is None or not database.is_file():
+        return None
+    try:
+        connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=rw", uri=True, timeout=_BUSY_SECONDS)
+    except sqlite3.Error:
+        return None
+    try:
+        connection.isolation_level = None
+        connection.execute("BEGIN IMMEDIATE")
+        if not _settled(connection, digest):
+            connection.execute("ROLLBACK")
+            return None
+        stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
+        due = "" if force else "AND (next_poll_at IS NULL OR next_poll_at <= :now) "
+        rows = connection.execute(_LEASE.format(due=due), {"now": stamp, "limit": limit}).fetchall()
+        until = (now + timedelta(seconds=lease_seconds)).astimezone(UTC).strftime(_TIME_FORMAT)
+        connection.executemany(
+            "UPDATE source SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+            [(owner, until, row[0]) for row in rows],
+        )
+        connection.execute("COMMIT")
+        return rows
+    except sqlite3.Error:
+        return None  # rolled back as the connection closes: the full run decides
+    finally:
+        connection.close()
+
+
+def _settled(connection: sqlite3.Connection, digest: str) -> bool:
+    """At this code's schema revision, the last run ended and synced a feeds.yaml of this digest, no feed leased."""
+    head = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    last = connection.execute("SELECT finished_at, config_digest FROM poll_run ORDER BY id DESC LIMIT 1").fetchone()
+    return (
+        head == [(head_revision(),)]
+        and last is not None
+        and last[0] is not None
+        and last[1] == digest
+        and not connection.execute("SELECT 1 FROM source WHERE lease_owner IS NOT NULL LIMIT 1").fetchone()
+    )
 
 
 def _settings(text: str) -> dict[str, Any] | None:
@@ -173,14 +224,3 @@ def _time(stamp: str | None) -> datetime | None:
         return datetime.strptime(stamp, _TIME_FORMAT).replace(tzinfo=UTC) if stamp else None
     except (TypeError, ValueError):
         return None
-
-
-def _sqlite_file(url: str) -> Path | None:
-    """The file of a plain `sqlite:///PATH` URL (relative to the working folder, as SQLAlchemy has it); None for
-    any other database, an in-memory one, or a URL with options or escapes, which only SQLAlchemy should read."""
-    if not url.startswith(_SQLITE) or any(c in url for c in "?%#"):
-        return None
-    path = url[len(_SQLITE) :]
-    if not path or path == ":memory:":
-        return None
-    return Path(path).expanduser()

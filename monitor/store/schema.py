@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine, make_url
 
 from monitor.env import PROJECT_ROOT
 from monitor.errors import DatabaseError
-from monitor.store.db import MIGRATION_LOCK_KEY, advisory_lock, create_db_engine, first_line, lock_path
+from monitor.store.db import MIGRATION_LOCK_KEY, advisory_lock, create_db_engine, first_line
+from monitor.store.locks import lock_path
 from monitor.store.revisions import MIGRATIONS, head_revision
 
 if TYPE_CHECKING:  # Alembic takes a while to import: only when a migration may be needed

@@ -1,0 +1,130 @@
+"""A poll's first batch of feeds on the network while the rest of the run loads.
+
+Before a poll can fetch, it loads SQLAlchemy and the models, makes the database agree with feeds.yaml and leases
+its feeds: over half a second in which no request is out, most of a run whose feeds all answer 304. Where the
+SQLite file allows it (`monitor.store.idle.lease_first_batch`: the last run ended, having synced this very
+feeds.yaml), `start` leases the first batch with the standard library's sqlite3 and fetches it on an event loop
+of its own thread at once; the poll (`pipeline.run_poll`) then runs on that loop, reads what was fetched in the
+meantime from `results` as it would read `fetch.fetch_all`, and hands in how to lease the next batches
+(`attach`), and `stop`s it when it ends. Nothing is stored before the poll is ready: the fetched feeds wait
+in memory (the head start's batch at most).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from monitor.config import Config
+from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_session
+from monitor.store.idle import lease_first_batch
+from monitor.store.locks import worker_name
+
+T = TypeVar("T")
+HEAD_ROUNDS = 8  # fetches per slot in the head start's batch
+More = Callable[[], Awaitable[Sequence[FetchRequest]]]
+
+
+class HeadStart:
+    """`requests` on the network, on `loop` (its own thread), from the moment it is made; `close` ends both."""
+
+    def __init__(self, requests: Sequence[FetchRequest], config: Config) -> None:
+        self.requests = list(requests)
+        self.loop = asyncio.new_event_loop()
+        self._settings = config.settings.poll
+        self._results: asyncio.Queue[FetchResult | BaseException | None] = asyncio.Queue()
+        self._more: asyncio.Future[More] = self.loop.create_future()  # before the loop runs: no race
+        self._thread = threading.Thread(target=self.loop.run_forever, name="monitor-head-start", daemon=True)
+        self._thread.start()
+        self._fetching = self._task(self._fetch())
+
+    async def _fetch(self) -> None:
+        session = make_session(self._settings)
+        try:
+            async for result in fetch_all(session, self.requests, self._settings, self._leased):
+                self._results.put_nowait(result)
+            self._results.put_nowait(None)
+        except Exception as exc:  # the poll's lease failed: the poll raises it
+            self._results.put_nowait(exc)
+        finally:
+            await session.close()
+
+    async def _leased(self) -> Sequence[FetchRequest]:
+        more = await self._more  # the poll's lease, once the poll is ready
+        return await more()
+
+    def attach(self, more: More) -> None:
+        """The next batches come from `more` (called on this loop)."""
+        if not self._more.done():
+            self._more.set_result(more)
+
+    async def results(self) -> AsyncIterator[FetchResult]:
+        """What the fetches gave, as `fetch.fetch_all` yields it (raising what the lease of a later batch raised)."""
+        while (result := await self._results.get()) is not None:
+            if isinstance(result, BaseException):
+                raise result
+            yield result
+
+    async def stop(self) -> None:
+        """On this loop: fetch and lease nothing more (the poll ended, or stopped on a fault)."""
+        fetching, _ = self._fetching
+        fetching.cancel()
+        await asyncio.gather(fetching, return_exceptions=True)
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on this loop and return what it returns; on Ctrl-C it is cancelled and waited for, as
+        `asyncio.run` would."""
+        task, ended = self._task(coroutine)
+        try:
+            ended.wait()
+        except BaseException:
+            self.loop.call_soon_threadsafe(task.cancel)
+            ended.wait()
+            raise
+        return task.result()
+
+    def close(self) -> None:
+        """Stop fetching (whatever is still on the network) and end the loop and its thread."""
+        if self.loop.is_closed():
+            return
+        fetching, ended = self._fetching
+        self.loop.call_soon_threadsafe(fetching.cancel)
+        ended.wait()
+
+        async def shut() -> None:
+            await self.loop.shutdown_asyncgens()
+            await self.loop.shutdown_default_executor()
+
+        self.run(shut())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+    def _task(self, coroutine: Coroutine[Any, Any, T]) -> tuple[asyncio.Task[T], threading.Event]:
+        """`coroutine` as a task on this loop, and an event set once the task has ended (cancelled or not)."""
+        ended = threading.Event()
+
+        async def spawn() -> asyncio.Task[T]:
+            task = asyncio.ensure_future(coroutine)
+            task.add_done_callback(lambda _: ended.set())
+            return task
+
+        return asyncio.run_coroutine_threadsafe(spawn(), self.loop).result(), ended
+
+
+def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
+    """A head start for a poll of every due feed (`force`: every feed), or None where the database file does
+    not allow one (see the module's notes) or no feed is due: the poll then leases its first batch itself."""
+    settings = config.settings.poll
+    # Enough to keep every fetch slot busy for a few rounds while the poll loads (on SQLite one run polls at a
+    # time: no other worker waits for these feeds); their bodies wait in memory until then.
+    most = max(settings.batch, HEAD_ROUNDS * settings.concurrency)
+    rows = lease_first_batch(
+        config.database_url, config.digest or "", now, worker_name(), settings.lease, most, force=force
+    )
+    if not rows:
+        return None
+    return HeadStart([FetchRequest(*row) for row in rows], config)
