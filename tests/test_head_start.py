@@ -73,15 +73,17 @@ def test_the_first_batch_is_on_the_network_before_the_poll_and_fetched_once(
 ) -> None:
     config = _settled(tmp_path, server, clock, base_config, 3)
     _news(server, 3)
-    before = len(server.requests)
+    before, switch = len(server.requests), sys.getswitchinterval()
     head = head_start.start(config, clock.advance(days=1), force=False)
     assert head is not None and [request.source_id for request in head.requests] == ["f0", "f1", "f2"]
+    assert sys.getswitchinterval() == head_start.SWITCH  # the loop's thread gets the GIL soon after it asks
     try:
         _until(lambda: len(server.requests) - before == 3)  # all three asked for, and the poll not even begun
         engine = open_database(config.database_url)
         summary = run_poll(config, engine, clock, head=head)
     finally:
         head.close()
+    assert sys.getswitchinterval() == switch
     assert (summary.feeds_due, summary.count("ok"), summary.items_new) == (3, 3, 3)
     assert len(server.requests) - before == 3  # not one fetched again
     with Session(engine) as session:
