@@ -8,6 +8,10 @@ of its own thread at once; the poll (`pipeline.run_poll`) then runs on that loop
 meantime from `results` as it would read `fetch.fetch_all`, and hands in how to lease the next batches
 (`attach`), and `stop`s it when it ends. Nothing is stored before the poll is ready: the fetched feeds wait
 in memory (the head start's batch at most).
+
+A poll that will read many feeds for the first time (a first run, feeds just added) parses them in worker
+processes, which take about half a second of CPU to load: `early_parser` starts them at once, on the other
+core, rather than when the poll begins.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.config import Config
+from monitor.env import sqlite_file
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_session
 from monitor.store.idle import lease_first_batch
 from monitor.store.locks import worker_name
+
+if TYPE_CHECKING:
+    from monitor.parse_pool import Parser
 
 T = TypeVar("T")
 HEAD_ROUNDS = 8  # fetches per slot in the head start's batch
@@ -121,6 +129,28 @@ class HeadStart:
             return task
 
         return asyncio.run_coroutine_threadsafe(spawn(), self.loop).result(), ended
+
+
+def early_parser(config: Config, head: HeadStart | None) -> Parser | None:
+    """A parser whose worker processes start now, beside the loading, when the poll will read many feeds for
+    the first time (`parse_pool.POOL_FIRST_POLLS`): the head start's never polled, or every feed of a first run
+    (its SQLite file not made yet). None otherwise: the poll makes its own, as it needs it."""
+    if head is not None:
+        first = sum(request.body_hash is None for request in head.requests)
+    elif (database := sqlite_file(config.database_url)) is not None and not database.exists():
+        first = sum(source.enabled for source in config.sources)
+    else:
+        return None
+    if not first:
+        return None
+    from monitor.match import Matcher
+    from monitor.parse_pool import POOL_FIRST_POLLS, Parser
+
+    if first < POOL_FIRST_POLLS:
+        return None
+    parser = Parser(matcher=Matcher(config.proposals, config.settings.status.ladder))
+    parser.expect_first_polls(first)
+    return parser
 
 
 def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:

@@ -139,7 +139,11 @@ class Parser:
     def expect(self, requests: Sequence[FetchRequest]) -> None:
         """Start the worker processes now if `requests` (a batch about to be fetched) hold `POOL_FIRST_POLLS`
         first polls or more. Returns at once: the processes start in the pool's threads."""
-        if self.workers >= 2 and sum(request.body_hash is None for request in requests) >= POOL_FIRST_POLLS:
+        self.expect_first_polls(sum(request.body_hash is None for request in requests))
+
+    def expect_first_polls(self, count: int) -> None:
+        """`expect`, told how many feeds about to be fetched are polled for the first time."""
+        if self.workers >= 2 and count >= POOL_FIRST_POLLS:
             self._pool()
 
     def _pool(self) -> ThreadPoolExecutor:

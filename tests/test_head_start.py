@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -20,6 +21,7 @@ from monitor import head_start
 from monitor.config import Config
 from monitor.errors import DatabaseError
 from monitor.feedserver import FeedServer, Response
+from monitor.parse_pool import POOL_FIRST_POLLS, Parser
 from monitor.pipeline import run_poll
 from monitor.store import models, sources
 from monitor.store.idle import lease_first_batch
@@ -266,3 +268,59 @@ def test_a_poll_whose_lease_fails_stops_with_one_line_and_holds_nothing(
         run = session.exec(select(models.PollRun).order_by(models.PollRun.id.desc())).first()  # type: ignore[union-attr]
     assert run is not None and run.finished_at is not None  # what came before the fault is stored, and counted
     assert head_start.HEAD_ROUNDS <= run.feeds_not_modified < feeds
+
+
+def test_the_parser_workers_start_early_for_a_poll_of_many_new_feeds(
+    tmp_path: Path, server: FeedServer, clock: FakeClock, base_config: Config
+) -> None:
+    feeds = {f"f{i}": server.url(f"/{i}.xml") for i in range(POOL_FIRST_POLLS)}
+    first_run = make_config(base_config, f"sqlite:///{tmp_path / 'new.db'}", feeds)
+    assert (
+        head_start.early_parser(make_config(base_config, first_run.database_url, dict(list(feeds.items())[1:])), None)
+        is None
+    )
+    parser = head_start.early_parser(first_run, None)  # every feed is new: the workers load beside the rest
+    assert parser is not None and parser.matcher is not None
+    try:
+        if parser.workers >= 2:
+            _until(lambda: parser.processes == parser.workers)
+    finally:
+        parser.close()
+    assert not (tmp_path / "new.db").exists()
+    config = _settled(tmp_path, server, clock, base_config, 2)
+    head = head_start.start(config, clock.advance(days=1), force=True)
+    try:
+        assert head is not None and head_start.early_parser(config, head) is None  # polled before: the poll decides
+        assert head_start.early_parser(config, None) is None  # the file exists: not a first run
+    finally:
+        if head:
+            head.close()
+
+
+def test_a_first_run_of_many_feeds_through_the_early_parser(
+    tmp_path: Path, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    from .conftest import write_config
+
+    count = POOL_FIRST_POLLS + 2
+    for i in range(count):
+        server.serve(f"/{i}.xml", Response(rss((f"report {i}", f"https://x.test/{i}", "text"))))
+    feeds = [{"id": f"f{i}", "name": f"f{i}", "url": server.url(f"/{i}.xml")} for i in range(count)]
+    path = write_config(tmp_path / "feeds.yaml", f"sqlite:///{tmp_path / 'first.db'}", feeds)
+    parsers = []
+    early = head_start.early_parser
+
+    def kept(*args: Any) -> Parser | None:
+        parsers.append(early(*args))
+        return parsers[-1]
+
+    monkeypatch.setattr(head_start, "early_parser", kept)
+    result = CliRunner().invoke(cli, ["poll", "--json", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert len(parsers) == 1 and parsers[0] is not None
+    assert parsers[0].processes == (parsers[0].workers if parsers[0].workers >= 2 else 0)  # and the poll used them
+    assert f'"feeds_ok": {count}' in result.stdout and f'"items_new": {count}' in result.stdout

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -28,6 +29,7 @@ from monitor.redact import environment_secrets, redact
 if TYPE_CHECKING:
     from monitor.config import Config
     from monitor.head_start import HeadStart
+    from monitor.parse_pool import Parser
     from monitor.pipeline import PollSummary
     from monitor.recording import FeedOutcome
 
@@ -100,8 +102,8 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
 
     config = load_config(config_path)
     try:
-        with run_lock(config.database_url, now=now()), _opened(config, sources, force) as (engine, head):
-            summary = _poll_with_progress(config, engine, sources, force, show=not as_json, head=head)
+        with run_lock(config.database_url, now=now()), _opened(config, sources, force) as opened:
+            summary = _poll_with_progress(config, opened, sources, force, show=not as_json)
     except LockedError as exc:
         click.echo(str(exc), err=True)
         return
@@ -110,22 +112,45 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
         sys.exit(EXIT_NOTHING_POLLED)
 
 
-@contextmanager
-def _opened(config: Config, sources: tuple[str, ...], force: bool) -> Iterator[tuple[Any, HeadStart | None]]:
-    """Under the run lock: the database, and where the SQLite file allows it a head start (the first feeds leased
-    and on the network while the database layer loads: `monitor.head_start`), closed at the end of the block."""
-    head = None
-    if not sources and sqlite_file(config.database_url):
-        from monitor import head_start
+@dataclass
+class _Opened:
+    """What a poll starts from: the database, and the work begun while it opened (`_opened`)."""
 
-        head = head_start.start(config, now(), force=force)
+    engine: Any
+    head: HeadStart | None = None
+    parser: Parser | None = None
+
+    def poll(self, config: Config, sources: tuple[str, ...], force: bool, **progress: Any) -> PollSummary:
+        from monitor.pipeline import run_poll
+
+        matcher = self.parser.matcher if self.parser else None
+        return run_poll(
+            config, self.engine, now, only=sources, force=force, head=self.head, parser=self.parser, matcher=matcher,
+            **progress,
+        )  # fmt: skip
+
+
+@contextmanager
+def _opened(config: Config, sources: tuple[str, ...], force: bool) -> Iterator[_Opened]:
+    """Under the run lock: the database, and where the SQLite file allows it a head start (the first feeds leased
+    and on the network while the database layer loads) and the parser's worker processes loading for a poll of
+    many new feeds (`monitor.head_start`), all closed at the end of the block."""
+    opened = _Opened(None)
     try:
+        if not sources and sqlite_file(config.database_url):
+            from monitor import head_start
+
+            opened.head = head_start.start(config, now(), force=force)
+            opened.parser = head_start.early_parser(config, opened.head)
         from monitor.store.schema import open_database
 
-        yield open_database(config.database_url), head
+        opened.engine = open_database(config.database_url)
+        yield opened
     finally:
-        if head:
-            head.close()
+        if opened.head:
+            opened.head.close()
+        if opened.parser:
+            opened.parser.close()
 
 
 def _print_nothing_due(run_id: int | None, as_json: bool) -> None:
@@ -156,13 +181,11 @@ def _summary_json(
 
 
 def _poll_with_progress(
-    config: Config, engine: Any, sources: tuple[str, ...], force: bool, show: bool, head: HeadStart | None
+    config: Config, opened: _Opened, sources: tuple[str, ...], force: bool, show: bool
 ) -> PollSummary:
-    from monitor.pipeline import run_poll
-
     gc.freeze()  # what is loaded by now lives until the command ends: no collection need walk it again
     if not (show and sys.stderr.isatty()):  # cron's runs: no progress bar, and rich is not even imported
-        return run_poll(config, engine, now, only=sources, force=force, head=head)
+        return opened.poll(config, sources, force)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -183,7 +206,7 @@ def _poll_with_progress(
         def advanced(outcome: FeedOutcome) -> None:
             progress.update(task, advance=1, description=f"{outcome.source_id}: {outcome.outcome}")
 
-        return run_poll(config, engine, now, only=sources, force=force, on_feed=advanced, on_start=started, head=head)
+        return opened.poll(config, sources, force, on_feed=advanced, on_start=started)
 
 
 def _print_summary(summary: PollSummary, as_json: bool) -> None:
@@ -306,10 +329,10 @@ def run(config_path: str | None) -> None:
 
     config = load_config(config_path)
     try:
-        with run_lock(config.database_url, now=now()), _opened(config, (), False) as (engine, head):
-            summary = _poll_with_progress(config, engine, (), False, show=True, head=head)
+        with run_lock(config.database_url, now=now()), _opened(config, (), False) as opened:
+            summary = _poll_with_progress(config, opened, (), False, show=True)
             _print_summary(summary, as_json=False)
-            _digest(config, engine, dry_run=False)
+            _digest(config, opened.engine, dry_run=False)
     except LockedError as exc:
         click.echo(str(exc), err=True)
         return
