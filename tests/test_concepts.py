@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.concepts import ConceptIndex, compile_concept
 from monitor.config import DEFAULT_CONFIG_PATH, ProposalConfig, load_config
@@ -47,6 +49,21 @@ def test_concept_parts_in_order_near_and_in_one_clause(text: str, hit: str | Non
     concept = compile_concept(["British|Britain", "troop*|peacekeepers"], near=2, actors=[], ordered=True)
     result = concept.find(folded(text))
     assert (result.words if result else None) == hit
+
+
+_PART_WORDS = ["troop", "troops", "peacekeepers", "british", "britain's", "u.s.", "forces", "for", "ukraine", "x"]
+
+
+@given(st.lists(st.sampled_from([*_PART_WORDS, " ", ", ", "-", "'", "...", "\n"]), max_size=14))
+def test_concept_part_search_finds_what_its_pattern_finds(pieces: list[str]) -> None:
+    """The test for a part's words before its pattern's search never hides a hit."""
+    concept = compile_concept(
+        ["British|Britain's|US", "troop*|peacekeep* ... Ukraine|forces for", "for"], near=3, actors=[]
+    )
+    text = folded("".join(pieces))
+    for part in concept.parts:
+        quick, full = part.search(text), part.pattern.search(text)
+        assert (quick and quick.span()) == (full and full.span())
 
 
 def test_concept_any_order_and_actor_group() -> None:
