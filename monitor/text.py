@@ -29,8 +29,9 @@ def strip_marks(text: str) -> str:
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)|<(script|style)\b.*?(?:</\1\s*>|$)", re.S | re.I)
 _TAG = re.compile(r"<[^<>]*>")
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff]")
-_MOJIBAKE = re.compile(r"[^\x00-\x7f]{2,}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MOJIBAKE = re.compile(r"[^\x00-\x7f][^\x00-\x7f]+")  # two or more; a pattern that starts with a class is found faster
+# control characters but the white space ones (tab, line breaks, \x1c-\x1f, \x85): the closing split() reads those
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 _PUNCT = {
     **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u00b4\u02bc`", "'"),
     **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
