@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import reduce
 from itertools import product
+from operator import or_
 
 from monitor.text import alternatives_pattern, fold_text, speaker_joined, term_literals, unquoted
 
@@ -108,28 +110,26 @@ class ConceptIndex:
 
     def __init__(self, concepts: Sequence[Concept]) -> None:
         self._concepts = list(concepts)
-        by_start: dict[str, dict[int, int]] = {}  # word start -> concept position -> bit of each part it keys
-        for n, concept in enumerate(concepts):
+        # the keyed parts of all concepts as the bits of one int, a concept's from its shift up: one OR per start
+        self._fields: list[tuple[int, int]] = []  # per concept (shift, its parts' bits); keyless: (shift, 0)
+        by_start: dict[str, int] = {}  # word start -> the bits of the parts it is a key of
+        shift = 0
+        for concept in concepts:
             for k, keys in enumerate(concept.keys):
                 for start in keys:
-                    by_start.setdefault(start, {}).setdefault(n, 0)
-                    by_start[start][n] |= 1 << k
-        self._by_start = {start: tuple(bits.items()) for start, bits in by_start.items()}
-        self._full = [(1 << len(c.keys)) - 1 for c in concepts]
-        self._keys = frozenset(self._by_start)
-        self._always = [n for n, c in enumerate(concepts) if not c.keys]
+                    by_start[start] = by_start.get(start, 0) | 1 << (shift + k)
+            self._fields.append((shift, (1 << len(concept.keys)) - 1))
+            shift += len(concept.keys)
+        self._by_start = by_start
+        self._keys = frozenset(by_start)
 
     def possible(self, starts: set[str]) -> list[int]:
         """The positions of the concepts every keyed part of which has a word start (`KEY_LENGTH` letters)
         among `starts`."""
-        found: dict[int, int] = {}
-        for start in self._keys.intersection(starts):
-            for n, bits in self._by_start[start]:
-                found[n] = found.get(n, 0) | bits
-        full = self._full
+        found = reduce(or_, map(self._by_start.__getitem__, self._keys.intersection(starts)), 0)
         # in the configuration's order, not the set's (which varies with the process's hash seed): where two
         # concepts describe one sentence, the first is the one reported, on every run
-        return sorted(self._always + [n for n, bits in found.items() if bits == full[n]])
+        return [n for n, (shift, full) in enumerate(self._fields) if (found >> shift) & full == full]
 
 
 def _fuzzy_spans(words: tuple[str, ...], text: str) -> list[tuple[int, int]]:

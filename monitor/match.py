@@ -196,14 +196,9 @@ class Matcher:
                     present[pattern.pattern] = maybe and pattern.search(text) is not None
                 return present[pattern.pattern]
 
-            kept = []
-            for owners, concept in concepts:
-                needed = [
-                    i for i in owners if all(map(occurs, self._rules[i].required, self._rules[i].required_starts))
-                ]
-                if needed:
-                    kept.append((tuple(needed), concept))
-            concepts = kept
+            rules = self._rules  # each proposal's groups tested once, not once per concept it owns
+            held = {i: all(map(occurs, rules[i].required, rules[i].required_starts)) for o, _ in concepts for i in o}
+            concepts = [(tuple(needed), c) for owners, c in concepts if (needed := [i for i in owners if held[i]])]
         anchors = starts & self._anchors
         if not anchors:
             return [], concepts
