@@ -45,6 +45,7 @@ class _Part:
     pattern: re.Pattern[str]
     fuzzy: tuple[str, ...]  # long plain words a misspelling of which still counts
     literals: tuple[str, ...]  # text one of which every hit of the pattern contains
+    misspelt: re.Pattern[str] | None = None  # the words that may misspell a `fuzzy` one (`_misspellings`)
 
     def search(self, text: str) -> re.Match[str] | None:
         """The pattern's first hit; most sentences hold none of its words, which a plain `in` tells far faster."""
@@ -79,14 +80,15 @@ class Concept:
                 if missing >= 0 or not self.parts[i].fuzzy:
                     return None
                 missing = i
+        misspelt = _fuzzy_spans(self.parts[missing], text) if missing >= 0 else []  # not found as written
+        if missing >= 0 and not misspelt:
+            return None  # the parts found have a hit each: only this one can lack any
         spans = [
             [hit.span() for _, hit in zip(range(_MAX_HITS), part.pattern.finditer(text), strict=False)]
             if i != missing
-            else _fuzzy_spans(part.fuzzy, text)  # not found as written: perhaps misspelt
+            else misspelt
             for i, part in enumerate(self.parts)
         ]
-        if not all(spans):
-            return None
         best: tuple[int, int] | None = None
         for choice in product(*spans):
             ordered = sorted(choice)
@@ -132,20 +134,25 @@ class ConceptIndex:
         return [n for n, (shift, full) in enumerate(self._fields) if (found >> shift) & full == full]
 
 
-def _fuzzy_spans(words: tuple[str, ...], text: str) -> list[tuple[int, int]]:
+def _fuzzy_spans(part: _Part, text: str) -> list[tuple[int, int]]:
     from rapidfuzz import fuzz, process  # loaded by the first sentence read: a poll of 304s reads none
 
-    spans = []
-    starts = {w[: Concept.KEY_LENGTH] for w in words}
-    for token in _TOKEN.finditer(text):
-        word = token.group()
-        if (
-            len(word) >= _FUZZY_MIN
-            and word[: Concept.KEY_LENGTH] in starts
-            and process.extractOne(token.group(), words, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
-        ):
-            spans.append(token.span())
+    words = part.misspelt.finditer(text) if part.misspelt else ()
+    spans = [
+        w.span()
+        for w in words
+        if process.extractOne(w.group(), part.fuzzy, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
+    ]
     return spans[:_MAX_HITS]
+
+
+def _misspellings(fuzzy: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The words of a text (`_TOKEN`s) that may misspell one of `fuzzy`: `_FUZZY_MIN` letters or more, with the same
+    first `KEY_LENGTH`. One search finds them, rather than a loop over every word of the sentence."""
+    # a start with a character no word holds (an apostrophe) starts no word
+    starts = sorted({w[: Concept.KEY_LENGTH] for w in fuzzy if _TOKEN.fullmatch(w[: Concept.KEY_LENGTH])})
+    rest = _FUZZY_MIN - Concept.KEY_LENGTH
+    return re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, starts))})\w{{{rest},}}") if starts else None
 
 
 def compile_concept(parts: Sequence[str], near: int, actors: Sequence[str], ordered: bool = False) -> Concept:
@@ -161,7 +168,7 @@ def compile_concept(parts: Sequence[str], near: int, actors: Sequence[str], orde
         pattern = alternatives_pattern(terms)
         if pattern is None:
             raise ValueError(f"concept part {group!r} names no term")
-        compiled.append(_Part(pattern, fuzzy, term_literals(terms)))
+        compiled.append(_Part(pattern, fuzzy, term_literals(terms), _misspellings(fuzzy)))
         starts = word_starts(terms)
         if ACTOR not in group and starts is not None:
             keys.append(frozenset(starts))

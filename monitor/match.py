@@ -225,7 +225,8 @@ class Matcher:
             for index in owners:
                 if index not in best or better(hit, best[index], self._rules[index].names):
                     best[index] = hit
-        best.update(Matcher._concept_hits(text, concepts, lambda index: index not in best))
+        if concepts:  # most sentences have none
+            best.update(Matcher._concept_hits(text, concepts, lambda index: index not in best))
         return best
 
     @staticmethod

@@ -4,6 +4,7 @@ excluded terms that narrow rather than veto; and the status each kind of sentenc
 from __future__ import annotations
 
 import functools
+import re
 from datetime import date
 from pathlib import Path
 
@@ -64,6 +65,19 @@ def test_concept_part_search_finds_what_its_pattern_finds(pieces: list[str]) -> 
     for part in concept.parts:
         quick, full = part.search(text), part.pattern.search(text)
         assert (quick and quick.span()) == (full and full.span())
+
+
+@given(
+    st.lists(
+        st.sampled_from(["peacekeeepers", "peace", "reassurancee", "reas", "l'assurance", "_", "é", " "]), max_size=9
+    )
+)
+def test_concept_misspellings_are_the_long_words_with_a_fuzzy_words_start(pieces: list[str]) -> None:
+    part = compile_concept(["British", "peacekeepers|reassurance|l'assurance"], near=3, actors=[]).parts[1]
+    text = "".join(pieces)
+    words = [w.span() for w in re.finditer(r"\w+", text) if len(w.group()) >= 7 and w.group()[:4] in ("peac", "reas")]
+    assert part.misspelt is not None
+    assert [w.span() for w in part.misspelt.finditer(text)] == words
 
 
 def test_concept_any_order_and_actor_group() -> None:
