@@ -113,7 +113,10 @@ def fold_text(text: str) -> str:
     Line breaks are kept, so that many sentences can be folded in one call."""
     if "U" in text:
         text = _UK.sub("UK", _US.sub("United States", text))
-    text = strip_marks(strip_marks(text).casefold()).casefold()
+    if text.isascii():
+        text = text.casefold()  # accents and case folded alike: ASCII has no marks, and folds to ASCII
+    else:
+        text = strip_marks(strip_marks(text).casefold()).casefold()
     if "-" in text:
         text = _HYPHEN.sub(" ", text)
     if "  " in text or not text.replace("\n", " ").isprintable():
