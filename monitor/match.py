@@ -190,14 +190,18 @@ class Matcher:
         if concepts:  # a concept is read only where the item names what its proposal needs (Ukraine)
             present: dict[str, bool] = {}
 
-            def occurs(pattern: re.Pattern[str], keys: frozenset[str] | None) -> bool:
-                if pattern.pattern not in present:
-                    maybe = keys is None or not keys.isdisjoint(starts)
+            def occurs(pattern: re.Pattern[str], keys: frozenset[str] | None, words: tuple[str, ...]) -> bool:
+                if pattern.pattern not in present:  # word starts, words, pattern: each far cheaper than the next
+                    maybe = (keys is None or not keys.isdisjoint(starts)) and any(map(text.__contains__, words))
                     present[pattern.pattern] = maybe and pattern.search(text) is not None
                 return present[pattern.pattern]
 
             rules = self._rules  # each proposal's groups tested once, not once per concept it owns
-            held = {i: all(map(occurs, rules[i].required, rules[i].required_starts)) for o, _ in concepts for i in o}
+            held = {
+                i: all(map(occurs, rules[i].required, rules[i].required_starts, rules[i].required_literals))
+                for o, _ in concepts
+                for i in o
+            }
             concepts = [(tuple(needed), c) for owners, c in concepts if (needed := [i for i in owners if held[i]])]
         anchors = starts & self._anchors
         if not anchors:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from monitor.concepts import word_starts
 from monitor.config import ProposalConfig
-from monitor.text import alternatives_pattern, fold_text, same_clause, term_pattern, terms_pattern
+from monitor.text import alternatives_pattern, fold_text, same_clause, term_literals, term_pattern, terms_pattern
 
 ACTOR_GROUP = "@actor"
 _NOT_PLACE = r"(?<!\bin )(?<!\bat )"  # "sign security pact in Italy"; but "what's in Canada's agreement" is Canada's
@@ -30,6 +30,7 @@ class Rule:
     names: frozenset[str] = frozenset()  # aliases that identify the proposal alone
     required_starts: tuple[frozenset[str] | None, ...] = ()  # per required group: a cheap test before its pattern
     reading_excluded: re.Pattern[str] | None = None  # other parties' troops: `vetoed` only where they lead
+    required_literals: tuple[tuple[str, ...], ...] = ()  # per required group: text one of its hits must hold
 
     def actor_hits(self, text: str) -> list[tuple[str, tuple[int, int]]]:
         if self.any_actor is None or self.any_actor.search(text) is None:
@@ -78,4 +79,5 @@ def compile_rule(proposal: ProposalConfig) -> Rule:
         frozenset(proposal.names),
         tuple(_frozen(word_starts(g.split("|"))) for _, g in compiled),
         terms_pattern(proposal.excluded_in_reading),
+        tuple(term_literals(g.split("|")) for _, g in compiled),
     )
