@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from monitor.config import Config
 from monitor.env import sqlite_file
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_session
-from monitor.store.idle import lease_first_batch
+from monitor.store.idle import lease_first_batch, release_leases
 from monitor.store.locks import worker_name
 
 if TYPE_CHECKING:
@@ -44,8 +44,9 @@ More = Callable[[], Awaitable[Sequence[FetchRequest]]]
 class HeadStart:
     """`requests` on the network, on `loop` (its own thread), from the moment it is made; `close` ends both."""
 
-    def __init__(self, requests: Sequence[FetchRequest], config: Config) -> None:
+    def __init__(self, requests: Sequence[FetchRequest], config: Config, owner: str) -> None:
         self.requests = list(requests)
+        self._database_url, self._owner, self._polled = config.database_url, owner, False
         self._switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH)
         self.loop = asyncio.new_event_loop()
@@ -93,6 +94,7 @@ class HeadStart:
         """Run `coroutine` on this loop and return what it returns; on Ctrl-C it is cancelled and waited for, as
         `asyncio.run` would."""
         task, ended = self._task(coroutine)
+        self._polled = True  # the poll frees what it leased, this batch included, however it ends
         try:
             ended.wait()
         except BaseException:
@@ -113,11 +115,14 @@ class HeadStart:
             await self.loop.shutdown_asyncgens()
             await self.loop.shutdown_default_executor()
 
+        polled = self._polled
         self.run(shut())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
         sys.setswitchinterval(self._switch)
+        if not polled:  # stopped while loading (Ctrl-C, a fault): the batch is free again at once
+            release_leases(self._database_url, self._owner)
 
     def _task(self, coroutine: Coroutine[Any, Any, T]) -> tuple[asyncio.Task[T], threading.Event]:
         """`coroutine` as a task on this loop, and an event set once the task has ended (cancelled or not)."""
@@ -160,9 +165,8 @@ def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
     # Enough to keep every fetch slot busy for a few rounds while the poll loads (on SQLite one run polls at a
     # time: no other worker waits for these feeds); their bodies wait in memory until then.
     most = max(settings.batch, HEAD_ROUNDS * settings.concurrency)
-    rows = lease_first_batch(
-        config.database_url, config.digest or "", now, worker_name(), settings.lease, most, force=force
-    )
+    owner = worker_name()
+    rows = lease_first_batch(config.database_url, config.digest or "", now, owner, settings.lease, most, force=force)
     if not rows:
         return None
-    return HeadStart([FetchRequest(*row) for row in rows], config)
+    return HeadStart([FetchRequest(*row) for row in rows], config, owner)

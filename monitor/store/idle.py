@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,22 @@ def lease_first_batch(
         return None  # rolled back as the connection closes: the full run decides
     finally:
         connection.close()
+
+
+def release_leases(database_url: str, owner: str) -> None:
+    """Free the feeds `owner` holds: a head start whose poll never ran (stopped while loading). Where the file
+    cannot be written now, the next run frees them, as a dead holder's."""
+    database = sqlite_file(database_url)
+    if database is None:
+        return
+    try:
+        with closing(sqlite3.connect(f"{database.absolute().as_uri()}?mode=rw", uri=True, timeout=_BUSY_SECONDS)) as db:
+            with db:
+                db.execute(
+                    "UPDATE source SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?", (owner,)
+                )
+    except sqlite3.Error:
+        pass
 
 
 def _settled(connection: sqlite3.Connection, digest: str) -> bool:
