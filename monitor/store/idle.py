@@ -26,8 +26,8 @@ Reads the clock it is given and the files it is pointed at, nothing else.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
-from contextlib import closing
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,12 @@ _BUSY_SECONDS = 2.0  # a writer holding the file longer: the full run waits its 
 
 # SQLite stores times as SQLAlchemy writes them for `UTCDateTime`: UTC, no offset, always with microseconds
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-_DUE = (
-    "SELECT 1 FROM source WHERE in_config AND enabled AND health != 'disabled' "
-    "AND (next_poll_at IS NULL OR next_poll_at <= ?) LIMIT 1"
-)
-_LEASE = (  # sources.lease_due_sources' choice, in its order
-    "SELECT id, url, etag, last_modified, body_hash FROM source WHERE in_config AND enabled AND health != 'disabled' "
-    "{due}AND (lease_expires_at IS NULL OR lease_expires_at <= :now) ORDER BY id LIMIT :limit"
+_POLLED = "in_config AND enabled AND health != 'disabled'"  # the feeds `sources.due_sources` chooses from
+_DUE_BY = "(next_poll_at IS NULL OR next_poll_at <= :now)"
+_DUE = f"SELECT 1 FROM source WHERE {_POLLED} AND {_DUE_BY} LIMIT 1"
+_LEASE = (  # sources.lease_due_sources' choice, in its order ({due}: the schedule's condition, unless forced)
+    f"SELECT id, url, etag, last_modified, body_hash FROM source WHERE {_POLLED} {{due}}"
+    "AND (lease_expires_at IS NULL OR lease_expires_at <= :now) ORDER BY id LIMIT :limit"
 )
 _UNSENT = (
     "SELECT 1 FROM digest_part p JOIN digest d ON d.id = p.digest_id WHERE d.state = 'pending' AND p.sent_at IS NULL "
@@ -116,18 +115,14 @@ class _Quiet:
 def _record_if_idle(
     database: Path, digest: str, now: datetime, busy_seconds: float, quiet: _Quiet | None = None
 ) -> int | None:
-    connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=rw", uri=True, timeout=busy_seconds)
-    try:
-        connection.isolation_level = None  # transactions as written below
-        connection.execute("BEGIN IMMEDIATE")
+    with _immediate(database, busy_seconds) as connection:
         stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
         if (
             not _settled(connection, digest)
             or connection.execute("SELECT 1 FROM item_fts_pending LIMIT 1").fetchone()
-            or connection.execute(_DUE, (stamp,)).fetchone()
+            or connection.execute(_DUE, {"now": stamp}).fetchone()
             or (quiet is not None and not quiet.holds(connection, now))
         ):
-            connection.execute("ROLLBACK")
             return None
         cursor = connection.execute(
             "INSERT INTO poll_run (started_at, finished_at, forced, feeds_due, feeds_ok, feeds_not_modified, "
@@ -136,8 +131,6 @@ def _record_if_idle(
         )
         connection.execute("COMMIT")
         return cursor.lastrowid
-    finally:
-        connection.close()
 
 
 def lease_first_batch(
@@ -151,29 +144,19 @@ def lease_first_batch(
     if database is None or not database.is_file():
         return None
     try:
-        connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=rw", uri=True, timeout=_BUSY_SECONDS)
+        with _immediate(database, _BUSY_SECONDS) as connection:
+            if not _settled(connection, digest):
+                return None
+            stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
+            due = "" if force else f"AND {_DUE_BY} "
+            rows = connection.execute(_LEASE.format(due=due), {"now": stamp, "limit": limit}).fetchall()
+            until = (now + timedelta(seconds=lease_seconds)).astimezone(UTC).strftime(_TIME_FORMAT)
+            leases = [(owner, until, row[0]) for row in rows]
+            connection.executemany("UPDATE source SET lease_owner = ?, lease_expires_at = ? WHERE id = ?", leases)
+            connection.execute("COMMIT")
+            return rows
     except sqlite3.Error:
-        return None
-    try:
-        connection.isolation_level = None
-        connection.execute("BEGIN IMMEDIATE")
-        if not _settled(connection, digest):
-            connection.execute("ROLLBACK")
-            return None
-        stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
-        due = "" if force else "AND (next_poll_at IS NULL OR next_poll_at <= :now) "
-        rows = connection.execute(_LEASE.format(due=due), {"now": stamp, "limit": limit}).fetchall()
-        until = (now + timedelta(seconds=lease_seconds)).astimezone(UTC).strftime(_TIME_FORMAT)
-        connection.executemany(
-            "UPDATE source SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
-            [(owner, until, row[0]) for row in rows],
-        )
-        connection.execute("COMMIT")
-        return rows
-    except sqlite3.Error:
-        return None  # rolled back as the connection closes: the full run decides
-    finally:
-        connection.close()
+        return None  # nothing written: the full run decides
 
 
 def release_leases(database_url: str, owner: str) -> None:
@@ -183,13 +166,25 @@ def release_leases(database_url: str, owner: str) -> None:
     if database is None:
         return
     try:
-        with closing(sqlite3.connect(f"{database.absolute().as_uri()}?mode=rw", uri=True, timeout=_BUSY_SECONDS)) as db:
-            with db:
-                db.execute(
-                    "UPDATE source SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?", (owner,)
-                )
+        with _immediate(database, _BUSY_SECONDS) as connection:
+            free = "UPDATE source SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?"
+            connection.execute(free, (owner,))
+            connection.execute("COMMIT")
     except sqlite3.Error:
         pass
+
+
+@contextmanager
+def _immediate(database: Path, timeout: float) -> Iterator[sqlite3.Connection]:
+    """A read-write connection to `database` in a `BEGIN IMMEDIATE` transaction, so that a run at work or starting
+    is seen or waited for; what the block does not commit is rolled back as the connection closes."""
+    connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=rw", uri=True, timeout=timeout)
+    try:
+        connection.isolation_level = None  # transactions as written
+        connection.execute("BEGIN IMMEDIATE")
+        yield connection
+    finally:
+        connection.close()
 
 
 def _settled(connection: sqlite3.Connection, digest: str) -> bool:
