@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # for annotations only: a cron run with nothing due loads nei
 
 _CHUNK = 500
 ITEM = models.Item.__table__  # type: ignore[attr-defined]
+# Built once: SQLAlchemy then finds each compiled in its cache at once, where a statement built per feed is
+# compiled or looked up by the values it carries.
+_EXISTING = sa.select(ITEM).where(
+    ITEM.c.source_id == sa.bindparam("source_id"), ITEM.c.key.in_(sa.bindparam("keys", expanding=True))
+)
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,14 @@ def known_hashes(source_id: str, *, session: Session) -> frozenset[str]:
 def save_items_bulk(source_id: str, items: Sequence[Entry], now: datetime, *, session: Session) -> SavedBatch:
     """`store.save_items` in bulk: insert new items, update edited ones (keeping the earlier version), skip
     unchanged ones; one statement per table and chunk."""
+    # On the connection: a session's execute would flush the group's earlier feeds' rows first, a statement
+    # each, where the commit flushes them in bulk; nothing the session holds is an item or a story.
+    connection = session.connection()
     existing: dict[str, Any] = {}
     keys = [item.key for item in items]
     for start in range(0, len(keys), _CHUNK):
-        query = sa.select(ITEM).where(ITEM.c.source_id == source_id, ITEM.c.key.in_(keys[start : start + _CHUNK]))
-        existing.update((row.key, row) for row in session.execute(query))
+        found = connection.execute(_EXISTING, {"source_id": source_id, "keys": keys[start : start + _CHUNK]})
+        existing.update((row.key, row) for row in found)
     stories = story_ids({item.canonical_url for item in items if item.canonical_url}, now, session=session)
     fresh: list[Entry] = []
     edited: list[tuple[Any, Entry]] = []

@@ -285,6 +285,26 @@ def postgres_run_lock(url: str, *, exclusive: bool) -> Iterator[None]:
         engine.dispose()
 
 
+def _processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """The column's bind processing; for a date and time, answering again from its last result when given the
+    very same (immutable) object: a batch's rows carry one `now` in several columns, and formatting a datetime
+    is most of what binding a row costs."""
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None or not isinstance(getattr(column.type, "impl", column.type), sa.DateTime):
+        return process
+    last: list[Any] = [_UNSEEN, None]
+
+    def processed(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, process(value)
+        return last[1]
+
+    return processed
+
+
+_UNSEEN = object()
+
+
 def insert_returning(
     connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], returning: tuple[str, ...]
 ) -> list[tuple[Any, ...]]:
@@ -299,7 +319,7 @@ def insert_returning(
         statement = sa.insert(table).returning(*(table.c[name] for name in returning))
         return [tuple(row) for row in connection.execute(statement, rows)]
     names = list(rows[0])
-    processors = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
+    processors = [(name, _processor(table.c[name], dialect)) for name in names]
     quote = dialect.identifier_preparer.quote
     head = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) VALUES "
     tail = " RETURNING " + ", ".join(map(quote, returning))

@@ -127,25 +127,29 @@ def save_items(source_id: str, items: Sequence[Entry], now: datetime, *, session
 def story_ids(urls: set[str], now: datetime, *, session: Session) -> dict[str, int]:
     """Story ids for canonical URLs, creating the stories not seen before in one insert. Another worker may be
     creating the same story at once (the same link in two feeds): its row wins, and its id is read back."""
-    table = models.Story.__table__  # type: ignore[attr-defined]
+    table = _STORY
     ordered = sorted(urls)
-    found = _story_ids(ordered, session=session)
+    connection = session.connection()  # no flush: the session never holds a story of its own
+    found = _story_ids(ordered, connection)
     missing = [url for url in ordered if url not in found]
     if missing:
-        session.flush()
         rows = [{"canonical_url": url, "first_seen_at": now} for url in missing]
         statement = skipping_taken(table, ["canonical_url"], session=session)
-        found.update(session.execute(statement.returning(table.c.canonical_url, table.c.id), rows).all())
-        found.update(_story_ids([url for url in missing if url not in found], session=session))
+        found.update(connection.execute(statement.returning(table.c.canonical_url, table.c.id), rows).all())
+        found.update(_story_ids([url for url in missing if url not in found], connection))
     return found
 
 
-def _story_ids(urls: Sequence[str], *, session: Session) -> dict[str, int]:
-    url, id_ = models.Story.__table__.c.canonical_url, models.Story.__table__.c.id  # type: ignore[attr-defined]
+_STORY = models.Story.__table__  # type: ignore[attr-defined]
+_STORIES = sa.select(_STORY.c.canonical_url, _STORY.c.id).where(
+    _STORY.c.canonical_url.in_(sa.bindparam("urls", expanding=True))
+)  # built once, so that SQLAlchemy finds it compiled
+
+
+def _story_ids(urls: Sequence[str], connection: sa.Connection) -> dict[str, int]:
     found: dict[str, int] = {}
     for start in range(0, len(urls), _CHUNK):
-        query = sa.select(url, id_).where(url.in_(urls[start : start + _CHUNK]))
-        found.update((u, i) for u, i in session.execute(query))
+        found.update((u, i) for u, i in connection.execute(_STORIES, {"urls": urls[start : start + _CHUNK]}))
     return found
 
 
