@@ -122,9 +122,11 @@ async def fetch_all(
     refill: asyncio.Future[Sequence[FetchRequest]] | None = None
     start(requests)
     try:
-        while tasks or refill is not None:
+        while True:
             if more is not None and refill is None and waiting < settings.concurrency:
-                refill = asyncio.ensure_future(more())
+                refill = asyncio.ensure_future(more())  # also when every fetch ended in one wait below
+            if not tasks and refill is None:
+                break
             watched: set[asyncio.Future[Any]] = {*tasks, *([refill] if refill is not None else [])}
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             if refill is not None and refill in done:

@@ -64,6 +64,18 @@ def test_the_next_batch_is_fetched_while_this_one_ends(
     assert (held, polls) == (0, FEEDS)
 
 
+def test_a_batch_whose_fetches_all_end_at_once_is_followed_by_the_next(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    # One feed a batch, one fetch at a time: each batch's only fetch ends before the next batch was asked for
+    feeds = {
+        f"f{number}": server.serve(f"/f{number}.xml", Response(rss((f"a{number}", "t", "s")))) for number in range(3)
+    }
+    config = make_config(base_config, database_url, feeds, batch=1, concurrency=1)
+    summary = run_poll(config, engine, clock)
+    assert (summary.feeds_due, summary.count("ok"), summary.items_new) == (3, 3, 3)
+
+
 def test_a_hosts_feeds_share_one_kept_alive_connection(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
 ) -> None:
