@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from monitor.clock import Clock
 from monitor.config import Config, SourceConfig
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import PollSummary, run_poll
+from monitor.outcomes import PollSummary
+from monitor.pipeline import run_poll
 from monitor.store.locks import run_lock
 from monitor.store.schema import open_database
 

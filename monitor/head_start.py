@@ -9,6 +9,11 @@ meantime from `results` as it would read `fetch.fetch_all`, and hands in how to 
 (`attach`), and `stop`s it when it ends. Nothing is stored before the poll is ready: the fetched feeds wait
 in memory (the head start's batch at most).
 
+When the batch is every feed due, `monitor poll` waits for its answers before loading the database layer at all:
+where each is a plain 304, `quiet_poll` records the run with sqlite3 alone, as the full poll would (a warm run of
+a settled file loads no SQLAlchemy); at the first other answer the full poll loads, and reads every answer as if
+it had just come.
+
 A poll that will read many feeds for the first time (a first run, feeds just added) parses them in worker
 processes, which take about half a second of CPU to load: `early_parser` starts them at once, on the other
 core, rather than when the poll begins.
@@ -19,14 +24,18 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from monitor import schedule
+from monitor.clock import Clock
 from monitor.config import Config
 from monitor.env import sqlite_file
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_session
-from monitor.store.idle import lease_first_batch, release_leases
+from monitor.outcomes import FeedOutcome, PollSummary
+from monitor.store.idle import NotModified, lease_first_batch, record_quiet_run, release_leases
 from monitor.store.locks import worker_name
 
 if TYPE_CHECKING:
@@ -44,9 +53,11 @@ More = Callable[[], Awaitable[Sequence[FetchRequest]]]
 class HeadStart:
     """`requests` on the network, on `loop` (its own thread), from the moment it is made; `close` ends both."""
 
-    def __init__(self, requests: Sequence[FetchRequest], config: Config, owner: str) -> None:
+    def __init__(self, requests: Sequence[FetchRequest], config: Config, owner: str, complete: bool = False) -> None:
         self.requests = list(requests)
-        self._database_url, self._owner, self._polled = config.database_url, owner, False
+        self.complete = complete  # every feed due is in `requests`: no later batch to lease
+        self._early: deque[FetchResult | BaseException | None] = deque()  # results `quiet` read, for `results`
+        self._database_url, self.owner, self._polled = config.database_url, owner, False
         self._switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH)
         self.loop = asyncio.new_event_loop()
@@ -60,7 +71,8 @@ class HeadStart:
     async def _fetch(self) -> None:
         session = make_session(self._settings)
         try:
-            async for result in fetch_all(session, self.requests, self._settings, self._leased):
+            more = None if self.complete else self._leased
+            async for result in fetch_all(session, self.requests, self._settings, more):
                 self._results.put_nowait(result)
             self._results.put_nowait(None)
         except Exception as exc:  # the poll's lease failed: the poll raises it
@@ -79,10 +91,26 @@ class HeadStart:
 
     async def results(self) -> AsyncIterator[FetchResult]:
         """What the fetches gave, as `fetch.fetch_all` yields it (raising what the lease of a later batch raised)."""
-        while (result := await self._results.get()) is not None:
+        while (result := self._early.popleft() if self._early else await self._results.get()) is not None:
             if isinstance(result, BaseException):
                 raise result
             yield result
+
+    def quiet(self) -> list[FetchResult] | None:
+        """Wait for the batch's answers: all of them when the batch is `complete` and every feed answered a plain
+        304 (not modified, not moved), the poll's whole work but for recording it; None as soon as one did not (or
+        at once, for a batch that is not complete). What was read stays for `results`."""
+        if not self.complete:
+            return None
+
+        async def answers() -> list[FetchResult] | None:
+            while len(self._early) < len(self.requests):
+                self._early.append(result := await self._results.get())
+                if not isinstance(result, FetchResult) or not result.not_modified or result.moved_to is not None:
+                    return None
+            return [result for result in self._early if isinstance(result, FetchResult)]
+
+        return self._wait(answers())
 
     async def stop(self) -> None:
         """On this loop: fetch and lease nothing more (the poll ended, or stopped on a fault)."""
@@ -93,8 +121,11 @@ class HeadStart:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run `coroutine` on this loop and return what it returns; on Ctrl-C it is cancelled and waited for, as
         `asyncio.run` would."""
-        task, ended = self._task(coroutine)
         self._polled = True  # the poll frees what it leased, this batch included, however it ends
+        return self._wait(coroutine)
+
+    def _wait(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        task, ended = self._task(coroutine)
         try:
             ended.wait()
         except BaseException:
@@ -122,7 +153,11 @@ class HeadStart:
         self.loop.close()
         sys.setswitchinterval(self._switch)
         if not polled:  # stopped while loading (Ctrl-C, a fault): the batch is free again at once
-            release_leases(self._database_url, self._owner)
+            release_leases(self._database_url, self.owner)
+
+    def recorded(self) -> None:
+        """The batch's poll was recorded, its leases freed, without `run` (`quiet_poll`)."""
+        self._polled = True
 
     def _task(self, coroutine: Coroutine[Any, Any, T]) -> tuple[asyncio.Task[T], threading.Event]:
         """`coroutine` as a task on this loop, and an event set once the task has ended (cancelled or not)."""
@@ -166,7 +201,38 @@ def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
     # time: no other worker waits for these feeds); their bodies wait in memory until then.
     most = max(settings.batch, HEAD_ROUNDS * settings.concurrency)
     owner = worker_name()
-    rows = lease_first_batch(config.database_url, config.digest or "", now, owner, settings.lease, most, force=force)
-    if not rows:
+    batch = lease_first_batch(config.database_url, config.digest or "", now, owner, settings.lease, most, force=force)
+    if not batch or not batch.rows:
         return None
-    return HeadStart([FetchRequest(*row) for row in rows], config, owner)
+    return HeadStart([FetchRequest(*row) for row in batch.rows], config, owner, batch.complete)
+
+
+def quiet_poll(head: HeadStart, config: Config, started: datetime, clock: Clock, *, force: bool) -> PollSummary | None:
+    """The poll, when the head start's batch is every feed due and each answered a plain 304: recorded with sqlite3
+    alone (`idle.record_quiet_run`), as the full poll would record it, without loading SQLAlchemy. None (nothing
+    written) otherwise: the full poll then reads the answers from `head` as if they had just come."""
+    results = head.quiet()
+    if results is None:
+        return None
+    now, settings = clock(), config.settings.poll
+    answered = {result.request.source_id: result for result in results}
+    plans: dict[str, NotModified] = {}
+
+    def plan(source_id: str, interval: float) -> NotModified:
+        result = answered[source_id]
+        when = schedule.next_poll(settings, interval, now, result.headers).next_poll_at
+        plans[source_id] = NotModified(source_id, int(result.elapsed * 1000), when)
+        return plans[source_id]
+
+    database, digest = config.database_url, config.digest or ""
+    run_id = record_quiet_run(
+        database, head.owner, started, now, forced=force, digest=digest, feeds=list(answered), plan=plan
+    )
+    if run_id is None:
+        return None
+    head.recorded()
+    feeds = [
+        FeedOutcome(r.request.source_id, "not-modified", 304, next_poll_at=plans[r.request.source_id].next_poll_at)
+        for r in results
+    ]
+    return PollSummary(run_id, len(results), feeds)

@@ -24,7 +24,6 @@ import sys
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.engine import Engine
@@ -34,7 +33,8 @@ from sqlmodel import Session
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError
-from monitor.recording import FeedOutcome, Recorder, groups
+from monitor.outcomes import FeedOutcome, PollSummary
+from monitor.recording import Recorder, groups
 from monitor.store import fulltext, history, sources
 from monitor.store.db import first_line, retrying
 from monitor.store.locks import dead_owners, worker_name
@@ -48,29 +48,6 @@ if TYPE_CHECKING:  # the network, parsing and matching load only when a feed is 
     from monitor.parse_pool import Parser
 
 T = TypeVar("T")
-
-
-@dataclass
-class PollSummary:
-    run_id: int | None
-    feeds_due: int
-    feeds: list[FeedOutcome] = field(default_factory=list)
-
-    def count(self, outcome: str) -> int:
-        return sum(1 for feed in self.feeds if feed.outcome == outcome)
-
-    @property
-    def items_new(self) -> int:
-        return sum(feed.items_new for feed in self.feeds)
-
-    @property
-    def items_updated(self) -> int:
-        return sum(feed.items_updated for feed in self.feeds)
-
-    @property
-    def nothing_polled(self) -> bool:
-        """True when feeds were due and not one of them could be polled."""
-        return self.feeds_due > 0 and self.count("failed") == self.feeds_due
 
 
 def run_poll(

@@ -27,6 +27,7 @@ from monitor import schedule
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import DatabaseError, FetchHTTPError, MonitorError
+from monitor.outcomes import FeedOutcome
 from monitor.redact import redact, secrets_of
 from monitor.store import bulk, events, history, models, sources
 from monitor.store.db import first_line, retrying
@@ -36,21 +37,6 @@ if TYPE_CHECKING:  # loaded by the poll only once a feed is due
     from monitor.match import Match, Matcher
     from monitor.parse import ParsedFeed
     from monitor.parse_pool import ParseOutcome
-
-
-@dataclass(frozen=True)
-class FeedOutcome:
-    source_id: str
-    outcome: str  # ok, not-modified or failed
-    status: int | None = None
-    error: str | None = None
-    warning: str | None = None
-    items_new: int = 0
-    items_updated: int = 0
-    changes: tuple[int, ...] = ()  # status changes this feed's reports created or confirmed
-    moved_to: str | None = None
-    health: str = "ok"
-    next_poll_at: datetime | None = None
 
 
 GROUP_ITEMS = 2000  # items stored in one transaction at most; a feed that brings more is stored alone
@@ -157,7 +143,7 @@ class Recorder:
         answers = [
             sources.NotModified(
                 result.request.source_id,
-                _next_poll(self.config, own[result.request.source_id], now, result),
+                schedule.next_poll(self.config.settings.poll, own[result.request.source_id], now, result.headers),
                 int(result.elapsed * 1000),
             )
             for result in results
@@ -204,15 +190,6 @@ class Recorder:
                 session.commit()
         except (SQLAlchemyError, DatabaseError):
             pass
-
-
-def _next_poll(
-    config: Config, interval_seconds: float | None, now: datetime, result: FetchResult, ttl: float | None = None
-) -> schedule.Schedule:
-    """When a feed that answered is polled next: its own interval or the default, or later when asked."""
-    settings = config.settings.poll
-    interval = schedule.base_interval(interval_seconds, settings)
-    return schedule.after_success(now, interval, settings, result.headers, ttl)
 
 
 def _plain_304(result: FetchResult, parsed: ParsedFeed | None, error: MonitorError | None) -> bool:
@@ -270,7 +247,8 @@ def _store_success(
 ) -> FeedOutcome:
     """Store the feed's new and edited items (none when it was not modified), match them, record the status
     changes their reports cause, and schedule the next poll."""
-    plan = _next_poll(config, source.interval_seconds, now, result, parsed.ttl_seconds if parsed else None)
+    settings, ttl = config.settings.poll, parsed.ttl_seconds if parsed else None
+    plan = schedule.next_poll(settings, source.interval_seconds, now, result.headers, ttl)
     saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
     matched = _match_changed(saved, parsed, matcher)
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.

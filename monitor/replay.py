@@ -20,8 +20,8 @@ from monitor.config import Config, SourceConfig, Tier
 from monitor.errors import ConfigError
 from monitor.feedserver import FeedServer, Response
 from monitor.match import Matcher
+from monitor.outcomes import FeedOutcome
 from monitor.pipeline import run_poll
-from monitor.recording import FeedOutcome
 
 SUFFIXES = (".xml", ".rss", ".atom", ".rdf")
 _STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T_ ](\d{2}):?(\d{2}):?(\d{2})Z?)?")

@@ -51,6 +51,17 @@ def after_success(
     return Schedule(now + timedelta(seconds=delay), 0, "ok", reason)
 
 
+def next_poll(
+    settings: PollSettings,
+    interval_seconds: float | None,
+    now: datetime,
+    headers: Mapping[str, str],
+    ttl_seconds: float | None = None,
+) -> Schedule:
+    """When a feed that answered is polled next: its own interval or the default, or later when asked."""
+    return after_success(now, base_interval(interval_seconds, settings), settings, headers, ttl_seconds)
+
+
 def after_failure(
     now: datetime,
     interval: float,

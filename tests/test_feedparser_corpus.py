@@ -22,7 +22,8 @@ from sqlmodel import Session, select
 
 from monitor.config import load_config
 from monitor.feedserver import FeedServer, Response
-from monitor.pipeline import PollSummary, run_poll
+from monitor.outcomes import PollSummary
+from monitor.pipeline import run_poll
 from monitor.store import models
 from monitor.store.schema import open_database
 from tests.conftest import FEEDPARSER_CORPUS, ROOT, FakeClock, make_config

@@ -23,7 +23,8 @@ from sqlmodel import Session, col, select
 
 from monitor.config import Config, SourceConfig
 from monitor.feedserver import FeedServer, RecordedRequest, Response
-from monitor.pipeline import PollSummary, run_poll
+from monitor.outcomes import PollSummary
+from monitor.pipeline import run_poll
 from monitor.store import models
 from tests.conftest import SHARED, FakeClock, make_config
 from tests.faults import Drip, Stall, Unsized, closed_port_url, gzipped, hang_up, redirect, status

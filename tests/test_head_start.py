@@ -135,12 +135,14 @@ def test_a_head_start_chooses_what_the_full_lease_chooses(
         with Session(open_database(theirs)) as session:
             rows = sources.lease_due_sources(now, OWNER, 900, 2, session=session, force=force, skip=())
             expected = [(row.id, row.url, row.etag, row.last_modified, row.body_hash) for row in rows]
+            complete = len(sources.due_sources(now, session=session, force=force)) <= 2
             session.commit()
-        assert lease_first_batch(mine, config.digest or "", now, OWNER, 900, 2, force=force) == expected
+        assert lease_first_batch(mine, config.digest or "", now, OWNER, 900, 2, force=force) == (expected, complete)
         assert _leases(open_database(mine)) == _leases(open_database(theirs))  # the same lease, as SQLAlchemy reads it
         chosen[force] = [row[0] for row in expected]
         assert _leases(open_database(mine))[chosen[force][0]] == (OWNER, now + timedelta(seconds=900))
     assert chosen == {False: ["f0", "f4"], True: ["f0", "f1"]}  # due, or forced; never a disabled feed
+    assert complete is False  # forced: f2 is left for the next batch
 
 
 @pytest.mark.parametrize(
@@ -170,7 +172,7 @@ def test_no_head_start_unless_the_file_is_settled(
 def test_no_head_start_elsewhere(tmp_path: Path, server: FeedServer, clock: FakeClock, base_config: Config) -> None:
     config = _settled(tmp_path, server, clock, base_config, 2)
     now = clock()
-    assert lease_first_batch(config.database_url, config.digest or "", now, OWNER, 900, 9, force=False) == []
+    assert lease_first_batch(config.database_url, config.digest or "", now, OWNER, 900, 9, force=False) == ([], True)
     for url in (config.database_url + "?mode=ro", f"sqlite:///{tmp_path / 'none.db'}", "postgresql://x@127.0.0.1/y"):
         assert lease_first_batch(url, config.digest or "", now, OWNER, 900, 9, force=True) is None
     assert not (tmp_path / "none.db").exists()
@@ -194,7 +196,8 @@ def test_a_head_start_closed_without_a_poll_frees_its_feeds(
     engine = open_database(config.database_url)
     assert set(_leases(engine).values()) == {(None, None)}
     # A process killed before it could free them: the next run takes its feeds as a dead holder's
-    assert lease_first_batch(config.database_url, config.digest or "", clock(), worker_name(), 900, 9, force=True)
+    batch = lease_first_batch(config.database_url, config.digest or "", clock(), worker_name(), 900, 9, force=True)
+    assert batch and batch.rows
     _news(server, 2)
     summary = run_poll(config, engine, clock, force=True)
     assert (summary.count("ok"), summary.items_new) == (2, 2)

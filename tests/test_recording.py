@@ -16,9 +16,10 @@ from monitor.errors import FetchHTTPError, MonitorError
 from monitor.feedserver import FeedServer, Response
 from monitor.fetch import FetchRequest, FetchResult
 from monitor.match import Matcher
+from monitor.outcomes import FeedOutcome
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.pipeline import run_poll
-from monitor.recording import FeedOutcome, Recorder, groups
+from monitor.recording import Recorder, groups
 from monitor.store import sources
 
 from .conftest import SIGNED_DK, FakeClock, make_config, rss

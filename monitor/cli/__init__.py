@@ -29,9 +29,8 @@ from monitor.redact import environment_secrets, redact
 if TYPE_CHECKING:
     from monitor.config import Config
     from monitor.head_start import HeadStart
+    from monitor.outcomes import FeedOutcome, PollSummary
     from monitor.parse_pool import Parser
-    from monitor.pipeline import PollSummary
-    from monitor.recording import FeedOutcome
 
 # The heavy libraries (SQLAlchemy, Alembic, feedparser, python-telegram-bot, matplotlib) are imported inside
 # the commands that use them, so `monitor --help` and a cron run with nothing to do start at once.
@@ -102,7 +101,7 @@ def poll(config_path: str | None, sources: tuple[str, ...], force: bool, as_json
 
     config = load_config(config_path)
     try:
-        with run_lock(config.database_url, now=now()), _opened(config, sources, force) as opened:
+        with run_lock(config.database_url, now=now()), _opened(config, sources, force, quiet=True) as opened:
             summary = _poll_with_progress(config, opened, sources, force, show=not as_json)
     except LockedError as exc:
         click.echo(str(exc), err=True)
@@ -119,8 +118,11 @@ class _Opened:
     engine: Any
     head: HeadStart | None = None
     parser: Parser | None = None
+    quiet: PollSummary | None = None  # the poll, done and recorded without the database layer
 
     def poll(self, config: Config, sources: tuple[str, ...], force: bool, **progress: Any) -> PollSummary:
+        if self.quiet is not None:
+            return self.quiet
         from monitor.pipeline import run_poll
 
         matcher = self.parser.matcher if self.parser else None
@@ -131,17 +133,25 @@ class _Opened:
 
 
 @contextmanager
-def _opened(config: Config, sources: tuple[str, ...], force: bool) -> Iterator[_Opened]:
+def _opened(config: Config, sources: tuple[str, ...], force: bool, quiet: bool = False) -> Iterator[_Opened]:
     """Under the run lock: the database, and where the SQLite file allows it a head start (the first feeds leased
     and on the network while the database layer loads) and the parser's worker processes loading for a poll of
-    many new feeds (`monitor.head_start`), all closed at the end of the block."""
+    many new feeds (`monitor.head_start`), all closed at the end of the block. With `quiet`, a head start that
+    holds every feed due waits for their answers first: where each is a plain 304, the poll is recorded then,
+    and the database layer is never loaded (`head_start.quiet_poll`)."""
     opened = _Opened(None)
     try:
         if not sources and sqlite_file(config.database_url):
             from monitor import head_start
 
-            opened.head = head_start.start(config, now(), force=force)
+            started = now()
+            opened.head = head_start.start(config, started, force=force)
             opened.parser = head_start.early_parser(config, opened.head)
+            if quiet and opened.head and not opened.parser:  # not many first polls, which answer 200
+                opened.quiet = head_start.quiet_poll(opened.head, config, started, now, force=force)
+                if opened.quiet:
+                    yield opened
+                    return
         from monitor.store.schema import open_database
 
         opened.engine = open_database(config.database_url)

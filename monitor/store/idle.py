@@ -20,17 +20,18 @@ work (its feeds leased) or starting (its sync under way) is seen or waited for; 
 `lease_first_batch` leases a poll's first batch of due feeds (`monitor.head_start` fetches them while the rest
 of the run loads) under the same conditions but the last: the full run's sync of feeds.yaml would then change
 nothing the lease reads, and it leases no feed twice, as the full run leases past the batch it is handed.
+`record_quiet_run` records such a poll whose every feed (all due) answered a plain 304, as the full run records it.
 Reads the clock it is given and the files it is pointed at, nothing else.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from monitor.digest import STDOUT_CHAT, USER_KINDS, is_due
@@ -133,9 +134,14 @@ def _record_if_idle(
         return cursor.lastrowid
 
 
+class FirstBatch(NamedTuple):
+    rows: list[tuple[str, str, str | None, str | None, str | None]]  # id, URL, ETag, Last-Modified, body digest
+    complete: bool  # every feed due is in it, and no item waits for the full-text index
+
+
 def lease_first_batch(
     database_url: str, digest: str, now: datetime, owner: str, lease_seconds: float, limit: int, *, force: bool
-) -> list[tuple[str, str, str | None, str | None, str | None]] | None:
+) -> FirstBatch | None:
     """Lease a poll's first `limit` feeds to `owner`, as `sources.lease_due_sources` chooses them, and return
     each one's id, URL, ETag, Last-Modified and body digest; None (nothing written) unless the file is settled
     as `idle_run` requires it (at this code's revision, the last run ended having synced this very feeds.yaml,
@@ -149,14 +155,76 @@ def lease_first_batch(
                 return None
             stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
             due = "" if force else f"AND {_DUE_BY} "
-            rows = connection.execute(_LEASE.format(due=due), {"now": stamp, "limit": limit}).fetchall()
+            rows = connection.execute(_LEASE.format(due=due), {"now": stamp, "limit": limit + 1}).fetchall()
+            complete = len(rows) <= limit and not connection.execute(_UNINDEXED).fetchone()
+            rows = rows[:limit]
             until = (now + timedelta(seconds=lease_seconds)).astimezone(UTC).strftime(_TIME_FORMAT)
             leases = [(owner, until, row[0]) for row in rows]
             connection.executemany("UPDATE source SET lease_owner = ?, lease_expires_at = ? WHERE id = ?", leases)
             connection.execute("COMMIT")
-            return rows
+            return FirstBatch(rows, complete)
     except sqlite3.Error:
         return None  # nothing written: the full run decides
+
+
+class NotModified(NamedTuple):
+    """A feed of a head start's batch that answered a plain 304, and when it is polled next."""
+
+    source_id: str
+    duration_ms: int
+    next_poll_at: datetime
+
+
+def record_quiet_run(
+    database_url: str,
+    owner: str,
+    started_at: datetime,
+    now: datetime,
+    *,
+    forced: bool,
+    digest: str,
+    feeds: Sequence[str],
+    plan: Callable[[str, float], NotModified],
+) -> int | None:
+    """Record a run whose every due feed, all leased to `owner` (a complete first batch), answered a plain 304, as
+    the full run records it (`sources.start_run`, `sources.record_not_modified`, `sources.finish_run`): the run,
+    each feed's poll and next poll (in the order of `feeds`, as they answered), its lease freed. `plan(feed id, its
+    interval)` says when each is polled next. Returns the run's id; None (nothing written) unless the feeds held
+    are the run's `feeds`."""
+    database = sqlite_file(database_url)
+    if database is None:
+        return None
+    at = now.astimezone(UTC).strftime(_TIME_FORMAT)
+    try:
+        with _immediate(database, _BUSY_SECONDS) as connection:
+            held = dict(connection.execute("SELECT id, interval_seconds FROM source WHERE lease_owner = ?", (owner,)))
+            if held.keys() != set(feeds) or len(feeds) != len(held):
+                return None
+            answers = [plan(source_id, held[source_id]) for source_id in feeds]
+            run_id = connection.execute(
+                "INSERT INTO poll_run (started_at, finished_at, forced, feeds_due, feeds_ok, feeds_not_modified, "
+                "feeds_failed, items_new, items_updated, config_digest) VALUES (?, ?, ?, ?, 0, ?, 0, 0, 0, ?)",
+                (started_at.astimezone(UTC).strftime(_TIME_FORMAT), at, forced, len(answers), len(answers), digest),
+            ).lastrowid
+            nexts = [(a, a.next_poll_at.astimezone(UTC).strftime(_TIME_FORMAT)) for a in answers]
+            connection.executemany(_NOT_MODIFIED, [(at, at, n, a.source_id) for a, n in nexts])
+            connection.executemany(_FEED_POLL, [(run_id, a.source_id, at, a.duration_ms, n) for a, n in nexts])
+            connection.execute("COMMIT")
+            return run_id
+    except sqlite3.Error:
+        return None
+
+
+_UNINDEXED = "SELECT 1 FROM item_fts_pending LIMIT 1"
+_FEED_POLL = (  # sources.record_not_modified's insert
+    "INSERT INTO feed_poll (run_id, source_id, polled_at, outcome, status_code, error, items_seen, items_new, "
+    "items_updated, duration_ms, next_poll_at) VALUES (?, ?, ?, 'not-modified', 304, NULL, 0, 0, 0, ?, ?)"
+)
+_NOT_MODIFIED = (  # sources.record_not_modified's update
+    "UPDATE source SET last_polled_at = ?, last_success_at = ?, consecutive_failures = 0, disabled_reason = NULL, "
+    "next_poll_at = ?, health = 'ok', last_status_code = 304, last_error = NULL, lease_owner = NULL, "
+    "lease_expires_at = NULL WHERE id = ?"
+)
 
 
 def release_leases(database_url: str, owner: str) -> None:
