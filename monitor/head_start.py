@@ -7,7 +7,8 @@ feeds.yaml), `start` leases the first batch with the standard library's sqlite3 
 of its own thread at once; the poll (`pipeline.run_poll`) then runs on that loop, reads what was fetched in the
 meantime from `results` as it would read `fetch.fetch_all`, and hands in how to lease the next batches
 (`attach`), and `stop`s it when it ends. Nothing is stored before the poll is ready: the fetched feeds wait
-in memory (the head start's batch at most).
+in memory (the head start's batch at most). A first run, with no file yet, takes its first batch from feeds.yaml
+without a lease: every enabled feed is due and no other run can hold one.
 
 When the batch is every feed due, `monitor poll` waits for its answers before loading the database layer at all:
 where each is a plain 304, `quiet_poll` records the run with sqlite3 alone, as the full poll would (a warm run of
@@ -53,9 +54,12 @@ More = Callable[[], Awaitable[Sequence[FetchRequest]]]
 class HeadStart:
     """`requests` on the network, on `loop` (its own thread), from the moment it is made; `close` ends both."""
 
-    def __init__(self, requests: Sequence[FetchRequest], config: Config, owner: str, complete: bool = False) -> None:
+    def __init__(
+        self, requests: Sequence[FetchRequest], config: Config, owner: str, complete: bool = False, fresh: bool = False
+    ) -> None:
         self.requests = list(requests)
         self.complete = complete  # every feed due is in `requests`: no later batch to lease
+        self.fresh = fresh  # a first run: no database file yet, so nothing leased (nor any ETag to send)
         self._early: deque[FetchResult | BaseException | None] = deque()  # results `quiet` read, for `results`
         self._database_url, self.owner, self._polled = config.database_url, owner, False
         self._switch = sys.getswitchinterval()
@@ -100,7 +104,7 @@ class HeadStart:
         """Wait for the batch's answers: all of them when the batch is `complete` and every feed answered a plain
         304 (not modified, not moved), the poll's whole work but for recording it; None as soon as one did not (or
         at once, for a batch that is not complete). What was read stays for `results`."""
-        if not self.complete:
+        if not self.complete or self.fresh:
             return None
 
         async def answers() -> list[FetchResult] | None:
@@ -201,6 +205,12 @@ def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
     # time: no other worker waits for these feeds); their bodies wait in memory until then.
     most = max(settings.batch, HEAD_ROUNDS * settings.concurrency)
     owner = worker_name()
+    if (database := sqlite_file(config.database_url)) is not None and not database.exists():
+        # A first run: every feed of feeds.yaml that is enabled is due, and no other run can hold one (the file is
+        # made under the run lock); the poll leases past them as it would past a leased batch, in its order.
+        polled = sorted((source for source in config.sources if source.enabled), key=lambda source: source.id)
+        requests = [FetchRequest(source.id, source.url, None, None, None) for source in polled[:most]]
+        return HeadStart(requests, config, owner, len(polled) <= most, fresh=True) if requests else None
     batch = lease_first_batch(config.database_url, config.digest or "", now, owner, settings.lease, most, force=force)
     if not batch or not batch.rows:
         return None

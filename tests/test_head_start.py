@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -249,7 +250,7 @@ def test_a_cron_run_on_a_settled_file_stores_as_the_full_run(
         held = connection.execute("SELECT count(*) FROM source WHERE lease_owner IS NOT NULL").fetchone()
     assert items == (6, 6) and held == (0,)
     assert ['"items_new": 3' in run for run in runs] == [True, True, False]
-    assert heads == [None, 3, 3]  # the first run makes the file: the full run leases
+    assert heads == [3, 3, 3]  # the first run fetches feeds.yaml's feeds before it makes the file
 
 
 def test_a_poll_whose_lease_fails_stops_with_one_line_and_holds_nothing(
@@ -329,3 +330,47 @@ def test_a_first_run_of_many_feeds_through_the_early_parser(
     assert len(parsers) == 1 and parsers[0] is not None
     assert parsers[0].processes == (parsers[0].workers if parsers[0].workers >= 2 else 0)  # and the poll used them
     assert f'"feeds_ok": {count}' in result.stdout and f'"items_new": {count}' in result.stdout
+
+
+@pytest.mark.parametrize("feeds", [3, head_start.HEAD_ROUNDS + 3])
+def test_a_first_run_fetches_before_the_file_is_made(
+    tmp_path: Path, server: FeedServer, clock: FakeClock, base_config: Config, feeds: int
+) -> None:
+    """No file yet: every enabled feed of feeds.yaml is due and none can be held, so the head start takes the
+    first of them in the lease's order without a lease, and the poll leases past them."""
+    for i in range(feeds + 1):
+        server.serve(f"/{i}.xml", Response(rss((f"report {i}", f"https://x.test/{i}", "text"))))
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    config = make_config(
+        base_config, url, {f"f{i}": server.url(f"/{i}.xml") for i in range(feeds + 1)}, batch=1, concurrency=1
+    )
+    off = feeds // 2  # disabled in feeds.yaml: never fetched
+    sources = tuple(s.model_copy(update={"enabled": s.id != f"f{off}"}) for s in config.sources)
+    config = replace(config, sources=sources)
+    head = head_start.start(config, clock(), force=False)
+    assert head is not None and head.fresh and head.complete == (feeds <= head_start.HEAD_ROUNDS)
+    enabled = sorted(f"f{i}" for i in range(feeds + 1) if i != off)
+    assert [request.source_id for request in head.requests] == enabled[: head_start.HEAD_ROUNDS]
+    assert head_start.quiet_poll(head, config, clock(), clock, force=False) is None  # new feeds answer 200
+    try:
+        _until(lambda: len(server.requests) == len(head.requests))  # on the network before the file exists
+        assert not (tmp_path / "new.db").exists()
+        summary = run_poll(config, open_database(url), clock, head=head)
+    finally:
+        head.close()
+    assert (summary.feeds_due, summary.count("ok"), summary.items_new) == (feeds, feeds, feeds)
+    assert sorted(request.path for request in server.requests) == sorted(
+        f"/{i}.xml" for i in range(feeds + 1) if i != off
+    )
+    assert set(_leases(open_database(url)).values()) == {(None, None)}
+
+
+def test_a_first_run_stopped_before_its_poll_leaves_no_file(
+    tmp_path: Path, server: FeedServer, clock: FakeClock, base_config: Config
+) -> None:
+    server.serve("/0.xml", Response(rss(("report", "https://x.test/0", "text"))))
+    config = make_config(base_config, f"sqlite:///{tmp_path / 'new.db'}", {"f0": server.url("/0.xml")})
+    head = head_start.start(config, clock(), force=False)
+    assert head is not None and head.fresh
+    head.close()
+    assert not (tmp_path / "new.db").exists()
