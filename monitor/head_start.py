@@ -66,7 +66,9 @@ class HeadStart:
         sys.setswitchinterval(SWITCH)
         self.loop = asyncio.new_event_loop()
         self._settings = config.settings.poll
-        self._results: asyncio.Queue[FetchResult | BaseException | None] = asyncio.Queue()
+        # Room for the first batch, fetched while the poll loads; past it, a fetch waits for the poll to take an
+        # answer, as `fetch.fetch_all` waits for its reader: the bodies in memory stay a batch's at most.
+        self._results: asyncio.Queue[FetchResult | BaseException | None] = asyncio.Queue(max(1, len(requests)))
         self._more: asyncio.Future[More] = self.loop.create_future()  # before the loop runs: no race
         self._thread = threading.Thread(target=self.loop.run_forever, name="monitor-head-start", daemon=True)
         self._thread.start()
@@ -77,10 +79,10 @@ class HeadStart:
         try:
             more = None if self.complete else self._leased
             async for result in fetch_all(session, self.requests, self._settings, more):
-                self._results.put_nowait(result)
-            self._results.put_nowait(None)
+                await self._results.put(result)
+            await self._results.put(None)
         except Exception as exc:  # the poll's lease failed: the poll raises it
-            self._results.put_nowait(exc)
+            await self._results.put(exc)
         finally:
             await session.close()
 
@@ -209,8 +211,9 @@ def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
         # A first run: every feed of feeds.yaml that is enabled is due, and no other run can hold one (the file is
         # made under the run lock); the poll leases past them as it would past a leased batch, in its order.
         polled = sorted((source for source in config.sources if source.enabled), key=lambda source: source.id)
-        requests = [FetchRequest(source.id, source.url, None, None, None) for source in polled[:most]]
-        return HeadStart(requests, config, owner, len(polled) <= most, fresh=True) if requests else None
+        first = settings.batch
+        requests = [FetchRequest(source.id, source.url, None, None, None) for source in polled[:first]]
+        return HeadStart(requests, config, owner, len(polled) <= first, fresh=True) if requests else None
     batch = lease_first_batch(config.database_url, config.digest or "", now, owner, settings.lease, most, force=force)
     if not batch or not batch.rows:
         return None
