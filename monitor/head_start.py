@@ -36,7 +36,7 @@ from monitor.config import Config
 from monitor.env import sqlite_file
 from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_session
 from monitor.outcomes import FeedOutcome, PollSummary
-from monitor.store.idle import NotModified, lease_first_batch, record_quiet_run, release_leases
+from monitor.store.idle import DigestsQuiet, NotModified, lease_first_batch, record_quiet_run, release_leases
 from monitor.store.locks import worker_name
 
 if TYPE_CHECKING:
@@ -220,10 +220,20 @@ def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
     return HeadStart([FetchRequest(*row) for row in batch.rows], config, owner, batch.complete)
 
 
-def quiet_poll(head: HeadStart, config: Config, started: datetime, clock: Clock, *, force: bool) -> PollSummary | None:
+def quiet_poll(
+    head: HeadStart, config: Config, started: datetime, clock: Clock, *, force: bool, digests: bool = False
+) -> PollSummary | None:
     """The poll, when the head start's batch is every feed due and each answered a plain 304: recorded with sqlite3
     alone (`idle.record_quiet_run`), as the full poll would record it, without loading SQLAlchemy. None (nothing
-    written) otherwise: the full poll then reads the answers from `head` as if they had just come."""
+    written) otherwise: the full poll then reads the answers from `head` as if they had just come. With
+    `digests` (`monitor run`), only where the digests would then compose and send nothing, as `idle.idle_run`
+    decides it."""
+    quiet_digests = None
+    if digests:
+        telegram = config.settings.telegram
+        zone, token = config.settings.digest.timezone, bool(config.telegram_token)
+        if (quiet_digests := DigestsQuiet.of(zone, bool(telegram.admin_chats), token)) is None:
+            return None
     results = head.quiet()
     if results is None:
         return None
@@ -239,7 +249,15 @@ def quiet_poll(head: HeadStart, config: Config, started: datetime, clock: Clock,
 
     database, digest = config.database_url, config.digest or ""
     run_id = record_quiet_run(
-        database, head.owner, started, now, forced=force, digest=digest, feeds=list(answered), plan=plan
+        database,
+        head.owner,
+        started,
+        now,
+        forced=force,
+        digest=digest,
+        feeds=list(answered),
+        plan=plan,
+        digests=quiet_digests,
     )
     if run_id is None:
         return None

@@ -48,6 +48,25 @@ def _last_run(config: Config) -> list[dict[str, Any]]:
     return _rows(config, "poll_run", "WHERE id = (SELECT max(id) FROM poll_run)")
 
 
+def _three_feeds(tmp_path: Path, server: FeedServer, database: Path) -> Path:
+    """A feeds.yaml of three feeds of one report each, on `database`."""
+    for i in range(3):
+        server.serve(f"/{i}.xml", Response(rss((f"report {i}", f"https://x.test/{i}", "text"))))
+    feeds = [{"id": f"f{i}", "name": f"f{i}", "url": server.url(f"/{i}.xml")} for i in range(3)]
+    return write_config(tmp_path / "feeds.yaml", f"sqlite:///{database}", feeds)
+
+
+def _reporting_what_loaded(*args: str) -> str:
+    """Python code running `monitor ARGS` that writes, last, which of the database layer's packages it loaded."""
+    return (
+        "import atexit, sys\n"
+        "loaded = lambda: sorted({n.split('.')[0] for n in sys.modules} & {'sqlalchemy', 'sqlmodel', 'alembic'})\n"
+        "atexit.register(lambda: print('loaded', loaded(), file=sys.stderr))\n"
+        "from monitor.cli import cli\n"
+        f"cli({list(args)!r})\n"
+    )
+
+
 def test_a_quiet_poll_writes_what_the_full_poll_writes(
     tmp_path: Path, server: FeedServer, clock: FakeClock, base_config: Config
 ) -> None:
@@ -125,17 +144,8 @@ def test_a_batch_short_of_every_feed_due_is_not_waited_for(
 def test_monitor_poll_records_a_quiet_run_without_loading_the_database_layer(
     tmp_path: Path, server: FeedServer
 ) -> None:
-    for i in range(3):
-        server.serve(f"/{i}.xml", Response(rss((f"report {i}", f"https://x.test/{i}", "text"))))
-    feeds = [{"id": f"f{i}", "name": f"f{i}", "url": server.url(f"/{i}.xml")} for i in range(3)]
-    path = write_config(tmp_path / "feeds.yaml", f"sqlite:///{tmp_path / 'cli.db'}", feeds)
-    code = (
-        "import atexit, sys\n"
-        "loaded = lambda: sorted({n.split('.')[0] for n in sys.modules} & {'sqlalchemy', 'sqlmodel', 'alembic'})\n"
-        "atexit.register(lambda: print('loaded', loaded(), file=sys.stderr))\n"
-        "from monitor.cli import cli\n"
-        f"cli(['poll', '--force', '--json', '--config', {str(path)!r}])\n"
-    )
+    path = _three_feeds(tmp_path, server, tmp_path / "cli.db")
+    code = _reporting_what_loaded("poll", "--force", "--json", "--config", str(path))
     outputs = []
     for _ in range(2):  # the first run makes the file and polls in full
         run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -148,3 +158,33 @@ def test_monitor_poll_records_a_quiet_run_without_loading_the_database_layer(
         runs = connection.execute("SELECT feeds_due, feeds_not_modified, finished_at IS NOT NULL FROM poll_run")
         assert runs.fetchall() == [(3, 0, 1), (3, 3, 1)]
         assert connection.execute("SELECT count(*) FROM feed_poll").fetchone() == (6,)
+
+
+def test_monitor_run_records_a_quiet_run_only_when_its_digests_would_do_nothing(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    """The cron line: no token, so digests go to standard output (an instant subscriber, told at the first run)."""
+    database = tmp_path / "cron.db"
+    path = _three_feeds(tmp_path, server, database)
+    code = _reporting_what_loaded("run", "--config", str(path))
+
+    def cron(doubt: str = "") -> tuple[str, str]:
+        with sqlite3.connect(database) as connection:  # the feeds are due again
+            connection.execute("UPDATE source SET next_poll_at = '2000-01-01 00:00:00.000000'")
+            if doubt:
+                connection.execute(doubt)
+        run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run.stdout, run.stderr
+
+    first = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and "loaded ['alembic', 'sqlalchemy', 'sqlmodel']" not in first.stderr
+    out, err = cron()
+    assert "3 feeds: 0 ok, 3 not modified, 0 failed" in out
+    assert "digests: 0 composed, 0 parts printed" in err and "loaded []" in err
+    out, err = cron("UPDATE subscriber SET frequency = 'daily', last_digest_at = NULL")  # a digest due
+    assert "3 feeds: 0 ok, 3 not modified, 0 failed" in out
+    assert "loaded ['sqlalchemy', 'sqlmodel']" in err  # the full run, which decides what the digest holds
+    with sqlite3.connect(database) as connection:
+        runs = connection.execute("SELECT feeds_due, feeds_not_modified, finished_at IS NOT NULL FROM poll_run")
+        assert runs.fetchall() == [(3, 0, 1), (3, 3, 1), (3, 3, 1)]

@@ -133,12 +133,15 @@ class _Opened:
 
 
 @contextmanager
-def _opened(config: Config, sources: tuple[str, ...], force: bool, quiet: bool = False) -> Iterator[_Opened]:
+def _opened(
+    config: Config, sources: tuple[str, ...], force: bool, quiet: bool = False, digests: bool = False
+) -> Iterator[_Opened]:
     """Under the run lock: the database, and where the SQLite file allows it a head start (the first feeds leased
     and on the network while the database layer loads) and the parser's worker processes loading for a poll of
     many new feeds (`monitor.head_start`), all closed at the end of the block. With `quiet`, a head start that
     holds every feed due waits for their answers first: where each is a plain 304, the poll is recorded then,
-    and the database layer is never loaded (`head_start.quiet_poll`)."""
+    and the database layer is never loaded (`head_start.quiet_poll`; with `digests`, only where the digests would
+    then do nothing)."""
     opened = _Opened(None)
     try:
         if not sources and sqlite_file(config.database_url):
@@ -148,7 +151,7 @@ def _opened(config: Config, sources: tuple[str, ...], force: bool, quiet: bool =
             opened.head = head_start.start(config, started, force=force)
             opened.parser = head_start.early_parser(config, opened.head)
             if quiet and opened.head and not opened.parser:  # not many first polls, which answer 200
-                opened.quiet = head_start.quiet_poll(opened.head, config, started, now, force=force)
+                opened.quiet = head_start.quiet_poll(opened.head, config, started, now, force=force, digests=digests)
                 if opened.quiet:
                     yield opened
                     return
@@ -333,16 +336,20 @@ def run(config_path: str | None) -> None:
         _print_nothing_due(run_id, as_json=False)  # nothing due, no digest to compose or send (monitor/store/idle.py)
         click.echo(digests_said(0, delivery=(0, 0, 0, 0) if os.environ.get(TOKEN_ENV) else None), err=True)
         return
-    from monitor.cli.telegram_commands import _digest
     from monitor.config import load_config
     from monitor.store.locks import run_lock
 
     config = load_config(config_path)
     try:
-        with run_lock(config.database_url, now=now()), _opened(config, (), False) as opened:
+        with run_lock(config.database_url, now=now()), _opened(config, (), False, quiet=True, digests=True) as opened:
             summary = _poll_with_progress(config, opened, (), False, show=True)
             _print_summary(summary, as_json=False)
-            _digest(config, opened.engine, dry_run=False)
+            if opened.quiet:  # every feed answered 304 and no digest to compose or send, as for an idle run
+                click.echo(digests_said(0, delivery=(0, 0, 0, 0) if config.telegram_token else None), err=True)
+            else:
+                from monitor.cli.telegram_commands import _digest
+
+                _digest(config, opened.engine, dry_run=False)
     except LockedError as exc:
         click.echo(str(exc), err=True)
         return

@@ -86,18 +86,23 @@ def idle_run(
         zone = _digest_zone(settings)
         if zone is None:
             return None
-        quiet = _Quiet(zone, bool(env.get(TOKEN_ENV)))
+        quiet = DigestsQuiet(zone, bool(env.get(TOKEN_ENV)))
     try:
         return _record_if_idle(database, config_digest(text), now, busy_seconds, quiet)
     except sqlite3.Error:
         return None
 
 
-class _Quiet:
+class DigestsQuiet:
     """Whether the digests of a run would compose and send nothing (see the module's notes)."""
 
     def __init__(self, zone: tzinfo, token: bool) -> None:
         self.zone, self.token = zone, token
+
+    @classmethod
+    def of(cls, zone: str, admin_chats: bool, token: bool) -> DigestsQuiet | None:
+        """From loaded settings; None where the full run decides (admin chats get feed alerts every run)."""
+        return None if admin_chats else cls(ZoneInfo(zone), token)
 
     def holds(self, connection: sqlite3.Connection, now: datetime) -> bool:
         if (
@@ -114,7 +119,7 @@ class _Quiet:
 
 
 def _record_if_idle(
-    database: Path, digest: str, now: datetime, busy_seconds: float, quiet: _Quiet | None = None
+    database: Path, digest: str, now: datetime, busy_seconds: float, quiet: DigestsQuiet | None = None
 ) -> int | None:
     with _immediate(database, busy_seconds) as connection:
         stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
@@ -185,12 +190,13 @@ def record_quiet_run(
     digest: str,
     feeds: Sequence[str],
     plan: Callable[[str, float], NotModified],
+    digests: DigestsQuiet | None = None,
 ) -> int | None:
     """Record a run whose every due feed, all leased to `owner` (a complete first batch), answered a plain 304, as
     the full run records it (`sources.start_run`, `sources.record_not_modified`, `sources.finish_run`): the run,
     each feed's poll and next poll (in the order of `feeds`, as they answered), its lease freed. `plan(feed id, its
     interval)` says when each is polled next. Returns the run's id; None (nothing written) unless the feeds held
-    are the run's `feeds`."""
+    are the run's `feeds` and, given `digests` (`monitor run`), they would compose and send nothing."""
     database = sqlite_file(database_url)
     if database is None:
         return None
@@ -199,6 +205,8 @@ def record_quiet_run(
         with _immediate(database, _BUSY_SECONDS) as connection:
             held = dict(connection.execute("SELECT id, interval_seconds FROM source WHERE lease_owner = ?", (owner,)))
             if held.keys() != set(feeds) or len(feeds) != len(held):
+                return None
+            if digests is not None and not digests.holds(connection, now):
                 return None
             answers = [plan(source_id, held[source_id]) for source_id in feeds]
             run_id = connection.execute(
