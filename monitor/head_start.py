@@ -105,9 +105,10 @@ class HeadStart:
     def quiet(self) -> list[FetchResult] | None:
         """Wait for the batch's answers: all of them when the batch is `complete` and every feed answered a plain
         304 (not modified, not moved), the poll's whole work but for recording it; None as soon as one did not (or
-        at once, for a batch that is not complete). What was read stays for `results`."""
-        if not self.complete or self.fresh:
-            return None
+        at once, for a batch that is not complete or holds a feed that cannot answer 304). What was read stays for
+        `results`."""
+        if not self.complete or not all(request.etag or request.last_modified for request in self.requests):
+            return None  # more to lease; or a feed with no validator to send (a first run's), whose answer is a 200
 
         async def answers() -> list[FetchResult] | None:
             while len(self._early) < len(self.requests):

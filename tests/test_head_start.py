@@ -146,6 +146,18 @@ def test_a_head_start_chooses_what_the_full_lease_chooses(
     assert complete is False  # forced: f2 is left for the next batch
 
 
+def test_a_head_start_asks_first_for_the_feeds_that_brought_a_body_last_time(
+    tmp_path: Path, server: FeedServer, clock: FakeClock, base_config: Config
+) -> None:
+    """The same choice as the full lease, the feeds whose last answer was a 200 first: the likeliest to bring news."""
+    config = _settled(tmp_path, server, clock, base_config, 4)
+    _sql(config, "UPDATE source SET last_status_code = 304 WHERE id IN ('f0', 'f2')")
+    batch = lease_first_batch(
+        config.database_url, config.digest or "", clock.advance(days=1), OWNER, 900, 9, force=True
+    )
+    assert batch is not None and [row[0] for row in batch.rows] == ["f1", "f3", "f0", "f2"]
+
+
 @pytest.mark.parametrize(
     "unsettled",
     [

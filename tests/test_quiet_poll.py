@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from monitor.pipeline import run_poll
 from monitor.store.schema import open_database
 
 from .conftest import ROOT, FakeClock, rss, write_config
+from .reliability.harness import held_until
 from .test_head_start import _database, _settled
 
 # What a run writes that the network decides, not the code: how long each answer took, and (feeds answering in
@@ -139,6 +141,31 @@ def test_a_batch_short_of_every_feed_due_is_not_waited_for(
     finally:
         head.close()
     assert (summary.feeds_due, summary.count("not-modified")) == (feeds, feeds)
+
+
+def test_a_feed_that_cannot_answer_304_is_not_waited_for(
+    tmp_path: Path, server: FeedServer, clock: FakeClock, base_config: Config
+) -> None:
+    """A feed with neither an ETag nor a Last-Modified to send answers 200: the full poll loads at once."""
+    config = _settled(tmp_path, server, clock, base_config, 3)
+    with sqlite3.connect(_database(config)) as connection:
+        connection.execute("UPDATE source SET etag = NULL, last_modified = NULL WHERE id = 'f1'")
+    release, asked = threading.Event(), threading.Event()
+    server.serve("/1.xml", held_until(rss(("report 1", "https://x.test/1", "text")), release, asked))
+    threading.Timer(3, release.set).start()  # were the answer waited for, it would come after 3 s
+    now = clock.advance(days=1)
+    head = head_start.start(config, now, force=True)
+    assert head is not None
+    try:
+        started = time.monotonic()
+        assert head_start.quiet_poll(head, config, now, clock, force=True) is None
+        assert time.monotonic() - started < 1 and not release.is_set()  # before f1's answer
+        release.set()
+        summary = run_poll(config, open_database(config.database_url), clock, force=True, head=head)
+    finally:
+        head.close()
+    outcomes = {feed.source_id: feed.outcome for feed in summary.feeds}
+    assert outcomes == {"f0": "not-modified", "f1": "ok", "f2": "not-modified"} and summary.items_new == 0
 
 
 def test_monitor_poll_records_a_quiet_run_without_loading_the_database_layer(

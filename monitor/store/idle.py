@@ -46,7 +46,7 @@ _POLLED = "in_config AND enabled AND health != 'disabled'"  # the feeds `sources
 _DUE_BY = "(next_poll_at IS NULL OR next_poll_at <= :now)"
 _DUE = f"SELECT 1 FROM source WHERE {_POLLED} AND {_DUE_BY} LIMIT 1"
 _LEASE = (  # sources.lease_due_sources' choice, in its order ({due}: the schedule's condition, unless forced)
-    f"SELECT id, url, etag, last_modified, body_hash FROM source WHERE {_POLLED} {{due}}"
+    f"SELECT id, url, etag, last_modified, body_hash, last_status_code FROM source WHERE {_POLLED} {{due}}"
     "AND (lease_expires_at IS NULL OR lease_expires_at <= :now) ORDER BY id LIMIT :limit"
 )
 _UNSENT = (
@@ -148,9 +148,10 @@ def lease_first_batch(
     database_url: str, digest: str, now: datetime, owner: str, lease_seconds: float, limit: int, *, force: bool
 ) -> FirstBatch | None:
     """Lease a poll's first `limit` feeds to `owner`, as `sources.lease_due_sources` chooses them, and return
-    each one's id, URL, ETag, Last-Modified and body digest; None (nothing written) unless the file is settled
-    as `idle_run` requires it (at this code's revision, the last run ended having synced this very feeds.yaml,
-    no feed leased), so that the full run's sync of the feeds would change nothing this lease read."""
+    each one's id, URL, ETag, Last-Modified and body digest (those whose last answer was a 200 first); None
+    (nothing written) unless the file is settled as `idle_run` requires it (at this code's revision, the last run
+    ended having synced this very feeds.yaml, no feed leased), so that the full run's sync of the feeds would
+    change nothing this lease read."""
     database = sqlite_file(database_url)
     if database is None or not database.is_file():
         return None
@@ -162,12 +163,14 @@ def lease_first_batch(
             due = "" if force else f"AND {_DUE_BY} "
             rows = connection.execute(_LEASE.format(due=due), {"now": stamp, "limit": limit + 1}).fetchall()
             complete = len(rows) <= limit and not connection.execute(_UNINDEXED).fetchone()
-            rows = rows[:limit]
+            # Those that brought a body last time first (stably): the likeliest to bring news, which the poll
+            # then has soonest, and which ends at once the wait for a poll of 304s alone (`HeadStart.quiet`)
+            chosen = sorted(rows[:limit], key=lambda row: row[5] != 200)
             until = (now + timedelta(seconds=lease_seconds)).astimezone(UTC).strftime(_TIME_FORMAT)
-            leases = [(owner, until, row[0]) for row in rows]
+            leases = [(owner, until, row[0]) for row in chosen]
             connection.executemany("UPDATE source SET lease_owner = ?, lease_expires_at = ? WHERE id = ?", leases)
             connection.execute("COMMIT")
-            return FirstBatch(rows, complete)
+            return FirstBatch([row[:5] for row in chosen], complete)
     except sqlite3.Error:
         return None  # nothing written: the full run decides
 
