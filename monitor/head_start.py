@@ -54,12 +54,9 @@ More = Callable[[], Awaitable[Sequence[FetchRequest]]]
 class HeadStart:
     """`requests` on the network, on `loop` (its own thread), from the moment it is made; `close` ends both."""
 
-    def __init__(
-        self, requests: Sequence[FetchRequest], config: Config, owner: str, complete: bool = False, fresh: bool = False
-    ) -> None:
+    def __init__(self, requests: Sequence[FetchRequest], config: Config, owner: str, complete: bool = False) -> None:
         self.requests = list(requests)
         self.complete = complete  # every feed due is in `requests`: no later batch to lease
-        self.fresh = fresh  # a first run: no database file yet, so nothing leased (nor any ETag to send)
         self._early: deque[FetchResult | BaseException | None] = deque()  # results `quiet` read, for `results`
         self._database_url, self.owner, self._polled = config.database_url, owner, False
         self._switch = sys.getswitchinterval()
@@ -214,7 +211,7 @@ def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
         polled = sorted((source for source in config.sources if source.enabled), key=lambda source: source.id)
         first = settings.batch
         requests = [FetchRequest(source.id, source.url, None, None, None) for source in polled[:first]]
-        return HeadStart(requests, config, owner, len(polled) <= first, fresh=True) if requests else None
+        return HeadStart(requests, config, owner, len(polled) <= first) if requests else None
     batch = lease_first_batch(config.database_url, config.digest or "", now, owner, settings.lease, most, force=force)
     if not batch or not batch.rows:
         return None
