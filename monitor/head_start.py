@@ -200,11 +200,7 @@ def early_parser(config: Config, head: HeadStart | None) -> Parser | None:
 def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
     """A head start for a poll of every due feed (`force`: every feed), or None where the database file does
     not allow one (see the module's notes) or no feed is due: the poll then leases its first batch itself."""
-    settings = config.settings.poll
-    # Enough to keep every fetch slot busy for a few rounds while the poll loads (on SQLite one run polls at a
-    # time: no other worker waits for these feeds); their bodies wait in memory until then.
-    most = max(settings.batch, HEAD_ROUNDS * settings.concurrency)
-    owner = worker_name()
+    settings, owner = config.settings.poll, worker_name()
     if (database := sqlite_file(config.database_url)) is not None and not database.exists():
         # A first run: every feed of feeds.yaml that is enabled is due, and no other run can hold one (the file is
         # made under the run lock); the poll leases past them as it would past a leased batch, in its order.
@@ -212,6 +208,9 @@ def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
         first = settings.batch
         requests = [FetchRequest(source.id, source.url, None, None, None) for source in polled[:first]]
         return HeadStart(requests, config, owner, len(polled) <= first) if requests else None
+    # Enough to keep every fetch slot busy for a few rounds while the poll loads (on SQLite one run polls at a
+    # time: no other worker waits for these feeds); their bodies wait in memory until then.
+    most = max(settings.batch, HEAD_ROUNDS * settings.concurrency)
     batch = lease_first_batch(config.database_url, config.digest or "", now, owner, settings.lease, most, force=force)
     if not batch or not batch.rows:
         return None
@@ -237,31 +236,20 @@ def quiet_poll(
         return None
     now, settings = clock(), config.settings.poll
     answered = {result.request.source_id: result for result in results}
-    plans: dict[str, NotModified] = {}
 
     def plan(source_id: str, interval: float) -> NotModified:
         result = answered[source_id]
         when = schedule.next_poll(settings, interval, now, result.headers).next_poll_at
-        plans[source_id] = NotModified(source_id, int(result.elapsed * 1000), when)
-        return plans[source_id]
+        return NotModified(source_id, int(result.elapsed * 1000), when)
 
-    database, digest = config.database_url, config.digest or ""
-    run_id = record_quiet_run(
-        database,
-        head.owner,
-        started,
-        now,
-        forced=force,
-        digest=digest,
-        feeds=list(answered),
-        plan=plan,
+    digest = config.digest or ""
+    recorded = record_quiet_run(
+        config.database_url, head.owner, started, now, forced=force, digest=digest, feeds=list(answered), plan=plan,
         digests=quiet_digests,
-    )
-    if run_id is None:
+    )  # fmt: skip
+    if recorded is None:
         return None
     head.recorded()
-    feeds = [
-        FeedOutcome(r.request.source_id, "not-modified", 304, next_poll_at=plans[r.request.source_id].next_poll_at)
-        for r in results
-    ]
-    return PollSummary(run_id, len(results), feeds)
+    run_id, plans = recorded
+    feeds = [FeedOutcome(a.source_id, "not-modified", 304, next_poll_at=a.next_poll_at) for a in plans]
+    return PollSummary(run_id, len(feeds), feeds)

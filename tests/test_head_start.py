@@ -66,6 +66,19 @@ def _until(condition: Callable[[], bool], seconds: float = 10) -> None:
         time.sleep(0.01)
 
 
+def _past_the_batch(
+    tmp_path: Path, server: FeedServer, clock: FakeClock, base: Config, feeds: int
+) -> tuple[Config, head_start.HeadStart, int]:
+    """`feeds` settled feeds (batch 2, concurrency 1), each with news now, and a forced head start a day later that
+    took its batch (8: a few per fetch slot) of them; with how many requests the server had before it."""
+    config = _settled(tmp_path, server, clock, base, feeds, batch=2, concurrency=1)
+    _news(server, feeds)
+    before = len(server.requests)
+    head = head_start.start(config, clock.advance(days=1), force=True)
+    assert head is not None and len(head.requests) == head_start.HEAD_ROUNDS
+    return config, head, before
+
+
 def _leases(engine: Engine) -> dict[str, tuple[str | None, datetime | None]]:
     with Session(engine) as session:
         return {row.id: (row.lease_owner, row.lease_expires_at) for row in session.exec(select(models.Source))}
@@ -103,11 +116,7 @@ def test_the_poll_leases_past_the_head_start_batch(
 ) -> None:
     # batch 2, concurrency 1: the head start takes 8 feeds (a few per fetch slot), the poll the other 3, 2 at a time
     feeds = head_start.HEAD_ROUNDS + 3
-    config = _settled(tmp_path, server, clock, base_config, feeds, batch=2, concurrency=1)
-    _news(server, feeds)
-    before = len(server.requests)
-    head = head_start.start(config, clock.advance(days=1), force=True)
-    assert head is not None and len(head.requests) == head_start.HEAD_ROUNDS
+    config, head, before = _past_the_batch(tmp_path, server, clock, base_config, feeds)
     try:
         summary = run_poll(config, open_database(config.database_url), clock, force=True, head=head)
     finally:
@@ -398,11 +407,7 @@ def test_past_its_batch_a_head_start_fetches_only_as_its_answers_are_taken(
     from monitor.fetch import FetchRequest
 
     feeds = head_start.HEAD_ROUNDS + 6
-    config = _settled(tmp_path, server, clock, base_config, feeds, batch=2, concurrency=1)
-    _news(server, feeds)
-    before = len(server.requests)
-    head = head_start.start(config, clock.advance(days=1), force=True)
-    assert head is not None and len(head.requests) == head_start.HEAD_ROUNDS
+    config, head, before = _past_the_batch(tmp_path, server, clock, base_config, feeds)
     first = {request.source_id for request in head.requests}
     left = [
         FetchRequest(f"f{i}", server.url(f"/{i}.xml"), None, None, None) for i in range(feeds) if f"f{i}" not in first

@@ -285,6 +285,7 @@ def postgres_run_lock(url: str, *, exclusive: bool) -> Iterator[None]:
         engine.dispose()
 
 
+# --- inserts through the driver (SQLite) -------------------------------------------------------------------
 def _processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
     """The column's bind processing; for a date and time, answering again from its last result when given the
     very same (immutable) object: a batch's rows carry one `now` in several columns, and formatting a datetime

@@ -49,6 +49,7 @@ _LEASE = (  # sources.lease_due_sources' choice, in its order ({due}: the schedu
     f"SELECT id, url, etag, last_modified, body_hash, last_status_code FROM source WHERE {_POLLED} {{due}}"
     "AND (lease_expires_at IS NULL OR lease_expires_at <= :now) ORDER BY id LIMIT :limit"
 )
+_UNINDEXED = "SELECT 1 FROM item_fts_pending LIMIT 1"  # items the full-text index waits for
 _UNSENT = (
     "SELECT 1 FROM digest_part p JOIN digest d ON d.id = p.digest_id WHERE d.state = 'pending' AND p.sent_at IS NULL "
     "LIMIT 1"
@@ -125,7 +126,7 @@ def _record_if_idle(
         stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
         if (
             not _settled(connection, digest)
-            or connection.execute("SELECT 1 FROM item_fts_pending LIMIT 1").fetchone()
+            or connection.execute(_UNINDEXED).fetchone()
             or connection.execute(_DUE, {"now": stamp}).fetchone()
             or (quiet is not None and not quiet.holds(connection, now))
         ):
@@ -194,12 +195,13 @@ def record_quiet_run(
     feeds: Sequence[str],
     plan: Callable[[str, float], NotModified],
     digests: DigestsQuiet | None = None,
-) -> int | None:
+) -> tuple[int, list[NotModified]] | None:
     """Record a run whose every due feed, all leased to `owner` (a complete first batch), answered a plain 304, as
     the full run records it (`sources.start_run`, `sources.record_not_modified`, `sources.finish_run`): the run,
     each feed's poll and next poll (in the order of `feeds`, as they answered), its lease freed. `plan(feed id, its
-    interval)` says when each is polled next. Returns the run's id; None (nothing written) unless the feeds held
-    are the run's `feeds` and, given `digests` (`monitor run`), they would compose and send nothing."""
+    interval)` says when each is polled next. Returns the run's id and each feed's plan; None (nothing written)
+    unless the feeds held are the run's `feeds` and, given `digests` (`monitor run`), they would compose and send
+    nothing."""
     database = sqlite_file(database_url)
     if database is None:
         return None
@@ -217,16 +219,16 @@ def record_quiet_run(
                 "feeds_failed, items_new, items_updated, config_digest) VALUES (?, ?, ?, ?, 0, ?, 0, 0, 0, ?)",
                 (started_at.astimezone(UTC).strftime(_TIME_FORMAT), at, forced, len(answers), len(answers), digest),
             ).lastrowid
+            assert run_id is not None  # set by every INSERT
             nexts = [(a, a.next_poll_at.astimezone(UTC).strftime(_TIME_FORMAT)) for a in answers]
             connection.executemany(_NOT_MODIFIED, [(at, at, n, a.source_id) for a, n in nexts])
             connection.executemany(_FEED_POLL, [(run_id, a.source_id, at, a.duration_ms, n) for a, n in nexts])
             connection.execute("COMMIT")
-            return run_id
+            return run_id, answers
     except sqlite3.Error:
         return None
 
 
-_UNINDEXED = "SELECT 1 FROM item_fts_pending LIMIT 1"
 _FEED_POLL = (  # sources.record_not_modified's insert
     "INSERT INTO feed_poll (run_id, source_id, polled_at, outcome, status_code, error, items_seen, items_new, "
     "items_updated, duration_ms, next_poll_at) VALUES (?, ?, ?, 'not-modified', 304, NULL, 0, 0, 0, ?, ?)"
