@@ -6,7 +6,9 @@
                 | recording.Recorder (bulk.save_items_bulk, match.Matcher.match, bulk.record_matches_bulk,
                   schedule.after_success/after_failure: one transaction per group of feeds that came in
                   together, of a few thousand items at most)
-                + fulltext.index_new_items                  (before each batch is leased, and at the end)
+
+On SQLite the items stored are only noted for the full-text index, which the next search brings up to date
+(`fulltext.catch_up`): tokenising them here would hold the one writer for half a second per 15,000 items.
 
 A cron run on a settled SQLite file gets its first batch from `monitor.head_start`, leased and on the network
 while this module and the database layer load.
@@ -35,7 +37,7 @@ from monitor.config import Config
 from monitor.errors import ConfigError, DatabaseError
 from monitor.outcomes import FeedOutcome, PollSummary
 from monitor.recording import Recorder, groups
-from monitor.store import fulltext, history, sources
+from monitor.store import history, sources
 from monitor.store.db import first_line, retrying
 from monitor.store.locks import dead_owners, worker_name
 
@@ -128,7 +130,6 @@ def run_poll(
         # Even a run that stops (the database failed, Ctrl-C) says when it ended and what it did.
         try:
             with Session(engine) as session:
-                fulltext.index_new_items(session=session)  # the last batch's items
                 sources.release_leases([owner], session=session)  # what an interrupted batch still holds
                 sources.finish_run(run_id, clock(), session=session)
                 session.commit()
@@ -152,7 +153,6 @@ def _lease(
 
     def lease_batch() -> list[FetchRequest]:
         with Session(engine) as session:
-            fulltext.index_new_items(session=session)  # the previous batch's items (or a killed run's), in bulk
             rows = sources.lease_due_sources(
                 clock(), owner, lease, batch, session=session, only=only, force=force, skip=taken
             )

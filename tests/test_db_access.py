@@ -3,18 +3,24 @@ only read still work on a read-only database (issue 12)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
+from monitor.feedserver import FeedServer, Response
+
+from .conftest import ANIMAL, DK_PLANNED, QUOKKA, rss
 
 # As root, file modes bind nobody: the read-only runs then drop to this unprivileged user.
 NOBODY = 65534
@@ -42,11 +48,12 @@ def _monitor(folder: Path, *args: str, unprivileged: bool = False) -> subprocess
     return subprocess.run(command, env=env, cwd=folder, capture_output=True, text=True, timeout=120)
 
 
-def _prepared(folder: Path) -> Path:
-    """A migrated database holding the proposals, and no feeds to poll."""
+def _prepared(folder: Path, feed: str | None = None) -> Path:
+    """A migrated database holding the proposals, and no feeds to poll (or the one at URL `feed`, polled)."""
     repo = Path(__file__).resolve().parent.parent
     text = (repo / "feeds.yaml").read_text()
-    without_feeds = text[: text.index("\nsources:")] + "\nsources: []\n" + text[text.index("\nproposals:") :]
+    sources = f"[{{id: blog, name: Blog, url: '{feed}', tier: media, language: en}}]" if feed else "[]"
+    without_feeds = text[: text.index("\nsources:")] + f"\nsources: {sources}\n" + text[text.index("\nproposals:") :]
     (folder / "feeds.yaml").write_text(without_feeds)
     assert _monitor(folder, "poll").returncode == 0
     for lock in folder.glob("*.lock"):
@@ -80,6 +87,34 @@ def test_db_read_only_folder_serves_reading_commands(folder: Path) -> None:
 
     poll = _monitor(folder, "poll", unprivileged=True)
     assert (poll.returncode, poll.stderr.strip()) == (2, f"error: database is read-only: {database}")
+
+
+def test_search_indexes_what_polls_stored_and_says_what_a_read_only_file_leaves_out(
+    folder: Path, server: FeedServer
+) -> None:
+    server.serve("/blog.xml", Response(rss(ANIMAL, DK_PLANNED)))
+    database = _prepared(folder, server.url("/blog.xml"))
+    with closing(sqlite3.connect(database)) as connection:
+        waiting = connection.execute("SELECT count(*) FROM item_fts_pending").fetchone()[0]
+        assert waiting == connection.execute("SELECT count(*) FROM item").fetchone()[0] > 1  # the poll only noted them
+    database.chmod(0o444)
+    folder.chmod(0o777)
+
+    read_only = _monitor(folder, "search", QUOKKA, unprivileged=True)
+    assert read_only.returncode == 0, read_only.stderr
+    assert read_only.stderr == (
+        f"note: {waiting} items stored since the last search are not in the full-text index and are not searched: "
+        "attempt to write a readonly database\n"
+    )
+    assert "Nothing matches" in read_only.stdout
+
+    database.chmod(0o644)
+    found = _monitor(folder, "search", QUOKKA, "--json")
+    assert (found.returncode, found.stderr) == (0, "")
+    assert [hit["title"] for hit in json.loads(found.stdout)] == [ANIMAL[1]]
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT count(*) FROM item_fts_pending").fetchone()[0] == 0
+        connection.execute("INSERT INTO item_fts(item_fts, rank) VALUES ('integrity-check', 1)")
 
 
 @pytest.mark.parametrize("url", ["sqlite:///", "sqlite://", "sqlite:///:memory:"])

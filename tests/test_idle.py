@@ -111,7 +111,6 @@ DOUBTS: dict[str, Callable[[Path, Path], object]] = {
     "a feed is due": lambda _c, db: _sql(db, f"UPDATE source SET next_poll_at = {FAR} WHERE id = 'a'"),
     "a feed was never polled": lambda _c, db: _sql(db, "UPDATE source SET next_poll_at = NULL WHERE id = 'b'"),
     "a feed is leased": lambda _c, db: _sql(db, "UPDATE source SET lease_owner = 'host:1' WHERE id = 'a'"),
-    "an item waits for the index": lambda _c, db: _sql(db, "INSERT INTO item_fts_pending SELECT id FROM item LIMIT 1"),
     "the last run did not end": lambda _c, db: _sql(
         db, "UPDATE poll_run SET finished_at = NULL WHERE id = (SELECT max(id) FROM poll_run)"
     ),
@@ -132,6 +131,14 @@ def test_any_doubt_leaves_the_run_to_the_full_poll(polled: Setup, doubt: str) ->
     before = _runs(database)
     assert idle_run(str(config), {}, LATER) is None
     assert _runs(database) == before
+
+
+def test_items_waiting_for_the_full_text_index_leave_the_run_idle(polled: Setup) -> None:
+    """The full run would not index them either: the next search does (`fulltext.catch_up`)."""
+    config, database = polled
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT count(*) FROM item_fts_pending").fetchone() == (2,)
+    assert idle_run(str(config), {}, LATER) is not None
 
 
 def test_a_busy_database_is_left_to_the_full_run(polled: Setup) -> None:

@@ -175,7 +175,8 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
     """Full-text search over report titles and summaries, best match first, with the matched words
     highlighted (marked **like this** in JSON and CSV). SQLite FTS5 syntax: words, "exact phrases", AND, OR,
     NOT, prefix*, NEAR(a b); any other token (U.S., Kyiv's, a-b) is searched as a phrase. SQLite uses its
-    FTS5 index, PostgreSQL its own full-text search (where NEAR(a b) reads as a AND b).
+    FTS5 index, which first takes the reports stored since the last search (polls leave that to it);
+    PostgreSQL its own full-text search (where NEAR(a b) reads as a AND b).
 
     Example:
 
@@ -186,6 +187,12 @@ def search(config_path: str | None, query: str, limit: int, as_json: bool, as_cs
     _config, engine = open_config(config_path, writes=False)
     if engine.dialect.name not in ("sqlite", "postgresql"):
         click.echo("note: full-text search needs SQLite or PostgreSQL; this is a plain, unranked word search", err=True)
+    if (caught := fulltext.catch_up(engine)).waiting:
+        click.echo(
+            f"note: {caught.waiting} items stored since the last search are not in the full-text index and are not "
+            f"searched: {caught.reason}",
+            err=True,
+        )
     with Session(engine) as session:
         listing = fulltext.search(query, session=session, limit=limit or None)
     columns: list[Column] = [

@@ -1,16 +1,18 @@
 """Full-text search over the stored items: SQLite's FTS5 here, PostgreSQL's in `monitor.store.search_pg`, and a
 plain LIKE search on any other database. Takes a query and a session; returns a `Listing`. Reads only, but for
-`index_new_items`, which a poll calls to index the items it stored (SQLite).
+`catch_up`, which a search calls first: on SQLite a poll only notes the items it stores, and the index takes them
+in bulk when it is next read.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor.errors import MonitorError
+from monitor.errors import DatabaseError, MonitorError
 from monitor.store import models
 from monitor.store.models import UTCDateTime
 from monitor.store.queries import Listing
@@ -23,6 +25,34 @@ class SearchError(MonitorError):
 # --- SQLite only: full-text search (FTS5) -------------------------------------------------------------------
 FTS_TABLE = "item_fts"  # made by migration 0004, with its triggers; left out of autogenerate by monitor.store.schema
 _HIT = "**"  # marks the matched words in snippets
+
+
+class CatchUp(NamedTuple):
+    """What `catch_up` did: the items it indexed, and those it had to leave waiting, with why."""
+
+    indexed: int
+    waiting: int = 0
+    reason: str = ""
+
+
+def catch_up(engine: sa.Engine) -> CatchUp:
+    """Index every item stored since the last search (SQLite), in one transaction of its own, before a
+    search reads it: a poll leaves the tokenising of its items to the first search after it, which takes them
+    all in one statement (about 28,000 items a second on the README's workload). Where the database cannot be
+    written (a file this process may only read) nothing changes, and the count left out comes back instead."""
+    if engine.dialect.name != "sqlite":
+        return CatchUp(0)
+    try:
+        with engine.begin() as connection:
+            return CatchUp(index_new_items(session=connection))
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).splitlines()[0] if exc.orig else "the database cannot be written"
+        try:
+            with engine.connect() as connection:
+                waiting = connection.execute(sa.text("SELECT count(*) FROM item_fts_pending")).scalar_one()
+        except sa.exc.OperationalError:
+            raise DatabaseError(f"database: {reason}") from None
+        return CatchUp(0, waiting, reason)
 
 
 def index_new_items(*, session: Session | sa.Connection) -> int:

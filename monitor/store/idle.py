@@ -8,7 +8,7 @@ says for sure that the full run would do nothing else:
 - the database is a local SQLite file at the schema revision this code writes (`monitor.store.revisions`);
 - the last run ended, and it synced a feeds.yaml byte for byte like this one, read by this version of the code
   (`poll_run.config_digest`, migration 0010);
-- no feed is leased, no item waits for the full-text index, and no enabled feed is due by `now`.
+- no feed is leased, and no enabled feed is due by `now`.
 `monitor run` also asks whether the digests would do nothing (`digests=True`): no part waits in the outbox, no
 admin chat is configured, every subscriber that is not `instant` is not due, and no `instant` one has an event
 it was not told yet; without a Telegram token, the standard-output subscriber exists already. Then no digest
@@ -49,7 +49,6 @@ _LEASE = (  # sources.lease_due_sources' choice, in its order ({due}: the schedu
     f"SELECT id, url, etag, last_modified, body_hash, last_status_code FROM source WHERE {_POLLED} {{due}}"
     "AND (lease_expires_at IS NULL OR lease_expires_at <= :now) ORDER BY id LIMIT :limit"
 )
-_UNINDEXED = "SELECT 1 FROM item_fts_pending LIMIT 1"  # items the full-text index waits for
 _UNSENT = (
     "SELECT 1 FROM digest_part p JOIN digest d ON d.id = p.digest_id WHERE d.state = 'pending' AND p.sent_at IS NULL "
     "LIMIT 1"
@@ -126,7 +125,6 @@ def _record_if_idle(
         stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
         if (
             not _settled(connection, digest)
-            or connection.execute(_UNINDEXED).fetchone()
             or connection.execute(_DUE, {"now": stamp}).fetchone()
             or (quiet is not None and not quiet.holds(connection, now))
         ):
@@ -142,7 +140,7 @@ def _record_if_idle(
 
 class FirstBatch(NamedTuple):
     rows: list[tuple[str, str, str | None, str | None, str | None]]  # id, URL, ETag, Last-Modified, body digest
-    complete: bool  # every feed due is in it, and no item waits for the full-text index
+    complete: bool  # every feed due is in it
 
 
 def lease_first_batch(
@@ -163,7 +161,7 @@ def lease_first_batch(
             stamp = now.astimezone(UTC).strftime(_TIME_FORMAT)
             due = "" if force else f"AND {_DUE_BY} "
             rows = connection.execute(_LEASE.format(due=due), {"now": stamp, "limit": limit + 1}).fetchall()
-            complete = len(rows) <= limit and not connection.execute(_UNINDEXED).fetchone()
+            complete = len(rows) <= limit
             # Those that brought a body last time first (stably): the likeliest to bring news, which the poll
             # then has soonest, and which ends at once the wait for a poll of 304s alone (`HeadStart.quiet`)
             chosen = sorted(rows[:limit], key=lambda row: row[5] != 200)
