@@ -29,6 +29,7 @@ from monitor.config import Config
 from monitor.errors import DatabaseError, FetchHTTPError, MonitorError
 from monitor.outcomes import FeedOutcome
 from monitor.redact import redact, secrets_of
+from monitor.status import ProposalState
 from monitor.store import bulk, events, history, models, sources
 from monitor.store.db import first_line, retrying
 
@@ -37,6 +38,23 @@ if TYPE_CHECKING:  # loaded by the poll only once a feed is due
     from monitor.match import Match, Matcher
     from monitor.parse import ParsedFeed
     from monitor.parse_pool import ParseOutcome
+
+
+@dataclass
+class Shared:
+    """What the feeds stored in one transaction share while their matches are recorded: each proposal's state as
+    read, and kept up to date, in it (`record_matches_bulk`'s `states`), the proposals whose rows it holds
+    locked (`history.lock_proposals`: a lock lasts until the commit), and the feeds' names. Read once per
+    transaction rather than once per feed that has matches."""
+
+    states: dict[str, ProposalState] = field(default_factory=dict)
+    locked: set[str] = field(default_factory=set)
+    names: dict[str, str] = field(default_factory=dict)
+
+    def lock(self, proposal_ids: set[str], *, session: Session) -> None:
+        """Lock the proposals this transaction does not hold yet (`history.lock_proposals`)."""
+        history.lock_proposals(proposal_ids - self.locked, session=session)
+        self.locked |= proposal_ids
 
 
 GROUP_ITEMS = 2000  # items stored in one transaction at most; a feed that brings more is stored alone
@@ -129,8 +147,9 @@ class Recorder:
             outcomes = dict(zip(plain, stored, strict=True))
             rest = [i for i in range(len(feeds)) if i not in outcomes]
             ids = [feeds[i][0].request.source_id for i in rest]
-            held = sources.load_sources(ids, session=session) if len(rest) > 1 else []
-            outcomes.update((i, self._store_feed(*feeds[i], now, session=session)) for i in rest)
+            held = sources.load_sources(ids, session=session)  # one query for the group, not one per feed
+            shared = Shared(names={source.id: source.name for source in held})
+            outcomes.update((i, self._store_feed(*feeds[i], now, shared, session=session)) for i in rest)
             del held
             session.commit()
             return [outcomes[i] for i in range(len(feeds))]
@@ -157,6 +176,7 @@ class Recorder:
         parsed: ParsedFeed | None,
         error: MonitorError | None,
         now: datetime,
+        shared: Shared,
         *,
         session: Session,
     ) -> FeedOutcome:
@@ -176,7 +196,9 @@ class Recorder:
         if error is not None:
             outcome = _store_failure(self.config, source, result, error, poll, now, session=session)
         else:
-            outcome = _store_success(self.config, source, result, parsed, self.matcher, poll, now, session=session)
+            outcome = _store_success(
+                self.config, source, result, parsed, self.matcher, poll, now, shared, session=session
+            )
         poll.next_poll_at = outcome.next_poll_at
         sources.record_feed_poll(poll, session=session)
         return outcome
@@ -242,6 +264,7 @@ def _store_success(
     matcher: Matcher,
     poll: models.FeedPoll,
     now: datetime,
+    shared: Shared,
     *,
     session: Session,
 ) -> FeedOutcome:
@@ -252,8 +275,8 @@ def _store_success(
     saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
     matched = _match_changed(saved, parsed, matcher)
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
-    history.lock_proposals({m.proposal for _row, matches in matched for m in matches}, session=session)
-    changes = bulk.record_matches_bulk(matched, config, now, session=session)
+    shared.lock({m.proposal for _row, matches in matched for m in matches}, session=session)
+    changes = bulk.record_matches_bulk(matched, config, now, session=session, states=shared.states, names=shared.names)
     warning = parsed.warning if parsed else None
     sources.record_success(
         source,

@@ -4,7 +4,8 @@ most), whether they bring items or not, and a fault in one of them is still that
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,10 +20,21 @@ from monitor.match import Matcher
 from monitor.outcomes import FeedOutcome
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.pipeline import run_poll
-from monitor.recording import Recorder, groups
+from monitor.recording import Recorder, Shared, groups
 from monitor.store import sources
+from monitor.store.schema import open_database
 
-from .conftest import SIGNED_DK, FakeClock, make_config, rss
+from .conftest import (
+    DK_PLANNED,
+    DK_SIGNED,
+    DK_SIGNED_WIRE,
+    SIGNED_DK,
+    FakeClock,
+    FeedItem,
+    local_config,
+    make_config,
+    rss,
+)
 
 FEEDS = ("a", "b", "c", "d")
 
@@ -117,12 +129,13 @@ class BuggyRecorder(Recorder):
         parsed: ParsedFeed | None,
         error: MonitorError | None,
         now: datetime,
+        shared: Shared,
         *,
         session: Session,
     ) -> FeedOutcome:
         if result.request.source_id == "b" and error is None:
             raise RuntimeError("recorder bug")
-        return super()._store_feed(result, parsed, error, now, session=session)
+        return super()._store_feed(result, parsed, error, now, shared, session=session)
 
     def _not_modified(self, results: Sequence[FetchResult], now: datetime, *, session: Session) -> list[FeedOutcome]:
         if any(result.request.source_id == "b" for result in results):
@@ -170,7 +183,7 @@ def test_a_304_stored_in_bulk_writes_what_the_feed_by_feed_path_writes(
     result, _ = _answer(config, "a", 304)
 
     with Session(engine) as session:  # the ORM's way, as for a feed that brings items
-        one = recorder._store_feed(result, None, None, clock(), session=session)
+        one = recorder._store_feed(result, None, None, clock(), Shared(), session=session)
         session.commit()
     bulk = recorder.many([_answer(config, "c", 304)])[0]
 
@@ -239,3 +252,56 @@ def test_groups_hold_at_most_so_many_items_in_their_order(base_config: Config, d
     assert [[pair[0].request.source_id for pair in group] for group in cut] == [["a", "b"], ["c"], ["d"]]
     assert groups(feeds, most=100) == [feeds]
     assert groups([], most=4) == []
+
+
+def _report(config: Config, source_id: str, *items: FeedItem) -> tuple[FetchResult, ParsedFeed]:
+    """A 200 from feed `source_id` carrying `items`, parsed."""
+    url = next(source.url for source in config.sources if source.id == source_id)
+    body = rss(*items)
+    parsed = parse_feed(body, {}, url, datetime(2026, 8, 1, tzinfo=UTC))
+    return FetchResult(FetchRequest(source_id, url), url, 200, {}, body), parsed
+
+
+def _decided(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    queries = {
+        "status_change": "SELECT id, proposal_id, kind, from_status, to_status, state, confidence, happened_at "
+        "FROM status_change ORDER BY id",
+        "evidence": "SELECT change_id, match_id, item_id, source_id, status, score FROM evidence ORDER BY id",
+        "event": "SELECT kind, proposal_id, change_id, match_id, source_id, detail FROM event ORDER BY id",
+        "proposal": "SELECT id, status, status_since, status_change_id FROM proposal ORDER BY id",
+    }
+    with engine.connect() as connection:
+        return {table: [tuple(row) for row in connection.execute(sa.text(query))] for table, query in queries.items()}
+
+
+def test_feeds_stored_in_one_transaction_decide_as_feeds_stored_one_at_a_time(
+    server: FeedServer, base_config: Config, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The proposals' states, locks and the feeds' names are read once per transaction: a later feed of the group
+    must see what an earlier one decided (here a media report of a signing, then the wire report that confirms
+    it and the official one that adds evidence), as it would after that feed's own commit."""
+    for name in ("gov", "wire", "blog"):
+        server.serve(f"/{name}.xml", Response(rss()))
+    decided = []
+    for together in (True, False):
+        url = f"sqlite:///{tmp_path / f'{together}.db'}"
+        engine = open_database(url)
+        config = local_config(base_config, url, server)
+        run_poll(config, engine, clock)
+        recorder = _recorder(config, engine, clock)
+        reports = [
+            _report(config, "blog", DK_SIGNED, DK_PLANNED),
+            _report(config, "wire", DK_SIGNED_WIRE),
+            _report(config, "gov", ("dk-gov", SIGNED_DK[1], SIGNED_DK[2], datetime(2026, 7, 25, 10, tzinfo=UTC))),
+        ]
+        commits = _commits(engine)
+        outcomes = recorder.many(reports) if together else [recorder.many([report])[0] for report in reports]
+        assert [outcome.outcome for outcome in outcomes] == ["ok", "ok", "ok"]
+        assert len(commits) == (1 if together else 3)
+        decided.append(_decided(engine))
+        engine.dispose()
+    group, alone = decided
+    assert group == alone
+    changes = [(kind, to_status, state) for _id, _p, kind, _f, to_status, state, *_ in group["status_change"]]
+    assert ("upgrade", "signed", "confirmed") in changes, changes
+    assert len(group["evidence"]) >= 3

@@ -206,11 +206,13 @@ def record_matches_bulk(
     session: Session,
     notify: bool = True,
     states: dict[str, ProposalState] | None = None,
+    names: dict[str, str] | None = None,
 ) -> list[models.StatusChange]:
     """Record the matches of items with no match yet (new in this transaction, or all in a rebuild):
     match rows in one insert, report events (with `notify`) and plain evidence batched, proposal states read
     once and again only after a decision changed them. `now`: one time, or one per item (a rebuild records
-    each as of when first seen). `states` keeps the states read across calls, for the only writer."""
+    each as of when first seen). `states` keeps the states read across calls, for the only writer (or one that
+    holds the proposals locked), and `names` the feeds' names read."""
     times = [now] * len(changed) if isinstance(now, datetime) else list(now)
     pairs = [(item, match, at) for (item, matches), at in zip(changed, times, strict=True) for match in matches]
     if not pairs:  # most feeds' items match nothing: nothing to read either
@@ -225,7 +227,9 @@ def record_matches_bulk(
             sa.insert(match_table).returning(match_table.c.id, sort_by_parameter_order=True), rows
         ).scalars()
     )
-    names = _source_names({item.source_id for item, _, _ in pairs}, session=session) if notify else {}
+    names = {} if names is None else names
+    if notify and (unread := {item.source_id for item, _, _ in pairs} - names.keys()):
+        names.update(_source_names(unread, session=session))
     batch = _Batch(session)
     states = {} if states is None else states
     touched: list[models.StatusChange] = []
