@@ -117,6 +117,22 @@ def test_search_indexes_what_polls_stored_and_says_what_a_read_only_file_leaves_
         connection.execute("INSERT INTO item_fts(item_fts, rank) VALUES ('integrity-check', 1)")
 
 
+def test_db_index_brings_the_index_up_to_date_from_cron(folder: Path, server: FeedServer) -> None:
+    server.serve("/blog.xml", Response(rss(ANIMAL, DK_PLANNED)))
+    database = _prepared(folder, server.url("/blog.xml"))
+    database.chmod(0o444)
+    folder.chmod(0o777)
+    refused = _monitor(folder, "db", "index", unprivileged=True)
+    assert (refused.returncode, refused.stderr) == (2, f"error: database is read-only: {database}\n")
+
+    database.chmod(0o644)
+    assert [_monitor(folder, "db", "index").stdout for _ in range(2)] == ["indexed 2 items\n", "indexed 0 items\n"]
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT count(*) FROM item_fts_pending").fetchone()[0] == 0
+        connection.execute("INSERT INTO item_fts(item_fts, rank) VALUES ('integrity-check', 1)")
+        assert connection.execute("SELECT count(*) FROM item_fts WHERE item_fts MATCH ?", (QUOKKA,)).fetchone() == (1,)
+
+
 @pytest.mark.parametrize("url", ["sqlite:///", "sqlite://", "sqlite:///:memory:"])
 def test_db_url_that_names_no_file_is_one_line(url: str) -> None:
     result = CliRunner().invoke(cli, ["poll"], env={"MONITOR_DATABASE_URL": url})
