@@ -191,7 +191,7 @@ def test_the_fast_answer_agrees_with_the_full_runs_choice_of_due_feeds(
 
 def test_the_head_read_from_the_migration_files_is_alembics(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    assert schema_state(engine)[1] == head_revision() == "0010"
+    assert schema_state(engine)[1] == head_revision() == "0011"
 
 
 # --- `monitor run`: the digests as well ----------------------------------------------------------------------

@@ -62,6 +62,24 @@ def test_views_in_the_database_are_the_ones_queries_defines(engine: Engine) -> N
     assert stored == {name: f"CREATE VIEW {name} AS\n{queries.view_sql(name, 'sqlite')}" for name in queries.VIEW_NAMES}
 
 
+def test_migration_0011_drops_the_unread_canonical_url_index_and_its_downgrade_restores_it(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    server.serve("/blog.xml", Response(rss(ANIMAL, DK_PLANNED)))
+    run_poll(local_config(base_config, database_url, server), engine, clock, only=["blog"])
+
+    def item_indexes() -> set[str]:
+        return {index["name"] for index in sa.inspect(engine).get_indexes("item") if index["name"]}
+
+    assert "ix_item_canonical_url" not in item_indexes() and "ix_item_story_id" in item_indexes()
+    command.downgrade(alembic_config(database_url), "0010")
+    assert "ix_item_canonical_url" in item_indexes()
+    command.upgrade(alembic_config(database_url), "head")
+    assert "ix_item_canonical_url" not in item_indexes()
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM item WHERE canonical_url IS NOT NULL")).scalar() == 2
+
+
 def test_migration_0004_downgrades_cleanly_and_indexes_existing_items(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
 ) -> None:

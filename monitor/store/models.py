@@ -147,7 +147,7 @@ class Item(SQLModel, table=True):
     key: str = Field(description="identity within the source: guid:..., link:... or hash:...")
     guid: str | None = None
     link: str | None = None
-    canonical_url: str | None = Field(default=None, index=True)
+    canonical_url: str | None = None  # not indexed: read only with its row (migration 0011)
     story_id: int | None = Field(default=None, foreign_key="story.id", index=True)
     title: str
     summary: str = Field(description="plain text")

@@ -1,6 +1,6 @@
 """A new SQLite file made in one step: the schema the migrations build, replayed from `sqlite_schema.sql`.
 
-Running the ten migrations on an empty file imports Alembic and rebuilds tables by copy (batch migrations):
+Running the eleven migrations on an empty file imports Alembic and rebuilds tables by copy (batch migrations):
 about half a second on every first run, every `monitor demo` and every test database. The head schema they
 leave (tables, indexes, views, triggers and the FTS5 table, as SQLite stores them in `sqlite_master`) is kept
 in `sqlite_schema.sql` with the revision it is at; an empty file gets that script in one transaction and is
