@@ -44,12 +44,14 @@ if TYPE_CHECKING:  # loaded by the poll only once a feed is due
 class Shared:
     """What the feeds stored in one transaction share while their matches are recorded: each proposal's state as
     read, and kept up to date, in it (`record_matches_bulk`'s `states`), the proposals whose rows it holds
-    locked (`history.lock_proposals`: a lock lasts until the commit), and the feeds' names. Read once per
-    transaction rather than once per feed that has matches."""
+    locked (`history.lock_proposals`: a lock lasts until the commit), the feeds' names, and the stories it
+    knows of (those committed before it, as the recorder keeps them, and its own). Read once per transaction
+    rather than once per feed that has matches."""
 
     states: dict[str, ProposalState] = field(default_factory=dict)
     locked: set[str] = field(default_factory=set)
     names: dict[str, str] = field(default_factory=dict)
+    stories: dict[str, int] = field(default_factory=dict)  # canonical URL -> story id (`bulk.save_items_bulk`)
 
     def lock(self, proposal_ids: set[str], *, session: Session) -> None:
         """Lock the proposals this transaction does not hold yet (`history.lock_proposals`)."""
@@ -87,6 +89,7 @@ class Recorder:
     run_id: int
     matcher: Matcher
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    stories: dict[str, int] = field(default_factory=dict)  # the stories of the poll's committed transactions
 
     def one(self, result: FetchResult, outcome: ParseOutcome) -> FeedOutcome:
         """Store one fetch result and its parse outcome, match its new and edited items and record what they
@@ -148,10 +151,11 @@ class Recorder:
             rest = [i for i in range(len(feeds)) if i not in outcomes]
             ids = [feeds[i][0].request.source_id for i in rest]
             held = sources.load_sources(ids, session=session)  # one query for the group, not one per feed
-            shared = Shared(names={source.id: source.name for source in held})
+            shared = Shared(names={source.id: source.name for source in held}, stories=dict(self.stories))
             outcomes.update((i, self._store_feed(*feeds[i], now, shared, session=session)) for i in rest)
             del held
             session.commit()
+            self.stories.update(shared.stories)  # committed: a story is never deleted
             return [outcomes[i] for i in range(len(feeds))]
 
     def _not_modified(self, results: Sequence[FetchResult], now: datetime, *, session: Session) -> list[FeedOutcome]:
@@ -272,7 +276,8 @@ def _store_success(
     changes their reports cause, and schedule the next poll."""
     settings, ttl = config.settings.poll, parsed.ttl_seconds if parsed else None
     plan = schedule.next_poll(settings, source.interval_seconds, now, result.headers, ttl)
-    saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session) if parsed else None
+    stories = shared.stories
+    saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session, stories=stories) if parsed else None
     matched = _match_changed(saved, parsed, matcher)
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
     shared.lock({m.proposal for _row, matches in matched for m in matches}, session=session)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -121,7 +121,10 @@ def test_feeds_without_items_are_stored_in_one_transaction(
 
 
 class BuggyRecorder(Recorder):
-    """A recorder with a bug that only feed b's success reaches."""
+    """A recorder with a bug that only feed b's success reaches (`before` its rows are written; or `after`)."""
+
+    before: ClassVar[str | None] = "b"
+    after: ClassVar[str | None] = None
 
     def _store_feed(
         self,
@@ -133,9 +136,12 @@ class BuggyRecorder(Recorder):
         *,
         session: Session,
     ) -> FeedOutcome:
-        if result.request.source_id == "b" and error is None:
+        if result.request.source_id == self.before and error is None:
             raise RuntimeError("recorder bug")
-        return super()._store_feed(result, parsed, error, now, shared, session=session)
+        outcome = super()._store_feed(result, parsed, error, now, shared, session=session)
+        if result.request.source_id == self.after and error is None:
+            raise RuntimeError("recorder bug")
+        return outcome
 
     def _not_modified(self, results: Sequence[FetchResult], now: datetime, *, session: Session) -> list[FeedOutcome]:
         if any(result.request.source_id == "b" for result in results):
@@ -305,3 +311,50 @@ def test_feeds_stored_in_one_transaction_decide_as_feeds_stored_one_at_a_time(
     changes = [(kind, to_status, state) for _id, _p, kind, _f, to_status, state, *_ in group["status_change"]]
     assert ("upgrade", "signed", "confirmed") in changes, changes
     assert len(group["evidence"]) >= 3
+
+
+def _story_lookups(engine: Engine) -> list[str]:
+    """A list that grows by one at each look-up of stories by URL on `engine` from now on."""
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM story" in statement:
+            seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    return seen
+
+
+def _story_ids_of_items(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        query = "SELECT i.story_id, s.id FROM item i LEFT JOIN story s ON s.id = i.story_id WHERE i.key LIKE '%shared'"
+        return [tuple(row) for row in connection.execute(sa.text(query))]
+
+
+def test_a_story_is_looked_up_once_per_poll_and_only_once_committed(
+    server: FeedServer, base_config: Config, database_url: str, engine: Engine, clock: FakeClock
+) -> None:
+    """The same report in several feeds: its story is looked up by the first group that carries it, and later
+    groups take its id from the recorder; a group that fails leaves nothing of its stories behind."""
+    config = _polled_once(server, base_config, database_url, engine, clock)
+    recorder = _recorder(config, engine, clock)
+    lookups = _story_lookups(engine)
+    for source_id in ("a", "b", "c"):  # the same report, with the same link, in three feeds
+        assert recorder.many([_news(config, source_id, "shared")])[0].outcome == "ok"
+    assert len(lookups) == 1
+    (story_id, found), *rest = _story_ids_of_items(engine)
+    assert found == story_id and rest == [(story_id, story_id)] * 2
+
+    failing = _recorder(config, engine, clock, FailsAfterStoring)
+    outcomes = failing.many([_news(config, "d", "d-shared"), _news(config, "c", "c-shared")])  # one transaction
+    assert [outcome.outcome for outcome in outcomes] == ["ok", "failed"]  # then d alone, c alone
+    assert all(found == story for story, found in _story_ids_of_items(engine)), "a rolled-back story was used"
+    with engine.connect() as connection:
+        stored: dict[str, int] = dict(connection.execute(sa.text("SELECT canonical_url, id FROM story")).all())
+    assert failing.stories == {url: stored[url] for url in failing.stories} and len(failing.stories) == 1
+
+
+class FailsAfterStoring(BuggyRecorder):
+    """Feed c fails once its items are stored: its transaction is rolled back."""
+
+    before, after = None, "c"

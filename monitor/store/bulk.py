@@ -88,9 +88,11 @@ def known_hashes(source_id: str, *, session: Session) -> frozenset[str]:
     return frozenset(rows)
 
 
-def save_items_bulk(source_id: str, items: Sequence[Entry], now: datetime, *, session: Session) -> SavedBatch:
+def save_items_bulk(
+    source_id: str, items: Sequence[Entry], now: datetime, *, session: Session, stories: dict[str, int] | None = None
+) -> SavedBatch:
     """`store.save_items` in bulk: insert new items, update edited ones (keeping the earlier version), skip
-    unchanged ones; one statement per table and chunk."""
+    unchanged ones; one statement per table and chunk. `stories`: `story_ids`'s `known`."""
     # On the connection: a session's execute would flush the group's earlier feeds' rows first, a statement
     # each, where the commit flushes them in bulk; nothing the session holds is an item or a story.
     connection = session.connection()
@@ -99,7 +101,8 @@ def save_items_bulk(source_id: str, items: Sequence[Entry], now: datetime, *, se
     for start in range(0, len(keys), _CHUNK):
         found = connection.execute(_EXISTING, {"source_id": source_id, "keys": keys[start : start + _CHUNK]})
         existing.update((row.key, row) for row in found)
-    stories = story_ids({item.canonical_url for item in items if item.canonical_url}, now, session=session)
+    urls = {item.canonical_url for item in items if item.canonical_url}
+    stories = story_ids(urls, now, session=session, known=stories)
     fresh: list[Entry] = []
     edited: list[tuple[Any, Entry]] = []
     for item in items:

@@ -124,9 +124,19 @@ def save_items(source_id: str, items: Sequence[Entry], now: datetime, *, session
     return SavedItems(new=new, updated=updated, unchanged=len(items) - new - updated, changed=tuple(changed))
 
 
-def story_ids(urls: set[str], now: datetime, *, session: Session) -> dict[str, int]:
+def story_ids(
+    urls: set[str], now: datetime, *, session: Session, known: dict[str, int] | None = None
+) -> dict[str, int]:
     """Story ids for canonical URLs, creating the stories not seen before in one insert. Another worker may be
-    creating the same story at once (the same link in two feeds): its row wins, and its id is read back."""
+    creating the same story at once (the same link in two feeds): its row wins, and its id is read back.
+
+    `known` (canonical URL -> story id) holds the stories the caller's transaction knows of already: only the
+    other URLs are looked up, `known` learns them, and it is returned. A story is never deleted, so what a
+    committed transaction knew stays true (the same report comes in many of a poll's feeds)."""
+    if known is not None:
+        if unknown := urls - known.keys():
+            known.update(story_ids(unknown, now, session=session))
+        return known
     table = _STORY
     ordered = sorted(urls)
     connection = session.connection()  # no flush: the session never holds a story of its own
