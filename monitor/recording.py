@@ -45,8 +45,8 @@ class Shared:
     """What the feeds stored in one transaction share while their matches are recorded: each proposal's state as
     read, and kept up to date, in it (`record_matches_bulk`'s `states`), the proposals whose rows it holds
     locked (`history.lock_proposals`: a lock lasts until the commit), the feeds' names, and the stories it
-    knows of (those committed before it, as the recorder keeps them, and its own). Read once per transaction
-    rather than once per feed that has matches."""
+    knows of (those committed before it, as the recorder keeps them, and its own). Each is read once per
+    transaction (a story once per poll), not once per feed that needs it."""
 
     states: dict[str, ProposalState] = field(default_factory=dict)
     locked: set[str] = field(default_factory=set)
@@ -150,7 +150,7 @@ class Recorder:
             outcomes = dict(zip(plain, stored, strict=True))
             rest = [i for i in range(len(feeds)) if i not in outcomes]
             ids = [feeds[i][0].request.source_id for i in rest]
-            held = sources.load_sources(ids, session=session)  # one query for the group, not one per feed
+            held = sources.load_sources(ids, session=session) if ids else []  # one query for the group
             shared = Shared(names={source.id: source.name for source in held}, stories=dict(self.stories))
             outcomes.update((i, self._store_feed(*feeds[i], now, shared, session=session)) for i in rest)
             del held
@@ -276,8 +276,9 @@ def _store_success(
     changes their reports cause, and schedule the next poll."""
     settings, ttl = config.settings.poll, parsed.ttl_seconds if parsed else None
     plan = schedule.next_poll(settings, source.interval_seconds, now, result.headers, ttl)
-    stories = shared.stories
-    saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session, stories=stories) if parsed else None
+    saved = None
+    if parsed:
+        saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session, stories=shared.stories)
     matched = _match_changed(saved, parsed, matcher)
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
     shared.lock({m.proposal for _row, matches in matched for m in matches}, session=session)
