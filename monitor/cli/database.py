@@ -78,6 +78,6 @@ def db_index(config_path: str | None) -> None:
 
     _config, engine = open_config(config_path)
     caught = fulltext.catch_up(engine)
-    if caught.waiting:  # a file this process may not write: open_config refuses those already
+    if caught.waiting:  # the index could not be written (a full disk); a read-only file open_config refused
         raise CommandError(f"{caught.waiting} items not indexed: {caught.reason}")
     click.echo(f"indexed {caught.indexed} items")

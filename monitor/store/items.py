@@ -137,15 +137,14 @@ def story_ids(
         if unknown := urls - known.keys():
             known.update(story_ids(unknown, now, session=session))
         return known
-    table = _STORY
     ordered = sorted(urls)
     connection = session.connection()  # no flush: the session never holds a story of its own
     found = _story_ids(ordered, connection)
     missing = [url for url in ordered if url not in found]
     if missing:
         rows = [{"canonical_url": url, "first_seen_at": now} for url in missing]
-        statement = skipping_taken(table, ["canonical_url"], session=session)
-        found.update(connection.execute(statement.returning(table.c.canonical_url, table.c.id), rows).all())
+        statement = skipping_taken(_STORY, ["canonical_url"], session=session)
+        found.update(connection.execute(statement.returning(_STORY.c.canonical_url, _STORY.c.id), rows).all())
         found.update(_story_ids([url for url in missing if url not in found], connection))
     return found
 
