@@ -170,6 +170,7 @@ def serve_family(pipes: Sequence[tuple[IO[bytes], IO[bytes]]]) -> None:
         load_readers()
         if matcher is not None:
             matcher.compile()
+            import monitor.cues  # noqa: F401 - the cue phrases that a first reading would compile in each worker
     except Exception:  # noqa: BLE001 - a matcher that cannot compile: the store matches (and records the fault)
         matcher = None
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the forked workers
