@@ -46,12 +46,14 @@ class Shared:
     read, and kept up to date, in it (`record_matches_bulk`'s `states`), the proposals whose rows it holds
     locked (`history.lock_proposals`: a lock lasts until the commit), the feeds' names, and the stories it
     knows of (those committed before it, as the recorder keeps them, and its own). Each is read once per
-    transaction (a story once per poll), not once per feed that needs it."""
+    transaction (a story once per poll), not once per feed that needs it. And the feeds' poll rows, written
+    together at the end."""
 
     states: dict[str, ProposalState] = field(default_factory=dict)
     locked: set[str] = field(default_factory=set)
     names: dict[str, str] = field(default_factory=dict)
     stories: dict[str, int] = field(default_factory=dict)  # canonical URL -> story id (`bulk.save_items_bulk`)
+    polls: list[models.FeedPoll] = field(default_factory=list)  # the feeds' poll rows, written at the commit
 
     def lock(self, proposal_ids: set[str], *, session: Session) -> None:
         """Lock the proposals this transaction does not hold yet (`history.lock_proposals`)."""
@@ -144,7 +146,12 @@ class Recorder:
     def _store(
         self, feeds: Sequence[tuple[FetchResult, ParsedFeed | None, MonitorError | None]], now: datetime
     ) -> list[FeedOutcome]:
-        with Session(self.engine) as session:
+        # No autoflush: the feeds' source updates wait for the commit (a statement for all), where each query of
+        # a later feed (its matches' insert, a proposal's lock) would flush them a feed at a time; their poll
+        # rows are written at the end, in one insert. What a later statement must see or follow is flushed
+        # where it is added: a status decision's rows (`history.apply_decisions`), a health event
+        # (`_store_failure`).
+        with Session(self.engine) as session, session.no_autoflush:
             plain = [i for i, (result, parsed, error) in enumerate(feeds) if _plain_304(result, parsed, error)]
             stored = self._not_modified([feeds[i][0] for i in plain], now, session=session)
             outcomes = dict(zip(plain, stored, strict=True))
@@ -153,6 +160,7 @@ class Recorder:
             held = sources.load_sources(ids, session=session) if ids else []  # one query for the group
             shared = Shared(names={source.id: source.name for source in held}, stories=dict(self.stories))
             outcomes.update((i, self._store_feed(*feeds[i], now, shared, session=session)) for i in rest)
+            sources.record_feed_polls(shared.polls, session=session)
             del held
             session.commit()
             self.stories.update(shared.stories)  # committed: a story is never deleted
@@ -204,7 +212,7 @@ class Recorder:
                 self.config, source, result, parsed, self.matcher, poll, now, shared, session=session
             )
         poll.next_poll_at = outcome.next_poll_at
-        sources.record_feed_poll(poll, session=session)
+        shared.polls.append(poll)
         return outcome
 
     def _record_database_fault(self, result: FetchResult, now: datetime, message: str) -> None:
@@ -248,6 +256,7 @@ def _store_failure(
     if plan.health in ("failing", "disabled") and was != plan.health:
         detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
         events.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
+        session.flush()  # the outbox in the order of events: before a later feed's reports (`Recorder._store`)
     poll.error = message
     return FeedOutcome(
         source.id,

@@ -4,6 +4,7 @@ most), whether they bring items or not, and a fault in one of them is still that
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -189,7 +190,9 @@ def test_a_304_stored_in_bulk_writes_what_the_feed_by_feed_path_writes(
     result, _ = _answer(config, "a", 304)
 
     with Session(engine) as session:  # the ORM's way, as for a feed that brings items
-        one = recorder._store_feed(result, None, None, clock(), Shared(), session=session)
+        shared = Shared()
+        one = recorder._store_feed(result, None, None, clock(), shared, session=session)
+        sources.record_feed_polls(shared.polls, session=session)
         session.commit()
     bulk = recorder.many([_answer(config, "c", 304)])[0]
 
@@ -280,21 +283,30 @@ def _decided(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         return {table: [tuple(row) for row in connection.execute(sa.text(query))] for table, query in queries.items()}
 
 
+def _local(
+    server: FeedServer, base_config: Config, path: Path, clock: FakeClock, **poll: object
+) -> tuple[Engine, Config, Recorder]:
+    """A database at `path` whose feeds gov, wire and blog (served empty) were polled once, and a recorder."""
+    for name in ("gov", "wire", "blog"):
+        server.serve(f"/{name}.xml", Response(rss()))
+    url = f"sqlite:///{path}"
+    engine = open_database(url)
+    config = local_config(base_config, url, server)
+    settings = config.settings.poll.model_copy(update=poll)
+    config = replace(config, settings=config.settings.model_copy(update={"poll": settings}))
+    run_poll(config, engine, clock)
+    return engine, config, _recorder(config, engine, clock)
+
+
 def test_feeds_stored_in_one_transaction_decide_as_feeds_stored_one_at_a_time(
     server: FeedServer, base_config: Config, tmp_path: Path, clock: FakeClock
 ) -> None:
     """The proposals' states, locks and the feeds' names are read once per transaction: a later feed of the group
     must see what an earlier one decided (here a media report of a signing, then the wire report that confirms
     it and the official one that adds evidence), as it would after that feed's own commit."""
-    for name in ("gov", "wire", "blog"):
-        server.serve(f"/{name}.xml", Response(rss()))
     decided = []
     for together in (True, False):
-        url = f"sqlite:///{tmp_path / f'{together}.db'}"
-        engine = open_database(url)
-        config = local_config(base_config, url, server)
-        run_poll(config, engine, clock)
-        recorder = _recorder(config, engine, clock)
+        engine, config, recorder = _local(server, base_config, tmp_path / f"{together}.db", clock)
         reports = [
             _report(config, "blog", DK_SIGNED, DK_PLANNED),
             _report(config, "wire", DK_SIGNED_WIRE),
@@ -311,6 +323,45 @@ def test_feeds_stored_in_one_transaction_decide_as_feeds_stored_one_at_a_time(
     changes = [(kind, to_status, state) for _id, _p, kind, _f, to_status, state, *_ in group["status_change"]]
     assert ("upgrade", "signed", "confirmed") in changes, changes
     assert len(group["evidence"]) >= 3
+
+
+def _statements(engine: Engine, start: str) -> list[str]:
+    """A list that grows by one at each statement that starts with `start` on `engine` from now on (a statement
+    run for many rows at once counts once)."""
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if " ".join(statement.split()).upper().startswith(start):
+            seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_a_groups_poll_rows_wait_for_its_commit_and_its_events_keep_their_order(
+    server: FeedServer, base_config: Config, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The feeds' poll rows (and source updates) are written once, when the group commits, not before each later
+    feed's queries; an event is not held back: a feed that turns failing ahead of feeds that bring reports has
+    its event first, and the group writes what feed-by-feed storing writes."""
+    written = []
+    for together in (True, False):
+        engine, config, recorder = _local(server, base_config, tmp_path / f"{together}.db", clock, failing_after=1)
+        answers = [
+            _answer(config, "gov", 500),
+            _report(config, "blog", DK_SIGNED, DK_PLANNED),
+            _report(config, "wire", DK_SIGNED_WIRE),
+        ]
+        inserts = _statements(engine, "INSERT INTO FEED_POLL")
+        outcomes = recorder.many(answers) if together else [recorder.many([answer])[0] for answer in answers]
+        assert [outcome.outcome for outcome in outcomes] == ["failed", "ok", "ok"]
+        assert len(inserts) == (1 if together else 3)
+        written.append({**_decided(engine), "feed_poll": _polls(engine, recorder.run_id)})
+        engine.dispose()
+    group, alone = written
+    assert group == alone
+    kinds = [kind for kind, *_ in group["event"]]
+    assert kinds[0] == "feed-failing" and "report" in kinds[1:], kinds
 
 
 def _story_lookups(engine: Engine) -> list[str]:

@@ -308,8 +308,16 @@ def start_run(
     return run
 
 
-def record_feed_poll(poll: models.FeedPoll, *, session: Session) -> None:
-    session.add(poll)
+_POLL_COLUMNS = ("run_id", "source_id", "polled_at", "outcome", "status_code", "error", "items_seen", "items_new",
+                 "items_updated", "duration_ms", "next_poll_at")  # fmt: skip
+
+
+def record_feed_polls(polls: Sequence[models.FeedPoll], *, session: Session) -> None:
+    """Write these poll rows (never added to the session) in one statement: the ORM inserts its objects one at a
+    time, to read back each one's id, which nothing here needs."""
+    if polls:
+        rows = [{name: getattr(poll, name) for name in _POLL_COLUMNS} for poll in polls]
+        session.execute(sa.insert(models.FeedPoll.__table__), rows)  # type: ignore[attr-defined]
 
 
 def finish_run(run_id: int, now: datetime, *, session: Session) -> models.PollRun:
