@@ -8,6 +8,7 @@ are then read by feedparser itself.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -144,3 +145,45 @@ def test_read_fast_reads_a_feed_within_a_memory_ceiling() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=Path(ROOT), capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "76"), done.stderr[-300:]
+
+
+_DATE_ELEMENT = re.compile(rb"<(pubDate|published|updated|dc:date|lastBuildDate|modified|issued)>([^<]{1,80})</\1>")
+ODD_DATES = [
+    "Sat, 28 Feb 2026 20:37:13 +0000",
+    "Sat, 28 Feb 2026 20:37:13 GMT",
+    "Sat, 28 Feb 2026 20:37:13 UT",
+    "Sat, 28 Feb 2026 20:37:13 UTC",
+    "Sun, 1 Mar 2026 00:07:00 -0530",
+    "Sun, 1 Mar 2026 23:59:59 +1400",
+    "Mon, 31 Feb 2026 10:00:00 +0000",  # no such day
+    "Mon, 29 Feb 2024 10:00:00 -0000",
+    "Tue, 01 Jan 0001 00:30:00 +0100",  # before the calendar once moved to UTC
+    "Fri, 31 Dec 9999 23:30:00 -0100",  # after it
+    "Fri, 31 Dec 2027 24:00:00 +0000",
+    "Fri, 31 Dec 2027 23:60:00 +0000",
+    "Fri, 31 Dec 2027 23:59:61 +0000",
+    "Fri, 31 Dec 2027 23:59:59 +9999",
+    "Foo, 28 Feb 2026 20:37:13 +0000",
+    "sat, 28 feb 2026 20:37:13 +0000",
+    "Sat, 28 Feb 26 20:37:13 +0000",
+    "Sat,  28 Feb 2026 20:37:13 +0000",
+    "Sat, 28 Feb 2026 20:37 +0000",
+    "Sat, 28 Feb 2026 20:37:13 EST",
+    "Sat, 28 Feb 2026 20:37:13 +05:30",
+    "2026-02-28T20:37:13Z",
+    "",
+]
+
+
+def test_read_date_reads_every_corpus_date_as_feedparser_does() -> None:
+    """The RFC 822 dates read without feedparser's date parser are read as it reads them, and anything else goes
+    to it: over every date in the shared corpora and dates at the edges of the form and the calendar."""
+    from feedparser.datetimes import _parse_date
+
+    dates = set(ODD_DATES)
+    for _name, body, _headers in _cases():
+        dates.update(match.group(2).decode("utf-8", "replace").strip() for match in _DATE_ELEMENT.finditer(body))
+    assert len(dates) > 2_000
+    differing = [date for date in sorted(dates) if parse_fast.read_date(date) != _parse_date(date)]
+    assert differing == []
+    assert sum(bool(parse_fast._RFC822.fullmatch(date)) for date in dates) > 1_000  # the form feeds use
