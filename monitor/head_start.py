@@ -17,7 +17,7 @@ it had just come.
 
 A poll that will read many feeds for the first time (a first run, feeds just added) parses them in worker
 processes, which take about half a second of CPU to load: `early_parser` starts them at once, on the other
-core, rather than when the poll begins.
+core, rather than when the poll begins. On a first run it does so before the head start loads the network code.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from monitor import schedule
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.env import sqlite_file
-from monitor.fetch import FetchRequest, FetchResult, fetch_all, make_session
 from monitor.outcomes import FeedOutcome, PollSummary
 from monitor.store.idle import DigestsQuiet, NotModified, lease_first_batch, record_quiet_run, release_leases
 from monitor.store.locks import worker_name
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the network loads with the first head start: a first run's parser processes start before it
+    from monitor.fetch import FetchRequest, FetchResult
     from monitor.parse_pool import Parser
 
 T = TypeVar("T")
@@ -48,7 +48,7 @@ HEAD_ROUNDS = 8  # fetches per slot in the head start's batch
 # request can go out, up to the switch interval (5 ms by default) a time: a few times per request, which made each
 # request 20-30 ms longer. For the head start's life the interval is 1 ms.
 SWITCH = 0.001
-More = Callable[[], Awaitable[Sequence[FetchRequest]]]
+More = Callable[[], Awaitable[Sequence["FetchRequest"]]]
 
 
 class HeadStart:
@@ -72,6 +72,8 @@ class HeadStart:
         self._fetching = self._task(self._fetch())
 
     async def _fetch(self) -> None:
+        from monitor.fetch import fetch_all, make_session
+
         session = make_session(self._settings)
         try:
             more = None if self.complete else self._leased
@@ -106,6 +108,8 @@ class HeadStart:
         `results`."""
         if not self.complete or not all(request.etag or request.last_modified for request in self.requests):
             return None  # more to lease; or a feed with no validator to send (a first run's), whose answer is a 200
+
+        from monitor.fetch import FetchResult
 
         async def answers() -> list[FetchResult] | None:
             while len(self._early) < len(self.requests):
@@ -200,6 +204,8 @@ def early_parser(config: Config, head: HeadStart | None) -> Parser | None:
 def start(config: Config, now: datetime, *, force: bool) -> HeadStart | None:
     """A head start for a poll of every due feed (`force`: every feed), or None where the database file does
     not allow one (see the module's notes) or no feed is due: the poll then leases its first batch itself."""
+    from monitor.fetch import FetchRequest
+
     settings, owner = config.settings.poll, worker_name()
     if (database := sqlite_file(config.database_url)) is not None and not database.exists():
         # A first run: every feed of feeds.yaml that is enabled is due, and no other run can hold one (the file is

@@ -353,6 +353,46 @@ def test_a_first_run_of_many_feeds_through_the_early_parser(
     assert f'"feeds_ok": {count}' in result.stdout and f'"items_new": {count}' in result.stdout
 
 
+_SPAWN_ORDER = """
+import sys
+from monitor import parse_worker
+from monitor.cli import cli
+
+family = parse_worker._Worker.family
+seen = []
+
+def noted(*args, **kwargs):
+    seen.append("aiohttp" in sys.modules)
+    return family(*args, **kwargs)
+
+parse_worker._Worker.family = noted
+try:
+    cli(sys.argv[1:], prog_name="monitor")
+except SystemExit:
+    pass
+print("network loaded at the spawn:", seen, file=sys.stderr)
+"""
+
+
+def test_a_first_run_starts_its_parser_processes_before_the_network_code_loads(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    """The processes take half a second to load, the network code a fifth: on a first run of many feeds both load
+    at once, on two cores, rather than one after the other."""
+    from .conftest import write_config
+
+    count = POOL_FIRST_POLLS + 2
+    for i in range(count):
+        server.serve(f"/{i}.xml", Response(rss((f"report {i}", f"https://x.test/{i}", "text"))))
+    feeds = [{"id": f"f{i}", "name": f"f{i}", "url": server.url(f"/{i}.xml")} for i in range(count)]
+    path = write_config(tmp_path / "feeds.yaml", f"sqlite:///{tmp_path / 'first.db'}", feeds)
+    command = [sys.executable, "-c", _SPAWN_ORDER, "poll", "--json", "--config", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f'"items_new": {count}' in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "network loaded at the spawn: [False]"
+
+
 @pytest.mark.parametrize("feeds", [3, 7])
 def test_a_first_run_fetches_before_the_file_is_made(
     tmp_path: Path, server: FeedServer, clock: FakeClock, base_config: Config, feeds: int
