@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import pytest
 import sqlalchemy as sa
@@ -190,14 +191,14 @@ def test_parser_nothing_to_parse_for_a_304_or_a_failed_fetch() -> None:
     assert parser.processes == 0
 
 
-@pytest.mark.parametrize("family", [False, True], ids=["plain", "family"])
-def test_parse_worker_stops_quietly_on_ctrl_c(family: bool) -> None:
-    """Ctrl-C reaches the poll's whole process group: its workers end without a traceback of their own."""
+def _worker_process(command: list[str], family: bool) -> tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes]]:
+    """A worker started as the poll starts one (`python COMMAND`): alone on its stdin and stdout, or as a family
+    of one on the pipe ends named in its arguments; with our ends of its requests and answers."""
     requests_read, requests_write = os.pipe()
     answers_read, answers_write = os.pipe()
     ends = (requests_read, answers_write)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "monitor.parse_worker", *(map(str, ends) if family else ())],
+        [sys.executable, *command, *(map(str, ends) if family else ())],
         stdin=requests_read if not family else subprocess.DEVNULL,
         stdout=answers_write if not family else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -206,13 +207,42 @@ def test_parse_worker_stops_quietly_on_ctrl_c(family: bool) -> None:
     )
     os.close(requests_read)
     os.close(answers_write)
-    with os.fdopen(requests_write, "wb") as requests, os.fdopen(answers_read, "rb") as answers:
+    return worker, os.fdopen(requests_write, "wb"), os.fdopen(answers_read, "rb")
+
+
+@pytest.mark.parametrize("family", [False, True], ids=["plain", "family"])
+def test_parse_worker_stops_quietly_on_ctrl_c(family: bool) -> None:
+    """Ctrl-C reaches the poll's whole process group: its workers end without a traceback of their own."""
+    worker, requests, answers = _worker_process(["-m", "monitor.parse_worker"], family)
+    with requests, answers:
         _write(requests, None)  # no matcher
         _write(requests, (rss(("1", "Plain", "Text.")), {}, "http://127.0.0.1:9/a", NOW, None, True))
         assert isinstance(_read(answers), ParsedFeed)  # in its loop now, waiting for the next feed
         worker.send_signal(signal.SIGINT)
         _, err = worker.communicate(timeout=30)
     assert (worker.returncode, err.decode()) == (130, "")
+
+
+_AT_SHUTDOWN = (
+    "import atexit, runpy, sys; atexit.register(lambda: print('interpreter shutdown', file=sys.stderr)); "
+    "runpy.run_module('monitor.parse_worker', run_name='__main__')"
+)
+
+
+@pytest.mark.parametrize("family", [False, True], ids=["plain", "family"])
+def test_parse_worker_whose_input_closes_leaves_at_once(family: bool) -> None:
+    """Once its input closes every answer is written: the worker exits with 0 without the interpreter's shutdown
+    (freeing all it loaded), which the poll would otherwise wait for at its end."""
+    worker, requests, answers = _worker_process(["-c", _AT_SHUTDOWN], family)
+    with requests, answers:
+        _write(requests, None)  # no matcher
+        for n in range(3):
+            _write(requests, (rss((f"{n}", "Plain", "Text.")), {}, "http://127.0.0.1:9/a", NOW, None, True))
+        requests.close()
+        parsed = [_read(answers) for _ in range(3)]
+        _, err = worker.communicate(timeout=30)
+    assert [feed.items[0].key for feed in parsed] == ["guid:0", "guid:1", "guid:2"]
+    assert (worker.returncode, err.decode()) == (0, "")
 
 
 def test_parse_worker_imports_no_database_http_or_telegram_code() -> None:
