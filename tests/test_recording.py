@@ -364,6 +364,26 @@ def test_a_groups_poll_rows_wait_for_its_commit_and_its_events_keep_their_order(
     assert kinds[0] == "feed-failing" and "report" in kinds[1:], kinds
 
 
+def test_a_feed_stored_for_the_first_time_looks_up_none_of_its_items(
+    server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
+) -> None:
+    """Until a feed's first success none of its items can be stored (they come with it, in its transaction):
+    its first items are inserted without asking which of them exist, a later poll's are looked up."""
+    url = server.serve("/a.xml", Response(b"broken", status=500))
+    config = make_config(base_config, database_url, {"a": url})
+    lookups = _statements(engine, "SELECT ITEM.ID")
+    assert run_poll(config, engine, clock).feeds[0].outcome == "failed"
+    server.serve("/a.xml", Response(rss(("a1", "News a", "Plain."), ("a2", "News b", "Plain."))))
+    clock.advance(hours=2)
+    assert run_poll(config, engine, clock, force=True).items_new == 2
+    assert lookups == []
+    server.serve("/a.xml", Response(rss(("a1", "News a", "Edited."), ("a2", "News b", "Plain."), ("a3", "New", "."))))
+    clock.advance(hours=2)
+    summary = run_poll(config, engine, clock, force=True)
+    assert (summary.items_new, summary.items_updated, len(lookups)) == (1, 1, 1)
+    assert [guid for _source, guid in _items(engine)] == ["a1", "a2", "a3"]
+
+
 def _story_lookups(engine: Engine) -> list[str]:
     """A list that grows by one at each look-up of stories by URL on `engine` from now on."""
     seen: list[str] = []

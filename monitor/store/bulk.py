@@ -82,22 +82,21 @@ class SavedBatch:
     changed: tuple[tuple[StoredItem, Entry], ...] = ()
 
 
-def known_hashes(source_id: str, *, session: Session) -> frozenset[str]:
-    """The content hashes of a feed's stored items: an item carrying one of them needs no matching."""
-    rows = session.execute(sa.select(ITEM.c.content_hash).where(ITEM.c.source_id == source_id)).scalars()
-    return frozenset(rows)
-
-
 def save_items_bulk(
-    source_id: str, items: Sequence[Entry], now: datetime, *, session: Session, stories: dict[str, int] | None = None
+    source_id: str,
+    items: Sequence[Entry],
+    now: datetime,
+    *,
+    session: Session,
+    stories: dict[str, int] | None = None,
+    first: bool = False,
 ) -> SavedBatch:
     """`store.save_items` in bulk: insert new items, update edited ones (keeping the earlier version), skip
-    unchanged ones; one statement per table and chunk. `stories`: `story_ids`'s `known`."""
-    # On the connection: a session's execute would flush the group's earlier feeds' rows first, a statement
-    # each, where the commit flushes them in bulk; nothing the session holds is an item or a story.
-    connection = session.connection()
+    unchanged ones; one statement per table and chunk. `stories`: `story_ids`'s `known`. `first`: the feed
+    was never stored before, so none of its items is looked up."""
+    connection = session.connection()  # nothing the session holds is an item or a story
     existing: dict[str, Any] = {}
-    keys = [item.key for item in items]
+    keys = [] if first else [item.key for item in items]
     for start in range(0, len(keys), _CHUNK):
         found = connection.execute(_EXISTING, {"source_id": source_id, "keys": keys[start : start + _CHUNK]})
         existing.update((row.key, row) for row in found)
