@@ -134,6 +134,7 @@ class ParsedFeed:
     duplicates: int = 0
     warning: str | None = None  # feedparser recovered from a problem (bozo), or items beyond max_items were left
     parser: str = field(default="feedparser", compare=False)  # which parser read it: feedparser or feedparser-rs
+    body_hash: str | None = field(default=None, compare=False)  # of the response read (`parse_pool.body_digest`)
 
 
 def parse_feed(

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -57,9 +57,15 @@ POOL_FIRST_POLLS = 16  # feeds polled for the first time in one batch: worker pr
 
 def body_digest(result: FetchResult) -> str:
     """SHA-256 of a 200's body with what else steers its parsing: the URL and the content headers."""
-    headers = {name.lower(): value for name, value in result.headers.items()}
-    context = "\x00".join((result.url, headers.get("content-type", ""), headers.get("content-location", "")))
-    return hashlib.sha256(context.encode("utf-8", "surrogatepass") + b"\x00" + result.content).hexdigest()
+    return _digest(result.content, result.headers, result.url)
+
+
+def _digest(content: bytes, headers: Mapping[str, str], url: str) -> str:
+    lowered = {name.lower(): value for name, value in headers.items()}
+    context = "\x00".join((url, lowered.get("content-type", ""), lowered.get("content-location", "")))
+    digest = hashlib.sha256(context.encode("utf-8", "surrogatepass") + b"\x00")
+    digest.update(content)
+    return digest.hexdigest()
 
 
 def parse_outcome(
@@ -98,9 +104,10 @@ def match_items(parsed: ParsedFeed, matcher: Matcher) -> ParsedFeed:
 def _outcome(request: _Request, matcher: Matcher | None, fast: bool = True) -> ParseOutcome:
     content, headers, url, now, max_items, first_poll = request
     outcome = parse_outcome(content, headers, url, now, max_items, fast=fast)
-    if matcher is None or not first_poll or not isinstance(outcome, ParsedFeed):
+    if not isinstance(outcome, ParsedFeed):
         return outcome
-    return match_items(outcome, matcher)
+    outcome = replace(outcome, body_hash=_digest(content, headers, url))  # here, not in the one writer
+    return match_items(outcome, matcher) if matcher is not None and first_poll else outcome
 
 
 class Parser:

@@ -309,7 +309,7 @@ def _store_success(
     )
     from monitor.parse_pool import body_digest
 
-    source.body_hash = body_digest(result) if parsed else source.body_hash
+    source.body_hash = (parsed.body_hash or body_digest(result)) if parsed else source.body_hash
     poll.outcome = "ok" if parsed else "not-modified"
     poll.error = warning
     poll.items_seen = len(parsed.items) if parsed else 0

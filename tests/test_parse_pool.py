@@ -24,7 +24,15 @@ from monitor.feedserver import FeedServer, Response
 from monitor.fetch import FetchRequest, FetchResult
 from monitor.match import Matcher
 from monitor.parse import ParsedFeed, parse_feed
-from monitor.parse_pool import POOL_FIRST_POLLS, MatchedFeed, Parser, match_items, parse_all, parse_outcome
+from monitor.parse_pool import (
+    POOL_FIRST_POLLS,
+    MatchedFeed,
+    Parser,
+    body_digest,
+    match_items,
+    parse_all,
+    parse_outcome,
+)
 from monitor.parse_worker import _read, _write
 from monitor.pipeline import run_poll
 from tests.conftest import REPLAY, ROOT, SEED_LIKE, SIGNED_DK, FakeClock, make_config, rss
@@ -105,6 +113,8 @@ def test_parser_matches_the_items_of_a_feeds_first_poll_only(base_config: Config
         assert [list(found) for found in outcome.matches] == [matcher.match(i.title, i.summary) for i in outcome.items]
     assert any(outcome.matches for outcome in outcomes[:-1] if isinstance(outcome, MatchedFeed))
     assert type(outcomes[-1]) is ParsedFeed  # a later poll: the store matches only what is new
+    # and each carries the digest the store keeps of its response, taken beside the parse, not by the one writer
+    assert [getattr(outcome, "body_hash", None) for outcome in outcomes] == [body_digest(r) for r in [*first, again]]
 
 
 def test_parse_all_yields_in_the_order_the_results_arrived() -> None:
