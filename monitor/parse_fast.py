@@ -187,15 +187,15 @@ _MONTHS = {name: number for number, name in enumerate("Jan Feb Mar Apr May Jun J
 
 def read_date(raw: str) -> time.struct_time | None:
     """feedparser's reading of a date (`feedparser.datetimes._parse_date`): a UTC time tuple, or None."""
+    found = _RFC822.fullmatch(raw)
+    if found is not None:
+        day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = found.groups()
+        try:
+            stamp = datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))
+            offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes)) if sign else timedelta(0)
+            return (stamp + offset if sign == "-" else stamp - offset).utctimetuple()
+        except (OverflowError, ValueError):  # not a day of the calendar, or beyond it: feedparser's other readers try
+            pass
     from feedparser.datetimes import _parse_date  # feedparser's own date reading: the two parsers disagree on dates
 
-    found = _RFC822.fullmatch(raw)
-    if found is None:
-        return _parse_date(raw)  # type: ignore[no-any-return]
-    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = found.groups()
-    try:
-        stamp = datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))
-        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes)) if sign else timedelta(0)
-        return (stamp + offset if sign == "-" else stamp - offset).utctimetuple()
-    except (OverflowError, ValueError):  # not a day of the calendar, or beyond it: feedparser's other readers try
-        return _parse_date(raw)  # type: ignore[no-any-return]
+    return _parse_date(raw)  # type: ignore[no-any-return]

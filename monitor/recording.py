@@ -287,8 +287,7 @@ def _store_success(
     plan = schedule.next_poll(settings, source.interval_seconds, now, result.headers, ttl)
     saved = None
     if parsed:
-        # never stored before: no success yet (the items of a feed come with its first one, in one transaction)
-        first = source.last_success_at is None
+        first = source.last_success_at is None  # none of its items can be stored: they come with a success
         saved = bulk.save_items_bulk(source.id, parsed.items, now, session=session, stories=shared.stories, first=first)
     matched = _match_changed(saved, parsed, matcher)
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.

@@ -147,11 +147,13 @@ def _opened(
         if not sources and (database := sqlite_file(config.database_url)):
             from monitor import head_start
 
-            if not database.exists():  # a first run: the parser processes load while the network code does
+            first_run = not database.exists()
+            if first_run:  # every feed is new: the parser processes load while the network code does
                 opened.parser = head_start.early_parser(config, None)
             started = now()
             opened.head = head_start.start(config, started, force=force)
-            opened.parser = opened.parser or head_start.early_parser(config, opened.head)
+            if not first_run:
+                opened.parser = head_start.early_parser(config, opened.head)
             if quiet and opened.head and not opened.parser:  # not many first polls, which answer 200
                 opened.quiet = head_start.quiet_poll(opened.head, config, started, now, force=force, digests=digests)
                 if opened.quiet:
