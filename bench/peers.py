@@ -1,6 +1,7 @@
 """`monitor poll` against newsboat, lemon24/reader and rss2email on one workload, side by side.
 
     python bench/peers.py [--feeds 300] [--rounds 3] [--sizes 100,300,1000,2000] [--skip rss2email] [--json-out FILE]
+                          [--scratch DIR]
 
 The workload: N feeds of 50 real items each (windows of the Reuters snapshots in ../shared/corpus/real/),
 spread over 20 loopback hosts (127.0.0.2 ... 127.0.0.21) that add 100 ms of latency to every request and
@@ -18,6 +19,11 @@ network alone. Then `monitor` runs alone at each of `--sizes` feeds to show how 
 is compiled first, as a server's first run leaves it and as pip left the peers' packages: where
 PYTHONDONTWRITEBYTECODE is set (as on the machine these figures come from), every run would compile the package
 again (docs/deployment.md).
+
+Every tool keeps its files (database, cache) in a folder under `--scratch` (the system's temporary folder by
+default), whose filesystem the output names: a tool that syncs each write to disk, as newsboat's SQLite cache
+does, pays the disk's sync latency there (on the disk of the machine these figures come from, newsboat's cold
+run took 7.0 s, and 4.1 s with `--scratch /dev/shm`), so compare runs made on the same filesystem.
 
 Loopback only; every tool run has a time limit (`--timeout`); the servers stop when the script ends.
 Prints one table, then the figures as JSON.
@@ -328,6 +334,26 @@ def _version(name: str) -> str:
     return found.group(0) if found else "?"
 
 
+def _interpreter(name: str) -> str | None:
+    """The Python a Python tool runs on, with its version (a Python built with PGO and LTO, as Debian's is,
+    runs the same code faster than one built without, as pyenv builds by default: docs/deployment.md)."""
+    if name == "monitor":
+        python = sys.executable
+    elif name == "reader":
+        python = PEERS_PYTHON
+    elif name == "rss2email" and (script := shutil.which("r2e")):
+        first = Path(script).read_bytes()[:200].split(b"\n", 1)[0]
+        python = first[2:].decode(errors="replace").strip() if first.startswith(b"#!") else "?"
+    else:
+        return None
+    try:
+        out = subprocess.run([*python.split(), "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                             text=True, timeout=30).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return f"{python} ({out or '?'})"
+
+
 def _seconds(run: Run) -> str:
     return f"{run.seconds:.2f}" if run.seconds is not None else "failed"
 
@@ -359,12 +385,16 @@ def main() -> None:
     parser.add_argument("--skip", action="append", default=[], choices=sorted(TOOLS), help="leave a tool out")
     parser.add_argument("--timeout", type=float, default=300, help="seconds allowed for one run of one tool")
     parser.add_argument("--json-out", type=Path, help="also write the JSON here")
+    parser.add_argument("--scratch", type=Path, help="where the tools keep their files (default: the temporary folder)")
     args = parser.parse_args()
     corpus = Corpus(CORPUS)
+    scratch_root = Path(args.scratch or tempfile.gettempdir()).resolve()
+    filesystem = _filesystem(scratch_root)
     figures: dict[str, object] = {
         "workload": {"feeds": args.feeds, "items_per_feed": ITEMS_PER_FEED, "hosts": len(HOSTS), "latency_s": LATENCY},
         "cpus": os.cpu_count(),
         "rounds": args.rounds,
+        "scratch": {"path": str(scratch_root), "filesystem": filesystem},
     }
     results: dict[str, dict[str, object]] = {}
     lines = [
@@ -375,7 +405,8 @@ def main() -> None:
     for name in TOOLS.keys() - tools.keys():
         print(f"{name}: skipped ({'--skip' if name in args.skip else 'not installed'})", file=sys.stderr)
     runs: dict[str, list[tuple[Run, Run]]] = {name: [] for name in tools}
-    with Servers(corpus) as servers, tempfile.TemporaryDirectory(prefix="peers-") as scratch:
+    interpreters: dict[str, str | None] = {}
+    with Servers(corpus) as servers, tempfile.TemporaryDirectory(prefix="peers-", dir=scratch_root) as scratch:
         for round_ in range(1, args.rounds + 1):  # the tools in turn, round after round: a slow spell hits all
             for name, (_label, runner, _installed) in tools.items():
                 if name not in runs:  # left out in an earlier round
@@ -392,9 +423,11 @@ def main() -> None:
         for name, pairs in runs.items():
             cold, warm = _median([c for c, _ in pairs]), _median([w for _, w in pairs])
             version = _version(name)
+            interpreters[name] = _interpreter(name)
             lines.append(_row(f"{tools[name][0]} ({version})", cold, warm, pairs))
             results[name] = {
                 "version": version,
+                "python": interpreters[name],
                 "cold": asdict(cold),
                 "warm": asdict(warm),
                 "rounds": {"cold": [c.seconds for c, _ in pairs], "warm": [w.seconds for _, w in pairs]},
@@ -411,9 +444,13 @@ def main() -> None:
     figures["ratios"] = _ratios(results)
     print(
         f"{args.feeds} feeds x {ITEMS_PER_FEED} items, {len(HOSTS)} loopback hosts, {LATENCY * 1000:.0f} ms latency, "
-        f"{os.cpu_count()} CPUs; median of {args.rounds} rounds (fastest-slowest)\n"
+        f"{os.cpu_count()} CPUs; files in {scratch_root} ({filesystem}); median of {args.rounds} rounds "
+        "(fastest-slowest)\n"
     )
     print("\n".join(lines))
+    on = [f"{name} on {python}" for name, python in interpreters.items() if python]
+    if on:
+        print("\nPython: " + "; ".join(on))
     if scaling:
         print("\n| monitor, feeds | cold s | warm s | peak RSS MB | cold s per 100 feeds |\n|---|---|---|---|---|")
         for row in scaling:
@@ -426,6 +463,21 @@ def main() -> None:
     print("\n" + text)
     if args.json_out:
         args.json_out.write_text(text + "\n")
+
+
+def _filesystem(path: Path) -> str:
+    """The type and source of the filesystem `path` is on (from /proc/self/mounts), or "?" where unknown."""
+    try:
+        mounts = [line.split()[:3] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        return "?"
+    # mount points escape spaces and such as octal (\040): decoded, the longest one above `path` holds it
+    decoded = [(point.encode().decode("unicode_escape"), kind, source) for source, point, kind in mounts]
+    above = [m for m in decoded if path == Path(m[0]) or Path(m[0]) in path.parents]
+    if not above:
+        return "?"
+    point, kind, source = max(above, key=lambda m: len(m[0]))
+    return f"{kind} on {source}, mounted at {point}"
 
 
 def _median(runs: Sequence[Run]) -> Run:
