@@ -114,3 +114,34 @@ def test_a_script_that_fails_half_way_leaves_the_file_empty(tmp_path: Path) -> N
         assert connection.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
     open_database(f"sqlite:///{tmp_path / 'm.db'}").dispose()  # and the next command builds it whole
     assert _contents(tmp_path / "m.db")["alembic_version"] == [(head_revision(),)]
+
+
+def _rebuilt(path: Path, constraints: list[str], indexes: list[str]) -> Path:
+    """A file as a batch migration may leave it: a table's constraints and indexes in the order given."""
+    columns = ["\tid INTEGER NOT NULL", "\ta INTEGER", "\tb INTEGER"]
+    body = ", \n".join(columns + [f"\tCONSTRAINT {clause}" for clause in constraints])
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES ('0001_x')")
+        connection.execute("CREATE TABLE other (id INTEGER NOT NULL, CONSTRAINT pk_other PRIMARY KEY (id))")
+        connection.execute(f'CREATE TABLE "thing" (\n{body}\n)')
+        for name in indexes:
+            connection.execute(f"CREATE INDEX {name} ON thing ({name.rsplit('_', 1)[1]})")
+    return path
+
+
+def test_the_script_is_the_same_whatever_order_a_batch_migration_left(tmp_path: Path) -> None:
+    # Alembic rebuilds a table with its constraints (and recreates its indexes) in set order, which differs from
+    # one run to the next: the script is written in one order, primary key first, so it does not churn.
+    pk, fk_a, fk_b = (
+        "pk_thing PRIMARY KEY (id)",
+        "fk_thing_a_other FOREIGN KEY(a) REFERENCES other (id)",
+        "fk_thing_b_other FOREIGN KEY(b) REFERENCES other (id)",
+    )
+    one = sqlite_schema.render(_rebuilt(tmp_path / "one.db", [pk, fk_a, fk_b], ["ix_thing_a", "ix_thing_b"]))
+    two = sqlite_schema.render(_rebuilt(tmp_path / "two.db", [fk_b, fk_a, pk], ["ix_thing_b", "ix_thing_a"]))
+    assert one == two
+    assert one.index(pk) < one.index(fk_a) < one.index(fk_b) and one.index("ix_thing_a") < one.index("ix_thing_b")
+    with sqlite3.connect(tmp_path / "from_script.db") as rebuilt:
+        sqlite_schema.create(rebuilt, one)  # still a script SQLite runs
+        assert [row[2] for row in rebuilt.execute("PRAGMA foreign_key_list(thing)")] == ["other", "other"]

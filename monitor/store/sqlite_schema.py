@@ -9,6 +9,10 @@ script stale, it is not used (Alembic builds the file as before) until it is wri
 
     python -m monitor.store.sqlite_schema
 
+A batch migration rebuilds a table with its constraints in no fixed order (Alembic reads them from a set), so the
+script writes each table's constraints in one order of its own, the primary key first, and the indexes by name:
+the same migrations give the same script on every run.
+
 tests/test_sqlite_schema.py fails while the script differs from what the migrations build, and checks that a
 file made from it equals one made by Alembic, row for row of `sqlite_master` and of every table.
 """
@@ -61,13 +65,29 @@ def render(path: Path) -> str:
     kept = [
         (type_, name, sql) for type_, name, _, sql in rows if not name.startswith("sqlite_") and name not in shadows
     ]
-    kept.sort(key=lambda row: _ORDER[row[0]])  # stable: creation order within each kind
-    statements = [sql.strip() + ";" for _, _, sql in kept]
+    # Each kind after what it refers to; indexes by name (a batch migration recreates a table's in no fixed
+    # order), the rest in creation order (a view may read another).
+    kept.sort(key=lambda row: (_ORDER[row[0]], row[1] if row[0] == "index" else ""))
+    statements = [(_constraints_in_order(sql) if type_ == "table" else sql).strip() + ";" for type_, _, sql in kept]
     # as the migration left it: an FTS5 table rebuilt once has its (empty) totals written
     at = sum(type_ == "table" for type_, _, _ in kept)
     statements[at:at] = [f"INSERT INTO {name}({name}) VALUES ('rebuild');" for name in sorted(virtual)]
     statements.append(f"INSERT INTO alembic_version (version_num) VALUES ('{revision}');")
     return _HEADER + _REVISION + revision + "\n\n" + "\n\n".join(statements) + "\n"
+
+
+def _constraints_in_order(sql: str) -> str:
+    """A CREATE TABLE as SQLAlchemy writes it (a column or constraint per line, the constraints last), its
+    constraints in order: the primary key, then by their text. Anything else is left as it is."""
+    lines = sql.split("\n")
+    at = [i for i, line in enumerate(lines) if line.startswith("\tCONSTRAINT ")]
+    if len(at) < 2 or at != list(range(at[0], at[-1] + 1)) or at[-1] + 1 >= len(lines) or lines[at[-1] + 1] != ")":
+        return sql
+    clauses = sorted(
+        (lines[i].removesuffix(" ").removesuffix(",") for i in at), key=lambda c: (" PRIMARY KEY " not in c, c)
+    )
+    lines[at[0] : at[-1] + 1] = [clause + ", " for clause in clauses[:-1]] + clauses[-1:]
+    return "\n".join(lines)
 
 
 def migrated_by_alembic(path: Path) -> None:

@@ -163,9 +163,9 @@ CREATE TABLE "feed_poll" (
 	duration_ms INTEGER NOT NULL, 
 	next_poll_at DATETIME, 
 	CONSTRAINT pk_feed_poll PRIMARY KEY (id), 
-	CONSTRAINT fk_feed_poll_source_id_source FOREIGN KEY(source_id) REFERENCES source (id), 
+	CONSTRAINT ck_feed_poll_outcome CHECK (outcome IN ('ok', 'not-modified', 'failed')), 
 	CONSTRAINT fk_feed_poll_run_id_poll_run FOREIGN KEY(run_id) REFERENCES poll_run (id), 
-	CONSTRAINT ck_feed_poll_outcome CHECK (outcome IN ('ok', 'not-modified', 'failed'))
+	CONSTRAINT fk_feed_poll_source_id_source FOREIGN KEY(source_id) REFERENCES source (id)
 );
 
 CREATE TABLE "item" (
@@ -186,10 +186,10 @@ CREATE TABLE "item" (
 	version INTEGER NOT NULL, 
 	content_hash VARCHAR(64) NOT NULL, 
 	CONSTRAINT pk_item PRIMARY KEY (id), 
-	CONSTRAINT uq_item_source_id_key UNIQUE (source_id, "key"), 
+	CONSTRAINT ck_item_published_fallback CHECK (published_fallback IN ('missing', 'unparseable', 'too-old', 'future')), 
 	CONSTRAINT fk_item_source_id_source FOREIGN KEY(source_id) REFERENCES source (id), 
 	CONSTRAINT fk_item_story_id_story FOREIGN KEY(story_id) REFERENCES story (id), 
-	CONSTRAINT ck_item_published_fallback CHECK (published_fallback IN ('missing', 'unparseable', 'too-old', 'future'))
+	CONSTRAINT uq_item_source_id_key UNIQUE (source_id, "key")
 );
 
 CREATE TABLE "status_change" (
@@ -206,9 +206,9 @@ CREATE TABLE "status_change" (
 	decided_by VARCHAR, 
 	happened_at DATETIME, 
 	CONSTRAINT pk_status_change PRIMARY KEY (id), 
-	CONSTRAINT fk_status_change_proposal_id_proposal FOREIGN KEY(proposal_id) REFERENCES proposal (id), 
 	CONSTRAINT ck_status_change_kind CHECK (kind IN ('upgrade', 'withdrawal', 'analyst')), 
-	CONSTRAINT ck_status_change_state CHECK (state IN ('confirmed', 'unconfirmed', 'review', 'rejected'))
+	CONSTRAINT ck_status_change_state CHECK (state IN ('confirmed', 'unconfirmed', 'review', 'rejected')), 
+	CONSTRAINT fk_status_change_proposal_id_proposal FOREIGN KEY(proposal_id) REFERENCES proposal (id)
 );
 
 CREATE TABLE "event" (
@@ -221,11 +221,11 @@ CREATE TABLE "event" (
 	source_id VARCHAR(64), 
 	detail VARCHAR, 
 	CONSTRAINT pk_event PRIMARY KEY (id), 
-	CONSTRAINT fk_event_source_id_source FOREIGN KEY(source_id) REFERENCES source (id), 
+	CONSTRAINT ck_event_kind CHECK (kind IN ('change', 'unconfirmed', 'confirmed', 'rejected', 'withdrawal', 'report', 'feed-failing', 'feed-disabled')), 
+	CONSTRAINT fk_event_change_id_status_change FOREIGN KEY(change_id) REFERENCES status_change (id), 
 	CONSTRAINT fk_event_match_id_item_match FOREIGN KEY(match_id) REFERENCES item_match (id), 
 	CONSTRAINT fk_event_proposal_id_proposal FOREIGN KEY(proposal_id) REFERENCES proposal (id), 
-	CONSTRAINT fk_event_change_id_status_change FOREIGN KEY(change_id) REFERENCES status_change (id), 
-	CONSTRAINT ck_event_kind CHECK (kind IN ('change', 'unconfirmed', 'confirmed', 'rejected', 'withdrawal', 'report', 'feed-failing', 'feed-disabled'))
+	CONSTRAINT fk_event_source_id_source FOREIGN KEY(source_id) REFERENCES source (id)
 );
 
 CREATE TABLE "subscriber" (
@@ -245,9 +245,9 @@ CREATE TABLE "subscriber" (
 	subscribed_at DATETIME NOT NULL, 
 	updated_at DATETIME NOT NULL, 
 	CONSTRAINT pk_subscriber PRIMARY KEY (id), 
-	CONSTRAINT uq_subscriber_chat_id UNIQUE (chat_id), 
 	CONSTRAINT ck_subscriber_chat_type CHECK (chat_type IN ('private', 'group', 'supergroup', 'channel', 'stdout')), 
-	CONSTRAINT ck_subscriber_frequency CHECK (frequency IN ('instant', 'hourly', 'daily', 'weekly'))
+	CONSTRAINT ck_subscriber_frequency CHECK (frequency IN ('instant', 'hourly', 'daily', 'weekly')), 
+	CONSTRAINT uq_subscriber_chat_id UNIQUE (chat_id)
 );
 
 CREATE TABLE "digest" (
@@ -263,10 +263,10 @@ CREATE TABLE "digest" (
 	claimed_by VARCHAR(128), 
 	claimed_until DATETIME, 
 	CONSTRAINT pk_digest PRIMARY KEY (id), 
-	CONSTRAINT fk_digest_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id), 
-	CONSTRAINT uq_digest_subscriber_id_kind_last_event_id UNIQUE (subscriber_id, kind, last_event_id), 
 	CONSTRAINT ck_digest_kind CHECK (kind IN ('digest', 'admin')), 
-	CONSTRAINT ck_digest_state CHECK (state IN ('pending', 'sent', 'abandoned'))
+	CONSTRAINT ck_digest_state CHECK (state IN ('pending', 'sent', 'abandoned')), 
+	CONSTRAINT fk_digest_subscriber_id_subscriber FOREIGN KEY(subscriber_id) REFERENCES subscriber (id), 
+	CONSTRAINT uq_digest_subscriber_id_kind_last_event_id UNIQUE (subscriber_id, kind, last_event_id)
 );
 
 CREATE TABLE "proposal" (
@@ -284,45 +284,45 @@ CREATE TABLE item_fts_pending (item_id INTEGER NOT NULL PRIMARY KEY);
 
 INSERT INTO item_fts(item_fts) VALUES ('rebuild');
 
-CREATE INDEX ix_poll_run_started_at ON poll_run (started_at);
+CREATE INDEX ix_digest_event_digest_id ON digest_event (digest_id);
 
-CREATE INDEX ix_source_url_source_id ON source_url (source_id);
+CREATE INDEX ix_digest_event_event_id ON digest_event (event_id);
 
-CREATE INDEX ix_item_match_proposal_id ON item_match (proposal_id);
+CREATE INDEX ix_digest_state ON digest (state);
+
+CREATE INDEX ix_event_change_id ON event (change_id);
+
+CREATE INDEX ix_event_kind ON event (kind);
+
+CREATE INDEX ix_event_match_id ON event (match_id);
+
+CREATE INDEX ix_event_proposal_id ON event (proposal_id);
 
 CREATE INDEX ix_evidence_item_id ON evidence (item_id);
 
 CREATE INDEX ix_evidence_match_id ON evidence (match_id);
 
-CREATE INDEX ix_digest_event_digest_id ON digest_event (digest_id);
-
-CREATE INDEX ix_digest_event_event_id ON digest_event (event_id);
-
-CREATE INDEX ix_source_next_poll_at ON source (next_poll_at);
+CREATE INDEX ix_feed_poll_run_id ON feed_poll (run_id);
 
 CREATE INDEX ix_feed_poll_source_id ON feed_poll (source_id);
 
-CREATE INDEX ix_feed_poll_run_id ON feed_poll (run_id);
+CREATE INDEX ix_item_match_proposal_id ON item_match (proposal_id);
+
+CREATE INDEX ix_item_published_at ON item (published_at);
 
 CREATE INDEX ix_item_story_id ON item (story_id);
 
-CREATE INDEX ix_item_published_at ON item (published_at);
+CREATE INDEX ix_poll_run_started_at ON poll_run (started_at);
+
+CREATE INDEX ix_source_next_poll_at ON source (next_poll_at);
+
+CREATE INDEX ix_source_url_source_id ON source_url (source_id);
+
+CREATE INDEX ix_status_change_happened_at ON status_change (happened_at);
 
 CREATE INDEX ix_status_change_observed_at ON status_change (observed_at);
 
 CREATE INDEX ix_status_change_proposal_id ON status_change (proposal_id);
-
-CREATE INDEX ix_status_change_happened_at ON status_change (happened_at);
-
-CREATE INDEX ix_event_kind ON event (kind);
-
-CREATE INDEX ix_event_proposal_id ON event (proposal_id);
-
-CREATE INDEX ix_event_change_id ON event (change_id);
-
-CREATE INDEX ix_event_match_id ON event (match_id);
-
-CREATE INDEX ix_digest_state ON digest (state);
 
 CREATE VIEW v_current_status AS
 SELECT p.id AS proposal_id, p.title, p.status, p.status_since AS since, p.in_config,
