@@ -37,8 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.aliases import PREFIX, Alias, Hit, anchor_of, better, find, make_alias, tokens
 from monitor.concepts import Concept, ConceptIndex, compile_concept, concept_hits
-from monitor.config import ProposalConfig
-from monitor.rules import ACTOR_GROUP, Rule, compile_rule
+from monitor.rules import ACTOR_GROUP, Rule, Terms, compile_rule
 from monitor.status import DEFAULT_LADDER, Ladder
 from monitor.text import (
     Occurrences,
@@ -56,6 +55,7 @@ from monitor.text import (
 from monitor.windows import before_since, current, names_window, years_named
 
 if TYPE_CHECKING:
+    from monitor.config import ProposalConfig
     from monitor.cues import Passage
 
 __all__ = ["MATCHER_VERSION", "Match", "Matcher", "fold_text", "normalize_text", "split_sentences"]
@@ -113,7 +113,7 @@ class Matcher:
     ) -> None:
         self.ladder = Ladder.of(ladder)
         self.memo_size = memo  # readings remembered, 0 for none
-        self._proposals = tuple(proposals)
+        self._proposals = tuple(Terms.of(p) for p in proposals)  # plain data: pickles without pydantic
         self._window = {p.id: (p.since, p.until) for p in proposals}
         self.compiled = False  # whether the rules have been compiled (by a first `match`)
         self._memo: dict[tuple[str, str, date | None], tuple[Match, ...]] = {}

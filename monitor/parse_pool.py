@@ -27,7 +27,6 @@ it was reading; that feed is read again here by feedparser alone, and a fresh wo
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import pickle
@@ -133,6 +132,8 @@ class Parser:
         return len(self._all)
 
     async def parse(self, result: FetchResult, now: datetime, max_items: int | None) -> ParseOutcome:
+        import asyncio  # loaded by the poll's event loop; a parser process imports this module and never needs it
+
         if result.error is not None or result.not_modified:
             return None
         if result.request.body_hash is not None and body_digest(result) == result.request.body_hash:
@@ -246,6 +247,8 @@ async def parse_all(
 ) -> AsyncIterator[tuple[FetchResult, ParseOutcome]]:
     """Parse each result as it arrives, a few at once, and yield them with their outcomes in the order the
     results arrived: the feeds are stored in the order they were fetched, as without the overlap."""
+    import asyncio
+
     pending: asyncio.Queue[asyncio.Task[tuple[FetchResult, ParseOutcome]] | BaseException | None] = asyncio.Queue()
     slots = asyncio.Semaphore(2 * max(parser.workers, 1))  # parsed or parsing, not yet taken by the consumer
     tasks: set[asyncio.Task[tuple[FetchResult, ParseOutcome]]] = set()  # not yet taken: the rest are let go

@@ -6,10 +6,11 @@
                                      parser and compiles the matcher's rules, then forks the others
 
 A worker imports `monitor.parse` and, once sent a matcher, `monitor.match` (never the database, HTTP or
-Telegram code). One that dies (a crash in the Rust parser, the kernel's OOM killer) fails only the feed it was
+Telegram code, nor pydantic, the configuration or asyncio: the matcher holds its proposals as plain data,
+`rules.Terms`). One that dies (a crash in the Rust parser, the kernel's OOM killer) fails only the feed it was
 reading (`monitor.parse_pool.Parser` reads that one again itself and starts a fresh worker). Starting a worker
-costs about half a second of CPU (imports, the matcher's rules, the feed readers): on a 2-core machine, where a
-big first poll parses in two of them while the poll stores, a forked one saves that much.
+costs 0.4-0.5 s of CPU (imports, the matcher's rules, the feed readers): on a 2-core machine, where a big first
+poll parses in two of them while the poll stores, a forked one saves that much.
 """
 
 from __future__ import annotations

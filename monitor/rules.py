@@ -1,26 +1,75 @@
 """A proposal's configuration (actors, required groups, excluded terms) -> the patterns `monitor.match` tests.
 
-Pure: compiled once per `Matcher`; reads no file, clock, network or database.
+Pure: compiled once per `Matcher`; reads no file, clock, network or database. What matching reads of a
+proposal is copied out of the configuration's model first (`Terms.of`): plain data, so that a parser process
+unpickles a matcher without loading pydantic and the configuration's models (a seventh of its start).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
 
 from monitor.concepts import word_starts
-from monitor.config import ProposalConfig
 from monitor.text import alternatives_pattern, fold_text, same_clause, term_literals, term_pattern, terms_pattern
+
+if TYPE_CHECKING:
+    from monitor.config import ProposalConfig
 
 ACTOR_GROUP = "@actor"
 _NOT_PLACE = r"(?<!\bin )(?<!\bat )"  # "sign security pact in Italy"; but "what's in Canada's agreement" is Canada's
 
 
 @dataclass(frozen=True)
+class ConceptTerms:
+    """A proposal's concept (`config.Concept`) as matching reads it."""
+
+    parts: tuple[str, ...]
+    near: int
+    ordered: bool
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A proposal (`config.ProposalConfig`) as matching reads it: what names it, describes it, is required for it
+    or explains a reading away, and the days it was current."""
+
+    id: str
+    aliases: tuple[str, ...]
+    names: tuple[str, ...]
+    concepts: tuple[ConceptTerms, ...]
+    actors: tuple[str, ...]
+    required: tuple[str, ...]
+    excluded: tuple[str, ...]
+    excluded_in_clause: tuple[str, ...]
+    excluded_in_reading: tuple[str, ...]
+    since: date | None
+    until: date | None
+
+    @classmethod
+    def of(cls, proposal: ProposalConfig) -> Terms:
+        return cls(
+            proposal.id,
+            tuple(proposal.aliases),
+            tuple(proposal.names),
+            tuple(ConceptTerms(tuple(c.parts), c.near, c.ordered) for c in proposal.concepts),
+            tuple(proposal.actors),
+            tuple(proposal.required),
+            tuple(proposal.excluded),
+            tuple(proposal.excluded_in_clause),
+            tuple(proposal.excluded_in_reading),
+            proposal.since,
+            proposal.until,
+        )
+
+
+@dataclass(frozen=True)
 class Rule:
     """One proposal's configuration compiled: its actors, required groups and excluded terms as patterns."""
 
-    proposal: ProposalConfig
+    proposal: Terms
     needs_actor: bool
     actors: tuple[tuple[str, re.Pattern[str], str], ...]  # name, pattern, text any hit contains ("" if none)
     required: tuple[re.Pattern[str], ...]
@@ -59,7 +108,7 @@ def _frozen(starts: set[str] | None) -> frozenset[str] | None:
     return frozenset(starts) if starts is not None else None
 
 
-def compile_rule(proposal: ProposalConfig) -> Rule:
+def compile_rule(proposal: Terms) -> Rule:
     groups = [g for g in proposal.required if g.strip() != ACTOR_GROUP]
     names = [name for name in proposal.actors if fold_text(name)]  # not where a pact is signed ("in Italy")
     actors = tuple(

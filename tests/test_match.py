@@ -252,7 +252,8 @@ class CountingMatcher(Matcher):
 
 
 def test_matcher_reads_the_same_item_once_and_hands_out_copies() -> None:
-    matcher = CountingMatcher(load_config(DEFAULT_CONFIG_PATH, env={}).proposals, memo=3)
+    proposals = load_config(DEFAULT_CONFIG_PATH, env={}).proposals
+    matcher = CountingMatcher(proposals, memo=3)
     title, summary = "Britain pledges troops for Ukraine", "A reassurance force after a ceasefire."
     first = matcher.match(title, summary)
     first.clear()  # a caller's list is its own
@@ -265,6 +266,6 @@ def test_matcher_reads_the_same_item_once_and_hands_out_copies() -> None:
     matcher.match(title, summary)
     assert matcher.reads == 8  # forgotten when the memory started again
     assert pickle.loads(pickle.dumps(matcher))._memo == {}  # a parser process gets the rules, not the memory
-    forgetful = CountingMatcher(matcher._proposals, memo=0)
+    forgetful = CountingMatcher(proposals, memo=0)
     assert forgetful.match(title, summary) == forgetful.match(title, summary) == again
     assert forgetful.reads == 2 and forgetful._memo == {}

@@ -270,6 +270,28 @@ def test_parse_worker_imports_no_database_http_or_telegram_code() -> None:
     assert sorted(name for name in modules if name.split(".")[0] in forbidden or name in forbidden) == []
 
 
+def test_parse_worker_matches_without_loading_pydantic_the_configuration_or_asyncio(base_config: Config) -> None:
+    """The matcher reaches a parser process as plain data: the process reads and matches a first poll's items as
+    the poll's own process would, without the half of its start that pydantic, the configuration's models and
+    asyncio took."""
+    matcher = Matcher(base_config.proposals, base_config.settings.status.ladder)
+    body = rss(SEED_LIKE, SIGNED_DK, ("x1", "Markets close higher", "Stocks rose on Friday."))
+    expected = match_items(parse_feed(body, {}, "http://127.0.0.1:9/a", NOW), matcher)
+    assert isinstance(expected, MatchedFeed) and sum(map(bool, expected.matches)) == 2
+    worker, requests, answers = _worker_process(["-X", "importtime", "-m", "monitor.parse_worker"], True)
+    with requests, answers:
+        _write(requests, matcher)
+        _write(requests, (body, {}, "http://127.0.0.1:9/a", NOW, None, True))
+        outcome = _read(answers)
+        requests.close()
+        _, err = worker.communicate(timeout=60)
+    assert outcome == expected and outcome.matches == expected.matches
+    modules = {line.rsplit("|", 1)[-1].strip() for line in err.decode().splitlines() if "|" in line}
+    assert {"monitor.match", "monitor.cues", "rapidfuzz"} <= modules
+    assert sorted(name for name in modules if name.split(".")[0] in ("pydantic", "asyncio", "yaml")) == []
+    assert "monitor.config" not in modules
+
+
 _FIRST_PARSE = """
 import asyncio, sys
 from datetime import UTC, datetime
