@@ -116,6 +116,39 @@ def test_read_fast_takes_a_plain_feed() -> None:
     assert (fast.items[0].title, fast.items[0].canonical_url) == ("a b & c", "https://e.org/1")
 
 
+@pytest.mark.parametrize(
+    ("title", "summary", "sanitised"),
+    [
+        ("S&amp;P 500 &gt; 4,000", "R&amp;D at AT&amp;T &amp;amp; more", False),
+        (
+            "&amp;copy 2026 &amp;notit; &amp;amp;lt;b&amp;amp;gt;",
+            "a &amp;lt;b&amp;gt;bold&amp;lt;/b&amp;gt; word",
+            False,
+        ),
+        ("Kyiv &#8211; &quot;talks&quot; it&apos;s &#x26;", "&amp;#169; &amp;amp;amp;amp;", False),
+        ("plain", "<![CDATA[<p>Allies <b>weigh</b> &amp; a <a href='https://e.org/x'>guarantee</a></p>]]>", True),
+        ("<![CDATA[2 < 3 & 4 > 1]]>", "<![CDATA[<img src='https://e.org/i.png'> text & more]]>", True),
+    ],
+)
+def test_read_fast_sanitises_only_a_feed_whose_text_holds_markup(title: str, summary: str, sanitised: bool) -> None:
+    # Sanitising is half of feedparser-rs's parse; where no text the poll reads holds a tag, it is skipped and the
+    # items are still exactly feedparser's (escaped ampersands, named references without their semicolon,
+    # references escaped twice).
+    body = (
+        f"<rss version='2.0'><channel><title>T</title><item><guid>https://e.org/g1</guid><title>{title}</title>"
+        f"<description>{summary}</description></item></channel></rss>"
+    ).encode()
+    headers = {"content-type": "application/rss+xml"}
+    module = parse_fast._parser()
+    assert module is not None
+    limits = module.ParserLimits(max_feed_size_bytes=len(body) + 1, max_entries=10)
+    plain = module.parse_with_limits(body, limits=limits, sanitize_html=False, resolve_relative_uris=False)
+    assert parse_fast._holds_markup(plain) is sanitised
+    fast = parse_feed(body, headers, URL, NOW)
+    assert fast.parser == "feedparser-rs"
+    assert fast == parse_feed(body, headers, URL, NOW, fast=False)
+
+
 def test_parse_feed_without_feedparser_rs_uses_feedparser() -> None:
     script = (
         "import sys; sys.modules['feedparser_rs'] = None\n"  # as if it were not installed
