@@ -47,13 +47,20 @@ class Shared:
     locked (`history.lock_proposals`: a lock lasts until the commit), the feeds' names, and the stories it
     knows of (those committed before it, as the recorder keeps them, and its own). Each is read once per
     transaction (a story once per poll), not once per feed that needs it. And the feeds' poll rows, written
-    together at the end."""
+    together at the end, and their report events and plain evidence (`bulk.Batch`), written before a row that
+    must follow them and at the end."""
 
     states: dict[str, ProposalState] = field(default_factory=dict)
     locked: set[str] = field(default_factory=set)
     names: dict[str, str] = field(default_factory=dict)
     stories: dict[str, int] = field(default_factory=dict)  # canonical URL -> story id (`bulk.save_items_bulk`)
     polls: list[models.FeedPoll] = field(default_factory=list)  # the feeds' poll rows, written at the commit
+    batch: bulk.Batch | None = None
+
+    def flush(self) -> None:
+        """Write the batched rows: before a row that must follow them (a feed's health event), and at the end."""
+        if self.batch is not None:
+            self.batch.flush()
 
     def lock(self, proposal_ids: set[str], *, session: Session) -> None:
         """Lock the proposals this transaction does not hold yet (`history.lock_proposals`)."""
@@ -158,8 +165,11 @@ class Recorder:
             rest = [i for i in range(len(feeds)) if i not in outcomes]
             ids = [feeds[i][0].request.source_id for i in rest]
             held = sources.load_sources(ids, session=session) if ids else []  # one query for the group
-            shared = Shared(names={source.id: source.name for source in held}, stories=dict(self.stories))
+            shared = Shared(
+                names={source.id: source.name for source in held}, stories=dict(self.stories), batch=bulk.Batch(session)
+            )
             outcomes.update((i, self._store_feed(*feeds[i], now, shared, session=session)) for i in rest)
+            shared.flush()
             sources.record_feed_polls(shared.polls, session=session)
             del held
             session.commit()
@@ -206,7 +216,7 @@ class Recorder:
             outcome="failed",
         )
         if error is not None:
-            outcome = _store_failure(self.config, source, result, error, poll, now, session=session)
+            outcome = _store_failure(self.config, source, result, error, poll, now, shared, session=session)
         else:
             outcome = _store_success(
                 self.config, source, result, parsed, self.matcher, poll, now, shared, session=session
@@ -242,6 +252,7 @@ def _store_failure(
     error: MonitorError,
     poll: models.FeedPoll,
     now: datetime,
+    shared: Shared,
     *,
     session: Session,
 ) -> FeedOutcome:
@@ -255,6 +266,7 @@ def _store_failure(
     sources.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
     if plan.health in ("failing", "disabled") and was != plan.health:
         detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
+        shared.flush()  # the earlier feeds' report events first
         events.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
         session.flush()  # the outbox in the order of events: before a later feed's reports (`Recorder._store`)
     poll.error = message
@@ -292,7 +304,9 @@ def _store_success(
     matched = _match_changed(saved, parsed, matcher)
     # Another worker may be deciding on the same proposals: lock their rows, always in the same order.
     shared.lock({m.proposal for _row, matches in matched for m in matches}, session=session)
-    changes = bulk.record_matches_bulk(matched, config, now, session=session, states=shared.states, names=shared.names)
+    changes = bulk.record_matches_bulk(
+        matched, config, now, session=session, states=shared.states, names=shared.names, batch=shared.batch
+    )
     warning = parsed.warning if parsed else None
     sources.record_success(
         source,

@@ -364,6 +364,37 @@ def test_a_groups_poll_rows_wait_for_its_commit_and_its_events_keep_their_order(
     assert kinds[0] == "feed-failing" and "report" in kinds[1:], kinds
 
 
+# reports that leave their proposal's status as it is (plain report events)
+_WEIGHED = ("w1", "Allies weigh NATO-like security guarantee for Ukraine without membership", "")
+_WEIGHED_AGAIN = ("w2", "Allies again weigh a NATO-like security guarantee for Ukraine without membership", "")
+
+
+def test_a_groups_report_events_are_written_together_and_before_a_later_feeds_health_event(
+    server: FeedServer, base_config: Config, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The report events and plain evidence of a group's feeds wait for one statement each, not one per feed
+    with matches; a later feed that turns failing writes its event after them, as feed-by-feed storing does."""
+    written, event_inserts = [], []
+    for together in (True, False):
+        engine, config, recorder = _local(server, base_config, tmp_path / f"{together}.db", clock, failing_after=1)
+        answers = [
+            _report(config, "blog", _WEIGHED),
+            _report(config, "wire", _WEIGHED_AGAIN),
+            _answer(config, "gov", 500),
+        ]
+        inserts = _statements(engine, "INSERT INTO EVENT")
+        outcomes = recorder.many(answers) if together else [recorder.many([answer])[0] for answer in answers]
+        assert [outcome.outcome for outcome in outcomes] == ["ok", "ok", "failed"]
+        event_inserts.append(len(inserts))
+        written.append({**_decided(engine), "feed_poll": _polls(engine, recorder.run_id)})
+        engine.dispose()
+    group, alone = written
+    assert group == alone
+    kinds = [kind for kind, *_ in group["event"]]
+    assert "report" in kinds[:-1] and kinds[-1] == "feed-failing", kinds
+    assert event_inserts == [2, 3]  # together: both reports in one insert, then the failing feed's event
+
+
 def test_a_feed_stored_for_the_first_time_looks_up_none_of_its_items(
     server: FeedServer, base_config: Config, engine: Engine, database_url: str, clock: FakeClock
 ) -> None:

@@ -209,12 +209,13 @@ def record_matches_bulk(
     notify: bool = True,
     states: dict[str, ProposalState] | None = None,
     names: dict[str, str] | None = None,
+    batch: Batch | None = None,
 ) -> list[models.StatusChange]:
-    """Record the matches of items with no match yet (new in this transaction, or all in a rebuild):
-    match rows in one insert, report events (with `notify`) and plain evidence batched, proposal states read
-    once and again only after a decision changed them. `now`: one time, or one per item (a rebuild records
-    each as of when first seen). `states` keeps the states read across calls, for the only writer (or one that
-    holds the proposals locked), and `names` the feeds' names read."""
+    """Record the matches of items with no match yet (new in this transaction, or all in a rebuild): match rows
+    in one insert, report events (with `notify`) and plain evidence batched, proposal states read once and again
+    only after a decision changed them. `now`: one time, or one per item (a rebuild records each as of when first
+    seen). Kept across calls: `states` read (for the only writer, or one holding the proposals locked), `names`,
+    and the batched rows in a caller's `batch` (which flushes them before what must follow), else written here."""
     times = [now] * len(changed) if isinstance(now, datetime) else list(now)
     pairs = [(item, match, at) for (item, matches), at in zip(changed, times, strict=True) for match in matches]
     if not pairs:  # most feeds' items match nothing: nothing to read either
@@ -232,7 +233,7 @@ def record_matches_bulk(
     names = {} if names is None else names
     if notify and (unread := {item.source_id for item, _, _ in pairs} - names.keys()):
         names.update(_source_names(unread, session=session))
-    batch = _Batch(session)
+    own, batch = batch is None, batch or Batch(session)
     states = {} if states is None else states
     touched: list[models.StatusChange] = []
     for (item, match, at), match_id, row in zip(pairs, ids, rows, strict=True):
@@ -258,7 +259,8 @@ def record_matches_bulk(
             decisions, observation, match_model, item.model(), ladder, at, session=session, notify=notify
         )
         del states[match.proposal]
-    batch.flush()
+    if own:
+        batch.flush()
     return touched
 
 
@@ -291,8 +293,8 @@ def _with_evidence(state: ProposalState, status: str, observation: Observation) 
     return replace(state, pending={**state.pending, status: grown})
 
 
-class _Batch:
-    """Report events, evidence and confidence raises waiting for one statement each."""
+class Batch:
+    """Report events, evidence and confidence raises waiting for one statement each (`flush`)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
