@@ -114,7 +114,7 @@ class Matcher:
         self.ladder = Ladder.of(ladder)
         self.memo_size = memo  # readings remembered, 0 for none
         self._proposals = tuple(Terms.of(p) for p in proposals)  # plain data: pickles without pydantic
-        self._window = {p.id: (p.since, p.until) for p in proposals}
+        self._window = {p.id: (p.since, p.until) for p in self._proposals}
         self.compiled = False  # whether the rules have been compiled (by a first `match`)
         self._memo: dict[tuple[str, str, date | None], tuple[Match, ...]] = {}
 

@@ -50,17 +50,12 @@ class Shared:
     together at the end, and their report events and plain evidence (`bulk.Batch`), written before a row that
     must follow them and at the end."""
 
+    batch: bulk.Batch  # flushed before a row that must follow its rows (a feed's health event), and at the end
     states: dict[str, ProposalState] = field(default_factory=dict)
     locked: set[str] = field(default_factory=set)
     names: dict[str, str] = field(default_factory=dict)
     stories: dict[str, int] = field(default_factory=dict)  # canonical URL -> story id (`bulk.save_items_bulk`)
     polls: list[models.FeedPoll] = field(default_factory=list)  # the feeds' poll rows, written at the commit
-    batch: bulk.Batch | None = None
-
-    def flush(self) -> None:
-        """Write the batched rows: before a row that must follow them (a feed's health event), and at the end."""
-        if self.batch is not None:
-            self.batch.flush()
 
     def lock(self, proposal_ids: set[str], *, session: Session) -> None:
         """Lock the proposals this transaction does not hold yet (`history.lock_proposals`)."""
@@ -155,9 +150,9 @@ class Recorder:
     ) -> list[FeedOutcome]:
         # No autoflush: the feeds' source updates wait for the commit (a statement for all), where each query of
         # a later feed (its matches' insert, a proposal's lock) would flush them a feed at a time; their poll
-        # rows are written at the end, in one insert. What a later statement must see or follow is flushed
-        # where it is added: a status decision's rows (`history.apply_decisions`), a health event
-        # (`_store_failure`).
+        # rows are written at the end, in one insert, and their report events and plain evidence wait in
+        # `shared.batch`. What a later statement must see or follow is flushed where it is added: a status
+        # decision's rows (`history.apply_decisions`), a health event (`_store_failure`).
         with Session(self.engine) as session, session.no_autoflush:
             plain = [i for i, (result, parsed, error) in enumerate(feeds) if _plain_304(result, parsed, error)]
             stored = self._not_modified([feeds[i][0] for i in plain], now, session=session)
@@ -165,11 +160,10 @@ class Recorder:
             rest = [i for i in range(len(feeds)) if i not in outcomes]
             ids = [feeds[i][0].request.source_id for i in rest]
             held = sources.load_sources(ids, session=session) if ids else []  # one query for the group
-            shared = Shared(
-                names={source.id: source.name for source in held}, stories=dict(self.stories), batch=bulk.Batch(session)
-            )
+            names = {source.id: source.name for source in held}
+            shared = Shared(bulk.Batch(session), names=names, stories=dict(self.stories))
             outcomes.update((i, self._store_feed(*feeds[i], now, shared, session=session)) for i in rest)
-            shared.flush()
+            shared.batch.flush()
             sources.record_feed_polls(shared.polls, session=session)
             del held
             session.commit()
@@ -266,7 +260,7 @@ def _store_failure(
     sources.record_failure(source, session=session, now=now, schedule=plan, status=status, error=message)
     if plan.health in ("failing", "disabled") and was != plan.health:
         detail = {"source": source.name, "error": message, "failures": plan.consecutive_failures}
-        shared.flush()  # the earlier feeds' report events first
+        shared.batch.flush()  # the earlier feeds' report events first
         events.add_event(f"feed-{plan.health}", now, detail, session=session, source_id=source.id)
         session.flush()  # the outbox in the order of events: before a later feed's reports (`Recorder._store`)
     poll.error = message

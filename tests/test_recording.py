@@ -23,6 +23,7 @@ from monitor.parse import ParsedFeed, parse_feed
 from monitor.pipeline import run_poll
 from monitor.recording import Recorder, Shared, groups
 from monitor.store import sources
+from monitor.store.bulk import Batch
 from monitor.store.schema import open_database
 
 from .conftest import (
@@ -190,7 +191,7 @@ def test_a_304_stored_in_bulk_writes_what_the_feed_by_feed_path_writes(
     result, _ = _answer(config, "a", 304)
 
     with Session(engine) as session:  # the ORM's way, as for a feed that brings items
-        shared = Shared()
+        shared = Shared(Batch(session))
         one = recorder._store_feed(result, None, None, clock(), shared, session=session)
         sources.record_feed_polls(shared.polls, session=session)
         session.commit()
